@@ -1,0 +1,194 @@
+"""The one module that speaks InfluxDB's v1-compatible HTTP API (/write, /query, /ping).
+
+Works with influxd 1.x (user/password), and InfluxDB 2.x/3.x through their v1
+compatibility endpoints (token auth, bucket = database).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class InfluxError(RuntimeError):
+    """Base of every InfluxDB failure."""
+
+
+class RetryableInfluxError(InfluxError):
+    """The server is down, slow or overloaded: the same request may succeed later."""
+
+
+class FatalInfluxError(InfluxError):
+    """The request itself is wrong (bad credentials, bad query): retrying will not help."""
+
+
+class WriteRejected(FatalInfluxError):
+    """A 400 on /write: some line of the batch is malformed or conflicts in type (a poison batch)."""
+
+
+@dataclass(frozen=True)
+class InfluxConfig:
+    """Where InfluxDB is and how to authenticate.
+
+    auth: "basic" sends user/password (1.x; 3.x accepts any user with the token as password);
+    "token" sends `Authorization: Token <token>` (2.x/3.x v1 compatibility API).
+    """
+
+    url: str = "http://127.0.0.1:8086"
+    database: str = "gumei"
+    auth: Literal["none", "basic", "token"] = "none"
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    retention_policy: str = ""
+    timeout_s: float = 30.0
+    retries: int = 5
+    gzip: bool = True
+
+
+@dataclass(frozen=True)
+class Series:
+    """One result series of an InfluxQL query."""
+
+    name: str
+    tags: dict[str, str]
+    columns: list[str]
+    values: list[list[Any]]
+
+
+class InfluxClient:
+    """HTTP client with connection reuse, gzip, and retries with back-off.
+
+    Thread-safe (httpx.Client is); create one per process and close() it at the end.
+    """
+
+    def __init__(self, config: InfluxConfig) -> None:
+        self.config = config
+        headers = {"User-Agent": "gumei-iot"}
+        auth: httpx.BasicAuth | None = None
+        if config.auth == "token":
+            headers["Authorization"] = f"Token {config.token}"
+        elif config.auth == "basic":
+            auth = httpx.BasicAuth(config.username, config.password)
+        self._http = httpx.Client(
+            base_url=config.url.rstrip("/"),
+            headers=headers,
+            auth=auth,
+            timeout=config.timeout_s,
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> InfluxClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- low level -----------------------------------------------------------------
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, classified: 2xx returned; 5xx/transport raise Retryable; others Fatal."""
+        try:
+            r = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise RetryableInfluxError(f"InfluxDB at {self.config.url} unreachable: {exc}") from exc
+        if r.status_code < 300:
+            return r
+        message = _error_text(r)
+        if r.status_code in (401, 403):
+            raise FatalInfluxError(f"InfluxDB refused the credentials ({r.status_code}): {message}")
+        if r.status_code == 400 and path == "/write":
+            raise WriteRejected(f"InfluxDB rejected the batch: {message}")
+        if r.status_code >= 500 or r.status_code == 429:
+            raise RetryableInfluxError(f"InfluxDB error {r.status_code}: {message}")
+        raise FatalInfluxError(f"InfluxDB error {r.status_code}: {message}")
+
+    def _with_retries(self, method: str, path: str, retries: int | None = None, **kwargs: Any) -> httpx.Response:
+        attempts = self.config.retries if retries is None else retries
+        delay = 0.2
+        for attempt in range(attempts + 1):
+            try:
+                return self._send(method, path, **kwargs)
+            except RetryableInfluxError as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("retrying in %.1fs: %s", delay, exc)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 10.0)
+        raise AssertionError("unreachable")
+
+    # -- API -------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True when the server answers /ping."""
+        try:
+            self._send("GET", "/ping")
+        except InfluxError:
+            return False
+        return True
+
+    def write_lines(self, body: bytes, precision: str = "ns", retries: int | None = None) -> None:
+        """POST line protocol; raise WriteRejected on 400, Retryable after the retries run out."""
+        if not body:
+            return
+        params = {"db": self.config.database, "precision": precision}
+        if self.config.retention_policy:
+            params["rp"] = self.config.retention_policy
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.config.gzip and len(body) > 4096:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        self._with_retries("POST", "/write", retries=retries, params=params, content=body, headers=headers)
+
+    def query(self, q: str, retries: int | None = None) -> list[Series]:
+        """Run InfluxQL (times as epoch ms); return every series of every statement."""
+        r = self._with_retries("POST", "/query", retries=retries, data={"q": q, "db": self.config.database, "epoch": "ms"})
+        return list(_series_of(r.json()))
+
+    def query_chunks(self, q: str, chunk_size: int = 50_000) -> Iterator[Series]:
+        """Stream a large result in chunks of at most chunk_size rows (bounded memory)."""
+        data = {"q": q, "db": self.config.database, "epoch": "ms", "chunked": "true", "chunk_size": str(chunk_size)}
+        try:
+            with self._http.stream("POST", "/query", data=data) as r:
+                if r.status_code >= 300:
+                    r.read()
+                    raise FatalInfluxError(f"InfluxDB error {r.status_code}: {_error_text(r)}")
+                for line in r.iter_lines():
+                    if line.strip():
+                        yield from _series_of(json.loads(line))
+        except httpx.TransportError as exc:
+            raise RetryableInfluxError(f"InfluxDB at {self.config.url} unreachable: {exc}") from exc
+
+    def execute(self, q: str) -> None:
+        """Run a statement that returns no rows (CREATE, DROP, ...)."""
+        self.query(q)
+
+
+def _error_text(r: httpx.Response) -> str:
+    try:
+        return str(r.json().get("error", r.text))[:300]
+    except ValueError:
+        return r.text[:300]
+
+
+def _series_of(doc: dict[str, Any]) -> Iterator[Series]:
+    if "error" in doc:
+        raise FatalInfluxError(f"InfluxDB query error: {doc['error']}")
+    for result in doc.get("results", []):
+        if "error" in result:
+            raise FatalInfluxError(f"InfluxDB query error: {result['error']}")
+        for s in result.get("series", []):
+            yield Series(s.get("name", ""), s.get("tags", {}) or {}, s["columns"], s.get("values", []))

@@ -1,0 +1,94 @@
+"""Names of every InfluxDB measurement, tag and field the pipeline writes.
+
+Dashboards and tests take names from here, so a rename breaks a test, not a panel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One InfluxDB measurement: its name, tag keys and field keys (with line-protocol types)."""
+
+    name: str
+    tags: tuple[str, ...]
+    fields: dict[str, str]  # field -> "float" | "integer" | "string" | "boolean"
+
+
+WASTE_READING = Measurement(
+    "waste_reading",
+    tags=("site", "area", "device", "category"),
+    fields={"net_kg": "float", "gross_kg": "float", "seq": "integer", "resident": "string"},
+)
+"""One deposit. Point time = ts ms * 1e6 + seq mod 1e6 ns: (device, seq) is the identity."""
+
+WASTE_DAILY = Measurement(
+    "waste_daily",
+    tags=("site", "area", "category"),
+    fields={"tonnes": "float", "net_g": "integer", "deposits": "integer"},
+)
+"""Daily tonnage per (Asia/Shanghai day, site, category); time = that day's midnight."""
+
+HEALTH_MEASUREMENT = Measurement(
+    "health_measurement",
+    tags=("site", "device", "type"),
+    fields={
+        "seq": "integer",
+        "resident": "string",
+        "abnormal": "boolean",
+        "flag": "string",
+        # plus one float field per contract value key, e.g. systolic_mmhg
+    },
+)
+
+GATEWAY_STATUS = Measurement(
+    "gateway_status",
+    tags=("site", "kind"),
+    fields={"online": "boolean", "buffered": "integer", "devices_ok": "integer", "devices": "integer"},
+)
+
+DEVICE_STATUS = Measurement(
+    "device_status",
+    tags=("site", "device"),
+    fields={"ok": "boolean", "fill_pct": "float"},
+)
+
+QUARANTINE = Measurement(
+    "quarantine",
+    tags=("site", "kind", "code"),
+    fields={"reason": "string", "topic": "string", "payload": "string", "entries": "integer"},
+)
+"""Dead letters: a whole payload (entries = how many it held) or one entry, with its reason."""
+
+DIRTY_DAY = Measurement(
+    "dirty_day",
+    tags=("day",),
+    fields={"points": "integer"},
+)
+"""Marks a Shanghai day touched by newly written readings; the aggregator recomputes those."""
+
+INGEST_STATS = Measurement(
+    "ingest_stats",
+    tags=("worker",),
+    fields={
+        "received": "integer",
+        "written": "integer",
+        "quarantined": "integer",
+        "redelivered": "integer",
+        "queue_depth": "integer",
+        "batch_latency_ms": "float",
+    },
+)
+
+ALL = (
+    WASTE_READING,
+    WASTE_DAILY,
+    HEALTH_MEASUREMENT,
+    GATEWAY_STATUS,
+    DEVICE_STATUS,
+    QUARANTINE,
+    DIRTY_DAY,
+    INGEST_STATS,
+)

@@ -1,0 +1,164 @@
+"""Typed models of the v1 device-to-cloud wire contract (CONTRACT.md)."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+RESIDENT_PATTERN = r"^r-[0-9a-f]{32}$"
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_BATCH = 1000
+MAX_NET_KG = 500.0
+FUTURE_TOLERANCE_MS = 5 * 60 * 1000
+
+WASTE_SCHEMA = "gumei.waste.readings.v1"
+HEALTH_SCHEMA = "gumei.health.measurements.v1"
+STATUS_SCHEMA = "gumei.status.v1"
+
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Resident = Annotated[str, StringConstraints(pattern=RESIDENT_PATTERN)]
+EpochMs = Annotated[int, Field(ge=0, lt=10**14, strict=True)]
+Seq = Annotated[int, Field(ge=0, lt=2**63, strict=True)]
+
+
+class Category(StrEnum):
+    """Shanghai's four waste categories."""
+
+    DRY = "dry"
+    WET = "wet"
+    RECYCLABLE = "recyclable"
+    HAZARDOUS = "hazardous"
+
+
+CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+
+
+class MeasurementType(StrEnum):
+    """Health measurement types of the contract."""
+
+    BLOOD_PRESSURE = "blood_pressure"
+    BLOOD_GLUCOSE = "blood_glucose"
+    BODY_COMPOSITION = "body_composition"
+    BODY_TEMPERATURE = "body_temperature"
+    PULSE_OXIMETRY = "pulse_oximetry"
+
+
+# Required and optional numeric value keys per type; "meal" is the one string value.
+VALUE_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "blood_pressure": (
+        frozenset({"systolic_mmhg", "diastolic_mmhg"}),
+        frozenset({"mean_arterial_mmhg", "pulse_bpm"}),
+    ),
+    "blood_glucose": (frozenset({"glucose_mmol_l"}), frozenset({"meal"})),
+    "body_composition": (
+        frozenset({"weight_kg"}),
+        frozenset({"height_cm", "bmi", "body_fat_pct"}),
+    ),
+    "body_temperature": (frozenset({"temperature_c"}), frozenset()),
+    "pulse_oximetry": (frozenset({"spo2_pct"}), frozenset({"pulse_bpm"})),
+}
+MEALS = frozenset({"fasting", "postprandial", "random"})
+
+
+def now_ms() -> int:
+    """Current wall-clock time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def device_belongs(device: str, site: str) -> bool:
+    """True when a device id starts with its site id and a dash."""
+    return device.startswith(site + "-") and len(device) > len(site) + 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WasteReading(_Frozen):
+    """One deposit weighed by one scale."""
+
+    device: Identifier
+    seq: Seq
+    ts: EpochMs
+    category: Category
+    net_kg: Annotated[float, Field(gt=0, le=MAX_NET_KG, allow_inf_nan=False)]
+    gross_kg: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] | None = None
+    resident: Resident | None = None
+
+
+class HealthMeasurement(_Frozen):
+    """One measurement from one health-hut instrument."""
+
+    device: Identifier
+    seq: Seq
+    ts: EpochMs
+    resident: Resident | None = None
+    type: MeasurementType
+    values: dict[str, Annotated[float, Field(allow_inf_nan=False)] | str]
+
+    @model_validator(mode="after")
+    def _values_match_type(self) -> HealthMeasurement:
+        required, optional = VALUE_KEYS[self.type.value]
+        keys = set(self.values)
+        missing = required - keys
+        if missing:
+            raise ValueError(f"{self.type.value} needs values {sorted(missing)}")
+        unknown = keys - required - optional
+        if unknown:
+            raise ValueError(f"{self.type.value} does not take values {sorted(unknown)}")
+        for key, value in self.values.items():
+            if key == "meal":
+                if value not in MEALS:
+                    raise ValueError(f"meal must be one of {sorted(MEALS)}")
+            elif isinstance(value, str) or isinstance(value, bool):
+                raise ValueError(f"value {key} must be a number")
+        return self
+
+
+class WasteBatch(_Frozen):
+    """A batch of waste readings from one site (topic .../readings)."""
+
+    schema_: Literal["gumei.waste.readings.v1"] = Field(WASTE_SCHEMA, alias="schema")
+    site: Identifier
+    readings: Annotated[list[WasteReading], Field(min_length=1, max_length=MAX_BATCH)]
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class HealthBatch(_Frozen):
+    """A batch of health measurements from one hut (topic .../measurements)."""
+
+    schema_: Literal["gumei.health.measurements.v1"] = Field(HEALTH_SCHEMA, alias="schema")
+    site: Identifier
+    measurements: Annotated[list[HealthMeasurement], Field(min_length=1, max_length=MAX_BATCH)]
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class DeviceStatus(_Frozen):
+    """Health of one device as the gateway sees it."""
+
+    device: Identifier
+    ok: bool
+    fill_pct: Annotated[float, Field(ge=0, le=200)] | None = None
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class Status(_Frozen):
+    """Retained gateway status; with state offline it is also the Last Will."""
+
+    schema_: Literal["gumei.status.v1"] = Field(STATUS_SCHEMA, alias="schema")
+    site: Identifier
+    state: Literal["online", "offline"]
+    ts: EpochMs | None = None
+    agent_version: str | None = None
+    buffered: Annotated[int, Field(ge=0)] | None = None
+    devices: list[DeviceStatus] = []
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+
+def encode(batch: WasteBatch | HealthBatch | Status) -> bytes:
+    """Serialize a contract message to its UTF-8 JSON payload."""
+    return batch.model_dump_json(by_alias=True, exclude_none=True).encode()
