@@ -57,7 +57,7 @@ DEVICE_STATUS = Measurement(
 
 QUARANTINE = Measurement(
     "quarantine",
-    tags=("site", "kind", "code"),
+    tags=("site", "kind", "code", "worker"),
     fields={"reason": "string", "topic": "string", "payload": "string", "entries": "integer"},
 )
 """Dead letters: a whole payload (entries = how many it held) or one entry, with its reason."""
@@ -68,6 +68,13 @@ DIRTY_DAY = Measurement(
     fields={"points": "integer"},
 )
 """Marks a Shanghai day touched by newly written readings; the aggregator recomputes those."""
+
+AGGREGATOR_STATE = Measurement(
+    "aggregator_state",
+    tags=(),
+    fields={"watermark_ms": "integer", "days": "integer"},
+)
+"""Where the incremental aggregator got to: dirty_day markers before the watermark are done."""
 
 INGEST_STATS = Measurement(
     "ingest_stats",
@@ -90,5 +97,6 @@ ALL = (
     DEVICE_STATUS,
     QUARANTINE,
     DIRTY_DAY,
+    AGGREGATOR_STATE,
     INGEST_STATS,
 )

@@ -1,0 +1,49 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from cloud import registry as registry_mod
+from cloud.api.deps import AppState
+from cloud.api.routes import waste
+from cloud.auth import TokenStore
+from cloud.influx import InfluxClient
+from cloud.settings import CloudSettings
+
+
+def _one_line(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p not in ("query", "path", "body"))
+        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
+    return "; ".join(parts)
+
+
+def create_app(settings: CloudSettings) -> FastAPI:
+    """Build the API; the InfluxDB client lives as long as the app."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        influx = InfluxClient(settings.influx.config())
+        app.state.gumei = AppState(settings, influx, registry_mod.load(settings.registry), TokenStore(settings.tokens))
+        yield
+        influx.close()
+
+    app = FastAPI(title="Gumei community IoT", version="1", lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _one_line(exc)})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(waste.router)
+    return app

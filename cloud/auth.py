@@ -1,0 +1,115 @@
+"""API tokens: created and revoked by the CLI, stored hashed, checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+Role = Literal["operator", "health", "admin"]
+ROLES: tuple[Role, ...] = ("operator", "health", "admin")
+PREFIX = "gm"
+
+
+class AuthError(ValueError):
+    """A token store problem (unreadable file, unknown token id, bad role)."""
+
+
+class TokenRecord(BaseModel):
+    """One stored token: its public id, role, and the SHA-256 of the secret token."""
+
+    id: str
+    name: str
+    role: Role
+    sha256: str
+    created_ms: int
+    revoked: bool = False
+
+
+class TokenFile(BaseModel):
+    """The JSON document of the token store."""
+
+    tokens: list[TokenRecord] = []
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    """A JSON file of hashed tokens. Re-read when it changes, so the CLI's edits apply live."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: float = -1
+        self._by_id: dict[str, TokenRecord] = {}
+
+    def _load(self) -> TokenFile:
+        if not self.path.exists():
+            return TokenFile()
+        try:
+            return TokenFile.model_validate_json(self.path.read_bytes())
+        except (OSError, ValidationError) as exc:
+            raise AuthError(f"token store {self.path} is unreadable: {str(exc).splitlines()[0]}") from None
+
+    def _save(self, doc: TokenFile) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(doc.model_dump_json(indent=2))
+        os.chmod(tmp, 0o600)
+        tmp.replace(self.path)
+
+    def create(self, name: str, role: str) -> str:
+        """Create a token and return it; only its hash is stored, so show it once."""
+        if role not in ROLES:
+            raise AuthError(f"role must be one of {', '.join(ROLES)}")
+        token_id = secrets.token_hex(6)
+        token = f"{PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
+        doc = self._load()
+        doc.tokens.append(TokenRecord(id=token_id, name=name, role=role, sha256=_digest(token), created_ms=int(time.time() * 1000)))  # type: ignore[arg-type]
+        self._save(doc)
+        return token
+
+    def revoke(self, token_id: str) -> None:
+        """Revoke a token by its id (the middle part of the token)."""
+        doc = self._load()
+        for rec in doc.tokens:
+            if rec.id == token_id:
+                rec.revoked = True
+                self._save(doc)
+                return
+        raise AuthError(f"no token with id {token_id}")
+
+    def list(self) -> list[TokenRecord]:
+        """All tokens, without secrets."""
+        return self._load().tokens
+
+    def verify(self, token: str) -> TokenRecord | None:
+        """The record of a valid, unrevoked token, or None."""
+        parts = token.split("_")
+        if len(parts) != 3 or parts[0] != PREFIX:
+            return None
+        self._refresh()
+        rec = self._by_id.get(parts[1])
+        # Compare digests in constant time; compute one even for unknown ids.
+        expected = rec.sha256 if rec else "0" * 64
+        if not hmac.compare_digest(_digest(token), expected) or rec is None or rec.revoked:
+            return None
+        return rec
+
+    def _refresh(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            self._by_id = {}
+            return
+        if mtime != self._mtime:
+            self._by_id = {r.id: r for r in self._load().tokens}
+            self._mtime = mtime

@@ -1,0 +1,180 @@
+"""Turn received MQTT messages into one InfluxDB write: valid points, quarantine records, day markers.
+
+Pure: no network. The worker calls `plan_batch` and writes the result in one request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from cloud import measurements as m
+from cloud.days import date_of, day_number
+from cloud.lineproto import line, waste_lines
+from cloud.registry import Registry
+from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
+from contract.topics import Topic, parse
+
+PAYLOAD_EXCERPT = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One received MQTT message (mid is what the worker acknowledges)."""
+
+    topic: str
+    payload: bytes
+    mid: int = 0
+    dup: bool = False
+    received_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """A dead letter: a whole payload (index None) or one entry of a batch, with its reason."""
+
+    site: str
+    kind: str
+    code: str
+    reason: str
+    topic: str
+    payload: str
+    entries: int = 1
+
+
+@dataclass
+class Plan:
+    """What one batch of messages becomes."""
+
+    lines: list[str] = field(default_factory=list)
+    quarantine: list[QuarantineRecord] = field(default_factory=list)
+    readings: int = 0
+    measurements: int = 0
+    statuses: int = 0
+    days: Counter[int] = field(default_factory=Counter)
+
+
+HealthEncoder = Callable[[str, Sequence[object]], list[str]]
+
+
+def _excerpt(payload: bytes | str) -> str:
+    text = payload if isinstance(payload, str) else payload[:PAYLOAD_EXCERPT].decode("utf-8", "replace")
+    return text[:PAYLOAD_EXCERPT]
+
+
+class BatchPlanner:
+    """Decodes and validates messages against the registry; stateless between batches."""
+
+    def __init__(self, registry: Registry, health_encoder: HealthEncoder | None = None) -> None:
+        self._sites = registry.site_index()
+        self._health_encoder = health_encoder
+
+    def plan_batch(self, messages: Iterable[Message], now_ms: int | None = None) -> Plan:
+        """Plan one write for these messages; never raises for bad input."""
+        plan = Plan()
+        for msg in messages:
+            try:
+                self._plan_one(msg, plan, now_ms)
+            except TopicError as exc:
+                plan.quarantine.append(QuarantineRecord("unknown", "unknown", "bad_topic", str(exc), msg.topic[:200], _excerpt(msg.payload)))
+            except PayloadRejected as exc:
+                topic = _safe_parse(msg.topic)
+                plan.quarantine.append(
+                    QuarantineRecord(topic.site, topic.kind, exc.code, exc.detail, msg.topic, _excerpt(msg.payload), _count_entries(msg.payload))
+                )
+        return plan
+
+    def _plan_one(self, msg: Message, plan: Plan, now_ms: int | None) -> None:
+        topic = parse(msg.topic)
+        site = self._sites.get(topic.site)
+        if site is None or site.retired:
+            raise PayloadRejected("unknown_site", f"site {topic.site} is not in the registry")
+        if site.kind != topic.kind:
+            raise PayloadRejected("wrong_kind", f"site {topic.site} is a {site.kind} site, not {topic.kind}")
+        if topic.channel == "status":
+            self._plan_status(msg, topic, plan)
+            return
+        known = {d.id for d in site.devices if not d.retired}
+        if topic.channel == "readings":
+            decoded = decode_waste(msg.payload, topic, now_ms)
+            valid = []
+            for r in decoded.valid:
+                if r.device not in known:
+                    plan.quarantine.append(self._entry_record(topic, msg, "unknown_device", f"device {r.device} is not registered at {site.id}", r.model_dump_json()))
+                else:
+                    valid.append(r)
+            plan.lines.extend(waste_lines(site.id, site.area, valid))
+            plan.readings += len(valid)
+            for day in (day_number(r.ts) for r in valid):
+                plan.days[day] += 1
+        else:
+            decoded = decode_health(msg.payload, topic, now_ms)  # type: ignore[assignment]
+            valid = [x for x in decoded.valid if x.device in known]  # type: ignore[misc]
+            for x in decoded.valid:
+                if x.device not in known:
+                    plan.quarantine.append(self._entry_record(topic, msg, "unknown_device", f"device {x.device} is not registered at {site.id}", x.model_dump_json()))
+            if self._health_encoder is None:
+                raise PayloadRejected("not_supported", "health ingestion is not enabled on this worker")
+            plan.lines.extend(self._health_encoder(site.id, valid))
+            plan.measurements += len(valid)
+        for rej in decoded.rejected:
+            plan.quarantine.append(self._entry_record(topic, msg, rej.code, f"entry {rej.index}: {rej.reason}", json.dumps(rej.raw, default=str)))
+
+    @staticmethod
+    def _entry_record(topic: Topic, msg: Message, code: str, reason: str, raw: str) -> QuarantineRecord:
+        return QuarantineRecord(topic.site, topic.kind, code, reason, msg.topic, _excerpt(raw))
+
+    @staticmethod
+    def _plan_status(msg: Message, topic: Topic, plan: Plan) -> None:
+        status = decode_status(msg.payload, topic)
+        ok = sum(1 for d in status.devices if d.ok)
+        plan.lines.append(
+            line(
+                m.GATEWAY_STATUS.name,
+                {"site": topic.site, "kind": topic.kind},
+                {"online": status.state == "online", "buffered": status.buffered, "devices_ok": ok, "devices": len(status.devices)},
+                msg.received_ns,
+            )
+        )
+        for d in status.devices:
+            if d.device.startswith(topic.site + "-"):
+                plan.lines.append(
+                    line(m.DEVICE_STATUS.name, {"site": topic.site, "device": d.device}, {"ok": d.ok, "fill_pct": d.fill_pct}, msg.received_ns)
+                )
+        plan.statuses += 1
+
+
+def quarantine_lines(records: Sequence[QuarantineRecord], worker: str, time_ns: int) -> list[str]:
+    """Line protocol for dead letters; each gets its own nanosecond so none overwrites another."""
+    return [
+        line(
+            m.QUARANTINE.name,
+            {"site": r.site, "kind": r.kind, "code": r.code, "worker": worker},
+            {"reason": r.reason, "topic": r.topic, "payload": r.payload, "entries": r.entries},
+            time_ns + i,
+        )
+        for i, r in enumerate(records)
+    ]
+
+
+def day_marker_lines(days: Counter[int], time_ns: int) -> list[str]:
+    """Markers telling the aggregator which Shanghai days got new readings."""
+    return [line(m.DIRTY_DAY.name, {"day": date_of(d).isoformat()}, {"points": n}, time_ns) for d, n in sorted(days.items())]
+
+
+def _safe_parse(topic: str) -> Topic:
+    try:
+        return parse(topic)
+    except TopicError:
+        return Topic("waste", "unknown", "readings")
+
+
+def _count_entries(payload: bytes) -> int:
+    try:
+        doc = json.loads(payload)
+        entries = doc.get("readings") or doc.get("measurements") if isinstance(doc, dict) else None
+        return len(entries) if isinstance(entries, list) else 1
+    except (ValueError, UnicodeDecodeError):
+        return 1

@@ -1,0 +1,101 @@
+"""Typed settings of the cloud services, from a TOML file and GUMEI_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from cloud.influx import InfluxConfig
+from cloud.registry import DEFAULT_PATH as DEFAULT_REGISTRY
+from gumei.mqtt import MqttEndpoint
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used (one line says which and why)."""
+
+
+class InfluxSettings(BaseModel):
+    """InfluxDB connection: 1.x user/password, or 2.x/3.x token through the v1 API."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = "http://127.0.0.1:8086"
+    database: str = "gumei"
+    auth: Literal["none", "basic", "token"] = "none"
+    username: str = ""
+    password: str = Field("", repr=False)
+    token: str = Field("", repr=False)
+    retention_policy: str = ""
+
+    def config(self) -> InfluxConfig:
+        """The client configuration."""
+        return InfluxConfig(**self.model_dump())
+
+
+class IngestSettings(BaseModel):
+    """Tuning of an ingestion worker."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "ingest-1"
+    group: str = "ingest"
+    batch_readings: int = Field(5000, ge=1, le=100_000)
+    batch_ms: int = Field(200, ge=1, le=60_000)
+    receive_maximum: int = Field(2000, ge=1, le=65_535)
+
+
+class CloudSettings(BaseSettings):
+    """Everything a cloud process needs; built once in main() and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="GUMEI_", env_nested_delimiter="__", extra="forbid")
+
+    environment: Literal["development", "production"] = "development"
+    influx: InfluxSettings = InfluxSettings()
+    mqtt: MqttEndpoint = MqttEndpoint(username="ingest")
+    ingest: IngestSettings = IngestSettings()
+    registry: Path = DEFAULT_REGISTRY
+    tokens: Path = Path("run/tokens.json")
+    aggregate_interval_s: float = Field(60.0, ge=1, le=86_400)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65_535)
+
+    @model_validator(mode="after")
+    def _no_defaults_in_production(self) -> CloudSettings:
+        if self.environment == "production":
+            if self.influx.auth == "none":
+                raise ValueError("production needs InfluxDB auth (influx.auth = basic or token)")
+            if not self.mqtt.password or self.mqtt.ca_file is None:
+                raise ValueError("production needs an MQTT password and TLS (mqtt.password, mqtt.ca_file)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(path: Path | None = None) -> CloudSettings:
+    """Settings from a TOML file (if given) overridden by GUMEI_* variables; one-line errors."""
+    if path is not None and not path.is_file():
+        raise SettingsError(f"config file {path} does not exist")
+
+    class _FromFile(CloudSettings):
+        model_config = SettingsConfigDict(
+            env_prefix="GUMEI_", env_nested_delimiter="__", extra="forbid", toml_file=path
+        )
+
+    try:
+        return CloudSettings.model_validate(_FromFile().model_dump())
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise SettingsError(f"config {path or '(environment)'}: {loc + ': ' if loc else ''}{err['msg']}") from None
+    except ValueError as exc:  # TOML syntax errors
+        raise SettingsError(f"config {path}: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,29 @@
+"""`gumei`: the one command line for everything a person runs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from gumei.cli import cloud_cmds, run_cmd, sim_cmds, tools_cmds
+from gumei.errors import KNOWN_ERRORS
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Gumei community IoT: waste-sorting scales and smart health hut, edge to cloud.")
+app.command("run")(run_cmd.run)
+cloud_cmds.register(app)
+sim_cmds.register(app)
+tools_cmds.register(app)
+
+
+def main() -> None:
+    """Entry point: known errors become one clear line and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        app()
+    except KNOWN_ERRORS as exc:
+        print(f"gumei: error: {exc}", file=sys.stderr)
+        sys.exit(2)

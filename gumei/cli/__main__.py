@@ -1,0 +1,3 @@
+from gumei.cli import main
+
+main()

@@ -1,0 +1,163 @@
+"""Cloud commands: ingest worker, aggregator, API, tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from cloud import registry
+from cloud.settings import CloudSettings, load_settings
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")]
+
+
+def _settings(config: Path | None) -> CloudSettings:
+    return load_settings(config)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(help="worker name = MQTT client id")] = None) -> None:
+    """Run one ingestion worker until SIGTERM/Ctrl-C."""
+    from cloud.influx import InfluxClient
+    from cloud.ingest.handler import BatchPlanner
+    from cloud.ingest.worker import IngestWorker, WorkerOptions
+
+    s = _settings(config)
+    opts = s.ingest.model_dump()
+    if name:
+        opts["name"] = name
+    influx = InfluxClient(s.influx.config())
+    worker = IngestWorker(s.mqtt, influx, BatchPlanner(registry.load(s.registry), _health_encoder()), WorkerOptions(**opts))
+    worker.start()
+    _wait_for_signal()
+    worker.stop()
+    influx.close()
+
+
+def _health_encoder():  # type: ignore[no-untyped-def]
+    """The health line encoder when the health package is installed (issue 4), else None."""
+    try:
+        from cloud.health.lines import health_lines
+    except ImportError:
+        return None
+    return health_lines
+
+
+aggregate = typer.Typer(no_args_is_help=True, help="Daily tonnage aggregation.")
+
+
+@aggregate.command("run")
+def aggregate_run(config: ConfigOpt = None) -> None:
+    """Recompute the days touched by new or late readings since the last run, once."""
+    from cloud.aggregate.runner import Aggregator
+    from cloud.influx import InfluxClient
+
+    s = _settings(config)
+    with InfluxClient(s.influx.config()) as influx:
+        result = Aggregator(influx, registry.load(s.registry)).run_incremental()
+    typer.echo(f"aggregated {len(result.days)} day(s): {result.rows} rows from {result.readings} readings")
+
+
+@aggregate.command("loop")
+def aggregate_loop(config: ConfigOpt = None, interval: Annotated[float | None, typer.Option(help="seconds between runs")] = None) -> None:
+    """Run the incremental aggregation every few minutes until SIGTERM/Ctrl-C."""
+    from cloud.aggregate.runner import Aggregator
+    from cloud.influx import InfluxClient, InfluxError
+
+    s = _settings(config)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with InfluxClient(s.influx.config()) as influx:
+        agg = Aggregator(influx, registry.load(s.registry))
+        while not stop.is_set():
+            try:
+                agg.run_incremental()
+            except InfluxError as exc:
+                typer.echo(f"aggregation failed, will retry: {exc}", err=True)
+            stop.wait(interval or s.aggregate_interval_s)
+
+
+@aggregate.command("backfill")
+def aggregate_backfill(
+    start: Annotated[dt.datetime, typer.Argument(formats=["%Y-%m-%d"], help="first day")],
+    end: Annotated[dt.datetime, typer.Argument(formats=["%Y-%m-%d"], help="last day (inclusive)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Recompute every day of a range, with a progress bar."""
+    from cloud.aggregate.runner import Aggregator
+    from cloud.influx import InfluxClient
+
+    if end < start:
+        raise typer.BadParameter("end is before start")
+    s = _settings(config)
+    days = (end.date() - start.date()).days + 1
+    with InfluxClient(s.influx.config()) as influx, Progress() as bar:
+        task = bar.add_task("aggregating days", total=days)
+        result = Aggregator(influx, registry.load(s.registry)).backfill(
+            start.date(), end.date(), progress=lambda n: bar.advance(task, n)
+        )
+    typer.echo(f"backfilled {len(result.days)} day(s): {result.rows} rows from {result.readings} readings")
+
+
+def api(config: ConfigOpt = None, host: str | None = None, port: int | None = None) -> None:
+    """Serve the HTTP API under uvicorn."""
+    import uvicorn
+
+    from cloud.api.app import create_app
+
+    s = _settings(config)
+    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="warning")
+
+
+token = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed).")
+
+
+@token.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="operator | health | admin")],
+    name: Annotated[str, typer.Option(help="who or what uses it")],
+    config: ConfigOpt = None,
+) -> None:
+    """Create a token and print it once."""
+    from cloud.auth import TokenStore
+
+    typer.echo(TokenStore(_settings(config).tokens).create(name, role))
+
+
+@token.command("revoke")
+def token_revoke(token_id: str, config: ConfigOpt = None) -> None:
+    """Revoke a token by its id (gm_<id>_…)."""
+    from cloud.auth import TokenStore
+
+    TokenStore(_settings(config).tokens).revoke(token_id)
+    typer.echo(f"revoked {token_id}")
+
+
+@token.command("list")
+def token_list(config: ConfigOpt = None) -> None:
+    """List tokens (ids, names, roles; never secrets)."""
+    from cloud.auth import TokenStore
+
+    for rec in TokenStore(_settings(config).tokens).list():
+        typer.echo(f"{rec.id}\t{rec.role}\t{rec.name}\t{'revoked' if rec.revoked else 'active'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the cloud commands to the main app."""
+    app.command("ingest")(ingest)
+    app.command("api")(api)
+    app.add_typer(aggregate, name="aggregate")
+    app.add_typer(token, name="token")

@@ -1,0 +1,28 @@
+"""Tools: contract schema export, registry checks, benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+schema = typer.Typer(no_args_is_help=True, help="The v1 wire contract.")
+
+
+@schema.command("export")
+def schema_export(out: Annotated[Path, typer.Option(help="directory")] = Path("docs/schema")) -> None:
+    """Write the JSON Schema of every contract message."""
+    from contract.schema import export
+
+    for path in export(out):
+        typer.echo(str(path))
+
+
+bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures and ratios measured in one run.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the tool commands to the main app."""
+    app.add_typer(schema, name="schema")
+    app.add_typer(bench, name="bench")

@@ -1,0 +1,18 @@
+"""The errors every `gumei` command reports as one line instead of a trace."""
+
+from cloud.auth import AuthError
+from cloud.influx import InfluxError
+from cloud.registry import RegistryError
+from cloud.settings import SettingsError
+from contract.errors import ContractError
+from gumei.services import ServiceError
+
+KNOWN_ERRORS: tuple[type[Exception], ...] = (
+    AuthError,
+    ContractError,
+    InfluxError,
+    RegistryError,
+    ServiceError,
+    SettingsError,
+    OSError,
+)
