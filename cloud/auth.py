@@ -48,7 +48,7 @@ class TokenStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._mtime: float = -1
+        self._stamp: tuple[int, int, int] = (-1, -1, -1)
         self._by_id: dict[str, TokenRecord] = {}
 
     def _load(self) -> TokenFile:
@@ -106,10 +106,11 @@ class TokenStore:
 
     def _refresh(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
         except FileNotFoundError:
             self._by_id = {}
             return
-        if mtime != self._mtime:
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # the store is replaced atomically: new inode
+        if stamp != self._stamp:
             self._by_id = {r.id: r for r in self._load().tokens}
-            self._mtime = mtime
+            self._stamp = stamp

@@ -149,11 +149,8 @@ class Mosquitto:
     def start(self, timeout: float = 15) -> None:
         conf = self.write_config()
         self.log.touch()
-        self.proc = subprocess.Popen(
-            [find_binary("mosquitto"), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "mosquitto.stderr", "ab"),  # noqa: SIM115
-        )
+        with open(self.workdir / "mosquitto.stderr", "ab") as err:
+            self.proc = subprocess.Popen([find_binary("mosquitto"), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
         wait_for_port(self.port, self.proc, timeout, self.log)
         if self.tls is not None:
             wait_for_port(self.tls_port, self.proc, timeout, self.log)
@@ -228,8 +225,8 @@ bind-address = "127.0.0.1:{rpc}"
 
     def start(self, timeout: float = 30) -> None:
         conf = self.write_config()
-        log = open(self.log, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([find_binary("influxd"), "-config", str(conf)], stdout=log, stderr=log)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([find_binary("influxd"), "-config", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port, self.proc, timeout, self.log)
         self._bootstrap(timeout)
 

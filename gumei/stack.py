@@ -115,13 +115,13 @@ password = "{ep.password}"
         """Start `python -m gumei.cli <args>` with its output in <root>/logs/<name>.log."""
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
-        out = open(logs / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gumei.cli", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
+        with open(logs / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gumei.cli", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
         self.processes.append((name, proc))
         return proc
 

@@ -69,6 +69,7 @@ class IngestWorker:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._writer = threading.Thread(target=self._write_loop, name=f"{options.name}-writer", daemon=True)
 
     # -- MQTT side (network thread) ------------------------------------------------
@@ -79,6 +80,12 @@ class IngestWorker:
             return
         client.subscribe(shared_subscription(self.options.group), qos=1)
         self.connected.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[mqtt.ReasonCode], _p: object) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("%s: subscription refused: %s", self.options.name, reasons)
+        else:
+            log.info("%s subscribed to %s", self.options.name, shared_subscription(self.options.group))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
         self.connected.clear()

@@ -1,0 +1,168 @@
+"""Session-scoped real services: Mosquitto, influxd, an ingestion worker and the API, on free ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+
+from cloud import registry as registry_mod
+from cloud.influx import InfluxClient
+from gumei.mqtt import make_client
+from gumei.services import free_port
+from gumei.stack import LocalStack
+
+T = TypeVar("T")
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> T:
+    """Call probe until it returns something truthy, or fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value {value!r}")
+        time.sleep(interval)
+
+
+def wait_for_log(path: Path, text: str, timeout: float = 30.0) -> None:
+    """Wait until a process log contains text."""
+    wait_until(lambda: path.exists() and text in path.read_text(errors="replace"), timeout, what=f"{text!r} in {path.name}")
+
+
+@pytest.fixture(scope="session")
+def registry() -> registry_mod.Registry:
+    """The project's default site registry."""
+    return registry_mod.load()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[LocalStack]:
+    """A real Mosquitto and influxd for the whole session."""
+    s = LocalStack(tmp_path_factory.mktemp("stack"), registry)
+    s.start()
+    _STACKS.append(s)
+    yield s
+    s.stop()
+
+
+_STACKS: list[LocalStack] = []
+
+
+@pytest.fixture(scope="session")
+def cloud_config(stack: LocalStack) -> Path:
+    """The cloud TOML config pointing at the session's stack."""
+    return stack.write_cloud_config(registry_mod.DEFAULT_PATH, extra=f"api_port = {free_port()}")
+
+
+@pytest.fixture(scope="session")
+def influx(stack: LocalStack) -> Iterator[InfluxClient]:
+    """A client of the session's influxd."""
+    with InfluxClient(stack.influx_config()) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def ingest_worker(stack: LocalStack, cloud_config: Path) -> subprocess.Popen[bytes]:
+    """One ingestion worker process, subscribed."""
+    proc = stack.spawn("ingest", "ingest", "--config", str(cloud_config), "--name", "ingest-test-1")
+    wait_for_log(stack.root / "logs" / "ingest.log", "subscribed to")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def api_url(stack: LocalStack, cloud_config: Path) -> str:
+    """The API served by uvicorn in its own process."""
+    port = free_port()
+    stack.spawn("api", "api", "--config", str(cloud_config), "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(up, what="API /healthz")
+    return url
+
+
+@pytest.fixture(scope="session")
+def operator_token(stack: LocalStack) -> str:
+    """A bearer token with the operator role."""
+    return stack.tokens().create("test operator", "operator")
+
+
+def gumei(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the gumei CLI as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gumei.cli", *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"}, cwd=PROJECT,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gumei {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def gateway(stack: LocalStack) -> Iterator[Callable[[str], mqtt.Client]]:
+    """Connected MQTT clients with a gateway's own credentials (disconnected afterwards)."""
+    clients: list[mqtt.Client] = []
+
+    def connect(site: str) -> mqtt.Client:
+        client = make_client(stack.endpoint(site), f"test-{site}-{len(clients)}")
+        ep = stack.endpoint(site)
+        client.connect(ep.host, ep.port)
+        client.loop_start()
+        clients.append(client)
+        return client
+
+    yield connect
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+
+
+def publish(client: mqtt.Client, topic: str, payload: bytes | str, qos: int = 1) -> None:
+    """Publish and wait for the broker's PUBACK."""
+    info = client.publish(topic, payload, qos=qos)
+    info.wait_for_publish(timeout=10)
+    assert info.is_published(), f"no PUBACK for {topic}"
+
+
+def count(influx: InfluxClient, q: str) -> int:
+    """The single number a COUNT/SUM query returns, or 0."""
+    series = influx.query(q)
+    return int(series[0].values[0][1]) if series and series[0].values else 0
+
+
+def rows_of(influx: InfluxClient, q: str) -> list[dict[str, Any]]:
+    """Query rows as dicts (tags merged in)."""
+    out = []
+    for s in influx.query(q):
+        for v in s.values:
+            out.append({**s.tags, **dict(zip(s.columns, v, strict=True))})
+    return out
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the services' and processes' logs to a failing test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _STACKS:
+        for s in _STACKS:
+            for log in sorted(s.root.rglob("*.log")):
+                text = log.read_text(errors="replace").splitlines()[-40:]
+                report.sections.append((f"log {log.relative_to(s.root)}", "\n".join(text)))
