@@ -1,0 +1,1 @@
+"""Simulated waste-bin scales: physics with ground truth, ASCII indicator and Modbus transmitter."""
