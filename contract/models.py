@@ -23,6 +23,7 @@ Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Resident = Annotated[str, StringConstraints(pattern=RESIDENT_PATTERN)]
 EpochMs = Annotated[int, Field(ge=0, lt=10**14, strict=True)]
 Seq = Annotated[int, Field(ge=0, lt=2**63, strict=True)]
+Kg = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # a JSON number, never a string
 
 
 class Category(StrEnum):
@@ -85,8 +86,8 @@ class WasteReading(_Frozen):
     seq: Seq
     ts: EpochMs
     category: Category
-    net_kg: Annotated[float, Field(gt=0, le=MAX_NET_KG, allow_inf_nan=False)]
-    gross_kg: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] | None = None
+    net_kg: Annotated[Kg, Field(gt=0, le=MAX_NET_KG)]
+    gross_kg: Annotated[Kg, Field(ge=0, le=10_000)] | None = None
     resident: Resident | None = None
 
 
@@ -98,7 +99,7 @@ class HealthMeasurement(_Frozen):
     ts: EpochMs
     resident: Resident | None = None
     type: MeasurementType
-    values: dict[str, Annotated[float, Field(allow_inf_nan=False)] | str]
+    values: dict[str, Kg | str]
 
     @model_validator(mode="after")
     def _values_match_type(self) -> HealthMeasurement:
