@@ -1,0 +1,174 @@
+"""The health hut dashboard (智慧健康小屋, aggregates only) and the fleet and pipeline health dashboard."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
+
+from cloud import measurements as m
+from dashboards.influxql import InfluxQL
+from dashboards.panels import (
+    Grid,
+    bars_panel,
+    new_dashboard,
+    q,
+    query_variable,
+    stat_panel,
+    table_panel,
+    target_line,
+    thresholds,
+    timeseries_panel,
+)
+from dashboards.waste import SHANGHAI_DAYS
+
+H, G, D, QU, I, A = (
+    m.HEALTH_MEASUREMENT,
+    m.GATEWAY_STATUS,
+    m.DEVICE_STATUS,
+    m.QUARANTINE,
+    m.INGEST_STATS,
+    m.AGGREGATOR_STATE,
+)
+
+
+def health() -> dm.Dashboard:
+    """智慧健康小屋 Health hut: visits, measurements by type, abnormal rates; never a single resident."""
+    d = new_dashboard(
+        "gumei-health-hut",
+        "智慧健康小屋 Smart health hut",
+        "Aggregates only: counts and rates over all residents. Per-resident records live behind the API's health role.",
+        "now-30d",
+        ["health"],
+    )
+    d = d.with_variable(query_variable("hut", "健康小屋 Hut", f"SHOW TAG VALUES FROM {q(H.name)} WITH KEY = {q('site')}"))
+    where = f"{q('site')} =~ /^$hut$/ AND $timeFilter"
+    g = Grid()
+    total = InfluxQL(f"SELECT count({q('seq')}) FROM {q(H.name)} WHERE {where}").alias("测量 Measurements")
+    d = d.with_panel(g.place(stat_panel("测量总数 Measurements", [total], "short"), 6, 5))
+    people = InfluxQL(f"SELECT count(distinct({q('resident')})) FROM {q(H.name)} WHERE {where}").alias("居民 Residents")
+    d = d.with_panel(g.place(stat_panel("到访居民数 Distinct residents", [people], "short"), 6, 5))
+    abnormal_total = InfluxQL(f"SELECT count({q('seq')}) FROM {q(H.name)} WHERE {q('abnormal')} = true AND {where}").alias("异常 Abnormal")
+    d = d.with_panel(
+        g.place(stat_panel("异常测量数 Abnormal measurements", [abnormal_total], "short").thresholds(thresholds((None, "green"), (1, "orange"))), 6, 5)
+    )
+    bp = InfluxQL(
+        f"SELECT mean({q('systolic_mmhg')}) AS {q('systolic')}, mean({q('diastolic_mmhg')}) AS {q('diastolic')} "
+        f"FROM {q(H.name)} WHERE {q('type')} = 'blood_pressure' AND {where}"
+    )
+    d = d.with_panel(g.place(stat_panel("平均血压 Mean blood pressure (mmHg)", [bp], "none").decimals(0), 6, 5))
+    visits = InfluxQL(
+        f"SELECT count(distinct({q('resident')})) FROM {q(H.name)} WHERE {where} GROUP BY {SHANGHAI_DAYS} fill(0)"
+    ).alias("到访居民 Residents")
+    d = d.with_panel(g.place(timeseries_panel("每日到访 Visits per day (distinct residents)", [visits], "short", bars=True), 12, 8))
+    by_type = InfluxQL(
+        f"SELECT count({q('seq')}) FROM {q(H.name)} WHERE {where} GROUP BY {SHANGHAI_DAYS}, {q('type')} fill(0)"
+    ).alias("$tag_type")
+    d = d.with_panel(g.place(timeseries_panel("各类测量 Measurements by type per day", [by_type], "short", bars=True, stacked=True), 12, 8))
+    abnormal = InfluxQL(
+        f"SELECT count({q('seq')}) AS {q('abnormal')} FROM {q(H.name)} WHERE {q('abnormal')} = true AND {where} GROUP BY {q('type')}", "A"
+    ).table()
+    measured = InfluxQL(f"SELECT count({q('seq')}) AS {q('measured')} FROM {q(H.name)} WHERE {where} GROUP BY {q('type')}", "B").table()
+    rate = DataTransformerConfig(
+        id_val="calculateField",
+        options={
+            "mode": "binary",
+            "binary": {"left": "abnormal", "operator": "/", "right": "measured"},
+            "alias": "异常率 Abnormal rate",
+            "replaceFields": False,
+        },
+    )
+    d = d.with_panel(
+        g.place(
+            table_panel("各类异常率 Abnormal rate by type", [abnormal, measured])
+            .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+            .with_transformation(rate)
+            .description("BP ≥ 140/90 mmHg (Chinese guideline), fasting glucose ≥ 7.0 mmol/L, as flagged at ingestion."),
+            12,
+            8,
+        )
+    )
+    bp_daily = InfluxQL(
+        f"SELECT mean({q('systolic_mmhg')}) AS {q('systolic')}, mean({q('diastolic_mmhg')}) AS {q('diastolic')} "
+        f"FROM {q(H.name)} WHERE {q('type')} = 'blood_pressure' AND {where} GROUP BY {SHANGHAI_DAYS}"
+    )
+    d = d.with_panel(
+        g.place(
+            target_line(timeseries_panel("每日平均血压 Mean blood pressure per day", [bp_daily], "none"), thresholds((None, "green"), (90, "orange"), (140, "red"))),
+            12,
+            8,
+        )
+    )
+    return d.build()
+
+
+def fleet() -> dm.Dashboard:
+    """设备与管道 Fleet and pipeline health: gateways, buffering, ingestion rate, quarantine, latency."""
+    d = new_dashboard(
+        "gumei-fleet",
+        "设备与数据管道 Fleet and pipeline health",
+        "Are all gateways and devices alive, and is the ingestion pipeline keeping up?",
+        "now-24h",
+        ["ops"],
+    )
+    g = Grid()
+    latest = f"SELECT last({q('online')}) AS {q('online')} FROM {q(G.name)} WHERE $timeFilter GROUP BY {q('site')}"
+    online = InfluxQL(f"SELECT count({q('online')}) FROM ({latest}) WHERE {q('online')} = true").alias("在线 Online")
+    d = d.with_panel(g.place(stat_panel("在线网关 Gateways online", [online], "short").thresholds(thresholds((None, "green"))), 5, 5))
+    offline = InfluxQL(f"SELECT count({q('online')}) FROM ({latest}) WHERE {q('online')} = false").alias("离线 Offline")
+    d = d.with_panel(
+        g.place(stat_panel("离线网关 Gateways offline", [offline], "short").thresholds(thresholds((None, "green"), (1, "red"))).no_value("0"), 5, 5)
+    )
+    dev_latest = f"SELECT last({q('ok')}) AS {q('ok')} FROM {q(D.name)} WHERE $timeFilter GROUP BY {q('device')}"
+    faulty = InfluxQL(f"SELECT count({q('ok')}) FROM ({dev_latest}) WHERE {q('ok')} = false").alias("故障 Faulty")
+    d = d.with_panel(
+        g.place(stat_panel("故障设备 Devices reporting a fault", [faulty], "short").thresholds(thresholds((None, "green"), (1, "orange"))).no_value("0"), 5, 5)
+    )
+    quarantined = InfluxQL(f"SELECT sum({q('entries')}) FROM {q(QU.name)} WHERE $timeFilter").alias("隔离 Quarantined")
+    d = d.with_panel(
+        g.place(stat_panel("隔离条目 Quarantined entries", [quarantined], "short").thresholds(thresholds((None, "green"), (1, "orange"))).no_value("0"), 4, 5)
+    )
+    watermark = InfluxQL(f"SELECT last({q('watermark_ms')}) FROM {q(A.name)} WHERE $timeFilter").alias("聚合进度 Aggregated up to")
+    d = d.with_panel(g.place(stat_panel("聚合进度 Aggregator watermark", [watermark], "dateTimeAsIso"), 5, 5))
+    last_seen = InfluxQL(
+        f"SELECT last({q('online')}) AS {q('online')}, {q('buffered')}, {q('devices_ok')}, {q('devices')} FROM {q(G.name)} "
+        f"WHERE $timeFilter GROUP BY {q('site')}, {q('kind')}"
+    ).table()
+    d = d.with_panel(
+        g.place(
+            table_panel("网关最后上报 Gateways: last seen (time), state, buffered", [last_seen]).with_transformation(
+                DataTransformerConfig(id_val="sortBy", options={"sort": [{"field": "Time", "desc": False}]})
+            ),
+            10,
+            10,
+        )
+    )
+    buffered = InfluxQL(
+        f"SELECT sum({q('buffered')}) FROM (SELECT last({q('buffered')}) AS {q('buffered')} FROM {q(G.name)} "
+        f"WHERE $timeFilter GROUP BY time($__interval), {q('site')} fill(previous)) WHERE $timeFilter GROUP BY time($__interval)"
+    ).alias("缓冲 Buffered")
+    d = d.with_panel(g.place(timeseries_panel("网关缓冲读数 Readings buffered at gateways", [buffered], "short"), 14, 10))
+    written = InfluxQL(
+        f"SELECT non_negative_derivative(last({q('written')}), 1s) FROM {q(I.name)} WHERE $timeFilter "
+        f"GROUP BY time($__interval), {q('worker')} fill(none)"
+    ).alias("写入 written $tag_worker")
+    received = InfluxQL(
+        f"SELECT non_negative_derivative(last({q('received')}), 1s) FROM {q(I.name)} WHERE $timeFilter "
+        f"GROUP BY time($__interval), {q('worker')} fill(none)",
+        "B",
+    ).alias("接收 received $tag_worker")
+    d = d.with_panel(g.place(timeseries_panel("写入速率 Ingestion rate", [written, received], "ops"), 12, 8))
+    latency = InfluxQL(
+        f"SELECT mean({q('batch_latency_ms')}) FROM {q(I.name)} WHERE $timeFilter GROUP BY time($__interval), {q('worker')} fill(none)"
+    ).alias("$tag_worker")
+    d = d.with_panel(g.place(timeseries_panel("批量写入延迟 Batch write latency", [latency], "ms"), 12, 8))
+    by_reason = InfluxQL(
+        f"SELECT sum({q('entries')}) FROM {q(QU.name)} WHERE $timeFilter GROUP BY time($__interval), {q('code')} fill(0)"
+    ).alias("$tag_code")
+    d = d.with_panel(g.place(timeseries_panel("隔离原因 Quarantined entries by reason", [by_reason], "short", bars=True, stacked=True), 12, 8))
+    reasons = InfluxQL(f"SELECT sum({q('entries')}) AS {q('entries')} FROM {q(QU.name)} WHERE $timeFilter GROUP BY {q('code')}").table()
+    d = d.with_panel(g.place(bars_panel("隔离原因合计 Quarantine totals by reason", [reasons], "short"), 6, 8))
+    depth = InfluxQL(
+        f"SELECT max({q('queue_depth')}) FROM {q(I.name)} WHERE $timeFilter GROUP BY time($__interval), {q('worker')} fill(none)"
+    ).alias("$tag_worker")
+    d = d.with_panel(g.place(timeseries_panel("写入队列 Ingestion queue depth", [depth], "short"), 6, 8))
+    return d.build()

@@ -1,0 +1,47 @@
+"""The InfluxDB names panels may use: cloud.measurements, plus the targets measurement until it lands there."""
+
+from __future__ import annotations
+
+from cloud import measurements as m
+from contract.models import VALUE_KEYS, Category
+
+# The aggregation issue (#6) writes the plan's targets; until cloud.measurements defines
+# WASTE_TARGETS this placeholder names what the target panels read (one point per Shanghai day).
+_PENDING_WASTE_TARGETS = m.Measurement(
+    "waste_targets",
+    tags=(),
+    fields={
+        "recyclable_tonnes": "float",
+        "dry_change_pct": "float",
+        "effective_pct": "float",
+    },
+)
+WASTE_TARGETS: m.Measurement = getattr(m, "WASTE_TARGETS", _PENDING_WASTE_TARGETS)
+TARGETS_PENDING = WASTE_TARGETS is _PENDING_WASTE_TARGETS
+
+# The plan's yearly targets (DESIGN.md).
+RECYCLABLE_TARGET_T = 80.0
+DRY_CHANGE_TARGET_PCT = -20.0
+EFFECTIVE_TARGET_PCT = 85.0
+
+CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+CATEGORY_LABELS = {
+    "dry": "干垃圾 Dry",
+    "wet": "湿垃圾 Wet",
+    "recyclable": "可回收物 Recyclable",
+    "hazardous": "有害垃圾 Hazardous",
+}
+HEALTH_VALUE_FIELDS: tuple[str, ...] = tuple(
+    sorted({k for required, optional in VALUE_KEYS.values() for k in required | optional if k != "meal"})
+)
+
+
+def catalogue() -> dict[str, m.Measurement]:
+    """Every measurement a panel may read, by name, with health value fields spelled out."""
+    out = {x.name: x for x in m.ALL}
+    health = out[m.HEALTH_MEASUREMENT.name]
+    out[health.name] = m.Measurement(
+        health.name, health.tags, {**health.fields, **{f: "float" for f in HEALTH_VALUE_FIELDS}}
+    )
+    out.setdefault(WASTE_TARGETS.name, WASTE_TARGETS)
+    return out
