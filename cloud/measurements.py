@@ -31,6 +31,37 @@ WASTE_DAILY = Measurement(
 )
 """Daily tonnage per (Asia/Shanghai day, site, category); time = that day's midnight."""
 
+WASTE_AREA_DAILY = Measurement(
+    "waste_area_daily",
+    tags=("area", "category"),
+    fields={"tonnes": "float", "net_g": "integer", "deposits": "integer", "residents": "integer"},
+)
+"""Roll-up per (Shanghai day, area, category), deduplicated like waste_daily; residents = distinct
+resident pseudonyms that deposited. area "all" is the whole district, category "all" every category."""
+
+WASTE_TARGETS = Measurement(
+    "waste_targets",
+    tags=(),
+    fields={
+        "recyclable_tonnes": "float",
+        "recyclable_goal_tonnes": "float",
+        "recyclable_met": "boolean",
+        "dry_tonnes_per_day_30d": "float",
+        "dry_reference_tonnes_per_day": "float",
+        "dry_reference": "string",
+        "dry_change_pct": "float",
+        "dry_goal_change_pct": "float",
+        "dry_met": "boolean",
+        "sorting_areas_meeting": "integer",
+        "sorting_areas": "integer",
+        "sorting_pct": "float",
+        "sorting_goal_pct": "float",
+        "sorting_met": "boolean",
+    },
+)
+"""The plan's three targets for one Shanghai day (time = that day's midnight); see docs/aggregation.md.
+Fields that cannot be computed (no reference for the dry trend) are left out of the point."""
+
 HEALTH_MEASUREMENT = Measurement(
     "health_measurement",
     tags=("site", "device", "type"),
@@ -92,6 +123,8 @@ INGEST_STATS = Measurement(
 ALL = (
     WASTE_READING,
     WASTE_DAILY,
+    WASTE_AREA_DAILY,
+    WASTE_TARGETS,
     HEALTH_MEASUREMENT,
     GATEWAY_STATUS,
     DEVICE_STATUS,
