@@ -45,6 +45,22 @@ class IngestSettings(BaseModel):
     receive_maximum: int = Field(2000, ge=1, le=65_535)
 
 
+class TargetSettings(BaseModel):
+    """The plan's targets and the sorting standard (docs/aggregation.md explains each rule)."""
+
+    model_config = ConfigDict(extra="forbid")
+    recyclable_tonnes_per_day: float = Field(80.0, gt=0)
+    dry_change_pct: float = Field(-20.0, ge=-100, le=100)
+    dry_window_days: int = Field(30, ge=1, le=366)
+    dry_baseline_tonnes_per_day: float | None = Field(None, gt=0)
+    dry_year_coverage: float = Field(0.8, gt=0, le=1)
+    sorting_pct: float = Field(85.0, ge=0, le=100)
+    sorting_min_deposits: int = Field(20, ge=1)
+    sorting_min_wet_share: float = Field(0.30, ge=0, le=1)
+    sorting_max_dry_share: float = Field(0.55, ge=0, le=1)
+    sorting_max_hazardous_share: float = Field(0.05, ge=0, le=1)
+
+
 class CloudSettings(BaseSettings):
     """Everything a cloud process needs; built once in main() and passed down."""
 
@@ -57,6 +73,7 @@ class CloudSettings(BaseSettings):
     registry: Path = DEFAULT_REGISTRY
     tokens: Path = Path("run/tokens.json")
     aggregate_interval_s: float = Field(60.0, ge=1, le=86_400)
+    targets: TargetSettings = TargetSettings()
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65_535)
 
