@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import secrets
+import threading
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["operator", "health", "admin"]
 ROLES: tuple[Role, ...] = ("operator", "health", "admin")
@@ -62,8 +65,9 @@ class TokenStore:
     def _save(self, doc: TokenFile) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(doc.model_dump_json(indent=2))
-        os.chmod(tmp, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(doc.model_dump_json(indent=2))
         tmp.replace(self.path)
 
     def create(self, name: str, role: str) -> str:
@@ -93,7 +97,7 @@ class TokenStore:
 
     def verify(self, token: str) -> TokenRecord | None:
         """The record of a valid, unrevoked token, or None."""
-        parts = token.split("_")
+        parts = token.split("_", 2)  # the secret part may itself contain "_"
         if len(parts) != 3 or parts[0] != PREFIX:
             return None
         self._refresh()
@@ -111,6 +115,60 @@ class TokenStore:
             self._by_id = {}
             return
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # the store is replaced atomically: new inode
-        if stamp != self._stamp:
+        # A file changed within the last 2 s may change again without a visible stamp change
+        # (inode reuse, coarse timestamps): re-read it until it has settled ("racy clean").
+        if stamp != self._stamp or time.time_ns() - st.st_mtime_ns < 2_000_000_000:
             self._by_id = {r.id: r for r in self._load().tokens}
             self._stamp = stamp
+
+
+def token_id_of(token: str) -> str:
+    """The public id part of a token (safe to log), or "?" when it is not shaped like one."""
+    parts = token.split("_", 2)  # the secret part may itself contain "_"
+    return parts[1][:12] if len(parts) == 3 and parts[0] == PREFIX else "?"
+
+
+class FailureLimits(BaseSettings):
+    """Limits on failed authentication attempts (GUMEI_AUTH_FAIL_LIMIT etc. in the environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="GUMEI_AUTH_", extra="ignore")
+    fail_limit: int = Field(20, ge=1, le=100_000)
+    fail_window_s: float = Field(60.0, gt=0, le=86_400)
+    max_clients: int = Field(10_000, ge=1, le=10_000_000)
+
+
+class FailedAuthLimiter:
+    """At most `fail_limit` failed attempts per client address per sliding window.
+
+    Memory is bounded: at most `max_clients` addresses (least recently failing evicted first),
+    each with at most `fail_limit` timestamps. Thread-safe. State is per process: with N API
+    processes behind a balancer an address may get up to N x fail_limit tries (docs/security.md).
+    """
+
+    def __init__(self, limits: FailureLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until this client may try again (0 when it is not blocked)."""
+        with self._lock:
+            times = self._failures.get(client)
+            if times is None or len(times) < self.limits.fail_limit:
+                return 0.0
+            wait = times[0] + self.limits.fail_window_s - self._clock()
+            return max(wait, 0.0)
+
+    def failed(self, client: str) -> None:
+        """Record one failed attempt by this client."""
+        with self._lock:
+            times = self._failures.pop(client, None) or deque(maxlen=self.limits.fail_limit)
+            times.append(self._clock())
+            self._failures[client] = times  # most recent at the end
+            while len(self._failures) > self.limits.max_clients:
+                self._failures.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._failures)

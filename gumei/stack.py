@@ -18,19 +18,23 @@ from cloud.influx import InfluxConfig
 from cloud.registry import Registry
 from contract.topics import kind_of_site
 from gumei.mqtt import MqttEndpoint
-from gumei.services import BrokerUser, Influxd, Mosquitto, stop_process, tail
+from gumei.services import BrokerUser, Influxd, Mosquitto, stop_process, tail, write_private
+from gumei.tls import make_server_cert
 
 INGEST_USER = "ingest"
 
 
+def gateway_acl(site_id: str) -> list[str]:
+    """A gateway may write its own site's topics and nothing else; it may read nothing."""
+    return [f"topic write gumei/v1/{kind_of_site(site_id)}/{site_id}/#"]
+
+
 def broker_users(registry: Registry, passwords: dict[str, str]) -> list[BrokerUser]:
-    """One user per gateway (write only its own topics) and a read-only ingestion identity."""
+    """One user per active gateway (write only its own topics) and a read-only ingestion identity."""
     users = [BrokerUser(INGEST_USER, passwords[INGEST_USER], ["topic read gumei/v1/#"])]
     for site in registry.sites:
-        if site.retired:
-            continue
-        kind = kind_of_site(site.id)
-        users.append(BrokerUser(site.id, passwords[site.id], [f"topic write gumei/v1/{kind}/{site.id}/#"]))
+        if not site.retired:
+            users.append(BrokerUser(site.id, passwords[site.id], gateway_acl(site.id)))
     return users
 
 
@@ -43,18 +47,29 @@ def load_or_make_passwords(path: Path, names: list[str]) -> dict[str, str]:
             known[name] = secrets.token_urlsafe(18)
             changed = True
     if changed or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(known, indent=1))
-        os.chmod(path, 0o600)
+        save_passwords(path, known)
     return known
+
+
+def save_passwords(path: Path, passwords: dict[str, str]) -> None:
+    """Write the 0600 JSON file of broker passwords (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    write_private(tmp, json.dumps(passwords, indent=1))
+    tmp.replace(path)
 
 
 @dataclass
 class LocalStack:
-    """Broker + influxd + secrets under one directory. start() then stop()."""
+    """Broker (TLS + password auth + ACL) + influxd + secrets under one directory. start() then stop().
+
+    Gateways and workers reach the broker through its TLS listener (endpoint()); the broker also
+    keeps a loopback-only plain listener with the same auth and ACL (plain_endpoint()).
+    """
 
     root: Path
     registry: Registry
+    tls: bool = True
     mosquitto: Mosquitto | None = None
     influxd: Influxd | None = None
     passwords: dict[str, str] = field(default_factory=dict)
@@ -64,15 +79,40 @@ class LocalStack:
         self.root.mkdir(parents=True, exist_ok=True)
         names = [INGEST_USER] + [s.id for s in self.registry.sites]
         self.passwords = load_or_make_passwords(self.root / "secrets" / "mqtt.json", names)
-        self.mosquitto = Mosquitto(self.root / "mosquitto", broker_users(self.registry, self.passwords))
+        tls_files = make_server_cert(self.root / "tls") if self.tls else None
+        self.mosquitto = Mosquitto(self.root / "mosquitto", broker_users(self.registry, self.passwords), tls=tls_files)
         self.mosquitto.start()
         self.influxd = Influxd(self.root / "influxd")
         self.influxd.start()
 
-    def endpoint(self, username: str) -> MqttEndpoint:
-        """How `username` reaches the broker."""
+    def endpoint(self, username: str, keepalive_s: int = 30) -> MqttEndpoint:
+        """How `username` reaches the broker: over TLS (verifying the stack's CA) when the stack has it."""
+        m = self.mosquitto
+        assert m is not None
+        if m.tls is None:
+            return self.plain_endpoint(username, keepalive_s)
+        return MqttEndpoint(port=m.tls_port, username=username, password=self.passwords[username],
+                            ca_file=m.tls.ca_cert, keepalive_s=keepalive_s)
+
+    def plain_endpoint(self, username: str, keepalive_s: int = 30) -> MqttEndpoint:
+        """The loopback-only plain listener (same auth and ACL), for on-host tools."""
         assert self.mosquitto is not None
-        return MqttEndpoint(port=self.mosquitto.port, username=username, password=self.passwords[username])
+        return MqttEndpoint(port=self.mosquitto.port, username=username, password=self.passwords[username],
+                            keepalive_s=keepalive_s)
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate gateways verify the broker with (None without TLS)."""
+        return self.mosquitto.tls.ca_cert if self.mosquitto and self.mosquitto.tls else None
+
+    def rotate_password(self, username: str) -> str:
+        """Give one broker user a fresh password, live; every other credential stays as it was."""
+        assert self.mosquitto is not None
+        new = secrets.token_urlsafe(18)
+        self.mosquitto.set_password(username, new)
+        self.passwords[username] = new
+        save_passwords(self.root / "secrets" / "mqtt.json", self.passwords)
+        return new
 
     def influx_config(self) -> InfluxConfig:
         """How to reach the stack's InfluxDB."""
@@ -85,7 +125,7 @@ class LocalStack:
         c = self.influx_config()
         ep = self.endpoint(INGEST_USER)
         path = self.root / "cloud.toml"
-        path.write_text(
+        text = (
             f"""# generated by gumei for the local stack
 registry = "{registry_path}"
 tokens = "{self.root / 'tokens.json'}"
@@ -102,9 +142,10 @@ host = "{ep.host}"
 port = {ep.port}
 username = "{ep.username}"
 password = "{ep.password}"
+{f'ca_file = "{ep.ca_file}"' if ep.ca_file else ""}
 """
         )
-        os.chmod(path, 0o600)
+        write_private(path, text)
         return path
 
     def tokens(self) -> TokenStore:

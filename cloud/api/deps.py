@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from cloud.auth import Role, TokenRecord, TokenStore
+from cloud.auth import FailedAuthLimiter, FailureLimits, Role, TokenRecord, TokenStore, token_id_of
 from cloud.influx import InfluxClient
 from cloud.registry import Registry
 from cloud.settings import CloudSettings
+
+log = logging.getLogger("gumei.api.auth")
 
 
 @dataclass
@@ -32,16 +36,43 @@ def get_state(request: Request) -> AppState:
 
 State = Annotated[AppState, Depends(get_state)]
 _bearer = HTTPBearer(auto_error=False)
+_limiter_lock = threading.Lock()
+
+
+def auth_limiter(app: FastAPI) -> FailedAuthLimiter:
+    """The app's failed-authentication limiter, made on first use from GUMEI_AUTH_* settings."""
+    with _limiter_lock:
+        limiter = getattr(app.state, "auth_limiter", None)
+        if limiter is None:
+            limiter = app.state.auth_limiter = FailedAuthLimiter(FailureLimits())
+        return limiter  # type: ignore[no-any-return]
 
 
 def require(*roles: Role) -> Callable[..., TokenRecord]:
-    """A dependency admitting only tokens of the given roles: 401 without a valid token, 403 otherwise."""
+    """A dependency admitting only tokens of the given roles.
+
+    401 without a valid token, 403 with a valid token of another role, 429 (with Retry-After)
+    once this client address has failed too often. Only attempts that present a bearer token
+    count as failures. Tokens are never logged; only their public id is.
+    """
 
     def check(
-        state: State, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+        request: Request, state: State, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> TokenRecord:
+        limiter = auth_limiter(request.app)
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.retry_after(client)
+        if wait > 0:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                detail="too many failed authentication attempts; try again later",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
         record = state.tokens.verify(creds.credentials) if creds else None
         if record is None:
+            if creds is not None:
+                limiter.failed(client)
+                log.warning("rejected bearer token id=%s from %s", token_id_of(creds.credentials), client)
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 detail="missing or invalid bearer token",
@@ -53,6 +84,11 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
 
     check.roles = roles  # type: ignore[attr-defined]
     return check
+
+
+def roles_of(call: object) -> tuple[Role, ...] | None:
+    """The roles a dependency made by require() admits, or None for any other callable."""
+    return getattr(call, "roles", None)
 
 
 Operator = Annotated[TokenRecord, Depends(require("operator", "admin"))]
