@@ -1,25 +1,31 @@
-"""A simulated fleet of waste-station gateways publishing contract-v1 readings over MQTT (QoS 1).
+"""A fleet of simulated waste-station gateways in one event loop, each with its own MQTT connection.
 
 Simulated time starts in the past and runs `warp` times faster than the wall clock until it
-catches up with now, then runs in real time, so timestamps are never in the future.
+catches up with now, then in real time, so timestamps are never in the future (unless a gateway
+is given a clock skew on purpose). Every reading a gateway accepts is recorded as ground truth.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import random
-import threading
+import ssl
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import paho.mqtt.client as mqtt
+import aiomqtt
 
 from cloud.registry import Registry, Site
 from contract import Status, WasteBatch, WasteReading, encode
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
-from gumei.mqtt import MqttEndpoint, Will, make_client
+from gumei.mqtt import MqttEndpoint
+
+log = logging.getLogger(__name__)
 
 # kg per station per day, and mean kg per deposit, by category (typical Shanghai estates).
 DAILY_KG = {"wet": 120.0, "dry": 90.0, "recyclable": 40.0, "hazardous": 0.6}
@@ -39,61 +45,158 @@ _MEAN_WEIGHT = sum(hour_weight(h / 10) for h in range(240)) / 240
 
 def deposit_kg(rng: random.Random, category: str) -> float:
     """A deposit's net weight, lognormal around the category mean, rounded to the scale resolution."""
-    mean = MEAN_DEPOSIT_KG[category]
-    kg = rng.lognormvariate(math.log(mean) - 0.18, 0.6)
+    kg = rng.lognormvariate(math.log(MEAN_DEPOSIT_KG[category]) - 0.18, 0.6)
     kg = min(max(kg, SCALE_RESOLUTION_KG), 40.0)
     return round(round(kg / SCALE_RESOLUTION_KG) * SCALE_RESOLUTION_KG, 2)
 
 
+def poisson(rng: random.Random, lam: float) -> int:
+    """Knuth's Poisson sampler for small lam; normal approximation for large."""
+    if lam > 30:
+        return max(0, int(rng.gauss(lam, math.sqrt(lam)) + 0.5))
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
 @dataclass
-class Scale:
-    """One simulated scale: its device id, category and next sequence number."""
+class GroundTruth:
+    """Every reading the simulated gateways accepted, and how many the broker acknowledged."""
 
-    device: str
-    category: str
-    seq: int
+    readings: list[WasteReading] = field(default_factory=list)
+    site_of: dict[str, str] = field(default_factory=dict)  # device -> site
+    acked_messages: int = 0
+    published_messages: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def add(self, site: str, readings: list[WasteReading]) -> None:
+        self.readings.extend(readings)
+        for r in readings:
+            self.site_of[r.device] = site
 
 
-class Gateway:
-    """One simulated gateway: its own MQTT connection, credentials, status and Last Will."""
+@dataclass
+class SimClock:
+    """Simulated epoch ms: from start_ms at `warp`× speed, never ahead of the wall clock."""
 
-    def __init__(self, site: Site, endpoint: MqttEndpoint, seq_base: int) -> None:
+    start_ms: int
+    warp: float
+    _mono0: float = field(default_factory=time.monotonic)
+
+    def now_ms(self) -> int:
+        sim = self.start_ms + int((time.monotonic() - self._mono0) * 1000 * self.warp)
+        return min(sim, int(time.time() * 1000))
+
+
+class SimGateway:
+    """One simulated gateway: scales, an in-memory outbox, reconnects and resends until acked."""
+
+    def __init__(self, site: Site, endpoint: MqttEndpoint, clock: SimClock, truth: GroundTruth, seed: int,
+                 seq_base: int, skew_ms: int = 0) -> None:
         self.site = site
-        self.scales = [Scale(d.id, d.category.value, seq_base) for d in site.devices if d.category]
-        will = Will(status_topic("waste", site.id), encode(Status(site=site.id, state="offline")))
-        self.client = make_client(endpoint, f"sim-{site.id}", will=will)
-        self.client.on_connect = self._on_connect
         self.endpoint = endpoint
-        self.published = 0
-        self.acked = 0
-        self.client.on_publish = self._on_publish
+        self.clock = clock
+        self.truth = truth
+        self.rng = random.Random(seed)
+        self.scales = [(d.id, d.category.value) for d in site.devices if d.category and not d.retired]
+        self.seq = {d: seq_base for d, _ in self.scales}
+        self.skew_ms = skew_ms
+        self.outbox: deque[tuple[bytes, float]] = deque()
+        self.last_ms = clock.now_ms()
+        self.connected = False
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
-        if not reason.is_failure:
-            status = Status(site=self.site.id, state="online", ts=int(time.time() * 1000), agent_version="sim",
-                            buffered=0, devices=[{"device": s.device, "ok": True} for s in self.scales])  # type: ignore[list-item]
-            client.publish(status_topic("waste", self.site.id), encode(status), qos=1, retain=True)
+    def generate(self) -> list[WasteReading]:
+        """Deposits of this gateway's scales since the last call (Poisson by hour of day)."""
+        t1 = self.clock.now_ms()
+        t0, self.last_ms = self.last_ms, t1
+        if t1 <= t0:
+            return []
+        hour = (((t0 + t1) / 2 + 8 * 3_600_000) % 86_400_000) / 3_600_000
+        out = []
+        for device, category in self.scales:
+            per_ms = DAILY_KG[category] / MEAN_DEPOSIT_KG[category] / 86_400_000
+            n = poisson(self.rng, per_ms * (t1 - t0) * hour_weight(hour) / _MEAN_WEIGHT)
+            for ts in sorted(self.rng.randrange(t0, t1) for _ in range(n)):
+                self.seq[device] += 1
+                out.append(WasteReading(device=device, seq=self.seq[device], ts=ts + self.skew_ms,
+                                        category=category, net_kg=deposit_kg(self.rng, category)))  # type: ignore[arg-type]
+        return out
 
-    def _on_publish(self, *_: object) -> None:
-        self.acked += 1
+    def accept(self) -> int:
+        """Generate readings, record them as truth, and queue them for publishing."""
+        readings = self.generate()
+        if readings:
+            self.truth.add(self.site.id, readings)
+            for i in range(0, len(readings), 1000):
+                batch = WasteBatch(site=self.site.id, readings=readings[i : i + 1000])
+                self.outbox.append((encode(batch), time.monotonic()))
+        return len(readings)
 
-    def start(self) -> None:
-        self.client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=self.endpoint.keepalive_s)
-        self.client.loop_start()
+    def _client(self) -> aiomqtt.Client:
+        ep = self.endpoint
+        tls = None
+        if ep.ca_file is not None:
+            tls = aiomqtt.TLSParameters(ca_certs=str(ep.ca_file), certfile=str(ep.cert_file) if ep.cert_file else None,
+                                        keyfile=str(ep.key_file) if ep.key_file else None, cert_reqs=ssl.CERT_REQUIRED)
+        will = aiomqtt.Will(status_topic("waste", self.site.id), encode(Status(site=self.site.id, state="offline")), qos=1, retain=True)
+        return aiomqtt.Client(ep.host, ep.port, username=ep.username, password=ep.password, identifier=f"sim-{self.site.id}",
+                              will=will, tls_params=tls, keepalive=ep.keepalive_s, timeout=30)
 
-    def publish(self, readings: list[WasteReading]) -> None:
-        for i in range(0, len(readings), 1000):
-            batch = WasteBatch(site=self.site.id, readings=readings[i : i + 1000])
-            self.client.publish(waste_readings(self.site.id), encode(batch), qos=1)
-            self.published += 1
+    async def run(self, stop: asyncio.Event, tick_s: float, connect_gate: asyncio.Semaphore) -> None:
+        """Publish until stop is set and the outbox is empty (or stop is set and we are offline)."""
+        backoff = 0.5
+        while not (stop.is_set() and (not self.outbox or not self.connected)):
+            try:
+                async with connect_gate:
+                    client = self._client()
+                    await client.__aenter__()
+                self.connected, backoff = True, 0.5
+                try:
+                    await client.publish(status_topic("waste", self.site.id), self._status(), qos=1, retain=True)
+                    await self._publish_loop(client, stop, tick_s)
+                    offline = encode(Status(site=self.site.id, state="offline", ts=int(time.time() * 1000)))
+                    await client.publish(status_topic("waste", self.site.id), offline, qos=1, retain=True)
+                finally:
+                    self.connected = False
+                    await client.__aexit__(None, None, None)
+                return
+            except aiomqtt.MqttError as exc:
+                self.connected = False
+                log.debug("%s: %s; reconnecting in %.1fs", self.site.id, exc, backoff)
+                if stop.is_set() and not self.outbox:
+                    return
+                await asyncio.sleep(backoff * (0.5 + self.rng.random()))
+                backoff = min(backoff * 2, 10.0)
 
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    async def _publish_loop(self, client: aiomqtt.Client, stop: asyncio.Event, tick_s: float) -> None:
+        while True:
+            if not stop.is_set():
+                self.accept()
+            while self.outbox:
+                payload, queued = self.outbox[0]
+                self.truth.published_messages += 1
+                await client.publish(waste_readings(self.site.id), payload, qos=1, timeout=30)
+                self.outbox.popleft()  # only after the PUBACK
+                self.truth.acked_messages += 1
+                self.truth.latencies_ms.append((time.monotonic() - queued) * 1000)
+            if stop.is_set():
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), tick_s * (0.8 + 0.4 * self.rng.random()))
+            except TimeoutError:
+                pass
+
+    def _status(self) -> bytes:
+        devices = [{"device": d, "ok": True} for d, _ in self.scales]
+        return encode(Status(site=self.site.id, state="online", ts=int(time.time() * 1000), agent_version="sim",
+                             buffered=len(self.outbox), devices=devices))  # type: ignore[arg-type]
 
 
 class Fleet:
-    """Many gateways driven by one clock thread. start(), then stop()."""
+    """Many simulated gateways in one event loop. `await run(stop)` until stop is set."""
 
     def __init__(
         self,
@@ -103,83 +206,26 @@ class Fleet:
         start_ms: int | None = None,
         tick_s: float = 1.0,
         seed: int = 1,
-        on_readings: Callable[[list[WasteReading]], None] | None = None,
+        limit: int | None = None,
+        skew_ms: dict[str, int] | None = None,
     ) -> None:
+        sites = [s for s in registry.sites if s.kind == "waste" and not s.retired][:limit]
+        self.clock = SimClock(start_ms if start_ms is not None else int(time.time() * 1000), warp)
+        self.truth = GroundTruth()
         seq_base = time.time_ns() // 1000  # microseconds: strictly increasing across restarts
-        sites = [s for s in registry.sites if s.kind == "waste" and not s.retired]
-        self.gateways = [Gateway(s, endpoint_of(s.id), seq_base) for s in sites]
-        self.warp = warp
+        skew = skew_ms or {}
+        self.gateways = [
+            SimGateway(s, endpoint_of(s.id), self.clock, self.truth, seed * 100_003 + i, seq_base, skew.get(s.id, 0))
+            for i, s in enumerate(sites)
+        ]
         self.tick_s = tick_s
-        self.rng = random.Random(seed)
-        now = int(time.time() * 1000)
-        self.sim_ms = start_ms if start_ms is not None else now
-        self.on_readings = on_readings
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fleet-clock", daemon=True)
 
-    def start(self) -> None:
-        for g in self.gateways:
-            g.start()
-        self._thread.start()
+    @property
+    def connected(self) -> int:
+        """Gateways connected right now."""
+        return sum(1 for g in self.gateways if g.connected)
 
-    def _advance(self) -> int:
-        """Move simulated time on by one tick; never past the wall clock."""
-        now = int(time.time() * 1000)
-        step = int(self.tick_s * 1000 * self.warp)
-        new = min(self.sim_ms + step, now)
-        return max(new, self.sim_ms)
-
-    def readings_between(self, gateway: Gateway, t0: int, t1: int) -> list[WasteReading]:
-        """Deposits of one gateway's scales in [t0, t1), Poisson by hour of day."""
-        out: list[WasteReading] = []
-        if t1 <= t0:
-            return out
-        hour = (((t0 + t1) / 2 + 8 * 3_600_000) % 86_400_000) / 3_600_000
-        for scale in gateway.scales:
-            per_ms = DAILY_KG[scale.category] / MEAN_DEPOSIT_KG[scale.category] / 86_400_000
-            lam = per_ms * (t1 - t0) * hour_weight(hour) / _MEAN_WEIGHT
-            n = _poisson(self.rng, lam)
-            for ts in sorted(self.rng.randrange(t0, t1) for _ in range(n)):
-                scale.seq += 1
-                out.append(WasteReading(device=scale.device, seq=scale.seq, ts=ts, category=scale.category,  # type: ignore[arg-type]
-                                        net_kg=deposit_kg(self.rng, scale.category)))
-        return out
-
-    def step(self) -> int:
-        """Publish one tick of readings for every gateway; return how many readings."""
-        t0 = self.sim_ms
-        t1 = self._advance()
-        total = 0
-        for g in self.gateways:
-            readings = self.readings_between(g, t0, t1)
-            if readings:
-                g.publish(readings)
-                if self.on_readings:
-                    self.on_readings(readings)
-                total += len(readings)
-        self.sim_ms = t1
-        self.sent += total
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick_s):
-            self.step()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        for g in self.gateways:
-            g.stop()
-
-
-def _poisson(rng: random.Random, lam: float) -> int:
-    """Knuth's Poisson sampler (lam is small per tick); normal approximation when large."""
-    if lam > 30:
-        return max(0, int(rng.gauss(lam, math.sqrt(lam)) + 0.5))
-    limit, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
+    async def run(self, stop: asyncio.Event, concurrent_connects: int = 64) -> None:
+        """Run every gateway until stop is set; then flush what is queued and disconnect."""
+        gate = asyncio.Semaphore(concurrent_connects)
+        await asyncio.gather(*(g.run(stop, self.tick_s, gate) for g in self.gateways))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +25,7 @@ def fleet(
     registry: Annotated[Path, typer.Option(help="site registry YAML")] = registry_mod.DEFAULT_PATH,
     warp: Annotated[float, typer.Option(min=1, help="simulated seconds per wall second until caught up")] = 120.0,
     from_midnight: Annotated[bool, typer.Option(help="start at today's Shanghai midnight")] = True,
+    ca_file: Annotated[Path | None, typer.Option(help="CA certificate: connect with TLS")] = None,
 ) -> None:
     """Run every waste-station gateway of the registry until SIGTERM/Ctrl-C."""
     from firmware_sim.fleet import Fleet
@@ -38,15 +39,20 @@ def fleet(
     if missing:
         raise typer.BadParameter(f"no password for {len(missing)} site(s), e.g. {missing[0]}")
     start = day_start_ms(number_of(today())) if from_midnight else None
-    f = Fleet(reg, lambda site: MqttEndpoint(host=host, port=port, username=site, password=passwords[site]), warp=warp, start_ms=start)
-    f.start()
+    ca = {"ca_file": ca_file} if ca_file else {}
+    f = Fleet(reg, lambda site: MqttEndpoint(host=host, port=port, username=site, password=passwords[site], **ca),
+              warp=warp, start_ms=start)
     typer.echo(f"fleet: {len(f.gateways)} gateways publishing to {host}:{port}")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    f.stop()
-    typer.echo(f"fleet: sent {f.sent} readings")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await f.run(stop)
+
+    asyncio.run(main())
+    typer.echo(f"fleet: sent {len(f.truth.readings)} readings in {f.truth.acked_messages} acknowledged messages")
 
 
 def register(app: typer.Typer) -> None:
