@@ -1,52 +1,74 @@
-"""InfluxDB line protocol encoding, built for batches, with InfluxDB 1.x escaping rules."""
+"""InfluxDB line protocol encoding, built for batches, with the escaping rules influxd 1.x applies.
+
+Verified against influxd 1.6.7 (tests/test_lineproto.py):
+
+- measurement names: `,` and space are escaped with a backslash;
+- tag keys, tag values and field keys: `,`, `=` and space are escaped; a backslash is otherwise
+  literal, so a value whose backslash precedes one of those characters or ends it cannot be
+  written unambiguously (1.6.7 answers 400 or stores something else): we refuse it, as we refuse
+  an empty tag value (400 "missing tag value") and a newline (ends the line);
+- string field values: `"` and `\\` are escaped; newlines and any UTF-8 are stored as they are;
+- integers always carry `i` (an int later written as a float is a type conflict), floats are
+  shortest round-trip repr, NaN and infinities cannot be stored.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Mapping
 
 from contract import WasteReading
 
 _TAG_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _MEAS_ESCAPE = str.maketrans({",": r"\,", " ": r"\ "})
-_STR_ESCAPE = str.maketrans({'"': r"\"", "\\": "\\\\", "\n": "\\n"})
+_STR_ESCAPE = str.maketrans({'"': r"\"", "\\": "\\\\"})
+_AMBIGUOUS_BACKSLASH = re.compile(r"\\(?:[,= ]|$)")
+
+FieldValue = float | int | bool | str
 
 
 class LineProtocolError(ValueError):
-    """A value that line protocol cannot carry (empty tag, newline in a tag, ...)."""
+    """A value that line protocol cannot carry (empty tag, newline in a tag, NaN, ...)."""
 
 
 def escape_tag(value: str) -> str:
-    """Escape a tag key or value; reject what InfluxDB 1.x cannot store."""
+    """Escape a tag key, tag value or field key; reject what influxd 1.x cannot store faithfully."""
     if not value:
         raise LineProtocolError("empty tag value")
     if "\n" in value or "\r" in value:
-        raise LineProtocolError("newline in tag value")
-    if value.endswith("\\"):
-        raise LineProtocolError("trailing backslash in tag value")
+        raise LineProtocolError(f"newline in tag value {value[:40]!r}")
+    if "\\" in value and _AMBIGUOUS_BACKSLASH.search(value):
+        raise LineProtocolError(f"backslash before a separator or at the end of tag value {value[:40]!r}")
     return value.translate(_TAG_ESCAPE)
 
 
 def escape_measurement(name: str) -> str:
     """Escape a measurement name."""
-    if not name or "\n" in name:
-        raise LineProtocolError("bad measurement name")
+    if not name or "\n" in name or "\r" in name or name.endswith("\\"):
+        raise LineProtocolError(f"bad measurement name {name[:40]!r}")
     return name.translate(_MEAS_ESCAPE)
 
 
-def field_value(value: float | int | bool | str) -> str:
+def escape_string(value: str) -> str:
+    """A string field value, quoted (newlines and non-ASCII are stored as they are)."""
+    return '"' + value.translate(_STR_ESCAPE) + '"'
+
+
+def field_value(value: FieldValue) -> str:
     """Format one field value: floats shortest round-trip, ints with `i`, strings quoted."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return f"{value}i"
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise LineProtocolError("NaN or infinity cannot be stored")
         return repr(value)
-    return '"' + value.translate(_STR_ESCAPE) + '"'
+    return escape_string(value)
 
 
-def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, float | int | bool | str | None], time_ns: int) -> str:
+def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], time_ns: int) -> str:
     """One line of line protocol (tags sorted, None fields left out)."""
     tag_part = "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()))
     field_part = ",".join(f"{escape_tag(k)}={field_value(v)}" for k, v in fields.items() if v is not None)
@@ -61,17 +83,26 @@ def point_time_ns(ts_ms: int, seq: int) -> int:
 
 
 def waste_lines(site: str, area: str, readings: Iterable[WasteReading]) -> list[str]:
-    """Line protocol for a batch of waste readings of one site (fast path, pre-escaped tags)."""
+    """Line protocol for a batch of waste readings of one site (fast path, tags escaped once).
+
+    Device ids and residents are contract-validated (`[A-Za-z0-9_-]`, `r-<hex>`), so only the
+    site and area are escaped; tag keys are in sorted order as InfluxDB prefers.
+    """
     prefix = f"waste_reading,area={escape_tag(area)},category="
     tail_site = f",site={escape_tag(site)} "
     out = []
+    append = out.append
     for r in readings:
-        fields = f"net_kg={field_value(float(r.net_kg))},seq={r.seq}i"
+        fields = f"net_kg={float(r.net_kg)!r},seq={r.seq}i"
         if r.gross_kg is not None:
-            fields += f",gross_kg={field_value(float(r.gross_kg))}"
+            fields += f",gross_kg={float(r.gross_kg)!r}"
         if r.resident is not None:
             fields += f',resident="{r.resident}"'
-        out.append(
-            f"{prefix}{r.category.value},device={escape_tag(r.device)}{tail_site}{fields} {point_time_ns(r.ts, r.seq)}"
-        )
+        append(f"{prefix}{r.category.value},device={r.device}{tail_site}{fields} {r.ts * 1_000_000 + r.seq % 1_000_000}")
     return out
+
+
+def join_lines(lines: Iterable[str]) -> bytes:
+    """One /write body: lines joined by newlines, UTF-8 (empty when there are none)."""
+    text = "\n".join(lines)
+    return (text + "\n").encode() if text else b""

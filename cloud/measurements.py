@@ -112,13 +112,24 @@ INGEST_STATS = Measurement(
     tags=("worker",),
     fields={
         "received": "integer",
+        "entries": "integer",
         "written": "integer",
         "quarantined": "integer",
         "redelivered": "integer",
+        "stale": "integer",
+        "write_errors": "integer",
+        "rejected_batches": "integer",
         "queue_depth": "integer",
         "batch_latency_ms": "float",
+        "max_batch_latency_ms": "float",
+        "entries_per_s": "float",
+        "written_per_s": "float",
     },
 )
+"""Self-monitoring of one ingestion worker, every few seconds: counters are monotonic per process
+(received = messages, entries = readings in, written, quarantined entries, redelivered messages,
+stale = received on a dropped connection and left to redelivery), plus queue depth, the last and
+the worst batch latency of the interval, and rates over the interval."""
 
 ALL = (
     WASTE_READING,

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from cloud import measurements as m
 from cloud.days import date_of, day_number
 from cloud.lineproto import line, waste_lines
+from cloud.quarantine import QuarantineRecord, quarantine_lines
 from cloud.registry import Registry
 from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
 from contract.topics import Topic, parse
+
+__all__ = ["BatchPlanner", "Message", "Plan", "QuarantineRecord", "day_marker_lines", "quarantine_lines"]
 
 PAYLOAD_EXCERPT = 2048
 
@@ -29,19 +32,7 @@ class Message:
     mid: int = 0
     dup: bool = False
     received_ns: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineRecord:
-    """A dead letter: a whole payload (index None) or one entry of a batch, with its reason."""
-
-    site: str
-    kind: str
-    code: str
-    reason: str
-    topic: str
-    payload: str
-    entries: int = 1
+    connection: int = 0  # which broker connection delivered it (mids are only valid on that one)
 
 
 @dataclass
@@ -69,6 +60,7 @@ class BatchPlanner:
 
     def __init__(self, registry: Registry, health_encoder: HealthEncoder | None = None) -> None:
         self._sites = registry.site_index()
+        self._known = {sid: frozenset(d.id for d in site.devices if not d.retired) for sid, site in self._sites.items()}
         self._health_encoder = health_encoder
 
     def plan_batch(self, messages: Iterable[Message], now_ms: int | None = None) -> Plan:
@@ -96,7 +88,7 @@ class BatchPlanner:
         if topic.channel == "status":
             self._plan_status(msg, topic, plan)
             return
-        known = {d.id for d in site.devices if not d.retired}
+        known = self._known[site.id]
         if topic.channel == "readings":
             decoded = decode_waste(msg.payload, topic, now_ms)
             valid = []
@@ -107,8 +99,7 @@ class BatchPlanner:
                     valid.append(r)
             plan.lines.extend(waste_lines(site.id, site.area, valid))
             plan.readings += len(valid)
-            for day in (day_number(r.ts) for r in valid):
-                plan.days[day] += 1
+            plan.days.update(day_number(r.ts) for r in valid)
         else:
             decoded = decode_health(msg.payload, topic, now_ms)  # type: ignore[assignment]
             valid = [x for x in decoded.valid if x.device in known]  # type: ignore[misc]
@@ -144,19 +135,6 @@ class BatchPlanner:
                     line(m.DEVICE_STATUS.name, {"site": topic.site, "device": d.device}, {"ok": d.ok, "fill_pct": d.fill_pct}, msg.received_ns)
                 )
         plan.statuses += 1
-
-
-def quarantine_lines(records: Sequence[QuarantineRecord], worker: str, time_ns: int) -> list[str]:
-    """Line protocol for dead letters; each gets its own nanosecond so none overwrites another."""
-    return [
-        line(
-            m.QUARANTINE.name,
-            {"site": r.site, "kind": r.kind, "code": r.code, "worker": worker},
-            {"reason": r.reason, "topic": r.topic, "payload": r.payload, "entries": r.entries},
-            time_ns + i,
-        )
-        for i, r in enumerate(records)
-    ]
 
 
 def day_marker_lines(days: Counter[int], time_ns: int) -> list[str]:

@@ -1,12 +1,17 @@
 """The ingestion worker: shared MQTT v5 subscription in, InfluxDB out, PUBACK only after the write.
 
-Threads: paho's network thread only enqueues; one writer thread decodes, writes and acks.
-Memory is bounded by the MQTT v5 Receive Maximum: the broker never has more than that many
-unacknowledged messages in flight to us, so when InfluxDB is down we simply stop acking.
+Threads: paho's network thread only enqueues; one writer thread decodes, writes and acks, so
+receiving never waits on HTTP. Memory is bounded by the MQTT v5 Receive Maximum: the broker never
+has more than that many unacknowledged messages in flight to us, so when InfluxDB is slow or down
+we simply stop acking and the backlog waits in the broker (sized by `max_queued_messages`).
+
+Packet ids are only meaningful on the connection that delivered them: a message received before
+a reconnect is never acknowledged after it (the broker redelivers it; the rewrite is idempotent).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
 import random
@@ -17,18 +22,34 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 
 from cloud import measurements as m
-from cloud.influx import FatalInfluxError, InfluxClient, RetryableInfluxError, WriteRejected
-from cloud.ingest.handler import BatchPlanner, Message, Plan, QuarantineRecord, day_marker_lines, quarantine_lines
-from cloud.lineproto import line
+from cloud.influx import (
+    FatalInfluxError,
+    InfluxClient,
+    InfluxError,
+    RetryableInfluxError,
+    WriteRejected,
+)
+from cloud.ingest.handler import (
+    BatchPlanner,
+    Message,
+    Plan,
+    QuarantineRecord,
+    day_marker_lines,
+    quarantine_lines,
+)
+from cloud.lineproto import join_lines, line
+from cloud.quarantine import DEFAULT_KEEP_DAYS, QuarantineStore
 from contract.topics import shared_subscription
 from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
 
 log = logging.getLogger(__name__)
 
+ENTRY_BYTES_ESTIMATE = 150  # a JSON waste reading is 110-190 bytes: payload size / this ~ entries
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    """Tuning of one worker."""
+    """Tuning of one worker: a batch is written when it holds batch_readings or batch_ms passed."""
 
     name: str = "ingest-1"
     group: str = "ingest"
@@ -36,6 +57,9 @@ class WorkerOptions:
     batch_ms: int = 200
     receive_maximum: int = 2000
     stats_interval_s: float = 5.0
+    quarantine_keep_days: float = DEFAULT_KEEP_DAYS
+    prune_interval_s: float = 3600.0
+    max_backoff_s: float = 10.0
 
 
 @dataclass
@@ -43,17 +67,29 @@ class Counters:
     """Monotonic counters of one worker (read by stats and tests)."""
 
     received: int = 0
+    entries: int = 0
     written: int = 0
     quarantined: int = 0
     redelivered: int = 0
+    stale: int = 0
     batches: int = 0
+    write_errors: int = 0
+    rejected_batches: int = 0
     last_batch_ms: float = 0.0
+    max_batch_ms: float = 0.0
+
+
+class _Stopped(Exception):
+    """The worker is stopping while a write still fails; leave the batch unacknowledged."""
 
 
 class IngestWorker:
-    """Lifecycle: start() connects and spawns the writer; stop() drains nothing and disconnects.
+    """Lifecycle: start() connects and spawns the writer; stop() leaves unacked work to the broker.
 
-    Unacknowledged messages stay with the broker and come back to this (or another) worker.
+    Unacknowledged messages stay with the broker and come back to this worker when it reconnects
+    with the same client id (Mosquitto keeps a shared subscriber's in-flight messages in its
+    persistent session rather than handing them to another member: eclipse-mosquitto#2662), so a
+    supervisor must restart a dead worker under the same name.
     """
 
     def __init__(self, endpoint: MqttEndpoint, influx: InfluxClient, planner: BatchPlanner, options: WorkerOptions) -> None:
@@ -65,6 +101,7 @@ class IngestWorker:
         self.connected = threading.Event()
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._stop = threading.Event()
+        self._connection = 0
         self._client = make_client(endpoint, options.name, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -74,10 +111,12 @@ class IngestWorker:
 
     # -- MQTT side (network thread) ------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, reason: mqtt.ReasonCode, _p: object) -> None:
         if reason.is_failure:
             log.error("broker refused %s: %s", self.options.name, reason)
             return
+        self._connection += 1
+        log.info("%s connected (session present: %s)", self.options.name, flags.session_present)
         client.subscribe(shared_subscription(self.options.group), qos=1)
         self.connected.set()
 
@@ -93,7 +132,7 @@ class IngestWorker:
             log.warning("%s disconnected (%s); reconnecting", self.options.name, reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put(Message(msg.topic, msg.payload, msg.mid, bool(msg.dup), time.time_ns()))
+        self._inbox.put(Message(msg.topic, msg.payload, msg.mid, bool(msg.dup), time.time_ns(), self._connection))
 
     # -- writer thread --------------------------------------------------------------
 
@@ -103,102 +142,165 @@ class IngestWorker:
         except queue.Empty:
             return []
         batch = [first]
+        size = max(1, len(first.payload) // ENTRY_BYTES_ESTIMATE)
         deadline = time.monotonic() + self.options.batch_ms / 1000
-        size = 0
+        get = self._inbox.get
         while size < self.options.batch_readings:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             try:
-                msg = self._inbox.get(timeout=remaining)
+                msg = get(block=False)
             except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    msg = get(timeout=remaining)
+                except queue.Empty:
+                    break
             batch.append(msg)
-            size += max(1, len(msg.payload) // 150)  # cheap estimate of entries per payload
+            size += max(1, len(msg.payload) // ENTRY_BYTES_ESTIMATE)
         return batch
 
     def _write_loop(self) -> None:
-        last_stats = time.monotonic()
+        last_stats = last_prune = time.monotonic()
+        self._stats_base = (time.monotonic(), 0, 0)
         while not self._stop.is_set():
             batch = self._next_batch()
             if batch:
-                self._handle(batch)
-            if time.monotonic() - last_stats >= self.options.stats_interval_s:
-                last_stats = time.monotonic()
+                try:
+                    self._handle(batch)
+                except _Stopped:
+                    return
+            now = time.monotonic()
+            if now - last_stats >= self.options.stats_interval_s:
+                last_stats = now
                 self._write_stats()
+            if now - last_prune >= self.options.prune_interval_s:
+                last_prune = now
+                self._prune()
 
     def _handle(self, batch: list[Message]) -> None:
         started = time.perf_counter()
-        plan = self.planner.plan_batch(batch)
-        body = self._body(plan)
-        try:
-            self._write_until_done(body)
-        except WriteRejected as exc:
-            log.error("batch rejected by InfluxDB (%s); writing message by message", exc)
-            self._write_one_by_one(batch)
-        except _Stopped:
+        current = [msg for msg in batch if msg.connection == self._connection]
+        self.counters.stale += len(batch) - len(current)
+        if not current:
             return
-        for msg in batch:
-            self._client.ack(msg.mid, 1)
+        plan = self.planner.plan_batch(current)
+        try:
+            self._write_until_done(self._body(plan))
+        except WriteRejected as exc:
+            self.counters.rejected_batches += 1
+            log.error("batch of %d messages rejected by InfluxDB (%s); isolating the poison", len(current), exc)
+            plan = self._write_isolating(current)
+        for msg in current:
+            if msg.connection == self._connection:
+                self._client.ack(msg.mid, 1)
+            else:
+                self.counters.stale += 1  # the broker redelivers it on the new connection
         c = self.counters
-        c.received += len(batch)
-        c.redelivered += sum(1 for msg in batch if msg.dup)
+        c.received += len(current)
+        c.redelivered += sum(1 for msg in current if msg.dup)
         c.written += plan.readings + plan.measurements
-        c.quarantined += sum(r.entries for r in plan.quarantine)
+        quarantined = sum(r.entries for r in plan.quarantine)
+        c.quarantined += quarantined
+        c.entries += plan.readings + plan.measurements + quarantined
         c.batches += 1
         c.last_batch_ms = (time.perf_counter() - started) * 1000
+        c.max_batch_ms = max(c.max_batch_ms, c.last_batch_ms)
 
     def _body(self, plan: Plan) -> bytes:
         now = time.time_ns()
-        lines = plan.lines + quarantine_lines(plan.quarantine, self.options.name, now) + day_marker_lines(plan.days, now)
-        return ("\n".join(lines) + "\n").encode() if lines else b""
+        return join_lines(plan.lines + quarantine_lines(plan.quarantine, self.options.name, now) + day_marker_lines(plan.days, now))
 
     def _write_until_done(self, body: bytes) -> None:
         """Retry a retryable failure until it succeeds or the worker stops (no ack meanwhile)."""
-        delay = 0.5
+        delay = 0.25
         while True:
             try:
                 self.influx.write_lines(body, retries=0)
                 return
+            except WriteRejected:
+                raise
             except RetryableInfluxError as exc:
                 log.warning("InfluxDB unavailable, holding %d messages unacknowledged: %s", self._inbox.qsize(), exc)
             except FatalInfluxError as exc:
-                if isinstance(exc, WriteRejected):
-                    raise
                 log.error("InfluxDB refused the write: %s", exc)
+            self.counters.write_errors += 1
             if self._stop.wait(delay * (0.5 + random.random())):
                 raise _Stopped
-            delay = min(delay * 2, 15.0)
+            delay = min(delay * 2, self.options.max_backoff_s)
 
-    def _write_one_by_one(self, batch: list[Message]) -> None:
-        """Isolate the poison message(s) of a rejected batch and quarantine them whole."""
-        for msg in batch:
-            plan = self.planner.plan_batch([msg])
+    def _write_isolating(self, messages: list[Message]) -> Plan:
+        """Bisect a rejected batch down to messages, then to lines; quarantine the poison lines.
+
+        influxd 1.x writes the valid lines of a rejected body (a "partial write"), so rewriting
+        them here is harmless: point identity is (device, seq).
+        """
+        plan = self.planner.plan_batch(messages)
+        try:
+            self._write_until_done(self._body(plan))
+            return plan
+        except WriteRejected as exc:
+            if len(messages) > 1:
+                half = len(messages) // 2
+                left, right = self._write_isolating(messages[:half]), self._write_isolating(messages[half:])
+                merged = Plan(quarantine=left.quarantine + right.quarantine)
+                merged.readings, merged.measurements = left.readings + right.readings, left.measurements + right.measurements
+                return merged
+            rejected = self._bisect_lines(plan.lines, str(exc))
+        msg = messages[0]
+        site, kind = _site_kind(msg.topic)
+        poison = [QuarantineRecord(site, kind, "write_rejected", reason[:500], msg.topic, text[:2048]) for text, reason in rejected]
+        plan.quarantine.extend(poison)
+        plan.readings -= min(plan.readings, len(poison))
+        self._write_until_done(self._body(Plan(quarantine=plan.quarantine, days=plan.days)))
+        return plan
+
+    def _bisect_lines(self, lines: list[str], reason: str) -> list[tuple[str, str]]:
+        """Write what InfluxDB accepts of these lines; return the rejected ones with the reason."""
+        if len(lines) == 1:
+            return [(lines[0], reason)]
+        half = len(lines) // 2
+        out: list[tuple[str, str]] = []
+        for part in (lines[:half], lines[half:]):
             try:
-                self._write_until_done(self._body(plan))
+                self._write_until_done(join_lines(part))
             except WriteRejected as exc:
-                record = QuarantineRecord("unknown", "unknown", "write_rejected", str(exc)[:500], msg.topic, msg.payload[:2048].decode("utf-8", "replace"))
-                self._write_until_done(self._body(Plan(quarantine=[record])))
+                out.extend(self._bisect_lines(part, str(exc)))
+        return out
 
     def _write_stats(self) -> None:
         c = self.counters
-        stats = line(
-            m.INGEST_STATS.name,
-            {"worker": self.options.name},
-            {
-                "received": c.received,
-                "written": c.written,
-                "quarantined": c.quarantined,
-                "redelivered": c.redelivered,
-                "queue_depth": self._inbox.qsize(),
-                "batch_latency_ms": float(c.last_batch_ms),
-            },
-            time.time_ns(),
-        )
+        now = time.monotonic()
+        t0, entries0, written0 = self._stats_base
+        elapsed = max(now - t0, 1e-6)
+        self._stats_base = (now, c.entries, c.written)
+        fields: dict[str, int | float] = {
+            "received": c.received,
+            "entries": c.entries,
+            "written": c.written,
+            "quarantined": c.quarantined,
+            "redelivered": c.redelivered,
+            "stale": c.stale,
+            "write_errors": c.write_errors,
+            "rejected_batches": c.rejected_batches,
+            "queue_depth": self._inbox.qsize(),
+            "batch_latency_ms": float(c.last_batch_ms),
+            "max_batch_latency_ms": float(c.max_batch_ms),
+            "entries_per_s": (c.entries - entries0) / elapsed,
+            "written_per_s": (c.written - written0) / elapsed,
+        }
+        c.max_batch_ms = 0.0
+        stats = line(m.INGEST_STATS.name, {"worker": self.options.name}, fields, time.time_ns())
         try:
             self.influx.write_lines((stats + "\n").encode(), retries=0)
-        except (RetryableInfluxError, FatalInfluxError) as exc:
+        except InfluxError as exc:
             log.warning("could not write ingest stats: %s", exc)
+
+    def _prune(self) -> None:
+        try:
+            QuarantineStore(self.influx).prune(dt.timedelta(days=self.options.quarantine_keep_days))
+        except InfluxError as exc:
+            log.warning("could not prune the quarantine: %s", exc)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -214,5 +316,6 @@ class IngestWorker:
         self._client.loop_stop()
 
 
-class _Stopped(Exception):
-    """The worker is stopping while a write still fails; leave the batch unacknowledged."""
+def _site_kind(topic: str) -> tuple[str, str]:
+    parts = topic.split("/")
+    return (parts[3], parts[2]) if len(parts) == 5 else ("unknown", "unknown")

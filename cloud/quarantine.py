@@ -1,0 +1,122 @@
+"""Dead letters, queryable: what was rejected, when, from which site, and why; kept for a bounded time.
+
+Dead letters live in the `quarantine` measurement of the main database (so dashboards and the
+default retention policy see them) and are pruned by age: every worker runs `prune()` now and
+then; the DELETE is idempotent, so N workers pruning is harmless. Dead letters are at-least-once:
+a worker killed after writing them but before its PUBACK writes them again on redelivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cloud import measurements as m
+from cloud.influx import InfluxClient
+from cloud.lineproto import LineProtocolError, line
+
+DEFAULT_KEEP_DAYS = 30
+PAYLOAD_EXCERPT = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """A dead letter: a whole payload or one entry of a batch, with its reason."""
+
+    site: str
+    kind: str
+    code: str
+    reason: str
+    topic: str
+    payload: str
+    entries: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead letter as read back from InfluxDB."""
+
+    time: dt.datetime
+    site: str
+    kind: str
+    code: str
+    worker: str
+    reason: str
+    topic: str
+    payload: str
+    entries: int
+
+
+def _safe_tag(value: str) -> str:
+    """A tag value that line protocol can always carry (dead letters must never be poison)."""
+    cleaned = value.replace("\n", " ").replace("\r", " ").replace("\\", "/").strip()[:64]
+    return cleaned or "unknown"
+
+
+def quarantine_lines(records: Sequence[QuarantineRecord], worker: str, time_ns: int) -> list[str]:
+    """Line protocol for dead letters; each gets its own nanosecond so none overwrites another."""
+    out = []
+    for i, r in enumerate(records):
+        tags = {"site": _safe_tag(r.site), "kind": _safe_tag(r.kind), "code": _safe_tag(r.code), "worker": _safe_tag(worker)}
+        fields = {"reason": r.reason[:500], "topic": r.topic[:300], "payload": r.payload[:PAYLOAD_EXCERPT], "entries": r.entries}
+        try:
+            out.append(line(m.QUARANTINE.name, tags, fields, time_ns + i))
+        except LineProtocolError:  # pragma: no cover - tags are sanitized above
+            continue
+    return out
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class QuarantineStore:
+    """Reads and prunes dead letters through the one InfluxDB client."""
+
+    def __init__(self, influx: InfluxClient) -> None:
+        self.influx = influx
+
+    def recent(
+        self, since: dt.timedelta = dt.timedelta(days=1), site: str | None = None, code: str | None = None, limit: int = 50
+    ) -> list[DeadLetter]:
+        """Newest dead letters first, at most `limit`, received within `since`."""
+        where = [f"time > now() - {int(since.total_seconds())}s"]
+        if site:
+            where.append(f"site = {_quote(site)}")
+        if code:
+            where.append(f"code = {_quote(code)}")
+        q = (
+            f"SELECT reason, topic, payload, entries, site, kind, code, worker FROM {m.QUARANTINE.name} "
+            f"WHERE {' AND '.join(where)} ORDER BY time DESC LIMIT {int(limit)}"
+        )
+        out = []
+        for s in self.influx.query(q):
+            for row in s.values:
+                v = dict(zip(s.columns, row, strict=True))
+                out.append(
+                    DeadLetter(
+                        time=dt.datetime.fromtimestamp(v["time"] / 1000, dt.UTC),
+                        site=v.get("site") or "",
+                        kind=v.get("kind") or "",
+                        code=v.get("code") or "",
+                        worker=v.get("worker") or "",
+                        reason=v.get("reason") or "",
+                        topic=v.get("topic") or "",
+                        payload=v.get("payload") or "",
+                        entries=int(v.get("entries") or 0),
+                    )
+                )
+        return out
+
+    def counts(self, since: dt.timedelta = dt.timedelta(days=1)) -> dict[tuple[str, str], int]:
+        """Quarantined entries per (site, code) within `since`."""
+        q = (
+            f"SELECT sum(entries) FROM {m.QUARANTINE.name} WHERE time > now() - {int(since.total_seconds())}s "
+            "GROUP BY site, code"
+        )
+        return {(s.tags.get("site", ""), s.tags.get("code", "")): int(s.values[0][1] or 0) for s in self.influx.query(q) if s.values}
+
+    def prune(self, keep: dt.timedelta = dt.timedelta(days=DEFAULT_KEEP_DAYS)) -> None:
+        """Delete dead letters older than `keep` (idempotent; safe from every worker)."""
+        self.influx.execute(f"DELETE FROM {m.QUARANTINE.name} WHERE time < now() - {int(keep.total_seconds())}s")
