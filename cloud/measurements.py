@@ -34,10 +34,12 @@ WASTE_DAILY = Measurement(
 WASTE_AREA_DAILY = Measurement(
     "waste_area_daily",
     tags=("area", "category"),
-    fields={"tonnes": "float", "net_g": "integer", "deposits": "integer", "residents": "integer"},
+    fields={"tonnes": "float", "net_g": "integer", "net_mg": "integer", "deposits": "integer",
+            "residents": "integer", "meets_standard": "boolean"},
 )
 """Roll-up per (Shanghai day, area, category), deduplicated like waste_daily; residents = distinct
-resident pseudonyms that deposited. area "all" is the whole district, category "all" every category."""
+resident pseudonyms that deposited. area "all" is the whole district, category "all" every category;
+meets_standard (the sorting standard, on an area's "all" row) is what the sorting target counts."""
 
 WASTE_TARGETS = Measurement(
     "waste_targets",
