@@ -62,6 +62,8 @@ def _strip_terminator(line: bytes) -> bytes:
 
 def _check_length(body: bytes, checksum: bool) -> bytes:
     want = BODY_LEN + (2 if checksum else 0)
+    if len(body) != want and STATUS.get(body[:2].decode()) is None:
+        raise FrameError("garbage", f"{len(body)} characters without a frame header: {body[:24]!r}")
     if checksum and len(body) == BODY_LEN:
         raise FrameError("missing_checksum", "frame has no block check characters")
     if len(body) < want:
