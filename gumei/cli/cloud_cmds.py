@@ -55,7 +55,14 @@ def _health_encoder():  # type: ignore[no-untyped-def]
     return health_lines
 
 
-aggregate = typer.Typer(no_args_is_help=True, help="Daily tonnage aggregation.")
+aggregate = typer.Typer(no_args_is_help=True, help="Daily tonnage aggregation and the plan's targets.")
+
+
+def _rules(s: CloudSettings):  # type: ignore[no-untyped-def]
+    """The target rules of the settings' [targets] section."""
+    from cloud.aggregate.targets import TargetRules
+
+    return TargetRules(**s.targets.model_dump())
 
 
 @aggregate.command("run")
@@ -66,8 +73,9 @@ def aggregate_run(config: ConfigOpt = None) -> None:
 
     s = _settings(config)
     with InfluxClient(s.influx.config()) as influx:
-        result = Aggregator(influx, registry.load(s.registry)).run_incremental()
-    typer.echo(f"aggregated {len(result.days)} day(s): {result.rows} rows from {result.readings} readings")
+        result = Aggregator(influx, registry.load(s.registry), _rules(s)).run_incremental()
+    typer.echo(f"aggregated {len(result.days)} day(s): {result.rows} rows from {result.readings} readings, "
+               f"targets for {result.target_days} day(s)")
 
 
 @aggregate.command("loop")
@@ -81,7 +89,7 @@ def aggregate_loop(config: ConfigOpt = None, interval: Annotated[float | None, t
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with InfluxClient(s.influx.config()) as influx:
-        agg = Aggregator(influx, registry.load(s.registry))
+        agg = Aggregator(influx, registry.load(s.registry), _rules(s))
         while not stop.is_set():
             try:
                 agg.run_incremental()
@@ -106,10 +114,11 @@ def aggregate_backfill(
     days = (end.date() - start.date()).days + 1
     with InfluxClient(s.influx.config()) as influx, Progress() as bar:
         task = bar.add_task("aggregating days", total=days)
-        result = Aggregator(influx, registry.load(s.registry)).backfill(
+        result = Aggregator(influx, registry.load(s.registry), _rules(s)).backfill(
             start.date(), end.date(), progress=lambda n: bar.advance(task, n)
         )
-    typer.echo(f"backfilled {len(result.days)} day(s): {result.rows} rows from {result.readings} readings")
+    typer.echo(f"backfilled {len(result.days)} day(s): {result.rows} rows from {result.readings} readings, "
+               f"targets for {result.target_days} day(s)")
 
 
 def api(config: ConfigOpt = None, host: str | None = None, port: int | None = None) -> None:
