@@ -125,7 +125,7 @@ def fleet() -> dm.Dashboard:
     )
     quarantined = InfluxQL(f"SELECT sum({q('entries')}) FROM {q(QU.name)} WHERE $timeFilter").alias("隔离 Quarantined")
     d = d.with_panel(
-        g.place(stat_panel("隔离条目 Quarantined entries", [quarantined], "short").thresholds(thresholds((None, "green"), (1, "orange"))).no_value("0"), 4, 5)
+        g.place(stat_panel("隔离条目 Quarantined entries (all reasons)", [quarantined], "short").thresholds(thresholds((None, "green"), (1, "orange"))).no_value("0"), 4, 5)
     )
     watermark = InfluxQL(f"SELECT last({q('watermark_ms')}) FROM {q(A.name)} WHERE $timeFilter").alias("聚合进度 Aggregated up to")
     d = d.with_panel(g.place(stat_panel("聚合进度 Aggregator watermark", [watermark], "dateTimeAsIso"), 5, 5))

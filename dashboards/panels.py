@@ -101,6 +101,7 @@ def pie_panel(title: str, queries: Sequence[InfluxQL], unit: str) -> piechart.Pa
         _targets(piechart.Panel().title(title), queries)
         .unit(unit)
         .pie_type(PieChartType.DONUT)
+        .hide_from(common.HideSeriesConfig().legend(False).tooltip(False).viz(False))
         .reduce_options(_reduce("sum"))
     )
 

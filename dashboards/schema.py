@@ -1,23 +1,11 @@
-"""The InfluxDB names panels may use: cloud.measurements, plus the targets measurement until it lands there."""
+"""The InfluxDB names panels may use (all from cloud.measurements and the contract), and the plan's targets."""
 
 from __future__ import annotations
 
 from cloud import measurements as m
 from contract.models import VALUE_KEYS, Category
 
-# The aggregation issue (#6) writes the plan's targets; until cloud.measurements defines
-# WASTE_TARGETS this placeholder names what the target panels read (one point per Shanghai day).
-_PENDING_WASTE_TARGETS = m.Measurement(
-    "waste_targets",
-    tags=(),
-    fields={
-        "recyclable_tonnes": "float",
-        "dry_change_pct": "float",
-        "effective_pct": "float",
-    },
-)
-WASTE_TARGETS: m.Measurement = getattr(m, "WASTE_TARGETS", _PENDING_WASTE_TARGETS)
-TARGETS_PENDING = WASTE_TARGETS is _PENDING_WASTE_TARGETS
+WASTE_TARGETS = m.WASTE_TARGETS
 
 # The plan's yearly targets (DESIGN.md).
 RECYCLABLE_TARGET_T = 80.0
@@ -43,5 +31,4 @@ def catalogue() -> dict[str, m.Measurement]:
     out[health.name] = m.Measurement(
         health.name, health.tags, {**health.fields, **{f: "float" for f in HEALTH_VALUE_FIELDS}}
     )
-    out.setdefault(WASTE_TARGETS.name, WASTE_TARGETS)
     return out
