@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -83,9 +84,17 @@ class Registry(_Model):
             seen.add(s.id)
             if s.area not in area_ids:
                 raise ValueError(f"site {s.id} names unknown area {s.area}")
+        for s in self.sites:
+            if (s.kind == "health") != s.id.startswith("HH-"):
+                raise ValueError(f"site {s.id}: health huts are HH-…, waste stations anything else")
+            parts = s.id.split("-")
+            for i in range(1, len(parts)):
+                if "-".join(parts[:i]) in seen:
+                    raise ValueError(f"site {s.id} starts with site id {'-'.join(parts[:i])}- (device ids would be ambiguous)")
         devices = [d.id for s in self.sites for d in s.devices]
         if len(set(devices)) != len(devices):
-            raise ValueError("duplicate device id")
+            dup = next(d for d in devices if devices.count(d) > 1)
+            raise ValueError(f"duplicate device id {dup}")
         return self
 
     def site(self, site_id: str) -> Site | None:
@@ -121,6 +130,93 @@ def save(registry: Registry, path: Path) -> None:
     """Write a registry as YAML (ids sorted as given)."""
     doc = registry.model_dump(mode="json", exclude_defaults=True)
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def _check_id(what: str, value: str) -> None:
+    if not _ID_RE.match(value):
+        raise RegistryError(f"bad {what} id {value!r}: ids are 1-64 of A-Z a-z 0-9 _ - and start with a letter or digit")
+
+
+def _rebuild(registry: Registry, areas: list[Area] | None = None, sites: list[Site] | None = None) -> Registry:
+    try:
+        return Registry(areas=registry.areas if areas is None else areas, sites=registry.sites if sites is None else sites)
+    except ValidationError as exc:
+        raise RegistryError(exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")) from None
+
+
+def add_area(registry: Registry, area_id: str, name: str) -> Registry:
+    """A registry with one more area; duplicate or bad ids are one-line RegistryErrors."""
+    _check_id("area", area_id)
+    if any(a.id == area_id for a in registry.areas):
+        raise RegistryError(f"area {area_id} already exists")
+    return _rebuild(registry, areas=[*registry.areas, Area(id=area_id, name=name)])
+
+
+def add_site(registry: Registry, site_id: str, area: str, name: str, lat: float, lon: float) -> Registry:
+    """A registry with one more site (kind from the id: HH-… health hut, else waste station)."""
+    _check_id("site", site_id)
+    if registry.site(site_id) is not None:
+        raise RegistryError(f"site {site_id} already exists" + (" (retired; ids are never reused)" if registry.site(site_id).retired else ""))  # type: ignore[union-attr]
+    if all(a.id != area for a in registry.areas):
+        raise RegistryError(f"unknown area {area!r}: add it first (gumei registry add-area)")
+    kind = "health" if site_id.startswith("HH-") else "waste"
+    try:
+        site = Site(id=site_id, kind=kind, area=area, name=name, lat=lat, lon=lon)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise RegistryError(f"site {site_id}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return _rebuild(registry, sites=[*registry.sites, site])
+
+
+def add_device(
+    registry: Registry, device_id: str, interface: str = "sim", category: str | None = None,
+    type_: str | None = None, capacity_kg: float | None = None,
+) -> Registry:
+    """A registry with one more device at the site its id starts with."""
+    _check_id("device", device_id)
+    owner = next((s for s in registry.sites if device_belongs(device_id, s.id)), None)
+    if owner is None:
+        raise RegistryError(f"device {device_id} does not start with a known site id and a dash (e.g. WS-0101-S5)")
+    if owner.retired:
+        raise RegistryError(f"site {owner.id} is retired")
+    if any(d.id == device_id for s in registry.sites for d in s.devices):
+        raise RegistryError(f"device {device_id} already exists")
+    if owner.kind == "waste" and (category is None or type_ is not None):
+        raise RegistryError(f"{device_id} is a scale at waste station {owner.id}: give --category, not --type")
+    if owner.kind == "health" and (type_ is None or category is not None):
+        raise RegistryError(f"{device_id} is an instrument at health hut {owner.id}: give --type, not --category")
+    try:
+        device = Device(id=device_id, interface=interface, category=category, type=type_, capacity_kg=capacity_kg)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise RegistryError(f"device {device_id}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    sites = [s.model_copy(update={"devices": [*s.devices, device]}) if s.id == owner.id else s for s in registry.sites]
+    return _rebuild(registry, sites=sites)
+
+
+def retire_site(registry: Registry, site_id: str) -> Registry:
+    """The site marked retired (kept, so its history keeps its area; its gateway loses broker access)."""
+    site = registry.site(site_id)
+    if site is None:
+        raise RegistryError(f"no site {site_id}")
+    if site.retired:
+        raise RegistryError(f"site {site_id} is already retired")
+    return _rebuild(registry, sites=[s.model_copy(update={"retired": True}) if s.id == site_id else s for s in registry.sites])
+
+
+def retire_device(registry: Registry, device_id: str) -> Registry:
+    """The device marked retired: its readings are quarantined from now on."""
+    for s in registry.sites:
+        for d in s.devices:
+            if d.id == device_id:
+                if d.retired:
+                    raise RegistryError(f"device {device_id} is already retired")
+                devices = [x.model_copy(update={"retired": True}) if x.id == device_id else x for x in s.devices]
+                return _rebuild(registry, sites=[x.model_copy(update={"devices": devices}) if x.id == s.id else x for x in registry.sites])
+    raise RegistryError(f"no device {device_id}")
 
 
 # Gumei Road sub-district sits around 31.150 N, 121.400 E (Minhang, Shanghai).

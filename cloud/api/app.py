@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from cloud import registry as registry_mod
 from cloud.api.deps import AppState
 from cloud.api.routes import waste
+from cloud.api.routes import admin, devices
 from cloud.auth import TokenStore
 from cloud.influx import InfluxClient
 from cloud.settings import CloudSettings
@@ -46,4 +47,6 @@ def create_app(settings: CloudSettings) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(waste.router)
+    app.include_router(devices.router)
+    app.include_router(admin.router)
     return app

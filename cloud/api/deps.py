@@ -94,3 +94,36 @@ def roles_of(call: object) -> tuple[Role, ...] | None:
 Operator = Annotated[TokenRecord, Depends(require("operator", "admin"))]
 Health = Annotated[TokenRecord, Depends(require("health"))]
 Admin = Annotated[TokenRecord, Depends(require("admin"))]
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One HTTP route of the app and the roles its require() dependency admits (None = public)."""
+
+    path: str
+    methods: frozenset[str]
+    roles: tuple[Role, ...] | None
+
+
+def _roles_in(dependant: object) -> tuple[Role, ...] | None:
+    for sub in getattr(dependant, "dependencies", []):
+        found = roles_of(getattr(sub, "call", None)) or _roles_in(sub)
+        if found:
+            return found
+    return None
+
+
+def route_roles(app: FastAPI) -> list[RouteInfo]:
+    """Every route of the app (routers included) with its declared roles, for audits and tests."""
+    out: list[RouteInfo] = []
+    for route in app.routes:
+        candidates = getattr(route, "effective_candidates", None)
+        entries = (candidates() if callable(candidates) else candidates) if candidates is not None else [route]
+        for r in entries:
+            path = getattr(r, "path", None)
+            if path is None:
+                continue
+            dependant = getattr(r, "dependant", None)
+            methods = frozenset(getattr(r, "methods", None) or ()) - {"HEAD"}
+            out.append(RouteInfo(path, methods, _roles_in(dependant) if dependant is not None else None))
+    return out

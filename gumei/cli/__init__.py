@@ -8,6 +8,7 @@ import sys
 import typer
 
 from gumei.cli import cloud_cmds, run_cmd, sim_cmds, tools_cmds
+from gumei.cli import registry_cmds
 from gumei.errors import KNOWN_ERRORS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -16,6 +17,7 @@ app.command("run")(run_cmd.run)
 cloud_cmds.register(app)
 sim_cmds.register(app)
 tools_cmds.register(app)
+registry_cmds.register(app)
 
 
 def main() -> None:
