@@ -26,3 +26,7 @@ def register(app: typer.Typer) -> None:
     """Add the tool commands to the main app."""
     app.add_typer(schema, name="schema")
     app.add_typer(bench, name="bench")
+    from gumei.cli import bench_ingest_cmd, quarantine_cmds  # ingestion (issue 5)
+
+    bench_ingest_cmd.register(bench)
+    quarantine_cmds.register(app)

@@ -1,0 +1,369 @@
+"""`gumei bench ingest`: the ingestion against its ceilings, side by side, in one run on one machine.
+
+Everything runs on a private LocalStack (Mosquitto + influxd on free ports). Throughput phases
+drain a backlog: the messages are first queued by the broker for the subscriber's persistent
+session, then the subscriber (or the worker processes) connect and the clock runs from their
+CONNACK until the count is reached (for the pipeline: verified by an InfluxDB COUNT query), so the
+publisher's speed does not cap the figure and every phase is measured the same way.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from cloud import registry as registry_mod
+from cloud.influx import InfluxClient
+from cloud.ingest.loadgen import Load, Publisher, make_load, paced, waste_sites
+from cloud.lineproto import join_lines
+from gumei.mqtt import connect_persistent, make_client
+from gumei.services import ServiceError, stop_process
+from gumei.stack import INGEST_USER, LocalStack
+
+DAY_MS = 86_400_000
+BASE_MS = 1_704_067_200_000  # 2024-01-01T00:00Z: each phase writes its own day
+
+
+class BenchError(RuntimeError):
+    """A benchmark phase failed (lost readings, a process that did not start, ...)."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Sizes of one run; scale multiplies every count (0.01 for a smoke run)."""
+
+    scale: float = 1.0
+    single_messages: int = 30_000
+    batch_messages: int = 2_000
+    per_batch: int = 100
+    ceiling_points: int = 200_000
+    ceiling_batch: int = 10_000
+    latency_seconds: float = 5.0
+    publisher_sites: int = 16
+    timeout_s: float = 180.0
+
+    def n(self, count: int, floor: int = 1) -> int:
+        return max(floor, int(count * self.scale))
+
+
+@dataclass
+class Figure:
+    """One measured rate."""
+
+    name: str
+    unit: str
+    value: float
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class BenchResult:
+    """All figures of one run and the goals' ratios."""
+
+    figures: dict[str, Figure] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    ratios: list[tuple[str, float, float]] = field(default_factory=list)  # (what, ratio, goal)
+
+    def add(self, key: str, fig: Figure) -> None:
+        self.figures[key] = fig
+
+
+class IngestBench:
+    """Runs the phases in order; `report` is called with one line per finished figure."""
+
+    def __init__(self, workdir: Path, options: BenchOptions, report: Callable[[str], None] = print) -> None:
+        self.options = options
+        self.report = report
+        self.registry = registry_mod.load()
+        self.stack = LocalStack(workdir, self.registry)
+        self.sites = waste_sites(self.registry, options.publisher_sites)
+        self.probe_site = waste_sites(self.registry, 1, skip=options.publisher_sites)[0]
+        self._day = 0
+        self._seq = 1
+        self._workers: dict[str, subprocess.Popen[bytes]] = {}
+        self._sessions: set[str] = set()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _next_load(self, messages: int, per_message: int) -> Load:
+        load = make_load(self.sites, messages, per_message, BASE_MS + self._day * DAY_MS, self._seq)
+        self._day += 1
+        self._seq += load.readings
+        return load
+
+    def _publish_backlog(self, load: Load) -> None:
+        pub = Publisher(self.stack.endpoint, [s.id for s in self.sites], prefix=f"bench-pub{self._day}")
+        try:
+            pub.wait_connected()
+            pub.publish_all(load.messages)
+            pub.wait_published(self.options.timeout_s)
+        finally:
+            pub.close()
+
+    def _count(self, influx: InfluxClient, load: Load) -> int:
+        series = influx.query(f"SELECT count(net_kg) FROM waste_reading WHERE {load.where()}")
+        return int(series[0].values[0][1]) if series and series[0].values else 0
+
+    def _start_worker(self, name: str) -> float:
+        """Spawn `gumei ingest`; return the monotonic time its MQTT session was up."""
+        log = self.stack.root / "logs" / f"{name}.log"
+        before = log.read_text(errors="replace").count("connected (session present") if log.exists() else 0
+        proc = self.stack.spawn(name, "ingest", "--config", str(self.config), "--name", name)
+        self._workers[name] = proc
+        self._sessions.add(name)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BenchError(f"worker {name} exited with {proc.returncode}: {self.stack.log_of(name)[-300:]}")
+            if log.exists() and log.read_text(errors="replace").count("connected (session present") > before:
+                return time.monotonic()
+            time.sleep(0.01)
+        raise BenchError(f"worker {name} did not connect within 30s")
+
+    def _stop_workers(self) -> None:
+        for proc in self._workers.values():
+            stop_process(proc)
+        self._workers.clear()
+
+    def _wait_count(self, influx: InfluxClient, load: Load) -> float:
+        deadline = time.monotonic() + self.options.timeout_s
+        while True:
+            n = self._count(influx, load)
+            if n >= load.readings:
+                if n != load.readings:
+                    raise BenchError(f"{n} readings stored, {load.readings} published: duplicates")
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise BenchError(f"only {n} of {load.readings} readings stored after {self.options.timeout_s:.0f}s")
+            time.sleep(0.05)
+
+    # -- phases --------------------------------------------------------------------------
+
+    def mqtt_ceiling(self) -> Figure:
+        """A bare paho QoS 1 subscriber that only counts, draining a backlog of 1-reading messages."""
+        load = self._next_load(self.options.n(self.options.single_messages, 50), 1)
+        got = 0
+        done = threading.Event()
+        up = threading.Event()
+        t_up = [0.0]
+
+        def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+            nonlocal got
+            got += 1
+            if got >= len(load.messages):
+                done.set()
+
+        def on_connect(c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
+            t_up[0] = time.monotonic()
+            c.subscribe("$share/benchcount/gumei/v1/#", qos=1)
+            up.set()
+
+        ep = self.stack.endpoint(INGEST_USER)
+        client = make_client(ep, "bench-counter")
+        client.on_message, client.on_connect = on_message, on_connect
+        connect_persistent(client, ep)
+        client.loop_start()
+        if not up.wait(15):
+            raise BenchError("bare subscriber did not connect")
+        time.sleep(0.3)  # SUBACK
+        client.disconnect()
+        client.loop_stop()
+        self._publish_backlog(load)
+        up.clear()
+        connect_persistent(client, ep)
+        client.loop_start()
+        if not done.wait(self.options.timeout_s):
+            raise BenchError(f"bare subscriber got {got} of {len(load.messages)} messages")
+        seconds = time.monotonic() - t_up[0]
+        client.unsubscribe("$share/benchcount/gumei/v1/#")
+        client.disconnect()
+        client.loop_stop()
+        return Figure("MQTT ceiling: bare paho QoS 1 subscriber, counting", "msg/s", len(load.messages) / seconds, seconds,
+                      f"{len(load.messages)} msgs")
+
+    def influx_ceiling(self, influx: InfluxClient, connections: int) -> Figure:
+        """Pre-built 10k-point line-protocol batches posted over 1 or 2 connections."""
+        o = self.options
+        total = o.n(o.ceiling_points, o.n(o.ceiling_batch, 100) * connections)
+        size = min(o.n(o.ceiling_batch, 100), total)
+        start_ns = (BASE_MS + self._day * DAY_MS) * 1_000_000
+        self._day += 1
+        bodies = []
+        for b in range(total // size):
+            lines = (
+                f"bench_ceiling,area=A01,category=dry,device=WS-0101-S{i % 4 + 1},site=WS-{i % 300:04d} "
+                f"net_kg={(i % 5000) / 100 + 0.01!r},seq={b * size + i}i {start_ns + (b * size + i) * 1000}"
+                for i in range(size)
+            )
+            bodies.append(join_lines(lines))
+        started = time.monotonic()
+        with ThreadPoolExecutor(connections) as pool:
+            list(pool.map(influx.write_lines, bodies))
+        seconds = time.monotonic() - started
+        points = len(bodies) * size
+        return Figure(f"InfluxDB ceiling: {size}-point batches, {connections} connection(s)", "points/s",
+                      points / seconds, seconds, f"{points} points")
+
+    def end_to_end(self, influx: InfluxClient, workers: int, per_message: int) -> Figure:
+        """Backlog of messages → N worker processes → InfluxDB, until COUNT equals what was sent."""
+        o = self.options
+        messages = o.n(o.single_messages, 50) if per_message == 1 else o.n(o.batch_messages, 10)
+        load = self._next_load(messages, per_message)
+        names = [f"bench-w{i + 1}" for i in range(workers)]
+        for name in names:
+            if name not in self._sessions:  # its persistent session must exist to get its share
+                self._start_worker(name)
+        self._stop_workers()
+        self._publish_backlog(load)
+        starts = [self._start_worker(name) for name in names]
+        finished = self._wait_count(influx, load)
+        seconds = finished - min(starts)
+        return Figure(f"end to end: {per_message}-reading messages, {workers} worker(s)", "readings/s",
+                      load.readings / seconds, seconds, f"{load.readings} readings in {messages} msgs ({messages / seconds:,.0f} msg/s)")
+
+    def latency(self, influx: InfluxClient, readings_per_s: float) -> dict[str, float]:
+        """Publish → queryable at a steady rate; every 10th message is a probe whose arrival is polled."""
+        o = self.options
+        per = o.per_batch
+        msg_rate = max(readings_per_s / per, 2.0)
+        total = max(int(msg_rate * o.latency_seconds), 20)
+        background = self._next_load(total, per)
+        probes_every = 10
+        n_probes = max(total // probes_every, 2)
+        probe_start = BASE_MS + self._day * DAY_MS
+        self._day += 1
+        # probe p: `per` readings of the probe site, all inside second p of its day
+        probes = [make_load([self.probe_site], 1, per, probe_start + p * 1000, self._seq + p * per).messages[0] for p in range(n_probes)]
+        self._seq += n_probes * per
+        sent: dict[int, float] = {}
+        seen: dict[int, float] = {}
+        stop = threading.Event()
+        q = (f"SELECT count(net_kg) FROM waste_reading WHERE site = '{self.probe_site.id}' AND time >= {probe_start}ms "
+             f"AND time < {probe_start + n_probes * 1000}ms GROUP BY time(1s)")
+
+        def poll() -> None:
+            while not stop.is_set() or len(seen) < len(sent):
+                now = time.monotonic()
+                for s in influx.query(q):
+                    for t, c in s.values:
+                        p = (t - probe_start) // 1000
+                        if c == per and p not in seen:
+                            seen[p] = now
+                if stop.is_set() and time.monotonic() - stop_time[0] > 30:
+                    return
+                time.sleep(0.01)
+
+        stop_time = [0.0]
+        poller = threading.Thread(target=poll, daemon=True)
+        pub = Publisher(self.stack.endpoint, [s.id for s in self.sites] + [self.probe_site.id], prefix=f"bench-lat{self._day}")
+        try:
+            pub.wait_connected()
+            poller.start()
+            schedule = []
+            for i, msg in enumerate(background.messages):
+                schedule.append(msg)
+                if i % probes_every == probes_every - 1 and i // probes_every < n_probes:
+                    schedule.append(probes[i // probes_every])
+            probe_ids = {id(m): p for p, m in enumerate(probes)}
+            for _due, msg in paced(schedule, msg_rate * (1 + 1 / probes_every)):
+                p = probe_ids.get(id(msg))
+                if p is not None:
+                    sent[p] = time.monotonic()
+                pub.publish(msg)
+            pub.wait_published(o.timeout_s)
+        finally:
+            stop_time[0] = time.monotonic()
+            stop.set()
+            poller.join(40)
+            pub.close()
+        lat = sorted((seen[p] - sent[p]) * 1000 for p in sent if p in seen)
+        if len(lat) < len(sent):
+            raise BenchError(f"{len(sent) - len(lat)} of {len(sent)} probe messages never became queryable")
+        return {
+            "rate_readings_s": msg_rate * per,
+            "probes": float(len(lat)),
+            "p50_ms": statistics.median(lat),
+            "p99_ms": lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))],
+            "max_ms": lat[-1],
+        }
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> BenchResult:
+        result = BenchResult()
+        self.stack.start()
+        try:
+            self.config = self.stack.write_cloud_config(registry_mod.DEFAULT_PATH)
+            with InfluxClient(self.stack.influx_config()) as influx:
+                self._phase(result, "mqtt", self.mqtt_ceiling)
+                self._phase(result, "influx1", lambda: self.influx_ceiling(influx, 1))
+                self._phase(result, "influx2", lambda: self.influx_ceiling(influx, 2))
+                # 1-worker phases first: a persistent shared subscriber that is offline still gets its
+                # share queued (Mosquitto), so bench-w2's session must not exist yet.
+                self._phase(result, "e2e_1x1", lambda: self.end_to_end(influx, 1, 1))
+                self._stop_workers()
+                self._phase(result, "e2e_1x100", lambda: self.end_to_end(influx, 1, self.options.per_batch))
+                self._stop_workers()
+                self._phase(result, "e2e_2x1", lambda: self.end_to_end(influx, 2, 1))
+                self._stop_workers()
+                self._phase(result, "e2e_2x100", lambda: self.end_to_end(influx, 2, self.options.per_batch))
+                sustained = max(result.figures["e2e_1x100"].value, result.figures["e2e_2x100"].value)
+                self.report(f"latency at half the sustained rate ({sustained / 2:,.0f} readings/s, 2 workers) ...")
+                result.latency_ms = self.latency(influx, sustained / 2)
+                self._stop_workers()
+        finally:
+            self._stop_workers()
+            self.stack.stop()
+        f = result.figures
+        influx_best = max(f["influx1"].value, f["influx2"].value)
+        batched = max(f["e2e_1x100"].value, f["e2e_2x100"].value)
+        single_msgs = max(f["e2e_1x1"].value, f["e2e_2x1"].value)  # 1 reading = 1 message
+        result.ratios = [
+            ("batched e2e / InfluxDB ceiling", batched / influx_best, 0.5),
+            ("single-reading e2e msg/s / MQTT ceiling", single_msgs / f["mqtt"].value, 0.6),
+            ("p99 publish->queryable (s), goal is a maximum", result.latency_ms["p99_ms"] / 1000, 1.0),
+        ]
+        return result
+
+    def _phase(self, result: BenchResult, key: str, fn: Callable[[], Figure]) -> None:
+        fig = fn()
+        result.add(key, fig)
+        self.report(f"{fig.name:<58} {fig.value:>12,.0f} {fig.unit:<10} ({fig.seconds:.2f}s, {fig.detail})")
+
+
+def run_bench(options: BenchOptions, workdir: Path | None = None, report: Callable[[str], None] = print) -> BenchResult:
+    """Run the benchmark in workdir (a fresh temp dir by default)."""
+    with tempfile.TemporaryDirectory(prefix="gumei-bench-") as tmp:
+        try:
+            return IngestBench(workdir or Path(tmp), options, report).run()
+        except (ServiceError, TimeoutError) as exc:
+            raise BenchError(str(exc).splitlines()[0]) from exc
+
+
+def format_result(result: BenchResult) -> str:
+    """The side-by-side table printed at the end."""
+    out = ["", f"{'figure':<58} {'rate':>12}  unit"]
+    for fig in result.figures.values():
+        out.append(f"{fig.name:<58} {fig.value:>12,.0f}  {fig.unit}")
+    lat = result.latency_ms
+    out.append(f"{'publish->queryable at ' + format(lat['rate_readings_s'], ',.0f') + ' readings/s':<58} "
+               f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms ({lat['probes']:.0f} probes)")
+    out.append("")
+    for what, ratio, goal in result.ratios:
+        if "maximum" in what:
+            verdict = "meets" if ratio < goal else "MISSES"
+            out.append(f"{what:<58} {ratio:>12.3f}  goal < {goal}: {verdict}")
+        else:
+            verdict = "meets" if ratio >= goal else "MISSES"
+            out.append(f"{what:<58} {ratio:>12.0%}  goal >= {goal:.0%}: {verdict}")
+    return "\n".join(out)

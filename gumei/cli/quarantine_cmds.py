@@ -1,0 +1,62 @@
+"""`gumei quarantine`: read the dead letters (what, when, which site, why)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+quarantine = typer.Typer(no_args_is_help=True, help="Dead letters: payloads and entries the ingestion rejected.")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")]
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """`90s`, `15m`, `6h`, `7d` as a timedelta."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 6h or 7d")
+    n, unit = int(match.group(1)), match.group(2)
+    return dt.timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+
+
+@quarantine.command("list")
+def list_dead_letters(
+    config: ConfigOpt = None,
+    since: Annotated[str, typer.Option(help="how far back: 30m, 6h, 7d")] = "1d",
+    site: Annotated[str | None, typer.Option(help="only this site")] = None,
+    code: Annotated[str | None, typer.Option(help="only this reason code, e.g. invalid_entry")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    payload: Annotated[bool, typer.Option(help="show the payload excerpt")] = False,
+) -> None:
+    """Newest dead letters first."""
+    from cloud.influx import InfluxClient
+    from cloud.quarantine import QuarantineStore
+    from cloud.settings import load_settings
+
+    window = parse_duration(since)
+    settings = load_settings(config)
+    with InfluxClient(settings.influx.config()) as influx:
+        letters = QuarantineStore(influx).recent(window, site=site, code=code, limit=limit)
+    for d in letters:
+        if as_json:
+            row = {**dataclasses.asdict(d), "time": d.time.isoformat()}
+            typer.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        typer.echo(f"{d.time.isoformat(timespec='milliseconds')}  {d.site:<10} {d.code:<20} x{d.entries:<4} {d.reason}")
+        if payload:
+            typer.echo(f"    {d.topic}: {d.payload[:300]}")
+    if not letters and not as_json:
+        typer.echo(f"no dead letters in the last {since}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `quarantine` to the main app."""
+    app.add_typer(quarantine, name="quarantine")
