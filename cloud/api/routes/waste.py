@@ -1,9 +1,10 @@
-"""Waste routes: daily tonnage per (day, site, category), as CONTRACT.md shapes it."""
+"""Waste routes: daily tonnage per (day, site, category) as CONTRACT.md shapes it, area and district
+roll-ups, and the plan's targets per day."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
@@ -18,14 +19,17 @@ MAX_DAYS = 3660
 
 
 class DailyRow(BaseModel):
-    """One (date, site, category) with at least one reading."""
+    """One (date, site, category) with at least one reading (group=site, the CONTRACT.md shape);
+    with group=area or district, one (date[, area], category) where category may be "all",
+    plus the distinct residents that deposited."""
 
     date: dt.date
-    site: str
-    area: str
-    category: Category
+    site: str | None = None
+    area: str | None = None
+    category: str
     tonnes: float
     deposits: int
+    residents: int | None = None
 
 
 class DailyResponse(BaseModel):
@@ -42,7 +46,7 @@ def check_range(start: dt.date, end: dt.date) -> None:
         raise HTTPException(422, detail=f"at most {MAX_DAYS} days per request")
 
 
-@router.get("/daily", response_model=DailyResponse)
+@router.get("/daily", response_model=DailyResponse, response_model_exclude_none=True)
 def daily(
     state: State,
     _: Operator,
@@ -51,11 +55,14 @@ def daily(
     site: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     area: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     category: Category | None = None,
+    group: Annotated[Literal["site", "area", "district"], Query(description="rows per site (default), area or the whole district")] = "site",
 ) -> DailyResponse:
     """Daily tonnage exact to the gram, and deposit counts."""
     check_range(start, end)
     lo = day_start_ms(number_of(start))
     hi = day_start_ms(number_of(end) + 1)
+    if group != "site":
+        return _grouped(state, lo, hi, group, site, area, category)
     where = [f"time >= {lo}ms", f"time < {hi}ms"]
     for tag, value in (("site", site), ("area", area), ("category", category.value if category else None)):
         if value is not None:
@@ -72,10 +79,125 @@ def daily(
                     date=date_of(day_number(int(t))),
                     site=s.tags["site"],
                     area=s.tags["area"],
-                    category=Category(s.tags["category"]),
+                    category=Category(s.tags["category"]).value,
                     tonnes=int(net_g) / 1_000_000,
                     deposits=int(deposits),
                 )
             )
-    rows.sort(key=lambda r: (r.date, r.site, r.category.value))
+    rows.sort(key=lambda r: (r.date, r.site or "", r.category))
     return DailyResponse(rows=rows)
+
+
+def _grouped(state: State, lo: int, hi: int, group: str, site: str | None, area: str | None,
+             category: Category | None) -> DailyResponse:
+    """Area or district rows from waste_area_daily (category "all" rows carry every category)."""
+    if site is not None:
+        raise HTTPException(422, detail=f"site= cannot be combined with group={group}")
+    if group == "district" and area is not None:
+        raise HTTPException(422, detail="area= cannot be combined with group=district")
+    where = [f"time >= {lo}ms", f"time < {hi}ms"]
+    where.append(f"\"area\" = '{area}'" if area else ("\"area\" = 'all'" if group == "district" else "\"area\" != 'all'"))
+    if category is not None:
+        where.append(f"\"category\" = '{category.value}'")
+    q = (
+        f"SELECT net_g, deposits, residents FROM {m.WASTE_AREA_DAILY.name} WHERE {' AND '.join(where)} "
+        'GROUP BY "area", "category"'
+    )
+    rows = []
+    for s in state.influx.query(q):
+        for t, net_g, deposits, residents in s.values:
+            rows.append(
+                DailyRow(
+                    date=date_of(day_number(int(t))),
+                    area=s.tags["area"] if group == "area" else None,
+                    category=s.tags["category"],
+                    tonnes=int(net_g) / 1_000_000,
+                    deposits=int(deposits),
+                    residents=int(residents or 0),
+                )
+            )
+    order = {c: i for i, c in enumerate([*(c.value for c in Category), "all"])}
+    rows.sort(key=lambda r: (r.date, r.area or "", order.get(r.category, 99)))
+    return DailyResponse(rows=rows)
+
+
+class Recyclables(BaseModel):
+    """Recyclables collected that day against the goal (tonnes/day)."""
+
+    tonnes: float
+    goal_tonnes: float
+    met: bool
+
+
+class DryWaste(BaseModel):
+    """Dry waste per day over the window against the reference; met when change_pct <= goal."""
+
+    tonnes_per_day: float
+    window_days: int
+    reference: Literal["year_earlier", "baseline"] | None
+    reference_tonnes_per_day: float | None
+    change_pct: float | None
+    goal_change_pct: float
+    met: bool | None
+
+
+class Sorting(BaseModel):
+    """Share of areas whose day met the sorting standard."""
+
+    areas_meeting: int
+    areas: int
+    pct: float
+    goal_pct: float
+    met: bool
+    areas_below_standard: list[str]
+
+
+class TargetsResponse(BaseModel):
+    """The plan's three targets for one Shanghai day."""
+
+    date: dt.date
+    recyclables: Recyclables
+    dry_waste: DryWaste
+    sorting: Sorting
+
+
+@router.get("/targets", response_model=TargetsResponse)
+def targets(
+    state: State,
+    _: Operator,
+    date: Annotated[dt.date, Query(description="Shanghai day, YYYY-MM-DD")],
+) -> TargetsResponse:
+    """The plan's targets for one day, as the aggregator last computed them."""
+    lo = day_start_ms(number_of(date))
+    hi = lo + 86_400_000
+    found = state.influx.query(f"SELECT * FROM {m.WASTE_TARGETS.name} WHERE time >= {lo}ms AND time < {hi}ms")
+    if not found or not found[0].values:
+        raise HTTPException(404, detail=f"no targets computed for {date} (no waste data that day yet)")
+    v = dict(zip(found[0].columns, found[0].values[-1], strict=True))
+    below = state.influx.query(
+        f"SELECT meets_standard FROM {m.WASTE_AREA_DAILY.name} WHERE \"category\" = 'all' AND \"area\" != 'all' "
+        f"AND time >= {lo}ms AND time < {hi}ms GROUP BY \"area\""
+    )
+    met_areas = {s.tags["area"] for s in below if s.values and s.values[-1][1]}
+    waste_areas = sorted({x.area for x in state.registry.sites if x.kind == "waste" and not x.retired})
+    return TargetsResponse(
+        date=date,
+        recyclables=Recyclables(tonnes=v["recyclable_tonnes"], goal_tonnes=v["recyclable_goal_tonnes"], met=v["recyclable_met"]),
+        dry_waste=DryWaste(
+            tonnes_per_day=v["dry_tonnes_per_day_30d"],
+            window_days=state.settings.targets.dry_window_days,
+            reference=v.get("dry_reference"),
+            reference_tonnes_per_day=v.get("dry_reference_tonnes_per_day"),
+            change_pct=v.get("dry_change_pct"),
+            goal_change_pct=v["dry_goal_change_pct"],
+            met=v.get("dry_met"),
+        ),
+        sorting=Sorting(
+            areas_meeting=int(v["sorting_areas_meeting"]),
+            areas=int(v["sorting_areas"]),
+            pct=v["sorting_pct"],
+            goal_pct=v["sorting_goal_pct"],
+            met=v["sorting_met"],
+            areas_below_standard=[a for a in waste_areas if a not in met_areas],
+        ),
+    )
