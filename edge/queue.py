@@ -1,0 +1,221 @@
+"""Durable local queue of contract readings (SQLite WAL): commit before ack, delete after PUBACK."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self, TypeVar
+
+from contract import HealthMeasurement, WasteReading, now_ms
+from edge.errors import QueueError
+
+Entry = WasteReading | HealthMeasurement
+E = TypeVar("E", WasteReading, HealthMeasurement)
+MODELS: dict[str, type[WasteReading | HealthMeasurement]] = {
+    "waste": WasteReading,
+    "health": HealthMeasurement,
+}
+KIND_OF = {WasteReading: "waste", HealthMeasurement: "health"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind    TEXT NOT NULL,
+    device  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    ts      INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    UNIQUE (device, seq)
+);
+CREATE TABLE IF NOT EXISTS device_seq (device TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('dropped', 0), ('bytes', 0), ('accepted', 0), ('acked', 0);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """One stored entry: its queue id (for ack) and the contract entry."""
+
+    id: int
+    entry: Entry
+
+    @property
+    def kind(self) -> str:
+        """'waste' or 'health'."""
+        return KIND_OF[type(self.entry)]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counters of the queue; `dropped` counts entries pushed out by the bound."""
+
+    buffered: int
+    bytes: int
+    accepted: int
+    acked: int
+    dropped: int
+
+
+class DurableQueue:
+    """SQLite-backed FIFO of readings with per-device seq; thread-safe; one writer process.
+
+    put() assigns the device's next seq and commits (synchronous=FULL) before it returns,
+    so a returned entry survives kill -9 and power loss. peek() reads the oldest entries
+    without removing them; ack(ids) deletes them once the broker has acknowledged them.
+    When full (max_items or max_bytes), the oldest entries are dropped and counted.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, max_items: int, max_bytes: int, clock: Callable[[], int]) -> None:
+        self._db, self.max_items, self.max_bytes, self._clock = conn, max_items, max_bytes, clock
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        max_items: int = 1_000_000,
+        max_bytes: int = 512 * 1024 * 1024,
+        clock: Callable[[], int] = now_ms,
+    ) -> DurableQueue:
+        """Open or create the queue file in WAL mode."""
+        if max_items < 1 or max_bytes < 1024:
+            raise QueueError("max_items must be >= 1 and max_bytes >= 1024")
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot open queue {path}: {exc}") from exc
+        if mode != "wal":
+            conn.close()
+            raise QueueError(f"queue {path}: WAL mode not available (got {mode})")
+        return cls(conn, max_items, max_bytes, clock)
+
+    def close(self) -> None:
+        """Checkpoint and close the file."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass  # closing anyway; the WAL is replayed on the next open
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next_seq(self, device: str) -> int:
+        row = self._db.execute("SELECT last_seq FROM device_seq WHERE device = ?", (device,)).fetchone()
+        # A new device starts at clock_ms * 1000 so that seq still increases if this file is lost.
+        seq = row[0] + 1 if row else max(1, self._clock() * 1000)
+        self._db.execute("INSERT OR REPLACE INTO device_seq VALUES (?, ?)", (device, seq))
+        return seq
+
+    def _counter(self, name: str, delta: int) -> None:
+        self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (delta, name))
+
+    def _make_room(self, incoming: int) -> None:
+        n, size = self._db.execute(
+            "SELECT (SELECT count(*) FROM entries), (SELECT value FROM counters WHERE name='bytes')"
+        ).fetchone()
+        while n and (n + 1 > self.max_items or size + incoming > self.max_bytes):
+            over = max(1, n + 1 - self.max_items)
+            rows = self._db.execute("SELECT id, length(payload) FROM entries ORDER BY id LIMIT ?", (over,)).fetchall()
+            self._db.executemany("DELETE FROM entries WHERE id = ?", [(r[0],) for r in rows])
+            freed = sum(r[1] for r in rows)
+            self._counter("dropped", len(rows))
+            self._counter("bytes", -freed)
+            n, size = n - len(rows), size - freed
+
+    def put(self, device: str, make: Callable[[int], E]) -> E:
+        """Build the entry with the device's next seq, store it durably, and return it."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    seq = self._next_seq(device)
+                    entry = make(seq)
+                    if entry.device != device or entry.seq != seq:
+                        raise QueueError(f"entry must carry device {device!r} and seq {seq}")
+                    payload = entry.model_dump_json(exclude_none=True)
+                    self._make_room(len(payload))
+                    self._db.execute(
+                        "INSERT INTO entries (kind, device, seq, ts, payload) VALUES (?, ?, ?, ?, ?)",
+                        (KIND_OF[type(entry)], device, seq, entry.ts, payload),
+                    )
+                    self._counter("bytes", len(payload))
+                    self._counter("accepted", 1)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise QueueError(f"queue write failed: {exc}") from exc
+        return entry
+
+    def peek(self, limit: int = 500, *, after_id: int = 0, kind: str | None = None) -> list[Queued]:
+        """Up to `limit` oldest entries with id > after_id (optionally one kind), not removed."""
+        sql = "SELECT id, kind, payload FROM entries WHERE id > ?"
+        args: list[object] = [after_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            try:
+                rows = self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise QueueError(f"queue read failed: {exc}") from exc
+        return [Queued(i, MODELS[k].model_validate_json(p)) for i, k, p in rows]
+
+    def ack(self, ids: Iterable[int]) -> int:
+        """Delete entries the broker acknowledged (PUBACK); returns how many were still there."""
+        id_list = [(i,) for i in ids]
+        if not id_list:
+            return 0
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("CREATE TEMP TABLE IF NOT EXISTS ack_ids (id INTEGER PRIMARY KEY)")
+                    self._db.execute("DELETE FROM ack_ids")
+                    self._db.executemany("INSERT OR IGNORE INTO ack_ids VALUES (?)", id_list)
+                    n, size = self._db.execute(
+                        "SELECT count(*), coalesce(sum(length(payload)), 0) FROM entries WHERE id IN (SELECT id FROM ack_ids)"
+                    ).fetchone()
+                    self._db.execute("DELETE FROM entries WHERE id IN (SELECT id FROM ack_ids)")
+                    self._counter("bytes", -size)
+                    self._counter("acked", n)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise QueueError(f"queue ack failed: {exc}") from exc
+        return n
+
+    def last_seq(self, device: str) -> int | None:
+        """The last seq given to a device, or None if it never had one."""
+        with self._lock:
+            row = self._db.execute("SELECT last_seq FROM device_seq WHERE device = ?", (device,)).fetchone()
+        return row[0] if row else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def stats(self) -> QueueStats:
+        """Buffered count and the persisted counters."""
+        with self._lock:
+            c = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            n = self._db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        return QueueStats(buffered=n, bytes=c["bytes"], accepted=c["accepted"], acked=c["acked"], dropped=c["dropped"])
