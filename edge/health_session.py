@@ -102,8 +102,14 @@ class SessionTracker:
     ) -> HealthMeasurement:
         """A contract measurement carrying the session's pseudonym when one is open, else none."""
         return HealthMeasurement.model_validate(
-            {"device": device, "seq": seq, "ts": ts, "resident": self.resident_for(ts), "type": type_,
-             "values": values}
+            {
+                "device": device,
+                "seq": seq,
+                "ts": ts,
+                "resident": self.resident_for(ts),
+                "type": type_,
+                "values": values,
+            }
         )
 
     def _live(self, now: int) -> Session | None:

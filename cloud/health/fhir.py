@@ -54,7 +54,6 @@ GLUCOSE = Code("15074-8", "Glucose [Moles/volume] in Blood", "mmol/L", "mmol/L")
 
 # contract value key -> the code of the Observation it becomes (blood pressure goes in one panel)
 SINGLE: dict[str, Code] = {
-    "pulse_bpm": HEART_RATE,
     "weight_kg": BODY_WEIGHT,
     "height_cm": BODY_HEIGHT,
     "bmi": BMI,
@@ -62,10 +61,15 @@ SINGLE: dict[str, Code] = {
     "temperature_c": BODY_TEMPERATURE,
     "spo2_pct": SPO2,
     "glucose_mmol_l": GLUCOSE,
+    "pulse_bpm": HEART_RATE,
 }
 # which observation of a measurement carries the abnormal-value interpretation
-FLAGGED_KEY = {"blood_glucose": "glucose_mmol_l", "body_composition": "bmi", "body_temperature": "temperature_c",
-               "pulse_oximetry": "spo2_pct"}
+FLAGGED_KEY = {
+    "blood_glucose": "glucose_mmol_l",
+    "body_composition": "bmi",
+    "body_temperature": "temperature_c",
+    "pulse_oximetry": "spo2_pct",
+}
 LOW_CODES = {"low_spo2", "glucose_low", "underweight"}
 
 
@@ -83,8 +87,12 @@ def _interpretation(verdict: Flag) -> list[dict[str, Any]]:
     low = any(c in LOW_CODES for c in verdict.codes)
     code = ("LL" if low else "HH") if verdict.severity == "severe" else ("L" if low else "H")
     display = {"H": "High", "HH": "Critical high", "L": "Low", "LL": "Critical low"}[code]
-    return [{"coding": [{"system": INTERPRETATION_SYSTEM, "code": code, "display": display}],
-             "text": verdict.text}]
+    return [
+        {
+            "coding": [{"system": INTERPRETATION_SYSTEM, "code": code, "display": display}],
+            "text": verdict.text,
+        }
+    ]
 
 
 def effective(ts_ms: int) -> str:
@@ -97,11 +105,18 @@ def observation_id(device: str, seq: int, key: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{device}/{seq}/{key}"))
 
 
-def _base(m: HealthMeasurement, key: str, code: Code, coding: list[dict[str, str]]) -> dict[str, Any]:
+def _base(
+    m: HealthMeasurement, key: str, code: Code, coding: list[dict[str, str]]
+) -> dict[str, Any]:
     if m.resident is None:
-        raise ValueError(f"measurement {m.device}/{m.seq} has no resident: it belongs to no health record")
-    category = "vital-signs" if code.profile or code is BP_PANEL else (
-        "laboratory" if code is GLUCOSE else "exam")
+        raise ValueError(
+            f"measurement {m.device}/{m.seq} has no resident: it belongs to no health record"
+        )
+    category = (
+        "vital-signs"
+        if code.profile or code is BP_PANEL
+        else ("laboratory" if code is GLUCOSE else "exam")
+    )
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": observation_id(m.device, m.seq, key),
@@ -126,9 +141,15 @@ def observations(m: HealthMeasurement) -> list[dict[str, Any]]:
     if m.type.value == "blood_pressure":
         panel = _base(m, "bp", BP_PANEL, [_coding(BP_PANEL)])
         panel["component"] = [
-            {"code": {"coding": [_coding(code)]}, "valueQuantity": _quantity(float(values[key]), code)}
-            for key, code in (("systolic_mmhg", SYSTOLIC), ("diastolic_mmhg", DIASTOLIC),
-                              ("mean_arterial_mmhg", MEAN_ARTERIAL))
+            {
+                "code": {"coding": [_coding(code)]},
+                "valueQuantity": _quantity(float(values[key]), code),
+            }
+            for key, code in (
+                ("systolic_mmhg", SYSTOLIC),
+                ("diastolic_mmhg", DIASTOLIC),
+                ("mean_arterial_mmhg", MEAN_ARTERIAL),
+            )
             if key in values
         ]
         panel["interpretation"] = _interpretation(verdict)
@@ -144,25 +165,101 @@ def observations(m: HealthMeasurement) -> list[dict[str, Any]]:
             resource["interpretation"] = _interpretation(verdict)
         if code is GLUCOSE:
             meal = values.get("meal", "unknown")
-            resource["note"] = [{"text": f"Capillary self-test at a health hut (meal: {meal}); screening only, "
-                                         "not a diagnosis."}]
+            resource["note"] = [
+                {
+                    "text": f"Capillary self-test at a health hut (meal: {meal}); screening only, "
+                    "not a diagnosis."
+                }
+            ]
         out.append(resource)
     return out
 
 
-def bundle(measurements: Iterable[HealthMeasurement], now: dt.datetime | None = None) -> dict[str, Any]:
+def bundle(
+    measurements: Iterable[HealthMeasurement], now: dt.datetime | None = None
+) -> dict[str, Any]:
     """A FHIR R4 `collection` Bundle of the Observations of some measurements, validated, as JSON-ready dict."""
     entries = [
         {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource}
         for m in measurements
         for resource in observations(m)
     ]
-    stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(SHANGHAI).isoformat(timespec="seconds")
-    doc: dict[str, Any] = {"resourceType": "Bundle", "type": "collection", "timestamp": stamp, "entry": entries}
+    stamp = (now or dt.datetime.now(dt.UTC)).astimezone(SHANGHAI).isoformat(timespec="seconds")
+    doc: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": stamp,
+        "entry": entries,
+    }
     validate(doc)
     return doc
 
 
+BUNDLE_TYPES = frozenset(
+    {
+        "document",
+        "message",
+        "transaction",
+        "transaction-response",
+        "batch",
+        "batch-response",
+        "history",
+        "searchset",
+        "collection",
+    }
+)
+OBSERVATION_STATUS = frozenset(
+    {
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    }
+)
+
+
+class FhirExportError(ValueError):
+    """A resource that breaks a rule the fhir.resources models do not check (code bindings, vital-signs profile)."""
+
+
+def _check_quantity(q: Mapping[str, Any], where: str) -> None:
+    if q.get("system") != UCUM or not q.get("code") or not isinstance(q.get("value"), int | float):
+        raise FhirExportError(f"{where}: a vital sign needs a numeric UCUM valueQuantity")
+
+
+def _check_observation(o: Mapping[str, Any]) -> None:
+    where = f"Observation/{o.get('id')}"
+    if o.get("status") not in OBSERVATION_STATUS:
+        raise FhirExportError(
+            f"{where}: status {o.get('status')!r} is not an ObservationStatus code"
+        )
+    if PROFILE + "vitalsigns" not in o.get("meta", {}).get("profile", []):
+        return
+    categories = [c.get("code") for cat in o.get("category", []) for c in cat.get("coding", [])]
+    if "vital-signs" not in categories or "subject" not in o or "effectiveDateTime" not in o:
+        raise FhirExportError(
+            f"{where}: vital signs need category vital-signs, a subject and effective[x]"
+        )
+    if not any(c.get("system") == LOINC for c in o["code"].get("coding", [])):
+        raise FhirExportError(f"{where}: vital signs need a LOINC code")
+    if "valueQuantity" in o:
+        _check_quantity(o["valueQuantity"], where)
+    for component in o.get("component", []):
+        _check_quantity(component.get("valueQuantity", {}), where)
+    if "valueQuantity" not in o and not o.get("component"):
+        raise FhirExportError(f"{where}: a vital sign needs a value or components")
+
+
 def validate(doc: Mapping[str, Any]) -> None:
-    """Raise pydantic.ValidationError unless `doc` is a valid FHIR Bundle (R4/R4B structure)."""
-    Bundle.model_validate(dict(doc))
+    """Raise ValueError unless `doc` is a valid FHIR Bundle (R4/R4B models plus code bindings and profile)."""
+    Bundle.model_validate(dict(doc))  # pydantic.ValidationError is a ValueError
+    if doc.get("type") not in BUNDLE_TYPES:
+        raise FhirExportError(f"Bundle.type {doc.get('type')!r} is not a BundleType code")
+    for entry in doc.get("entry", []):
+        resource = entry.get("resource", {})
+        if resource.get("resourceType") == "Observation":
+            _check_observation(resource)

@@ -103,10 +103,14 @@ def flag(type_: str, values: Values) -> Flag:
     """Abnormal-value flags of one (plausible) measurement."""
     found: list[tuple[str, str]] = []
     if type_ == "blood_pressure":
-        found += blood_pressure_flags(float(values["systolic_mmhg"]), float(values["diastolic_mmhg"]))
+        found += blood_pressure_flags(
+            float(values["systolic_mmhg"]), float(values["diastolic_mmhg"])
+        )
     elif type_ == "blood_glucose":
         meal = values.get("meal")
-        found += glucose_flags(float(values["glucose_mmol_l"]), meal if isinstance(meal, str) else None)
+        found += glucose_flags(
+            float(values["glucose_mmol_l"]), meal if isinstance(meal, str) else None
+        )
     elif type_ == "pulse_oximetry" and float(values["spo2_pct"]) < SPO2_LOW:
         found.append(("low_spo2", "abnormal"))
     elif type_ == "body_temperature" and float(values["temperature_c"]) >= FEVER_C:

@@ -10,7 +10,9 @@ from cloud.measurements import HEALTH_MEASUREMENT
 from contract.models import HealthMeasurement
 
 
-def health_fields(m: HealthMeasurement, verdict: Flag) -> dict[str, float | int | bool | str | None]:
+def health_fields(
+    m: HealthMeasurement, verdict: Flag
+) -> dict[str, float | int | bool | str | None]:
     """Fields of one point: seq, resident, abnormal, flag, then one float per value (meal as a string)."""
     fields: dict[str, float | int | bool | str | None] = {
         "seq": m.seq,
@@ -27,7 +29,9 @@ def health_line(site: str, m: HealthMeasurement, verdict: Flag | None = None) ->
     """One line of line protocol; point time makes (device, seq) the identity, as for waste readings."""
     verdict = verdict if verdict is not None else flag(m.type.value, m.values)
     tags = {"site": site, "device": m.device, "type": m.type.value}
-    return line(HEALTH_MEASUREMENT.name, tags, health_fields(m, verdict), point_time_ns(m.ts, m.seq))
+    return line(
+        HEALTH_MEASUREMENT.name, tags, health_fields(m, verdict), point_time_ns(m.ts, m.seq)
+    )
 
 
 def health_lines(site: str, measurements: Iterable[HealthMeasurement]) -> list[str]:

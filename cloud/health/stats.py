@@ -60,6 +60,16 @@ def daily_stats(rows: Iterable[StatRow]) -> list[HutDay]:
         day, site = key
         by_type = dict(sorted(counts[key].items()))
         bad = dict(sorted(abnormal[key].items()))
-        out.append(HutDay(date_of(day), site, len(residents[key]), sum(by_type.values()), anonymous[key],
-                          sum(bad.values()), by_type, bad))
+        out.append(
+            HutDay(
+                date_of(day),
+                site,
+                len(residents[key]),
+                sum(by_type.values()),
+                anonymous[key],
+                sum(bad.values()),
+                by_type,
+                bad,
+            )
+        )
     return out

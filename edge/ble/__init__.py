@@ -14,12 +14,22 @@ from edge.ble.decode import (
     normalize_uuid,
 )
 from edge.ble.errors import BleDecodeError
-from edge.ble.glucose import decode_glucose, decode_glucose_context, encode_glucose, encode_glucose_context
+from edge.ble.glucose import (
+    decode_glucose,
+    decode_glucose_context,
+    encode_glucose,
+    encode_glucose_context,
+)
 from edge.ble.ieee11073 import decode_float, decode_sfloat, encode_float, encode_sfloat
 from edge.ble.oximeter import decode_spot_check, encode_spot_check
 from edge.ble.reading import BleReading, measured_ms, merge, uuid16
 from edge.ble.thermometer import decode_temperature, encode_temperature
-from edge.ble.weight import decode_body_composition, decode_weight, encode_body_composition, encode_weight
+from edge.ble.weight import (
+    decode_body_composition,
+    decode_weight,
+    encode_body_composition,
+    encode_weight,
+)
 
 __all__ = [
     "BLOOD_PRESSURE",

@@ -77,7 +77,9 @@ def encode_blood_pressure(
     flags |= (FLAG_PULSE if pulse is not None else 0) | (FLAG_USER if user_id is not None else 0)
     flags |= FLAG_STATUS if status is not None else 0
     out = bytearray([flags])
-    out += struct.pack("<HHH", encode_sfloat(systolic), encode_sfloat(diastolic), encode_sfloat(mean_arterial))
+    out += struct.pack(
+        "<HHH", encode_sfloat(systolic), encode_sfloat(diastolic), encode_sfloat(mean_arterial)
+    )
     if measured_at:
         out += encode_date_time(measured_at)
     if pulse is not None:

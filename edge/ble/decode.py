@@ -91,7 +91,9 @@ class Assembler:
             return []  # context of a record we do not hold: nothing to attach it to
         self._glucose = None
         values = dict(held.values) | ({"meal": meal} if meal else {})
-        return [BleReading(held.type, values, held.measured_at, held.user_id, held.status, held.details)]
+        return [
+            BleReading(held.type, values, held.measured_at, held.user_id, held.status, held.details)
+        ]
 
     def _body_part(self, key: str, reading: BleReading) -> list[BleReading]:
         if self._body is not None and self._body[0] != key:

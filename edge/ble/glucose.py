@@ -18,23 +18,54 @@ UUID = 0x2A18
 CONTEXT_UUID = 0x2A34
 GLUCOSE_MOLAR_MASS = 180.16  # g/mol
 
-FLAG_TIME_OFFSET, FLAG_CONCENTRATION, FLAG_MOL_PER_L, FLAG_SENSOR_STATUS, FLAG_CONTEXT = 1, 2, 4, 8, 16
+FLAG_TIME_OFFSET, FLAG_CONCENTRATION, FLAG_MOL_PER_L, FLAG_SENSOR_STATUS, FLAG_CONTEXT = (
+    1,
+    2,
+    4,
+    8,
+    16,
+)
 SAMPLE_TYPES = {
-    1: "capillary_whole_blood", 2: "capillary_plasma", 3: "venous_whole_blood", 4: "venous_plasma",
-    5: "arterial_whole_blood", 6: "arterial_plasma", 7: "undetermined_whole_blood",
-    8: "undetermined_plasma", 9: "interstitial_fluid", 10: "control_solution",
+    1: "capillary_whole_blood",
+    2: "capillary_plasma",
+    3: "venous_whole_blood",
+    4: "venous_plasma",
+    5: "arterial_whole_blood",
+    6: "arterial_plasma",
+    7: "undetermined_whole_blood",
+    8: "undetermined_plasma",
+    9: "interstitial_fluid",
+    10: "control_solution",
 }
-LOCATIONS = {1: "finger", 2: "alternate_site_test", 3: "earlobe", 4: "control_solution", 15: "not_available"}
+LOCATIONS = {
+    1: "finger",
+    2: "alternate_site_test",
+    3: "earlobe",
+    4: "control_solution",
+    15: "not_available",
+}
 # Sensor Status Annunciation bits that make the result unusable.
 FAULT_BITS = {
-    0x0002: "sensor malfunction", 0x0004: "sample size insufficient", 0x0008: "strip insertion error",
-    0x0010: "strip type incorrect", 0x0020: "result higher than the device can process",
-    0x0040: "result lower than the device can process", 0x0200: "sensor read interrupted",
+    0x0002: "sensor malfunction",
+    0x0004: "sample size insufficient",
+    0x0008: "strip insertion error",
+    0x0010: "strip type incorrect",
+    0x0020: "result higher than the device can process",
+    0x0040: "result lower than the device can process",
+    0x0200: "sensor read interrupted",
     0x0400: "general device fault",
 }
 # Context meal codes -> contract meal; preprandial/casual/bedtime are not fasting, so "random".
 MEALS = {1: "random", 2: "postprandial", 3: "fasting", 4: "random", 5: "random"}
-CTX_CARBS, CTX_MEAL, CTX_TESTER, CTX_EXERCISE, CTX_MEDICATION, CTX_HBA1C, CTX_EXTENDED = 1, 2, 4, 8, 16, 64, 128
+CTX_CARBS, CTX_MEAL, CTX_TESTER, CTX_EXERCISE, CTX_MEDICATION, CTX_HBA1C, CTX_EXTENDED = (
+    1,
+    2,
+    4,
+    8,
+    16,
+    64,
+    128,
+)
 
 
 def kg_per_l_to_mmol_per_l(value: float) -> float:
@@ -78,7 +109,9 @@ def decode_glucose(data: bytes) -> BleReading:
         "context_follows": bool(flags & FLAG_CONTEXT),
     }
     measured_at = base + dt.timedelta(minutes=offset) if base else None
-    return BleReading("blood_glucose", {"glucose_mmol_l": mmol}, measured_at, status=status, details=details)
+    return BleReading(
+        "blood_glucose", {"glucose_mmol_l": mmol}, measured_at, status=status, details=details
+    )
 
 
 def encode_glucose(
@@ -95,7 +128,9 @@ def encode_glucose(
 ) -> bytes:
     """Encode a Glucose Measurement; concentration in mol/L or kg/L as `mol_per_l` says."""
     flags = FLAG_CONCENTRATION | (FLAG_MOL_PER_L if mol_per_l else 0)
-    flags |= (FLAG_TIME_OFFSET if offset_min is not None else 0) | (FLAG_SENSOR_STATUS if status is not None else 0)
+    flags |= (FLAG_TIME_OFFSET if offset_min is not None else 0) | (
+        FLAG_SENSOR_STATUS if status is not None else 0
+    )
     flags |= FLAG_CONTEXT if context_follows else 0
     out = bytearray([flags]) + struct.pack("<H", seq) + encode_date_time(base_time)
     if offset_min is not None:

@@ -30,7 +30,13 @@ FLOAT_SPECIALS: dict[int, str] = {
     0x00800002: "-INFINITY",
     0x00800001: "reserved",
 }
-SFLOAT_NAN, SFLOAT_NRES, SFLOAT_PINF, SFLOAT_NINF, SFLOAT_RESERVED = 0x07FF, 0x0800, 0x07FE, 0x0802, 0x0801
+SFLOAT_NAN, SFLOAT_NRES, SFLOAT_PINF, SFLOAT_NINF, SFLOAT_RESERVED = (
+    0x07FF,
+    0x0800,
+    0x07FE,
+    0x0802,
+    0x0801,
+)
 FLOAT_NAN, FLOAT_NRES, FLOAT_PINF, FLOAT_NINF = 0x007FFFFF, 0x00800000, 0x007FFFFE, 0x00800002
 _SFLOAT_MAX_MANT = 2045  # 2046, 2047, -2046, -2047, -2048 are the specials
 _FLOAT_MAX_MANT = 0x7FFFFD
@@ -49,7 +55,9 @@ def sfloat_parts(raw: int) -> tuple[int, int]:
     """Split a 16-bit SFLOAT into (mantissa, exponent); raise BleDecodeError on special values."""
     mantissa_bits = raw & 0x0FFF
     if mantissa_bits in SFLOAT_SPECIALS:
-        raise BleDecodeError("special_value", f"SFLOAT {raw:#06x} is {SFLOAT_SPECIALS[mantissa_bits]}")
+        raise BleDecodeError(
+            "special_value", f"SFLOAT {raw:#06x} is {SFLOAT_SPECIALS[mantissa_bits]}"
+        )
     return _signed(mantissa_bits, 12), _signed(raw >> 12, 4)
 
 
@@ -63,7 +71,9 @@ def float_parts(raw: int) -> tuple[int, int]:
     """Split a 32-bit FLOAT into (mantissa, exponent); raise BleDecodeError on special values."""
     mantissa_bits = raw & 0x00FFFFFF
     if mantissa_bits in FLOAT_SPECIALS:
-        raise BleDecodeError("special_value", f"FLOAT {raw:#010x} is {FLOAT_SPECIALS[mantissa_bits]}")
+        raise BleDecodeError(
+            "special_value", f"FLOAT {raw:#010x} is {FLOAT_SPECIALS[mantissa_bits]}"
+        )
     return _signed(mantissa_bits, 24), _signed(raw >> 24, 8)
 
 
@@ -73,7 +83,7 @@ def decode_float(raw: int) -> float:
     return _scale(mantissa, exponent)
 
 
-def _choose(value: float, max_mant: int, max_exp: int) -> tuple[int, int]:
+def _choose(value: float, max_mant: int, min_exp: int, max_exp: int) -> tuple[int, int]:
     """(mantissa, exponent) with exponent 0 for integers, the fewest decimals otherwise, rounding if needed."""
     exact = Decimal(repr(float(value)))
     if abs(exact) > max_mant:  # too big for exponent 0: the smallest positive exponent that fits
@@ -83,7 +93,7 @@ def _choose(value: float, max_mant: int, max_exp: int) -> tuple[int, int]:
                 return mantissa, exponent
         raise ValueError(f"{value} does not fit the 11073 number range")
     best = (int(exact.to_integral_value()), 0)
-    for exponent in range(0, -max_exp - 1, -1):
+    for exponent in range(0, min_exp - 1, -1):
         mantissa = int(exact.scaleb(-exponent).to_integral_value())
         if abs(mantissa) > max_mant:
             break
@@ -100,7 +110,7 @@ def encode_sfloat(value: float, exponent: int | None = None) -> int:
     if math.isinf(value):
         return SFLOAT_PINF if value > 0 else SFLOAT_NINF
     if exponent is None:
-        mantissa, exponent = _choose(value, _SFLOAT_MAX_MANT, 7)
+        mantissa, exponent = _choose(value, _SFLOAT_MAX_MANT, -8, 7)
     else:
         mantissa = round(Decimal(repr(float(value))).scaleb(-exponent))
     if not -8 <= exponent <= 7 or abs(mantissa) > _SFLOAT_MAX_MANT:
@@ -115,7 +125,7 @@ def encode_float(value: float, exponent: int | None = None) -> int:
     if math.isinf(value):
         return FLOAT_PINF if value > 0 else FLOAT_NINF
     if exponent is None:
-        mantissa, exponent = _choose(value, _FLOAT_MAX_MANT, 127)
+        mantissa, exponent = _choose(value, _FLOAT_MAX_MANT, -128, 127)
     else:
         mantissa = round(Decimal(repr(float(value))).scaleb(-exponent))
     if not -128 <= exponent <= 127 or abs(mantissa) > _FLOAT_MAX_MANT:
@@ -142,7 +152,9 @@ def encode_date_time(when: dt.datetime | None) -> bytes:
     """GATT date_time bytes of a naive local datetime; None encodes 'not known' (all zero)."""
     if when is None:
         return bytes(7)
-    return struct.pack("<HBBBBB", when.year, when.month, when.day, when.hour, when.minute, when.second)
+    return struct.pack(
+        "<HBBBBB", when.year, when.month, when.day, when.hour, when.minute, when.second
+    )
 
 
 class Reader:
@@ -157,7 +169,9 @@ class Reader:
         """The next n bytes."""
         end = self._pos + n
         if end > len(self._data):
-            raise BleDecodeError("too_short", f"{self._what}: {len(self._data)} bytes, needs at least {end}")
+            raise BleDecodeError(
+                "too_short", f"{self._what}: {len(self._data)} bytes, needs at least {end}"
+            )
         chunk = self._data[self._pos : end]
         self._pos = end
         return chunk

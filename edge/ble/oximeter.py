@@ -50,8 +50,13 @@ def decode_spot_check(data: bytes) -> BleReading:
         details["questionable"] = True
     if flags & FLAG_CLOCK_NOT_SET:
         details["clock_not_set"] = True
-    return BleReading("pulse_oximetry", {"spo2_pct": spo2, "pulse_bpm": pulse}, measured_at, status=status,
-                      details=details)
+    return BleReading(
+        "pulse_oximetry",
+        {"spo2_pct": spo2, "pulse_bpm": pulse},
+        measured_at,
+        status=status,
+        details=details,
+    )
 
 
 def encode_spot_check(
@@ -66,7 +71,9 @@ def encode_spot_check(
 ) -> bytes:
     """Encode a PLX Spot-Check Measurement."""
     flags = (FLAG_TIMESTAMP if measured_at else 0) | (FLAG_MEAS_STATUS if status is not None else 0)
-    flags |= (FLAG_DEVICE_STATUS if device_status is not None else 0) | (FLAG_PAI if pai is not None else 0)
+    flags |= (FLAG_DEVICE_STATUS if device_status is not None else 0) | (
+        FLAG_PAI if pai is not None else 0
+    )
     flags |= FLAG_CLOCK_NOT_SET if clock_not_set else 0
     out = bytearray([flags]) + struct.pack("<HH", encode_sfloat(spo2), encode_sfloat(pulse))
     if measured_at:

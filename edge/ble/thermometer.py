@@ -11,8 +11,15 @@ from edge.ble.reading import BleReading
 UUID = 0x2A1C
 FLAG_FAHRENHEIT, FLAG_TIMESTAMP, FLAG_TYPE = 0x01, 0x02, 0x04
 TEMPERATURE_TYPES = {
-    1: "armpit", 2: "body", 3: "ear", 4: "finger", 5: "gastro_intestinal",
-    6: "mouth", 7: "rectum", 8: "toe", 9: "tympanum",
+    1: "armpit",
+    2: "body",
+    3: "ear",
+    4: "finger",
+    5: "gastro_intestinal",
+    6: "mouth",
+    7: "rectum",
+    8: "toe",
+    9: "tympanum",
 }
 
 

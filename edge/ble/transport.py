@@ -163,7 +163,9 @@ class BleakTransport:
         except ImportError as exc:
             raise ConfigError("bleak is not installed: pip install 'gumei-iot[ble]'") from exc
         loop = asyncio.new_event_loop()
-        threading.Thread(target=loop.run_forever, name=f"bleak-{self._address}", daemon=True).start()
+        threading.Thread(
+            target=loop.run_forever, name=f"bleak-{self._address}", daemon=True
+        ).start()
         self._loop = loop
         self._errors = (BleakError, TimeoutError, OSError)
 
@@ -171,17 +173,23 @@ class BleakTransport:
             self._queue.put(BleUnavailable(f"instrument {self._address} disconnected"))
 
         def on_notify(characteristic: Any, data: bytearray) -> None:
-            self._queue.put(Notification(str(characteristic.uuid), bytes(data), time.time_ns() // 1_000_000))
+            self._queue.put(
+                Notification(str(characteristic.uuid), bytes(data), time.time_ns() // 1_000_000)
+            )
 
         async def connect() -> Any:
-            client = BleakClient(self._address, disconnected_callback=on_disconnect, timeout=self._timeout)
+            client = BleakClient(
+                self._address, disconnected_callback=on_disconnect, timeout=self._timeout
+            )
             await client.connect()
             for u in self._uuids:
                 await client.start_notify(u, on_notify)
             return client
 
         try:
-            self._client = asyncio.run_coroutine_threadsafe(connect(), loop).result(self._timeout + 5)
+            self._client = asyncio.run_coroutine_threadsafe(connect(), loop).result(
+                self._timeout + 5
+            )
         except (BleakError, TimeoutError, OSError) as exc:
             self.close()
             raise BleUnavailable(f"cannot connect to {self._address}: {exc}") from exc

@@ -100,8 +100,12 @@ def decode_body_composition(data: bytes) -> BleReading:
         details["basal_metabolism_kj"] = r.u16()
     if flags & BC_MUSCLE_PCT:
         details["muscle_pct"] = r.u16() / 10
-    for bit, name in ((BC_MUSCLE_MASS, "muscle_mass_kg"), (BC_FAT_FREE, "fat_free_mass_kg"),
-                      (BC_SOFT_LEAN, "soft_lean_mass_kg"), (BC_WATER, "body_water_mass_kg")):
+    for bit, name in (
+        (BC_MUSCLE_MASS, "muscle_mass_kg"),
+        (BC_FAT_FREE, "fat_free_mass_kg"),
+        (BC_SOFT_LEAN, "soft_lean_mass_kg"),
+        (BC_WATER, "body_water_mass_kg"),
+    ):
         if flags & bit:
             details[name] = mass_kg(r.u16(), imperial)
     if flags & BC_IMPEDANCE:
@@ -127,7 +131,9 @@ def encode_body_composition(
 ) -> bytes:
     """Encode a Body Composition Measurement with the fields the simulated scale sends."""
     flags = (BC_IMPERIAL if imperial else 0) | (BC_TIMESTAMP if measured_at else 0)
-    flags |= (BC_USER if user_id is not None else 0) | (BC_IMPEDANCE if impedance_ohm is not None else 0)
+    flags |= (BC_USER if user_id is not None else 0) | (
+        BC_IMPEDANCE if impedance_ohm is not None else 0
+    )
     flags |= (BC_WEIGHT if weight is not None else 0) | (BC_HEIGHT if height is not None else 0)
     out = bytearray(struct.pack("<HH", flags, round(body_fat_pct * 10)))
     if measured_at:

@@ -6,6 +6,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Self
 
 from edge.health_session import CARD_TAP_UUID
 from firmware_sim.health.instruments import INSTRUMENTS, Expected, Instrument
@@ -48,12 +49,12 @@ class HealthHutSim:
         self.site = site
         self.card_reader = f"{site}-CARD"
         self._rng = random.Random(seed)
-        self._malformed_rate = malformed_rate
+        self.malformed_rate = malformed_rate
         self._glucose_seq = 0
         self.instruments: dict[str, Instrument] = {f"{site}-{i.suffix}": i for i in INSTRUMENTS}
         self.servers = {d: PeripheralServer(d) for d in [self.card_reader, *self.instruments]}
 
-    def start(self) -> HealthHutSim:
+    def start(self) -> Self:
         """Start every peripheral."""
         for server in self.servers.values():
             server.start()
@@ -72,14 +73,16 @@ class HealthHutSim:
         self.servers[self.card_reader].notify(CARD_TAP_UUID, card.encode("ascii"))
         return Sent(self.card_reader, CARD_TAP_UUID, card.encode("ascii"), None)
 
-    def visit(self, resident: Resident | None, when: dt.datetime, truth: Truth | None = None) -> Visit:
+    def visit(
+        self, resident: Resident | None, when: dt.datetime, truth: Truth | None = None
+    ) -> Visit:
         """One visit: tap (unless anonymous), then every instrument measures once, maybe malformed."""
         truth = truth or measure(resident or _WALK_IN, self._rng)
         visit = Visit(resident, truth)
         if resident is not None:
             visit.sent.append(self.tap(resident.card))
         for device, instrument in self.instruments.items():
-            if self._rng.random() < self._malformed_rate:
+            if self._rng.random() < self.malformed_rate:
                 (uuid, data), reason = instrument.malformed(truth, when, self._rng)
                 self.servers[device].notify(uuid, data)
                 visit.sent.append(Sent(device, uuid, data, None, reason))
@@ -89,7 +92,9 @@ class HealthHutSim:
             for i, (uuid, data) in enumerate(frames):
                 self.servers[device].notify(uuid, data)
                 last = i == len(frames) - 1
-                visit.sent.append(Sent(device, uuid, data, instrument.expected(truth) if last else None))
+                visit.sent.append(
+                    Sent(device, uuid, data, instrument.expected(truth) if last else None)
+                )
         return visit
 
     def close(self) -> None:
@@ -97,11 +102,15 @@ class HealthHutSim:
         for server in self.servers.values():
             server.close()
 
-    def __enter__(self) -> HealthHutSim:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 

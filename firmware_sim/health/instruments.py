@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from edge.ble import decode as gatt
 from edge.ble.blood_pressure import encode_blood_pressure
 from edge.ble.glucose import encode_glucose, encode_glucose_context
-from edge.ble.ieee11073 import SFLOAT_NAN, SFLOAT_NRES, FLOAT_NAN
+from edge.ble.ieee11073 import FLOAT_NAN, SFLOAT_NAN, SFLOAT_NRES
 from edge.ble.oximeter import encode_spot_check
 from edge.ble.thermometer import encode_temperature
 from edge.ble.weight import encode_body_composition, encode_weight
@@ -23,14 +23,25 @@ MEAL_CODES = {"fasting": 3, "postprandial": 2, "random": 4}
 
 
 def _bp(t: Truth, when: dt.datetime, seq: int) -> list[Frame]:
-    frame = encode_blood_pressure(t.systolic, t.diastolic, t.mean_arterial, measured_at=when, pulse=t.pulse,
-                                  user_id=0xFF, status=0)
+    frame = encode_blood_pressure(
+        t.systolic,
+        t.diastolic,
+        t.mean_arterial,
+        measured_at=when,
+        pulse=t.pulse,
+        user_id=0xFF,
+        status=0,
+    )
     return [(gatt.BLOOD_PRESSURE, frame)]
 
 
 def _bp_expected(t: Truth) -> Expected:
-    return "blood_pressure", {"systolic_mmhg": float(t.systolic), "diastolic_mmhg": float(t.diastolic),
-                              "mean_arterial_mmhg": t.mean_arterial, "pulse_bpm": float(t.pulse)}
+    return "blood_pressure", {
+        "systolic_mmhg": float(t.systolic),
+        "diastolic_mmhg": float(t.diastolic),
+        "mean_arterial_mmhg": t.mean_arterial,
+        "pulse_bpm": float(t.pulse),
+    }
 
 
 def _bp_bad(t: Truth, when: dt.datetime, rng: random.Random) -> tuple[Frame, str]:
@@ -52,8 +63,12 @@ def _scale(t: Truth, when: dt.datetime, seq: int) -> list[Frame]:
 
 
 def _scale_expected(t: Truth) -> Expected:
-    return "body_composition", {"weight_kg": t.weight_kg, "bmi": t.bmi, "height_cm": t.height_cm,
-                                "body_fat_pct": t.body_fat_pct}
+    return "body_composition", {
+        "weight_kg": t.weight_kg,
+        "bmi": t.bmi,
+        "height_cm": t.height_cm,
+        "body_fat_pct": t.body_fat_pct,
+    }
 
 
 def _scale_bad(t: Truth, when: dt.datetime, rng: random.Random) -> tuple[Frame, str]:
@@ -74,7 +89,10 @@ def _thermo_bad(t: Truth, when: dt.datetime, rng: random.Random) -> tuple[Frame,
 
 def _glucose(t: Truth, when: dt.datetime, seq: int) -> list[Frame]:
     measurement = encode_glucose(seq, when, t.glucose_mmol_l / 1000, context_follows=True)
-    return [(gatt.GLUCOSE, measurement), (gatt.GLUCOSE_CONTEXT, encode_glucose_context(seq, MEAL_CODES[t.meal]))]
+    return [
+        (gatt.GLUCOSE, measurement),
+        (gatt.GLUCOSE_CONTEXT, encode_glucose_context(seq, MEAL_CODES[t.meal])),
+    ]
 
 
 def _glucose_expected(t: Truth) -> Expected:
@@ -82,12 +100,19 @@ def _glucose_expected(t: Truth) -> Expected:
 
 
 def _glucose_bad(t: Truth, when: dt.datetime, rng: random.Random) -> tuple[Frame, str]:
-    frame = encode_glucose(rng.randint(1, 9999), when, 0.0055, status=0x0004)  # sample size insufficient
+    frame = encode_glucose(
+        rng.randint(1, 9999), when, 0.0055, status=0x0004
+    )  # sample size insufficient
     return (gatt.GLUCOSE, frame), "sensor_fault"
 
 
 def _oximeter(t: Truth, when: dt.datetime, seq: int) -> list[Frame]:
-    return [(gatt.PLX_SPOT_CHECK, encode_spot_check(t.spo2, t.spo2_pulse, measured_at=when, status=0x0080))]
+    return [
+        (
+            gatt.PLX_SPOT_CHECK,
+            encode_spot_check(t.spo2, t.spo2_pulse, measured_at=when, status=0x0080),
+        )
+    ]
 
 
 def _oximeter_expected(t: Truth) -> Expected:
@@ -95,7 +120,10 @@ def _oximeter_expected(t: Truth) -> Expected:
 
 
 def _oximeter_bad(t: Truth, when: dt.datetime, rng: random.Random) -> tuple[Frame, str]:
-    return (gatt.PLX_SPOT_CHECK, encode_spot_check(t.spo2, t.spo2_pulse, status=0x8000)), "invalid_measurement"
+    return (
+        gatt.PLX_SPOT_CHECK,
+        encode_spot_check(t.spo2, t.spo2_pulse, status=0x8000),
+    ), "invalid_measurement"
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,20 +56,32 @@ def make_residents(n: int, seed: int = 7) -> list[Resident]:
         weight = round(bmi * (height / 100) ** 2 * 200) / 200  # 0.005 kg resolution
         p_htn = min(0.65, max(0.05, 0.08 + 0.009 * (age - 30)))
         p_dm = min(0.30, max(0.03, 0.03 + 0.004 * (age - 30)))
-        out.append(Resident(_card(rng), age, sex, height, weight, rng.random() < p_htn, rng.random() < p_dm,
-                            age > 60 and rng.random() < 0.08))
+        out.append(
+            Resident(
+                _card(rng),
+                age,
+                sex,
+                height,
+                weight,
+                rng.random() < p_htn,
+                rng.random() < p_dm,
+                age > 60 and rng.random() < 0.08,
+            )
+        )
     return out
 
 
 def measure(resident: Resident, rng: random.Random) -> Truth:
     """One visit's readings: age-dependent blood pressure, diabetic glucose, the odd fever."""
     age = resident.age
-    sys_ = rng.gauss(108 + 0.55 * (age - 20), 8) + (rng.gauss(28, 12) if resident.hypertensive else 0)
+    sys_ = rng.gauss(108 + 0.55 * (age - 20), 8) + (
+        rng.gauss(28, 12) if resident.hypertensive else 0
+    )
     dia = rng.gauss(68 + 0.25 * (age - 20) - 0.3 * max(0, age - 60), 6)
     dia += rng.gauss(12, 6) if resident.hypertensive else 0
-    systolic = int(round(min(230, max(85, sys_))))
-    diastolic = int(round(min(systolic - 20, max(45, dia))))
-    pulse = int(round(min(130, max(45, rng.gauss(74, 10)))))
+    systolic = round(min(230, max(85, sys_)))
+    diastolic = round(min(systolic - 20, max(45, dia)))
+    pulse = round(min(130, max(45, rng.gauss(74, 10))))
     meal = rng.choice(("fasting", "postprandial", "random"))
     if resident.diabetic:
         glucose = rng.uniform(7.0, 11.5) if meal == "fasting" else rng.uniform(9.0, 17.0)
