@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,7 +25,7 @@ FRAME = bytes.fromhex("1e 78 00 50 00 a5 f3 ea 07 0b 1b 09 1e 00 48 00 01 00 00"
 
 
 @pytest.fixture
-def server() -> PeripheralServer:
+def server() -> Iterator[PeripheralServer]:
     s = PeripheralServer("HH-01-BP").start()
     yield s
     s.close()
