@@ -88,11 +88,12 @@ def reference(rows: list[tuple[int, ...]]):  # type: ignore[no-untyped-def]
 @settings(max_examples=300, deadline=None)
 @given(stored())
 def test_daily_totals_equal_reference(rows: list[tuple[int, ...]]) -> None:
-    site_tot, _, _ = reference(rows)
-    t = daily_totals(columns(rows), N_SITES, N_CATS)
-    got = {(d, s, c): [mg, n] for d, s, c, mg, n in zip(t.day.tolist(), t.site.tolist(), t.category.tolist(),
-                                                         t.net_mg.tolist(), t.deposits.tolist(), strict=True)}
-    assert got == dict(site_tot)
+    for order in (rows, sorted(rows, key=lambda x: x[0])):  # any order, and store (time) order
+        site_tot, _, _ = reference(order)
+        t = daily_totals(columns(order), N_SITES, N_CATS)
+        got = {(d, s, c): [mg, n] for d, s, c, mg, n in zip(t.day.tolist(), t.site.tolist(), t.category.tolist(),
+                                                             t.net_mg.tolist(), t.deposits.tolist(), strict=True)}
+        assert got == dict(site_tot)
 
 
 @settings(max_examples=300, deadline=None)
@@ -112,13 +113,37 @@ def test_rollups_and_residents_equal_reference(rows: list[tuple[int, ...]]) -> N
     assert not np.any(cube.residents[cube.deposits == 0])
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 8)), max_size=80))
-def test_unique_mask_keeps_first_of_each_identity(pairs: list[tuple[int, int]]) -> None:
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 8)), max_size=80), st.integers(1, 9))
+def test_unique_mask_keeps_first_of_each_identity(pairs: list[tuple[int, int]], block: int) -> None:
     a = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    keep = unique_mask(a[:, 0], a[:, 1])
+    keep = unique_mask(a[:, 0], a[:, 1], block)
     expected, seen = [], set()
     for p in pairs:
+        expected.append(p not in seen)
+        seen.add(p)
+    assert keep.tolist() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3)), max_size=60), st.integers(1, 7), st.data())
+def test_unique_mask_in_store_order(steps: list[tuple[int, int]], block: int, data: st.DataObject) -> None:
+    """Readings in store order (seq increasing per device), sometimes with a redelivered copy:
+    the fast path must accept the first and the fallback must catch the second."""
+    next_seq = [0, 0, 0, 0]
+    dev, seq = [], []
+    for d, step in steps:
+        next_seq[d] += step
+        dev.append(d)
+        seq.append(next_seq[d])
+    if dev and data.draw(st.booleans()):
+        i = data.draw(st.integers(0, len(dev) - 1))
+        j = data.draw(st.integers(0, len(dev)))
+        dev.insert(j, dev[i])
+        seq.insert(j, seq[i])
+    keep = unique_mask(np.array(dev, dtype=np.int64), np.array(seq, dtype=np.int64), block)
+    expected, seen = [], set()
+    for p in zip(dev, seq, strict=True):
         expected.append(p not in seen)
         seen.add(p)
     assert keep.tolist() == expected

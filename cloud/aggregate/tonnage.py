@@ -16,7 +16,7 @@ from cloud.days import DAY_MS, SHANGHAI_OFFSET_MS, day_number
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
-BLOCK = 1 << 18  # readings per bincount block: keeps the temporaries in cache
+BLOCK = 1 << 16  # readings per block: keeps the temporaries in cache
 
 
 @dataclass(frozen=True)
@@ -69,21 +69,37 @@ def kg_to_mg(net_kg: F64) -> I64:
     return np.rint(np.asarray(net_kg, dtype=np.float64) * 1e6).astype(np.int64)
 
 
-def unique_mask(device: I64, seq: I64) -> Mask:
+def _increasing_per_device(device: I64, seq: I64, block: int = BLOCK) -> bool:
+    """True when seq is strictly increasing within every device in array order (so no (device, seq)
+    repeats). Checked block by block with a 16-bit radix sort, carrying each device's last seq."""
+    lo, hi = int(device.min()), int(device.max())
+    if hi - lo >= 1 << 16:
+        return False
+    last = np.full(hi - lo + 1, np.iinfo(np.int64).min, dtype=np.int64)
+    for i in range(0, device.shape[0], block):
+        dev = (device[i : i + block] - lo).astype(np.uint16)
+        order = np.argsort(dev, kind="stable")  # radix sort: linear time
+        d, s = dev[order], seq[i : i + block][order]
+        change = d[1:] != d[:-1]
+        if np.any(~change & (s[1:] <= s[:-1])):
+            return False
+        starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+        ends = np.concatenate((starts[1:] - 1, [d.shape[0] - 1]))
+        devs = d[starts]
+        if np.any(s[starts] <= last[devs]):
+            return False
+        last[devs] = s[ends]
+    return True
+
+
+def unique_mask(device: I64, seq: I64, block: int = BLOCK) -> Mask:
     """Mask keeping the first occurrence (in array order) of each (device, seq).
 
-    Fast path: group by device with a stable sort; if seq is strictly increasing within every
-    device in arrival order there is no duplicate. Otherwise fall back to a full lexsort.
+    Fast path (readings in store order, seq increasing per device): prove there is no duplicate
+    without a full sort. Otherwise a lexsort finds the first occurrence of each identity.
     """
     n = device.shape[0]
-    if n == 0:
-        return np.ones(0, dtype=bool)
-    lo, hi = int(device.min()), int(device.max())
-    small = np.uint16 if hi - lo < 1 << 16 else np.int64  # 16-bit keys sort by radix
-    order = np.argsort((device - lo).astype(small), kind="stable")
-    d, s = device[order], seq[order]
-    same = d[1:] == d[:-1]
-    if not np.any(same & (s[1:] <= s[:-1])):
+    if n == 0 or _increasing_per_device(device, seq, block):
         return np.ones(n, dtype=bool)
     order = np.lexsort((np.arange(n), seq, device))
     d, s = device[order], seq[order]
@@ -100,17 +116,33 @@ def _day_span(ts_ms: I64) -> tuple[int, int]:
     return d0, int(day_number(int(ts_ms.max()))) - d0 + 1
 
 
-def _slot_sums(ts_ms: I64, slot: I64, n_slots: int, net_mg: I64 | F64, d0: int, n_days: int) -> tuple[I64, F64]:
-    """Counts and weight sums per (day - d0, slot), in cache-sized blocks."""
+def _slot_sums(ts_ms: I64, site: I64, category: I64, n_categories: int, n_slots: int, net_mg: I64 | F64,
+               d0: int, n_days: int) -> tuple[I64, F64]:
+    """Counts and weight sums per (day - d0, site, category), in cache-sized blocks.
+
+    Readings in time order (as the store returns them) are cut at Shanghai midnights with a
+    binary search, so no per-reading division is needed; otherwise the day is computed per reading.
+    """
     size = n_days * n_slots
     counts = np.zeros(size, dtype=np.int64)
-    sums = np.zeros(size, dtype=np.float64)
+    sums = np.zeros(size, dtype=np.float64)  # integer mg sums are exact below 2**53 mg (9 Mt)
+    if bool(np.all(ts_ms[1:] >= ts_ms[:-1])):
+        midnights = (np.arange(d0, d0 + n_days + 1, dtype=np.int64) * DAY_MS) - SHANGHAI_OFFSET_MS
+        cuts = np.searchsorted(ts_ms, midnights).tolist()
+        for day in range(n_days):  # one step per day and block, not per reading
+            out = slice(day * n_slots, (day + 1) * n_slots)
+            for i in range(cuts[day], cuts[day + 1], BLOCK):
+                b = slice(i, min(i + BLOCK, cuts[day + 1]))
+                slot = site[b] * n_categories + category[b]
+                counts[out] += np.bincount(slot, minlength=n_slots)
+                sums[out] += np.bincount(slot, weights=net_mg[b], minlength=n_slots)
+        return counts, sums
     base = d0 * DAY_MS - SHANGHAI_OFFSET_MS  # epoch ms of the first day's midnight
     for i in range(0, ts_ms.shape[0], BLOCK):
-        key = (ts_ms[i : i + BLOCK] - base) // DAY_MS * n_slots + slot[i : i + BLOCK]
+        b = slice(i, i + BLOCK)
+        key = (ts_ms[b] - base) // DAY_MS * n_slots + site[b] * n_categories + category[b]
         counts += np.bincount(key, minlength=size)
-        # float64 sums of integer milligrams are exact below 2**53 mg (9 million tonnes).
-        sums += np.bincount(key, weights=net_mg[i : i + BLOCK], minlength=size)
+        sums += np.bincount(key, weights=net_mg[b], minlength=size)
     return counts, sums
 
 
@@ -120,12 +152,12 @@ def daily_totals(r: Readings, n_sites: int, n_categories: int = 4, keep: Mask | 
     if len(r) == 0:
         return DailyTotals(empty, empty, empty, empty, empty)
     keep = unique_mask(r.device, r.seq) if keep is None else keep
-    ts, slot, net = (r.ts_ms, r.site * n_categories + r.category, r.net_mg)
+    ts, site, cat, net = r.ts_ms, r.site, r.category, r.net_mg
     if not keep.all():
-        ts, slot, net = ts[keep], slot[keep], net[keep]
+        ts, site, cat, net = ts[keep], site[keep], cat[keep], net[keep]
     d0, n_days = _day_span(ts)
     n_slots = n_sites * n_categories
-    counts, sums = _slot_sums(ts, slot, n_slots, net, d0, n_days)
+    counts, sums = _slot_sums(ts, site, cat, n_categories, n_slots, net, d0, n_days)
     idx = np.flatnonzero(counts)
     rest = idx // n_categories
     return DailyTotals(
