@@ -30,3 +30,6 @@ def register(app: typer.Typer) -> None:
 
     bench_ingest_cmd.register(bench)
     quarantine_cmds.register(app)
+    from gumei.cli import bench_aggregate_cmd  # daily tonnage and targets (issue 6)
+
+    bench_aggregate_cmd.register(bench)

@@ -1,0 +1,221 @@
+"""Benchmark of daily tonnage on one data set: NumPy vs pandas vs a Python loop vs InfluxQL vs the
+memory-bandwidth bound. Prints readings/s and ratios against the goals of issue 6."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cloud.aggregate.tonnage import Readings, daily_totals
+from cloud.days import DAY_MS, SHANGHAI_OFFSET_MS, day_start_ms, number_of
+from contract import CATEGORIES
+
+GOAL_VS_PANDAS = 10.0
+GOAL_VS_BANDWIDTH = 0.25
+FIRST_DAY = number_of(__import__("datetime").date(2026, 10, 1))
+CATEGORY_SHARE = (0.36, 0.48, 0.155, 0.005)  # dry, wet, recyclable, hazardous: by count, as the fleet sim
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured method: how many readings it processed in how many seconds."""
+
+    name: str
+    readings: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.readings / self.seconds if self.seconds > 0 else float("inf")
+
+
+def make_readings(n: int, days: int = 30, sites: int = 500, seed: int = 6) -> Readings:
+    """n readings in store order (by time) over `days` Shanghai days and `sites` sites × 4 scales;
+    seq increases per device; net weight 0.05–8 kg in integer milligrams."""
+    rng = np.random.default_rng(seed)
+    start = day_start_ms(FIRST_DAY)
+    ts = np.sort(rng.integers(start, start + days * DAY_MS, n, dtype=np.int64))
+    site = rng.integers(0, sites, n, dtype=np.int64)
+    cat_idx = [CATEGORIES.index(c) for c in ("dry", "wet", "recyclable", "hazardous")]
+    category = np.array(cat_idx, dtype=np.int64)[rng.choice(4, n, p=CATEGORY_SHARE)]
+    device = site * 4 + category
+    order = np.argsort(device, kind="stable")
+    ranks = np.empty(n, dtype=np.int64)
+    sorted_dev = device[order]
+    run_start = np.concatenate(([0], np.flatnonzero(sorted_dev[1:] != sorted_dev[:-1]) + 1))
+    pos = np.arange(n) - np.repeat(run_start, np.diff(np.concatenate((run_start, [n]))))
+    ranks[order] = pos
+    net_mg = rng.integers(50_000, 8_000_000, n, dtype=np.int64)
+    return Readings(ts_ms=ts, site=site, category=category, device=device, seq=ranks + 1, net_mg=net_mg)
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    """The fastest of `repeats` wall-clock timings of fn()."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_numpy(r: Readings, sites: int, repeats: int = 3) -> tuple[Figure, Figure]:
+    """daily_totals as the aggregator runs it (with the duplicate proof), and the kernel alone."""
+    full = best_of(repeats, lambda: daily_totals(r, sites, 4))
+    keep = np.ones(len(r), dtype=bool)
+    kernel = best_of(repeats, lambda: daily_totals(r, sites, 4, keep))
+    return (Figure("numpy daily_totals (dedup proof + sums)", len(r), full),
+            Figure("numpy kernel only (dedup known)", len(r), kernel))
+
+
+def bench_pandas(r: Readings, repeats: int = 2) -> Figure:
+    """A tz-aware pandas groupby as a user would write it (dedup with drop_duplicates)."""
+    import pandas as pd
+
+    df = pd.DataFrame({
+        "time": pd.to_datetime(r.ts_ms, unit="ms", utc=True), "site": r.site, "category": r.category,
+        "device": r.device, "seq": r.seq, "net_kg": r.net_mg / 1e6,
+    })
+
+    def run() -> object:
+        d = df.drop_duplicates(["device", "seq"])
+        day = d["time"].dt.tz_convert("Asia/Shanghai").dt.normalize()
+        return d.groupby([day, "site", "category"]).agg(net_kg=("net_kg", "sum"), deposits=("net_kg", "size"))
+
+    out = run()
+    assert int(out["deposits"].sum()) == len(r)  # type: ignore[index]
+    return Figure("pandas tz-aware groupby", len(r), best_of(repeats, run))
+
+
+def python_loop(ts: list[int], site: list[int], cat: list[int], dev: list[int], seq: list[int],
+                net: list[int]) -> dict[tuple[int, int, int], list[int]]:
+    """The plain loop: a set for (device, seq), a dict of [mg, count] per (day, site, category)."""
+    seen: set[tuple[int, int]] = set()
+    out: dict[tuple[int, int, int], list[int]] = {}
+    for t, s, c, d, q, mg in zip(ts, site, cat, dev, seq, net, strict=True):
+        if (d, q) in seen:
+            continue
+        seen.add((d, q))
+        key = ((t + SHANGHAI_OFFSET_MS) // DAY_MS, s, c)
+        acc = out.get(key)
+        if acc is None:
+            out[key] = [mg, 1]
+        else:
+            acc[0] += mg
+            acc[1] += 1
+    return out
+
+
+def bench_python(r: Readings, sample: int) -> Figure:
+    """The plain loop on the first `sample` readings, scaled to all of them."""
+    k = min(sample, len(r))
+    cols = [a[:k].tolist() for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)]
+    seconds = best_of(1, lambda: python_loop(*cols))
+    return Figure("python loop", len(r), seconds * len(r) / k, f"measured on {k:,}, scaled")
+
+
+def bench_bandwidth(r: Readings, repeats: int = 5) -> Figure:
+    """A NumPy sum over the same bytes daily_totals reads (all six int64 columns)."""
+    cols = (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)
+    nbytes = sum(c.nbytes for c in cols)
+    seconds = best_of(repeats, lambda: [c.sum() for c in cols])
+    return Figure("memory-bandwidth bound (numpy sum)", len(r), seconds, f"{nbytes / seconds / 1e9:.1f} GB/s over {nbytes / len(r):.0f} B/reading")
+
+
+def bench_influxql(r: Readings, count: int, sites: int, progress: Callable[[int], None] | None = None,
+                   repeats: int = 2) -> Figure:
+    """Load the first `count` readings into a private influxd and time the server-side daily SUM."""
+    from cloud.influx import InfluxClient, InfluxConfig
+    from gumei.services import Influxd
+
+    k = min(count, len(r))
+    with tempfile.TemporaryDirectory(prefix="gumei-bench-") as tmp:
+        server = Influxd(Path(tmp) / "influxd")
+        server.start()
+        try:
+            config = InfluxConfig(url=server.url, database=server.database, auth="basic",
+                                  username=server.username, password=server.password, timeout_s=600)
+            with InfluxClient(config) as client:
+                step = 100_000
+                for i in range(0, k, step):
+                    j = min(k, i + step)
+                    lines = [
+                        f"waste_reading,category={CATEGORIES[c]},device=D{d},site=S{s} net_kg={mg / 1e6!r},seq={q}i {t * 1_000_000 + q % 1_000_000}"
+                        for t, s, c, d, q, mg in zip(*(a[i:j].tolist() for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)), strict=True)
+                    ]
+                    client.write_lines(("\n".join(lines) + "\n").encode())
+                    if progress:
+                        progress(j - i)
+                lo, hi = int(r.ts_ms[0]), int(r.ts_ms[k - 1]) + 1
+                q = (f"SELECT sum(net_kg), count(net_kg) FROM waste_reading WHERE time >= {lo}ms AND time < {hi}ms "
+                     "GROUP BY time(1d), site, category tz('Asia/Shanghai')")
+                total = [0]
+
+                def run() -> None:
+                    total[0] = sum(int(v[2] or 0) for s in client.query(q) for v in s.values)
+
+                seconds = best_of(repeats, run)
+                assert total[0] == k, f"InfluxQL counted {total[0]} of {k} readings"
+        finally:
+            server.stop()
+    note = "all readings" if k == len(r) else f"on the first {k:,} readings (loading all takes too long), rate applies"
+    return Figure("InfluxQL SUM ... GROUP BY time(1d) tz()", k, seconds, note)
+
+
+def report(figures: list[Figure]) -> list[str]:
+    """Table lines plus the two goal checks."""
+    by = {f.name: f for f in figures}
+    np_fig = figures[0]
+    lines = [f"{'method':44} {'readings':>12} {'seconds':>9} {'readings/s':>14} {'numpy ×':>9}  note (numpy × = how many times faster the full numpy path is)"]
+    for f in figures:
+        lines.append(f"{f.name:44} {f.readings:>12,} {f.seconds:>9.3f} {f.rate:>14,.0f} {np_fig.rate / f.rate:>8.2f}×  {f.note}")
+    pandas = by.get("pandas tz-aware groupby")
+    bound = by.get("memory-bandwidth bound (numpy sum)")
+    if pandas:
+        ratio = np_fig.rate / pandas.rate
+        lines.append(f"goal numpy ≥ {GOAL_VS_PANDAS:.0f}× pandas: {ratio:.1f}× — {'met' if ratio >= GOAL_VS_PANDAS else 'NOT met'}")
+    if bound:
+        share = np_fig.rate / bound.rate
+        lines.append(f"goal numpy ≥ {GOAL_VS_BANDWIDTH:.0%} of bandwidth bound: {share:.1%} — {'met' if share >= GOAL_VS_BANDWIDTH else 'NOT met'}")
+        kernel = by.get("numpy kernel only (dedup known)")
+        if kernel:
+            lines.append(f"  (the sums alone, duplicates excluded beforehand: {kernel.rate / bound.rate:.1%} of the bound; "
+                         f"the rest is the (device, seq) duplicate proof)")
+    return lines
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure and on how much data."""
+
+    readings: int = 10_000_000
+    days: int = 30
+    sites: int = 500
+    python_sample: int = 1_000_000
+    influx_readings: int = 1_000_000  # 0 skips InfluxQL (no influxd)
+    seed: int = 6
+
+
+def run_bench(opts: BenchOptions, say: Callable[[str], None] = print,
+              influx_progress: Callable[[int], None] | None = None) -> list[Figure]:
+    """Every method on the same generated readings, NumPy first (the ratios' reference)."""
+    t0 = time.perf_counter()
+    r = make_readings(opts.readings, opts.days, opts.sites, opts.seed)
+    say(f"generated {len(r):,} readings over {opts.days} days, {opts.sites} sites × 4 scales "
+        f"in {time.perf_counter() - t0:.1f}s")
+    figures = list(bench_numpy(r, opts.sites))
+    say("numpy done; pandas ...")
+    figures.append(bench_pandas(r))
+    say("pandas done; python loop ...")
+    figures.append(bench_python(r, opts.python_sample))
+    figures.append(bench_bandwidth(r))
+    if opts.influx_readings > 0:
+        say(f"loading {min(opts.influx_readings, len(r)):,} readings into a private influxd ...")
+        figures.append(bench_influxql(r, opts.influx_readings, opts.sites, influx_progress))
+    return figures
