@@ -15,7 +15,7 @@ import typer
 from cloud import registry as registry_mod
 from cloud.days import today
 from gumei.services import ServiceError, free_port
-from gumei.stack import LocalStack
+from gumei.stack import INGEST_USER, LocalStack
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,8 @@ def run(
         stack.spawn("aggregate", "aggregate", "loop", "--config", str(config))
         stack.spawn("api", "api", "--config", str(config))
         stack.spawn(
-            "fleet", "sim", "fleet", "--port", str(stack.mosquitto.port), "--secrets", str(run_dir / "secrets" / "mqtt.json"),
+            "fleet", "sim", "fleet", "--port", str(stack.endpoint(INGEST_USER).port), "--secrets", str(run_dir / "secrets" / "mqtt.json"),
+            *(["--ca-file", str(stack.ca_file)] if stack.ca_file else []),
             "--registry", str(registry.resolve()), "--warp", str(warp),
         )
         _wait_for_api(port, stack, stop)
@@ -62,7 +63,7 @@ Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simula
   try        curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}'
   API docs   http://127.0.0.1:{port}/docs
   InfluxDB   {stack.influxd.url}  database {stack.influxd.database}  user {stack.influxd.username}  password in {config}
-  MQTT       127.0.0.1:{stack.mosquitto.port} (password auth, per-gateway ACL)
+  MQTT       TLS 127.0.0.1:{stack.mosquitto.tls_port} (CA {stack.ca_file}; per-gateway passwords and ACL)
   Grafana    provisioning files in {PROJECT / 'dashboards'} (see README)
 Press Ctrl-C to stop."""
         )
