@@ -92,14 +92,46 @@ def _increasing_per_device(device: I64, seq: I64, block: int = BLOCK) -> bool:
     return True
 
 
+def _distinct_in_ranges(device: I64, seq: I64, block: int = BLOCK) -> bool:
+    """True when no (device, seq) repeats, proved with a byte map per block: each device's seqs of a
+    block fill [min, max] without collision, and its ranges increase from block to block.
+    False means "not proved" (ranges overlap, or seqs too sparse for a byte map)."""
+    lo, hi = int(device.min()), int(device.max())
+    n_dev = hi - lo + 1
+    if n_dev > 1 << 20:
+        return False
+    none = np.iinfo(np.int64).min
+    last = np.full(n_dev, none, dtype=np.int64)
+    for i in range(0, device.shape[0], block):
+        d, s = device[i : i + block] - lo, seq[i : i + block]
+        mn = np.full(n_dev, np.iinfo(np.int64).max, dtype=np.int64)
+        mx = np.full(n_dev, none, dtype=np.int64)
+        np.minimum.at(mn, d, s)
+        np.maximum.at(mx, d, s)
+        present = mx != none
+        if np.any(mn[present] <= last[present]):
+            return False
+        span = np.where(present, mx - mn + 1, 0)
+        total = int(span.sum())
+        if total > 4 * d.shape[0]:
+            return False
+        seen = np.zeros(total, dtype=np.uint8)
+        seen[(np.cumsum(span) - span - np.where(present, mn, 0))[d] + s] = 1
+        if int(np.count_nonzero(seen)) != d.shape[0]:
+            return False
+        last[present] = mx[present]
+    return True
+
+
 def unique_mask(device: I64, seq: I64, block: int = BLOCK) -> Mask:
     """Mask keeping the first occurrence (in array order) of each (device, seq).
 
-    Fast path (readings in store order, seq increasing per device): prove there is no duplicate
-    without a full sort. Otherwise a lexsort finds the first occurrence of each identity.
+    Fast paths prove there is no duplicate without a full sort: a byte map over each device's seq
+    range, else a radix check that seq increases per device in store order. Otherwise a lexsort
+    finds the first occurrence of each identity.
     """
     n = device.shape[0]
-    if n == 0 or _increasing_per_device(device, seq, block):
+    if n == 0 or _distinct_in_ranges(device, seq, block) or _increasing_per_device(device, seq, block):
         return np.ones(n, dtype=bool)
     order = np.lexsort((np.arange(n), seq, device))
     d, s = device[order], seq[order]
