@@ -121,3 +121,23 @@ def test_targets_404_without_data(api_url, operator_token) -> None:  # type: ign
     r = httpx.get(f"{api_url}/api/v1/waste/targets", params={"date": "2001-01-01"},
                   headers={"Authorization": f"Bearer {operator_token}"})
     assert r.status_code == 404
+
+
+def test_backfill_is_idempotent(runs, stack, influx, api_url, operator_token) -> None:  # type: ignore[no-untyped-def]
+    _, after, _ = runs
+    out = gumei("aggregate", "backfill", "2025-06-09", "2025-06-13", "--config", str(stack.root / "cloud.toml")).stdout
+    assert "backfilled 5 day(s)" in out
+    again = snapshot(influx, api_url, operator_token)
+    assert again == after
+
+
+def test_late_data_touches_the_dry_window_and_the_year_after(influx, registry) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from cloud.aggregate.runner import Aggregator
+    from cloud.aggregate.targets import TargetRules
+    from cloud.days import number_of
+
+    agg = Aggregator(influx, registry, TargetRules(dry_window_days=3), today_fn=lambda: dt.date(2026, 6, 11))
+    d = number_of(dt.date(2025, 6, 10))
+    assert agg.affected_target_days([d]) == [d, d + 1, d + 2, d + 365, d + 366]  # capped at "today"

@@ -6,7 +6,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.aggregate.targets import DRY, HAZARDOUS, RECYCLABLE, WET, YEAR_DAYS, TargetRules, compute_targets, meets_standard
+from cloud.aggregate.targets import (
+    DRY,
+    HAZARDOUS,
+    RECYCLABLE,
+    WET,
+    YEAR_DAYS,
+    TargetRules,
+    compute_targets,
+    meets_standard,
+)
 
 RULES = TargetRules(dry_window_days=3, sorting_min_deposits=2)
 

@@ -22,7 +22,7 @@ EPOCH = dt.date(1970, 1, 1)
 
 def ref_day(ts_ms: int) -> int:
     """Shanghai day number by the zone database (independent of cloud.days)."""
-    local = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc).astimezone(SHANGHAI)
+    local = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ts_ms)).astimezone(SHANGHAI)
     return (local.date() - EPOCH).days
 
 

@@ -12,9 +12,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from cloud import measurements as m
-from cloud.aggregate.targets import YEAR_DAYS, DayTargets, TargetRules, compute_targets, meets_standard
+from cloud.aggregate.targets import (
+    YEAR_DAYS,
+    DayTargets,
+    TargetRules,
+    compute_targets,
+    meets_standard,
+)
 from cloud.aggregate.tonnage import (
-    GroupCube, Readings, daily_totals, group_cube, kg_to_mg, mg_to_grams, mg_to_tonnes, unique_mask,
+    GroupCube,
+    Readings,
+    daily_totals,
+    group_cube,
+    kg_to_mg,
+    mg_to_grams,
+    mg_to_tonnes,
+    unique_mask,
 )
 from cloud.days import DAY_MS, date_of, day_start_ms, number_of, today
 from cloud.influx import InfluxClient
@@ -37,14 +50,21 @@ class RunResult:
     target_days: int = 0
 
 
+def _codes(values: list[object]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct strings (None becomes "") and each value's index into them."""
+    arr = np.array(values, dtype=object)
+    arr[np.equal(arr, None)] = ""
+    uniq, inv = np.unique(arr.astype(str), return_inverse=True)
+    return uniq, inv.reshape(-1).astype(np.int64)
+
+
 def _indices(values: list[object], table: dict[str, int]) -> np.ndarray:
     """Map strings to table indices (-1 for unknown or None), one dict lookup per distinct value."""
     if not values:
         return np.zeros(0, dtype=np.int64)
-    arr = np.array(["" if v is None else v for v in values], dtype=str)
-    uniq, inv = np.unique(arr, return_inverse=True)
+    uniq, inv = _codes(values)
     lut = np.array([table.get(str(u), -1) for u in uniq], dtype=np.int64)
-    return lut[inv.reshape(-1)]
+    return lut[inv]
 
 
 class Aggregator:
@@ -88,19 +108,21 @@ class Aggregator:
                 cols[name].extend(columns[i])
         site = _indices(cols["site"], self._site_idx)
         ok = site >= 0  # a site retired from the registry after its data was written is left out
-        devices = {d: i for i, d in enumerate(sorted({str(d) for d in cols["device"]}))}
-        residents = sorted({str(x) for x in cols["resident"] if x is not None})
-        res_idx = {x: i for i, x in enumerate(residents)}
+        n = len(cols["time"])
+        _, device = _codes(cols["device"]) if n else (None, np.zeros(0, dtype=np.int64))
+        names, resident = _codes(cols["resident"]) if n else (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64))
+        if names.shape[0] and names[0] == "":  # readings that name no resident
+            names, resident = names[1:], resident - 1
         r = Readings(
             ts_ms=np.array(cols["time"], dtype=np.int64)[ok],
             site=site[ok],
             category=_indices(cols["category"], self._cat_idx)[ok],
-            device=_indices(cols["device"], devices)[ok],
+            device=device[ok],
             seq=np.array(cols["seq"], dtype=np.int64)[ok],
             net_mg=kg_to_mg(np.array(cols["net_kg"], dtype=np.float64))[ok],
-            resident=_indices(cols["resident"], res_idx)[ok],
+            resident=resident[ok],
         )
-        return r, residents
+        return r, [str(x) for x in names]
 
     # -- per-day tonnage and roll-ups ------------------------------------------------------
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from cloud import measurements as m
-from cloud.days import date_of, day_number, day_start_ms, number_of
 from cloud.api.deps import Operator, State
+from cloud.days import date_of, day_number, day_start_ms, number_of
 from contract.models import ID_PATTERN, Category
 
 router = APIRouter(prefix="/api/v1/waste", tags=["waste"])
