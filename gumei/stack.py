@@ -19,8 +19,17 @@ from cloud.registry import Registry
 from contract.topics import kind_of_site
 from gumei.mqtt import MqttEndpoint
 from gumei.services import (
-    BrokerUser, Influxd, Mosquitto, ServiceError, TlsFiles, acl_text, set_password, stop_process, tail,
-    write_password_file, write_private,
+    BrokerUser,
+    Influxd,
+    Mosquitto,
+    ServiceError,
+    TlsFiles,
+    acl_text,
+    set_password,
+    stop_process,
+    tail,
+    write_password_file,
+    write_private,
 )
 from gumei.tls import make_client_cert, make_server_cert
 

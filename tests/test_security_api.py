@@ -134,7 +134,7 @@ def test_token_store_keeps_only_hashes_and_verifies_any_secret(tmp_path: Path) -
 def strict_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A second API process with a low failed-auth limit (so the shared one is not blocked for other tests)."""
     port = free_port()
-    log = open(stack.root / "logs" / "api-strict.log", "ab")
+    log = open(stack.root / "logs" / "api-strict.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gumei.cli", "api", "--config", str(cloud_config), "--port", str(port), "--host", "0.0.0.0"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "GUMEI_AUTH_FAIL_LIMIT": "3", "GUMEI_AUTH_FAIL_WINDOW_S": "300"},
