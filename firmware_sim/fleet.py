@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 DAILY_KG = {"wet": 120.0, "dry": 90.0, "recyclable": 40.0, "hazardous": 0.6}
 MEAN_DEPOSIT_KG = {"wet": 1.3, "dry": 0.8, "recyclable": 1.6, "hazardous": 0.25}
 SCALE_RESOLUTION_KG = 0.01
+# After a lost connection, re-send what the broker acknowledged in the last minute before it,
+# once, REPLAY_DELAY_S after reconnecting: Mosquitto 2.0 does not restore shared subscriptions
+# after a restart, so messages it acknowledged just before or just after can miss the workers.
+# Ingestion is idempotent on (device, seq), so a replay never double-counts. See docs/decisions.md.
+REPLAY_WINDOW_S = 120.0
+REPLAY_DELAY_S = 10.0
 
 
 def hour_weight(hour: float) -> float:
@@ -70,6 +76,7 @@ class GroundTruth:
     site_of: dict[str, str] = field(default_factory=dict)  # device -> site
     acked_messages: int = 0
     published_messages: int = 0
+    replayed_messages: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
     def add(self, site: str, readings: list[WasteReading]) -> None:
@@ -107,6 +114,14 @@ class SimGateway:
         self.outbox: deque[tuple[bytes, float]] = deque()
         self.last_ms = clock.now_ms()
         self.connected = False
+        self.offline_until = 0.0  # monotonic time; while offline the gateway keeps weighing
+        self.recent: deque[tuple[float, bytes]] = deque()  # (acked at, payload) within the replay window
+        self.replay_at = 0.0
+        self.replay_from = 0.0
+
+    def go_offline(self, seconds: float) -> None:
+        """Cut this gateway's network for a while (the scales keep weighing into the outbox)."""
+        self.offline_until = time.monotonic() + seconds
 
     def generate(self) -> list[WasteReading]:
         """Deposits of this gateway's scales since the last call (Poisson by hour of day)."""
@@ -149,6 +164,9 @@ class SimGateway:
         """Publish until stop is set and the outbox is empty (or stop is set and we are offline)."""
         backoff = 0.5
         while not (stop.is_set() and (not self.outbox or not self.connected)):
+            while time.monotonic() < self.offline_until and not stop.is_set():
+                self.accept()
+                await asyncio.sleep(tick_s)
             try:
                 async with connect_gate:
                     client = self._client()
@@ -156,7 +174,9 @@ class SimGateway:
                 self.connected, backoff = True, 0.5
                 try:
                     await client.publish(status_topic("waste", self.site.id), self._status(), qos=1, retain=True)
-                    await self._publish_loop(client, stop, tick_s)
+                    if not await self._publish_loop(client, stop, tick_s):
+                        self._schedule_replay()
+                        continue  # network cut: reconnect after the outage
                     offline = encode(Status(site=self.site.id, state="offline", ts=int(time.time() * 1000)))
                     await client.publish(status_topic("waste", self.site.id), offline, qos=1, retain=True)
                 finally:
@@ -165,29 +185,52 @@ class SimGateway:
                 return
             except aiomqtt.MqttError as exc:
                 self.connected = False
+                self._schedule_replay()
                 log.debug("%s: %s; reconnecting in %.1fs", self.site.id, exc, backoff)
                 if stop.is_set() and not self.outbox:
                     return
                 await asyncio.sleep(backoff * (0.5 + self.rng.random()))
                 backoff = min(backoff * 2, 10.0)
 
-    async def _publish_loop(self, client: aiomqtt.Client, stop: asyncio.Event, tick_s: float) -> None:
+    async def _publish_loop(self, client: aiomqtt.Client, stop: asyncio.Event, tick_s: float) -> bool:
+        """Publish ticks until stop (True) or until the gateway goes offline (False)."""
         while True:
+            if time.monotonic() < self.offline_until:
+                return False
             if not stop.is_set():
                 self.accept()
+            self._replay_if_due()
             while self.outbox:
                 payload, queued = self.outbox[0]
                 self.truth.published_messages += 1
                 await client.publish(waste_readings(self.site.id), payload, qos=1, timeout=30)
                 self.outbox.popleft()  # only after the PUBACK
+                now = time.monotonic()
+                self.recent.append((now, payload))
+                while self.recent and self.recent[0][0] < now - REPLAY_WINDOW_S:
+                    self.recent.popleft()
                 self.truth.acked_messages += 1
-                self.truth.latencies_ms.append((time.monotonic() - queued) * 1000)
+                self.truth.latencies_ms.append((now - queued) * 1000)
             if stop.is_set():
-                return
+                return True
             try:
                 await asyncio.wait_for(stop.wait(), tick_s * (0.8 + 0.4 * self.rng.random()))
             except TimeoutError:
                 pass
+
+    def _schedule_replay(self) -> None:
+        """After a lost connection, re-send what the broker acknowledged shortly before it."""
+        now = time.monotonic()
+        if not self.replay_at:
+            self.replay_from = now - REPLAY_WINDOW_S / 2
+        self.replay_at = now + REPLAY_DELAY_S
+
+    def _replay_if_due(self) -> None:
+        if self.replay_at and time.monotonic() >= self.replay_at:
+            again = [(p, time.monotonic()) for t, p in self.recent if t >= self.replay_from]
+            self.outbox.extendleft(reversed(again))
+            self.truth.replayed_messages += len(again)
+            self.replay_at = 0.0
 
     def _status(self) -> bytes:
         devices = [{"device": d, "ok": True} for d, _ in self.scales]

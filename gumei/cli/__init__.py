@@ -7,13 +7,14 @@ import sys
 
 import typer
 
-from gumei.cli import cloud_cmds, run_cmd, sim_cmds, tools_cmds
+from gumei.cli import cloud_cmds, loadtest_cmd, run_cmd, sim_cmds, tools_cmds
 from gumei.cli import registry_cmds
 from gumei.errors import KNOWN_ERRORS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Gumei community IoT: waste-sorting scales and smart health hut, edge to cloud.")
 app.command("run")(run_cmd.run)
+app.command("loadtest")(loadtest_cmd.loadtest)
 cloud_cmds.register(app)
 sim_cmds.register(app)
 tools_cmds.register(app)
