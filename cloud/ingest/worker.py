@@ -180,10 +180,9 @@ class IngestWorker:
 
     def _handle(self, batch: list[Message]) -> None:
         started = time.perf_counter()
-        current = [msg for msg in batch if msg.connection == self._connection]
-        self.counters.stale += len(batch) - len(current)
-        if not current:
-            return
+        # Messages from an earlier connection are written too (idempotent, and after a broker
+        # restart the broker may not redeliver them) but never acknowledged on this connection.
+        current = batch
         plan = self.planner.plan_batch(current)
         try:
             self._write_until_done(self._body(plan))
@@ -195,7 +194,7 @@ class IngestWorker:
             if msg.connection == self._connection:
                 self._client.ack(msg.mid, 1)
             else:
-                self.counters.stale += 1  # the broker redelivers it on the new connection
+                self.counters.stale += 1  # written, not acked: a PUBACK id means nothing on a new connection
         c = self.counters
         c.received += len(current)
         c.redelivered += sum(1 for msg in current if msg.dup)
