@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from cloud import measurements as m
 from cloud.days import date_of, day_number
+from cloud.health.flags import screen
 from cloud.lineproto import line, waste_lines
 from cloud.quarantine import QuarantineRecord, quarantine_lines
 from cloud.registry import Registry
@@ -101,15 +102,20 @@ class BatchPlanner:
             plan.readings += len(valid)
             plan.days.update(day_number(r.ts) for r in valid)
         else:
+            if self._health_encoder is None:
+                raise PayloadRejected("not_supported", "health ingestion is not enabled on this worker")
             decoded = decode_health(msg.payload, topic, now_ms)  # type: ignore[assignment]
-            valid = [x for x in decoded.valid if x.device in known]  # type: ignore[misc]
+            valid = []
             for x in decoded.valid:
                 if x.device not in known:
                     plan.quarantine.append(self._entry_record(topic, msg, "unknown_device", f"device {x.device} is not registered at {site.id}", x.model_dump_json()))
-            if self._health_encoder is None:
-                raise PayloadRejected("not_supported", "health ingestion is not enabled on this worker")
+                elif (reason := screen(x.type.value, x.values)[1]) is not None:  # type: ignore[union-attr]
+                    plan.quarantine.append(self._entry_record(topic, msg, "implausible", f"{x.device} seq {x.seq}: {reason}", x.model_dump_json()))
+                else:
+                    valid.append(x)
             plan.lines.extend(self._health_encoder(site.id, valid))
             plan.measurements += len(valid)
+            plan.days.update(day_number(x.ts) for x in valid)  # health_daily is recomputed for these days
         for rej in decoded.rejected:
             plan.quarantine.append(self._entry_record(topic, msg, rej.code, f"entry {rej.index}: {rej.reason}", json.dumps(rej.raw, default=str)))
 

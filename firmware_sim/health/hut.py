@@ -39,7 +39,7 @@ class Visit:
 
 
 class HealthHutSim:
-    """Card reader `{site}-CARD` plus instruments `{site}-BP`, `-SCALE`, `-TEMP`, `-GLU`, `-SPO2`.
+    """Card reader `{site}-CARD` plus instruments `{site}-BP`, `-BC` (scale with body composition), `-TEMP`, `-GLU`, `-SPO2`.
 
     Lifecycle: construct (binds ports) -> start() -> visit()... -> close(); also a context manager.
     Threading: drive visits from one thread.

@@ -138,7 +138,7 @@ class Instrument:
 
 INSTRUMENTS: tuple[Instrument, ...] = (
     Instrument("BP", _bp, _bp_expected, _bp_bad),
-    Instrument("SCALE", _scale, _scale_expected, _scale_bad),
+    Instrument("BC", _scale, _scale_expected, _scale_bad),
     Instrument("TEMP", _thermo, _thermo_expected, _thermo_bad),
     Instrument("GLU", _glucose, _glucose_expected, _glucose_bad),
     Instrument("SPO2", _oximeter, _oximeter_expected, _oximeter_bad),
