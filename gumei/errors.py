@@ -5,12 +5,14 @@ from cloud.influx import InfluxError
 from cloud.registry import RegistryError
 from cloud.settings import SettingsError
 from contract.errors import ContractError
+from dashboards.push import PushError
 from gumei.services import ServiceError
 
 KNOWN_ERRORS: tuple[type[Exception], ...] = (
     AuthError,
     ContractError,
     InfluxError,
+    PushError,
     RegistryError,
     ServiceError,
     SettingsError,

@@ -9,6 +9,7 @@ import typer
 
 from gumei.cli import cloud_cmds, loadtest_cmd, run_cmd, sim_cmds, tools_cmds
 from gumei.cli import registry_cmds
+from gumei.cli import dashboards_cmds
 from gumei.errors import KNOWN_ERRORS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -19,6 +20,7 @@ cloud_cmds.register(app)
 sim_cmds.register(app)
 tools_cmds.register(app)
 registry_cmds.register(app)
+dashboards_cmds.register(app)
 
 
 def main() -> None:
