@@ -76,6 +76,16 @@ HEALTH_MEASUREMENT = Measurement(
     },
 )
 
+HEALTH_DAILY = Measurement(
+    "health_daily",
+    tags=("site", "type"),
+    fields={"visits": "integer", "measurements": "integer", "anonymous": "integer",
+            "abnormal": "integer", "abnormal_rate": "float"},
+)
+"""Aggregate statistics per (Asia/Shanghai day, hut, measurement type); type "all" is the whole hut
+and alone carries visits (distinct resident pseudonyms) and anonymous (no card tap); time = that
+day's midnight. No pseudonyms or values: dashboards may show it to operators."""
+
 GATEWAY_STATUS = Measurement(
     "gateway_status",
     tags=("site", "kind"),
@@ -139,6 +149,7 @@ ALL = (
     WASTE_AREA_DAILY,
     WASTE_TARGETS,
     HEALTH_MEASUREMENT,
+    HEALTH_DAILY,
     GATEWAY_STATUS,
     DEVICE_STATUS,
     QUARANTINE,

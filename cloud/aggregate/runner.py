@@ -30,6 +30,7 @@ from cloud.aggregate.tonnage import (
     unique_mask,
 )
 from cloud.days import DAY_MS, date_of, day_start_ms, number_of, today
+from cloud.health.daily import recompute_health_days
 from cloud.influx import InfluxClient
 from cloud.lineproto import line
 from cloud.registry import Registry
@@ -270,6 +271,7 @@ class Aggregator:
         """Recompute only the days touched by new or late readings since the last run."""
         days, watermark = self.dirty_days()
         result = self.recompute(days)
+        recompute_health_days(self.influx, days)  # health_daily of huts (the same dirty-day markers)
         self.influx.write_lines(
             (line(m.AGGREGATOR_STATE.name, {}, {"watermark_ms": watermark, "days": len(days)}, watermark * 1_000_000) + "\n").encode()
         )
