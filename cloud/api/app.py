@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse
 
 from cloud import registry as registry_mod
 from cloud.api.deps import AppState
-from cloud.api.routes import waste
-from cloud.api.routes import admin, devices
+from cloud.api.routes import admin, devices, health, waste
 from cloud.auth import TokenStore
 from cloud.influx import InfluxClient
 from cloud.settings import CloudSettings
@@ -49,4 +48,5 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.include_router(waste.router)
     app.include_router(devices.router)
     app.include_router(admin.router)
+    app.include_router(health.router)
     return app

@@ -189,8 +189,9 @@ def bundle(
         "resourceType": "Bundle",
         "type": "collection",
         "timestamp": stamp,
-        "entry": entries,
     }
+    if entries:  # FHIR JSON forbids empty arrays: an empty export has no entry element
+        doc["entry"] = entries
     validate(doc)
     return doc
 

@@ -1,0 +1,175 @@
+"""Health routes: a resident's observations and their FHIR R4 export (health role only), and daily
+hut aggregates (operators and health staff; no pseudonyms, no values)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from cloud import measurements as m
+from cloud.api.deps import Health, State, require
+from cloud.api.routes.waste import check_range
+from cloud.auth import TokenRecord
+from cloud.days import date_of, day_number, day_start_ms, number_of
+from cloud.health import fhir
+from cloud.health.daily import ALL_TYPES
+from contract.models import ID_PATTERN, RESIDENT_PATTERN, VALUE_KEYS, HealthMeasurement
+
+router = APIRouter(prefix="/api/v1/health", tags=["health"])
+
+# Aggregates carry no pseudonym and no value: operators (dashboards) and health staff may read them.
+HealthAggregates = Annotated[TokenRecord, Depends(require("operator", "admin", "health"))]
+ResidentPath = Annotated[str, Path(pattern=RESIDENT_PATTERN, description="resident pseudonym r-<32 hex>")]
+Start = Annotated[dt.date, Query(description="first Shanghai day, YYYY-MM-DD")]
+End = Annotated[dt.date, Query(description="last Shanghai day (inclusive), YYYY-MM-DD")]
+
+# UCUM unit of every contract value key (the FHIR export's units)
+UNITS: dict[str, str] = {
+    "systolic_mmhg": fhir.SYSTOLIC.ucum or "",
+    "diastolic_mmhg": fhir.DIASTOLIC.ucum or "",
+    "mean_arterial_mmhg": fhir.MEAN_ARTERIAL.ucum or "",
+    **{key: code.ucum or "" for key, code in fhir.SINGLE.items()},
+}
+
+
+class Observation(BaseModel):
+    """One stored measurement of the resident, with UCUM units and the cloud's verdict."""
+
+    site: str
+    device: str
+    seq: int
+    ts: int
+    time: dt.datetime
+    type: str
+    values: dict[str, float | str]
+    units: dict[str, str]
+    abnormal: bool
+    flag: str
+
+
+class ObservationsResponse(BaseModel):
+    """Observations sorted by time, then device and seq."""
+
+    resident: str
+    start: dt.date
+    end: dt.date
+    observations: list[Observation]
+
+
+def _stored(state: State, resident: str, start: dt.date, end: dt.date) -> list[Observation]:
+    """A resident's measurements of the Shanghai days start..end, deduplicated on (device, seq)."""
+    check_range(start, end)
+    lo, hi = day_start_ms(number_of(start)), day_start_ms(number_of(end) + 1)
+    q = (
+        f"SELECT * FROM {m.HEALTH_MEASUREMENT.name} WHERE \"resident\" = '{resident}' "
+        f'AND time >= {lo}ms AND time < {hi}ms GROUP BY "site", "device", "type"'
+    )
+    found: dict[tuple[str, int], Observation] = {}
+    for s in state.influx.query(q):
+        required, optional = VALUE_KEYS.get(s.tags.get("type", ""), (frozenset(), frozenset()))
+        for row in s.values:
+            v = dict(zip(s.columns, row, strict=True))
+            values = {k: v[k] for k in sorted(required | optional) if v.get(k) is not None}
+            obs = Observation(
+                site=s.tags["site"],
+                device=s.tags["device"],
+                seq=int(v["seq"]),
+                ts=int(v["time"]),  # point time ts ms + (seq mod 1e6) ns, read at ms precision: ts
+                time=dt.datetime.fromtimestamp(int(v["time"]) / 1000, fhir.SHANGHAI),
+                type=s.tags["type"],
+                values=values,
+                units={k: UNITS[k] for k in values if k in UNITS},
+                abnormal=bool(v["abnormal"]),
+                flag=str(v["flag"]),
+            )
+            found[(obs.device, obs.seq)] = obs
+    return sorted(found.values(), key=lambda o: (o.ts, o.device, o.seq))
+
+
+@router.get("/residents/{resident}/observations", response_model=ObservationsResponse)
+def resident_observations(state: State, _: Health, resident: ResidentPath, start: Start, end: End) -> ObservationsResponse:
+    """A resident's stored measurements over a range of Shanghai days (end inclusive)."""
+    return ObservationsResponse(resident=resident, start=start, end=end, observations=_stored(state, resident, start, end))
+
+
+@router.get(
+    "/residents/{resident}/fhir",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/fhir+json": {}}, "description": "FHIR R4 collection Bundle"}},
+)
+def resident_fhir(state: State, _: Health, resident: ResidentPath, start: Start, end: End) -> JSONResponse:
+    """The same measurements as a validated FHIR R4 Bundle of vital-signs Observations."""
+    stored = _stored(state, resident, start, end)
+    doc = fhir.bundle(
+        HealthMeasurement.model_validate(
+            {"device": o.device, "seq": o.seq, "ts": o.ts, "resident": resident, "type": o.type, "values": o.values}
+        )
+        for o in stored
+    )
+    return JSONResponse(doc, media_type="application/fhir+json")
+
+
+class HutDayRow(BaseModel):
+    """One hut's Shanghai day: visits (distinct residents), measurements by type, abnormal rate."""
+
+    date: dt.date
+    site: str
+    visits: int
+    measurements: int
+    anonymous: int
+    abnormal: int
+    abnormal_rate: float
+    by_type: dict[str, int]
+    abnormal_by_type: dict[str, int]
+
+
+class HealthDailyResponse(BaseModel):
+    """Rows sorted by date, then site."""
+
+    rows: list[HutDayRow]
+
+
+@router.get("/daily", response_model=HealthDailyResponse)
+def health_daily(
+    state: State,
+    _: HealthAggregates,
+    start: Start,
+    end: End,
+    site: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+) -> HealthDailyResponse:
+    """Daily aggregates per hut as the aggregator last computed them."""
+    check_range(start, end)
+    where = [f"time >= {day_start_ms(number_of(start))}ms", f"time < {day_start_ms(number_of(end) + 1)}ms"]
+    if site is not None:
+        where.append(f"\"site\" = '{site}'")
+    q = (
+        f'SELECT "visits", "measurements", "anonymous", "abnormal" FROM {m.HEALTH_DAILY.name} '
+        f'WHERE {" AND ".join(where)} GROUP BY "site", "type"'
+    )
+    rows: dict[tuple[dt.date, str], dict[str, Any]] = {}
+    for s in state.influx.query(q):
+        for t, visits, n, anonymous, abnormal in s.values:
+            key = (date_of(day_number(int(t))), s.tags["site"])
+            row = rows.setdefault(key, {"by_type": {}, "abnormal_by_type": {}})
+            if s.tags["type"] == ALL_TYPES:
+                row.update(visits=int(visits or 0), measurements=int(n), anonymous=int(anonymous or 0), abnormal=int(abnormal))
+            else:
+                row["by_type"][s.tags["type"]] = int(n)
+                row["abnormal_by_type"][s.tags["type"]] = int(abnormal)
+    out = []
+    for (date, site_id), row in sorted(rows.items()):
+        if "measurements" not in row:
+            continue
+        n = row["measurements"]
+        out.append(
+            HutDayRow(
+                date=date, site=site_id, visits=row["visits"], measurements=n, anonymous=row["anonymous"],
+                abnormal=row["abnormal"], abnormal_rate=row["abnormal"] / n if n else 0.0,
+                by_type=dict(sorted(row["by_type"].items())), abnormal_by_type=dict(sorted(row["abnormal_by_type"].items())),
+            )
+        )
+    return HealthDailyResponse(rows=out)
