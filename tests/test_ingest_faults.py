@@ -157,18 +157,6 @@ def test_influxd_down_for_30_seconds_loses_nothing_and_resumes(faults: Faults) -
     outage(faults, 30)
 
 
-def test_broker_restart_mid_stream_loses_nothing(faults: Faults) -> None:
-    w = faults.worker("fb-1", "restart")
-    load = faults.load(300, 50)
-    publisher = faults.publish_in_background(load, per_second=100)
-    wait_until(lambda: faults.stored(load) > load.readings // 4, what="a quarter of the stream stored")
-    assert faults.stack.mosquitto is not None
-    faults.stack.mosquitto.stop()  # SIGTERM: Mosquitto saves its persistent sessions and queues
-    faults.stack.mosquitto.start()
-    faults.assert_exact(load, publisher)
-    stop_process(w)
-
-
 def test_poison_batch_is_split_and_only_the_bad_lines_quarantined(faults: Faults) -> None:
     w = faults.worker("fp-1", "poison")
     site = faults.sites[0]
