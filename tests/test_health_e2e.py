@@ -12,6 +12,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +33,7 @@ from firmware_sim.health import HealthHutSim, make_residents, measure
 from firmware_sim.health.hut import Visit
 from gumei.mqtt import make_client
 from gumei.stack import LocalStack
-from tests.conftest import publish, rows_of, wait_until
+from tests.conftest import gumei, publish, rows_of, wait_until
 
 SITE = "HH-01"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -263,3 +264,20 @@ def test_batch_is_contract_shaped(run: Run) -> None:
         HealthBatch.model_validate_json(body)
 
 
+
+
+def test_gumei_sim_health_publishes_through_the_gateway_loop(run: Run, stack: LocalStack, influx: InfluxClient,
+                                                             tmp_path: Path) -> None:
+    key_file = tmp_path / "district.key"
+    key_file.write_text(os.urandom(16).hex())
+    key_file.chmod(0o600)
+    before = _count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE time >= {run.start_ms}ms")
+    ep = stack.endpoint(SITE)
+    out = gumei("sim", "health", "--port", str(ep.port), "--secrets", str(stack.root / "secrets" / "mqtt.json"),
+                "--district-key-file", str(key_file), "--ca-file", str(ep.ca_file), "--visits", "3", "--seed", "4",
+                "--malformed-rate", "0", timeout=60).stdout
+    assert "hut HH-01: 3 visits, " in out and "frames rejected at the gateway: none" in out
+    published = int(out.split(" published")[0].rsplit(" ", 1)[1])
+    assert published >= 15  # five instruments per visit
+    wait_until(lambda: _count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE time >= {run.start_ms}ms")
+               >= before + published, what="simulated hut measurements in InfluxDB")

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from gumei.cli import cloud_cmds, loadtest_cmd, run_cmd, sim_cmds, tools_cmds
-from gumei.cli import registry_cmds
+from gumei.cli import health_cmds, registry_cmds
 from gumei.cli import dashboards_cmds
 from gumei.errors import KNOWN_ERRORS
 
@@ -20,6 +20,7 @@ cloud_cmds.register(app)
 sim_cmds.register(app)
 tools_cmds.register(app)
 registry_cmds.register(app)
+health_cmds.register(app)
 dashboards_cmds.register(app)
 
 

@@ -1,0 +1,121 @@
+"""Health hut commands: `gumei sim health` (simulated hut through the real gateway loop to MQTT) and
+`gumei health aggregate` (recompute health_daily for a range of days)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from gumei.cli.cloud_cmds import ConfigOpt
+
+health = typer.Typer(no_args_is_help=True, help="Smart health hut: daily statistics.")
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def sim_health(
+    port: Annotated[int, typer.Option(help="broker port")],
+    secrets: Annotated[Path, typer.Option(help="JSON file of gateway passwords by site id")],
+    district_key_file: Annotated[Path, typer.Option(help="district key (hex, chmod 600) the gateway pseudonymizes cards with")],
+    host: Annotated[str, typer.Option(help="broker host")] = "127.0.0.1",
+    ca_file: Annotated[Path | None, typer.Option(help="CA certificate: connect with TLS")] = None,
+    site: Annotated[str, typer.Option(help="health hut site id")] = "HH-01",
+    residents: Annotated[int, typer.Option(min=1, help="simulated residents in the neighbourhood")] = 30,
+    visits: Annotated[int, typer.Option(min=1, help="visits to simulate")] = 20,
+    malformed_rate: Annotated[float, typer.Option(min=0, max=1, help="share of instrument readings sent malformed")] = 0.05,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+    queue_file: Annotated[Path | None, typer.Option("--queue", help="durable queue file (default: a temp dir)")] = None,
+) -> None:
+    """Simulated residents visit the hut; the gateway loop decodes, pseudonymizes, queues and publishes."""
+    from contract import encode
+    from contract.topics import health_measurements
+    from edge.ble.transport import SocketTransport
+    from edge.card import load_district_key
+    from edge.health_session import SessionTracker
+    from edge.hut import HutAgent, drain
+    from edge.queue import DurableQueue
+    from firmware_sim.health import HealthHutSim, make_residents, measure
+    from gumei.mqtt import MqttEndpoint, make_client
+
+    try:
+        password = json.loads(secrets.read_text())[site]
+    except (OSError, ValueError, KeyError) as exc:
+        raise typer.BadParameter(f"no password for {site} in {secrets}: {exc}") from None
+    key = load_district_key(district_key_file)
+    rng = random.Random(seed)
+    people = make_residents(residents, seed)
+    with tempfile.TemporaryDirectory() as tmp, DurableQueue.open(queue_file or Path(tmp) / "hut.db") as queue, \
+            HealthHutSim(site, seed, malformed_rate) as hut:
+        sources = {d: SocketTransport(*addr) for d, addr in hut.endpoints().items()}
+        agent = HutAgent(sources, hut.card_reader, SessionTracker(key), queue.put)
+        agent.start()
+        try:
+            sent = 0
+            with Progress() as bar:
+                task = bar.add_task("visits", total=visits)
+                for _ in range(visits):
+                    resident = rng.choice(people)
+                    hut.tap(resident.card)  # tap, and let the gateway open the session before measuring
+                    sent += 1
+                    agent.wait_for(lambda s, n=sent: s.notifications >= n, 10)
+                    when = dt.datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+                    sent += len(hut.visit(None, when, measure(resident, rng)).sent)
+                    agent.wait_for(lambda s, n=sent: s.notifications >= n, 10)
+                    agent.tracker.end()
+                    bar.advance(task)
+            agent.flush()
+        finally:
+            agent.stop()
+        ep = MqttEndpoint(host=host, port=port, username=site, password=password, **({"ca_file": ca_file} if ca_file else {}))
+        client = make_client(ep, f"{site}-sim")
+        client.connect(ep.host, ep.port)
+        client.loop_start()
+
+        def send(batch) -> None:  # type: ignore[no-untyped-def]
+            info = client.publish(health_measurements(site), encode(batch), qos=1)
+            info.wait_for_publish(timeout=30)
+            if not info.is_published():
+                raise typer.BadParameter(f"no PUBACK from {host}:{port}")
+
+        try:
+            published = drain(queue, site, send)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(agent.stats.rejected.items())) or "none"
+    typer.echo(f"hut {site}: {visits} visits, {agent.stats.measurements} measurements queued, {published} published; "
+               f"frames rejected at the gateway: {rejected}")
+
+
+@health.command("aggregate")
+def aggregate(
+    start: Annotated[dt.datetime, typer.Argument(formats=["%Y-%m-%d"], help="first Shanghai day")],
+    end: Annotated[dt.datetime, typer.Argument(formats=["%Y-%m-%d"], help="last Shanghai day (inclusive)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Recompute health_daily for a range of days (the aggregator loop does touched days by itself)."""
+    from cloud.days import number_of
+    from cloud.health.daily import recompute_health_days
+    from cloud.influx import InfluxClient
+    from cloud.settings import load_settings
+
+    if end < start:
+        raise typer.BadParameter("end is before start")
+    s = load_settings(config)
+    with InfluxClient(s.influx.config()) as influx:
+        days = recompute_health_days(influx, range(number_of(start.date()), number_of(end.date()) + 1))
+    typer.echo(f"health_daily: {len(days)} hut-day(s) written")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `gumei sim health` and `gumei health ...` to the main app."""
+    from gumei.cli.sim_cmds import sim
+
+    sim.command("health")(sim_health)
+    app.add_typer(health, name="health")
