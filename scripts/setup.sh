@@ -9,6 +9,15 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Optional: a CJK font for the Chinese labels of the dashboard pictures (gumei dashboards render);
+# without one the pictures keep only the English half of each label.
+if ! { fc-list :lang=zh 2>/dev/null | grep -q . || dpkg -s fonts-wqy-microhei >/dev/null 2>&1; }; then
+  if [ "$(id -u)" -eq 0 ]; then
+    need+=(fonts-wqy-microhei)
+  else
+    echo "setup: note: no CJK font for the dashboard pictures (optional): apt-get install -y fonts-wqy-microhei" >&2
+  fi
+fi
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   if [ "$(id -u)" -ne 0 ]; then
