@@ -1,4 +1,8 @@
-"""Durable local queue of contract readings (SQLite WAL): commit before ack, delete after PUBACK."""
+"""Durable local queue of contract readings (SQLite WAL): commit before ack, delete after PUBACK.
+
+Acknowledged entries may be kept for a while (ack(..., retain=True)) so that a publisher can
+re-send what the broker acknowledged just before a lost connection (see docs/edge.md, replay).
+"""
 
 from __future__ import annotations
 
@@ -28,12 +32,19 @@ CREATE TABLE IF NOT EXISTS entries (
     seq     INTEGER NOT NULL,
     ts      INTEGER NOT NULL,
     payload TEXT NOT NULL,
+    acked_at INTEGER,
     UNIQUE (device, seq)
 );
 CREATE TABLE IF NOT EXISTS device_seq (device TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('dropped', 0), ('bytes', 0), ('accepted', 0), ('acked', 0);
 """
+# Added after the first release: files created before get the column in open().
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS entries_pending ON entries (id) WHERE acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS entries_acked ON entries (acked_at) WHERE acked_at IS NOT NULL;
+"""
+PENDING = "acked_at IS NULL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +69,18 @@ class QueueStats:
     accepted: int
     acked: int
     dropped: int
+    retained: int = 0  # acknowledged entries kept for a replay
 
 
 class DurableQueue:
     """SQLite-backed FIFO of readings with per-device seq; thread-safe; one writer process.
 
     put() assigns the device's next seq and commits (synchronous=FULL) before it returns,
-    so a returned entry survives kill -9 and power loss. peek() reads the oldest entries
-    without removing them; ack(ids) deletes them once the broker has acknowledged them.
-    When full (max_items or max_bytes), the oldest entries are dropped and counted.
+    so a returned entry survives kill -9 and power loss. peek() reads the oldest pending entries
+    without removing them; ack(ids) deletes them once the broker has acknowledged them, or with
+    retain=True marks them acknowledged (no longer pending) and keeps them for acked_since()
+    until purge_acked(). When full (max_items or max_bytes of pending entries), the oldest
+    pending entries are dropped and counted; retained entries are bounded by purge_acked().
     """
 
     def __init__(self, conn: sqlite3.Connection, max_items: int, max_bytes: int, clock: Callable[[], int]) -> None:
@@ -90,6 +104,10 @@ class DurableQueue:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(entries)")}
+            if "acked_at" not in columns:
+                conn.execute("ALTER TABLE entries ADD COLUMN acked_at INTEGER")
+            conn.executescript(_INDEXES)
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open queue {path}: {exc}") from exc
         if mode != "wal":
@@ -124,11 +142,13 @@ class DurableQueue:
 
     def _make_room(self, incoming: int) -> None:
         n, size = self._db.execute(
-            "SELECT (SELECT count(*) FROM entries), (SELECT value FROM counters WHERE name='bytes')"
+            f"SELECT (SELECT count(*) FROM entries WHERE {PENDING}), (SELECT value FROM counters WHERE name='bytes')"
         ).fetchone()
         while n and (n + 1 > self.max_items or size + incoming > self.max_bytes):
             over = max(1, n + 1 - self.max_items)
-            rows = self._db.execute("SELECT id, length(payload) FROM entries ORDER BY id LIMIT ?", (over,)).fetchall()
+            rows = self._db.execute(
+                f"SELECT id, length(payload) FROM entries WHERE {PENDING} ORDER BY id LIMIT ?", (over,)
+            ).fetchall()
             self._db.executemany("DELETE FROM entries WHERE id = ?", [(r[0],) for r in rows])
             freed = sum(r[1] for r in rows)
             self._counter("dropped", len(rows))
@@ -163,22 +183,44 @@ class DurableQueue:
 
     def peek(self, limit: int = 500, *, after_id: int = 0, kind: str | None = None) -> list[Queued]:
         """Up to `limit` oldest entries with id > after_id (optionally one kind), not removed."""
-        sql = "SELECT id, kind, payload FROM entries WHERE id > ?"
-        args: list[object] = [after_id]
-        if kind is not None:
-            sql += " AND kind = ?"
-            args.append(kind)
-        sql += " ORDER BY id LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            try:
-                rows = self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise QueueError(f"queue read failed: {exc}") from exc
+        rows = self._select(f"{PENDING} AND id > ?", [after_id], kind, limit)
         return [Queued(i, MODELS[k].model_validate_json(p)) for i, k, p in rows]
 
-    def ack(self, ids: Iterable[int]) -> int:
-        """Delete entries the broker acknowledged (PUBACK); returns how many were still there."""
+    def peek_payloads(self, limit: int = 500, *, after_id: int = 0, kind: str | None = None) -> list[tuple[int, str]]:
+        """Like peek() but (id, stored JSON of the entry) without parsing: for building batches fast."""
+        return [(i, p) for i, _, p in self._select(f"{PENDING} AND id > ?", [after_id], kind, limit)]
+
+    def acked_since(
+        self, since_ms: int, limit: int = 500, *, after_id: int = 0, kind: str | None = None
+    ) -> list[tuple[int, str]]:
+        """Retained entries acknowledged at or after since_ms (id > after_id), oldest first, as (id, JSON)."""
+        rows = self._select("acked_at IS NOT NULL AND acked_at >= ? AND id > ?", [since_ms, after_id], kind, limit)
+        return [(i, p) for i, _, p in rows]
+
+    def _select(self, where: str, args: list[object], kind: str | None, limit: int) -> list[tuple[int, str, str]]:
+        sql = f"SELECT id, kind, payload FROM entries WHERE {where}"
+        if kind is not None:
+            sql += " AND kind = ?"
+            args = [*args, kind]
+        sql += " ORDER BY id LIMIT ?"
+        with self._lock:
+            try:
+                return self._db.execute(sql, [*args, limit]).fetchall()
+            except sqlite3.Error as exc:
+                raise QueueError(f"queue read failed: {exc}") from exc
+
+    def purge_acked(self, before_ms: int) -> int:
+        """Delete retained entries acknowledged before before_ms; returns how many."""
+        with self._lock:
+            try:
+                cur = self._db.execute("DELETE FROM entries WHERE acked_at IS NOT NULL AND acked_at < ?", (before_ms,))
+            except sqlite3.Error as exc:
+                raise QueueError(f"queue purge failed: {exc}") from exc
+        return cur.rowcount
+
+    def ack(self, ids: Iterable[int], *, retain: bool = False) -> int:
+        """Entries the broker acknowledged (PUBACK): delete them, or with retain keep them marked
+        acknowledged (for a replay) until purge_acked(). Returns how many were still pending."""
         id_list = [(i,) for i in ids]
         if not id_list:
             return 0
@@ -189,10 +231,14 @@ class DurableQueue:
                     self._db.execute("CREATE TEMP TABLE IF NOT EXISTS ack_ids (id INTEGER PRIMARY KEY)")
                     self._db.execute("DELETE FROM ack_ids")
                     self._db.executemany("INSERT OR IGNORE INTO ack_ids VALUES (?)", id_list)
+                    pending = f"id IN (SELECT id FROM ack_ids) AND {PENDING}"
                     n, size = self._db.execute(
-                        "SELECT count(*), coalesce(sum(length(payload)), 0) FROM entries WHERE id IN (SELECT id FROM ack_ids)"
+                        f"SELECT count(*), coalesce(sum(length(payload)), 0) FROM entries WHERE {pending}"
                     ).fetchone()
-                    self._db.execute("DELETE FROM entries WHERE id IN (SELECT id FROM ack_ids)")
+                    if retain:
+                        self._db.execute(f"UPDATE entries SET acked_at = ? WHERE {pending}", (self._clock(),))
+                    else:
+                        self._db.execute("DELETE FROM entries WHERE id IN (SELECT id FROM ack_ids)")
                     self._counter("bytes", -size)
                     self._counter("acked", n)
                 except BaseException:
@@ -210,12 +256,15 @@ class DurableQueue:
         return row[0] if row else None
 
     def __len__(self) -> int:
+        """Pending (not yet acknowledged) entries."""
         with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+            return int(self._db.execute(f"SELECT count(*) FROM entries WHERE {PENDING}").fetchone()[0])
 
     def stats(self) -> QueueStats:
-        """Buffered count and the persisted counters."""
+        """Buffered (pending) count, retained count and the persisted counters."""
         with self._lock:
             c = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-            n = self._db.execute("SELECT count(*) FROM entries").fetchone()[0]
-        return QueueStats(buffered=n, bytes=c["bytes"], accepted=c["accepted"], acked=c["acked"], dropped=c["dropped"])
+            n = self._db.execute(f"SELECT count(*) FROM entries WHERE {PENDING}").fetchone()[0]
+            kept = self._db.execute("SELECT count(*) FROM entries WHERE acked_at IS NOT NULL").fetchone()[0]
+        return QueueStats(buffered=n, bytes=c["bytes"], accepted=c["accepted"], acked=c["acked"], dropped=c["dropped"],
+                          retained=kept)
