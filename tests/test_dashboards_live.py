@@ -96,16 +96,17 @@ def live(stack, ingest_worker, gateway, influx: InfluxClient) -> Scope:  # type:
     today = day_number(now)
     seq0 = now * 100  # above anything an earlier run of the same sites used
     grams: dict[tuple[str, str], int] = {}
+    clients = {site: gateway(site) for site in [*SITES, HUT]}
     for site in SITES:
-        client = gateway(site)
+        client = clients[site]
         readings, g = _readings(site, now, seq0)
         grams.update({(site, c): v for c, v in g.items()})
         publish(client, waste_readings(site), encode(WasteBatch(site=site, readings=readings)))
         publish(client, status("waste", site), encode(_status(site, now)))
     offline = Status.model_validate({"schema": "gumei.status.v1", "site": "WS-2101", "state": "offline"})
-    publish(gateway("WS-2101"), status("waste", "WS-2101"), encode(offline))  # as its Last Will would
-    publish(gateway("WS-2001"), waste_readings("WS-2001"), b"not json at all")  # a dead letter for the fleet panels
-    publish(gateway(HUT), health_measurements(HUT), encode(_health(now, seq0)))
+    publish(clients["WS-2101"], status("waste", "WS-2101"), encode(offline))  # as its Last Will would, after its online
+    publish(clients["WS-2001"], waste_readings("WS-2001"), b"not json at all")  # a dead letter for the fleet panels
+    publish(clients[HUT], health_measurements(HUT), encode(_health(now, seq0)))
 
     today_mine = f"site =~ {MINE} AND time >= {day_start_ms(today)}ms"
     n = 12 * len(SITES)
