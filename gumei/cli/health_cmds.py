@@ -56,6 +56,13 @@ def sim_health(
         agent = HutAgent(sources, hut.card_reader, SessionTracker(key), queue.put)
         agent.start()
         try:
+            if not hut.wait_connected():
+                raise typer.BadParameter("the gateway loop could not connect to every simulated device")
+
+            def handled(n: int) -> None:
+                if not agent.wait_for(lambda s: s.notifications >= n, 10):
+                    raise typer.BadParameter(f"the gateway loop handled {agent.stats.notifications} of {n} notifications")
+
             sent = 0
             with Progress() as bar:
                 task = bar.add_task("visits", total=visits)
@@ -63,10 +70,10 @@ def sim_health(
                     resident = rng.choice(people)
                     hut.tap(resident.card)  # tap, and let the gateway open the session before measuring
                     sent += 1
-                    agent.wait_for(lambda s, n=sent: s.notifications >= n, 10)
+                    handled(sent)
                     when = dt.datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
                     sent += len(hut.visit(None, when, measure(resident, rng)).sent)
-                    agent.wait_for(lambda s, n=sent: s.notifications >= n, 10)
+                    handled(sent)
                     agent.tracker.end()
                     bar.advance(task)
             agent.flush()
