@@ -21,6 +21,9 @@ sim_cmds.register(app)
 tools_cmds.register(app)
 registry_cmds.register(app)
 health_cmds.register(app)
+from gumei.cli import edge_cmds  # noqa: E402  (waste-station gateway, issue 3)
+
+edge_cmds.register(app)
 dashboards_cmds.register(app)
 
 

@@ -33,3 +33,6 @@ def register(app: typer.Typer) -> None:
     from gumei.cli import bench_aggregate_cmd  # daily tonnage and targets (issue 6)
 
     bench_aggregate_cmd.register(bench)
+    from gumei.cli import edge_cmds  # scales accuracy and edge footprint (issue 3)
+
+    edge_cmds.register_bench(bench)

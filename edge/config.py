@@ -1,0 +1,270 @@
+"""Typed gateway config (one TOML file per gateway), validated with one clear line per mistake."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from contract import Category, device_belongs
+from contract.models import ID_PATTERN
+from edge.deposits import DetectorParams
+from edge.errors import ConfigError
+from gumei.mqtt import MqttEndpoint
+
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SerialDevice(_Strict):
+    """A weighing indicator on a serial line (A&D-style ASCII frames)."""
+
+    id: Identifier
+    category: Category
+    interface: Literal["serial"]
+    port: str = Field(min_length=1)  # /dev/ttyUSB0, or a pyserial URL (loop://, rfc2217://…)
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    checksum: bool = False  # two hex digits of XOR before CR LF
+    terminator: Literal["crlf", "cr"] = "crlf"
+    silence_s: float = Field(5.0, gt=0, le=600)
+    capacity_kg: float | None = Field(None, gt=0, le=10_000)  # for fill_pct in the status
+
+
+class ModbusDevice(_Strict):
+    """A Modbus TCP load-cell transmitter (register map in docs/scales.md)."""
+
+    id: Identifier
+    category: Category
+    interface: Literal["modbus"]
+    host: str = Field(min_length=1)
+    port: int = Field(502, ge=1, le=65535)
+    unit: int = Field(1, ge=0, le=247)
+    poll_s: float = Field(0.2, gt=0, le=60)
+    capacity_kg: float | None = Field(None, gt=0, le=10_000)
+
+
+Device = Annotated[SerialDevice | ModbusDevice, Field(discriminator="interface")]
+
+
+class BrokerConfig(_Strict):
+    """Where the broker is; the MQTT username is the site id, the password is in a 0600 file."""
+
+    url: str  # mqtts://host:8883 (TLS) or mqtt://host:1883 (loopback tests only)
+    ca_file: Path | None = None
+    credentials_file: Path
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    client_id: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtts://host:8883 (or mqtt://host:1883)")
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError("has a bad port number") from None
+        return v
+
+    @model_validator(mode="after")
+    def _tls_needs_ca(self) -> BrokerConfig:
+        if urlsplit(self.url).scheme == "mqtts" and self.ca_file is None:
+            raise ValueError("ca_file is required for mqtts:// (the CA that signed the broker's certificate)")
+        if urlsplit(self.url).scheme == "mqtt" and self.ca_file is not None:
+            raise ValueError("ca_file given but url is mqtt:// (use mqtts:// for TLS)")
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
+class QueueConfig(_Strict):
+    """The durable local queue: file, bounds, how long acknowledged entries are kept for a replay."""
+
+    path: Path
+    max_items: int = Field(1_000_000, ge=1)
+    max_mb: int = Field(512, ge=1)
+    keep_acked_s: float = Field(120.0, ge=0)
+
+
+class PublishConfig(_Strict):
+    """Delivery tuning (defaults follow docs/edge.md)."""
+
+    status_interval_s: float = Field(60.0, ge=1, le=3600)
+    backoff_min_s: float = Field(0.5, gt=0, le=60)
+    backoff_max_s: float = Field(30.0, gt=0, le=3600)
+    replay_window_s: float = Field(60.0, ge=0, le=3600)
+    replay_delay_s: float = Field(10.0, ge=0, le=3600)
+    batch_max: int = Field(1000, ge=1, le=1000)
+    max_inflight: int = Field(16, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _backoff(self) -> PublishConfig:
+        if self.backoff_max_s < self.backoff_min_s:
+            raise ValueError("backoff_max_s must be >= backoff_min_s")
+        return self
+
+
+class DetectorConfig(_Strict):
+    """Deposit detector parameters (docs/scales.md §4)."""
+
+    settle_samples: int = Field(3, ge=1, le=100)
+    tolerance_kg: float = Field(0.02, ge=0)
+    min_deposit_kg: float = Field(0.04, gt=0)
+    empty_min_kg: float = Field(2.0, gt=0)
+    platform_empty_kg: float = Field(1.0, ge=0)
+    max_deposit_kg: float = Field(60.0, gt=0, le=500)  # the contract caps net_kg at 500
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DetectorConfig:
+        self.params()
+        return self
+
+    def params(self) -> DetectorParams:
+        """The detector's own parameter object."""
+        return DetectorParams(**self.model_dump())
+
+
+class CardsConfig(_Strict):
+    """Resident card taps: the district key (hex, 0600) and the tap-to-deposit window."""
+
+    district_key_file: Path
+    window_s: float = Field(60.0, gt=0, le=3600)
+    reader_port: str | None = None  # a serial card reader sending one card number per line
+
+
+class GatewayConfig(_Strict):
+    """Everything one gateway agent needs; built once in main() and passed down."""
+
+    site: Identifier
+    broker: BrokerConfig
+    queue: QueueConfig
+    devices: Annotated[list[Device], Field(min_length=1, max_length=64)]
+    detector: DetectorConfig = DetectorConfig()
+    publish: PublishConfig = PublishConfig()
+    cards: CardsConfig | None = None
+    log_stats_s: float = Field(300.0, ge=1)
+
+    @model_validator(mode="after")
+    def _devices(self) -> GatewayConfig:
+        seen: set[str] = set()
+        ports: set[str] = set()
+        for i, d in enumerate(self.devices):
+            if not device_belongs(d.id, self.site):
+                raise ValueError(f"devices[{i}].id {d.id!r} must start with the site id {self.site}-")
+            if d.id in seen:
+                raise ValueError(f"devices[{i}].id {d.id!r} is listed twice")
+            seen.add(d.id)
+            where = d.port if isinstance(d, SerialDevice) else f"{d.host}:{d.port}/{d.unit}"
+            if where in ports:
+                raise ValueError(f"devices[{i}] uses {where} like another device")
+            ports.add(where)
+        if not self.site.startswith("WS-"):
+            raise ValueError(f"site {self.site!r}: a waste-station gateway's site id starts with WS-")
+        return self
+
+    def endpoint(self, password: str) -> MqttEndpoint:
+        """The broker endpoint with this gateway's credentials."""
+        b = self.broker
+        return MqttEndpoint(host=b.host, port=b.port, username=self.site, password=password,
+                            ca_file=b.ca_file, keepalive_s=b.keepalive_s)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("serial", "modbus"):
+            continue  # the discriminator's branch name says nothing to the user
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        where = _where(err["loc"])
+        if err["type"] == "missing":
+            msg = "missing (required)"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown setting (misspelt?)"
+        elif err["type"] == "union_tag_invalid":
+            msg = "interface must be 'serial' or 'modbus'"
+        elif err["type"] == "union_tag_not_found":
+            msg = "interface missing: 'serial' or 'modbus'"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = "must be 1-64 letters, digits, '-' or '_' (e.g. WS-0101-S1)"
+        msg = msg.replace("Input should be", "must be")
+        lines.append(f"{where}: {msg}" if where else msg)
+    return lines
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Parse and validate a gateway TOML file; ConfigError with one line per mistake."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(f"{p}: {line}" for line in _describe(exc))) from None
+
+
+def read_secret(path: Path, what: str) -> str:
+    """A one-line secret from a file only its owner may read."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror or exc}") from None
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{what} {path} is readable by others; chmod 600 it")
+    if not text or "\n" in text:
+        raise ConfigError(f"{what} {path} must hold exactly one line")
+    return text
+
+
+def check_files(cfg: GatewayConfig) -> list[str]:
+    """Problems with the files the config names (secrets, CA, queue directory), one line each."""
+    problems = []
+    try:
+        read_secret(cfg.broker.credentials_file, "broker.credentials_file")
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if cfg.broker.ca_file is not None and not cfg.broker.ca_file.is_file():
+        problems.append(f"broker.ca_file {cfg.broker.ca_file}: no such file")
+    qdir = cfg.queue.path.parent
+    if not qdir.is_dir():
+        problems.append(f"queue.path: directory {qdir} does not exist")
+    elif not os.access(qdir, os.W_OK):
+        problems.append(f"queue.path: directory {qdir} is not writable by this user")
+    if cfg.cards is not None:
+        from edge.card import load_district_key
+
+        try:
+            load_district_key(cfg.cards.district_key_file)
+        except ConfigError as exc:
+            problems.append(f"cards.district_key_file: {exc}")
+    return problems

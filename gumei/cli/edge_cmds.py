@@ -1,0 +1,100 @@
+"""`gumei edge run|check-config` (the gateway agent) and `gumei bench scales|edge`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge.errors import EdgeError
+
+edge = typer.Typer(no_args_is_help=True, help="The site gateway agent (waste station).")
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="gateway TOML file")]
+
+
+def _fail(exc: EdgeError) -> typer.Exit:
+    for line in str(exc).splitlines():
+        print(f"gumei: error: {line}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+@edge.command("run")
+def edge_run(config: ConfigOpt = Path("/etc/gumei/gateway.toml")) -> None:
+    """Run the waste-station agent until SIGTERM (systemd: deploy/systemd/gumei-edge.service)."""
+    from edge import agent
+    from edge.config import check_files, load_config
+
+    try:
+        cfg = load_config(config)
+        problems = check_files(cfg)
+        if problems:
+            raise EdgeError("\n".join(f"{config}: {p}" for p in problems))
+        code = agent.run(cfg)
+    except EdgeError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+@edge.command("check-config")
+def edge_check_config(config: ConfigOpt = Path("/etc/gumei/gateway.toml")) -> None:
+    """Validate a gateway config and the files it names; one line per mistake."""
+    from edge.config import check_files, load_config
+
+    try:
+        cfg = load_config(config)
+    except EdgeError as exc:
+        raise _fail(exc) from None
+    problems = check_files(cfg)
+    if problems:
+        raise _fail(EdgeError("\n".join(f"{config}: {p}" for p in problems)))
+    typer.echo(f"{config}: ok: site {cfg.site}, {len(cfg.devices)} devices, broker {cfg.broker.url}")
+
+
+def bench_scales(
+    hours: Annotated[float, typer.Option(min=0.1, help="simulated hours per scale")] = 24.0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+) -> None:
+    """Deposit detection accuracy against the scale simulator's ground truth (4 scales)."""
+    from firmware_sim.scales.accuracy import run_accuracy_bench
+
+    r = run_accuracy_bench(hours, seed)
+    for s in r["scales"]:
+        typer.echo(f"  {s['category']:<11} true {s['true_deposits']:>5}  found {s['found']:>5}  "
+                   f"false+ {s['false_positives']:>3}  true {s['true_kg']:>9.3f} kg  detected {s['detected_kg']:>9.3f} kg")
+    typer.echo(f"{r['hours']} h, seed {seed}: {r['frames']} frames ({r['rejected_frames']} rejected), "
+               f"deposits {r['found']}/{r['true_deposits']}, observable recall {r['observable_recall'] * 100:.2f} %, "
+               f"false positives {r['false_positives']}, weight {r['detected_kg']} / {r['true_kg']} kg "
+               f"(error {r['weight_error_pct']} %), {r['elapsed_s']} s: {'PASS' if r['passed'] else 'FAIL'}")
+    if not r["passed"]:
+        raise typer.Exit(1)
+
+
+def bench_edge(
+    seconds: Annotated[float, typer.Option(min=5, help="steady-state measuring time")] = 60.0,
+    backlog: Annotated[int, typer.Option(min=100, help="readings buffered during the outage")] = 50_000,
+    fps: Annotated[float, typer.Option(min=0.1, help="frames per second per scale")] = 1.0,
+) -> None:
+    """Footprint of one agent (4 scales at `fps`) and its replay rate after an outage, in one run."""
+    from gumei.edge_bench import run_edge_bench
+
+    r = run_edge_bench(seconds=seconds, backlog=backlog, fps=fps, progress=typer.echo)
+    typer.echo(
+        f"steady state ({r.scales} scales at {fps:g} frame/s, {r.seconds:.0f} s): CPU {r.cpu_pct:.2f} % of one core, "
+        f"RSS {r.rss_mb:.1f} MiB (peak {r.peak_rss_mb:.1f} MiB), {r.deposits} deposits delivered")
+    typer.echo(
+        f"replay after an outage: {r.backlog} readings in {r.replay_s:.2f} s = {r.replay_rate:,.0f} readings/s "
+        f"(from the first PUBACK; {r.reconnect_s:.1f} s from broker start to first PUBACK incl. back-off), "
+        f"CPU {r.replay_cpu_pct:.0f} % during replay, peak RSS {r.replay_peak_rss_mb:.1f} MiB")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `gumei edge …` to the main app."""
+    app.add_typer(edge, name="edge")
+
+
+def register_bench(bench: typer.Typer) -> None:
+    """Add `gumei bench scales` and `gumei bench edge`."""
+    bench.command("scales")(bench_scales)
+    bench.command("edge")(bench_edge)

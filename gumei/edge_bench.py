@@ -1,0 +1,140 @@
+"""`gumei bench edge`: footprint of one real agent process and its replay rate after an outage.
+
+One run: a private TLS Mosquitto, a simulated station (3 pty indicators + 1 Modbus transmitter),
+the agent as `gumei edge run`; CPU and RSS over a steady-state span; then the broker is
+stopped, a backlog is committed to the agent's queue (as an outage would leave it), the broker
+is started again, and the time from the first PUBACK until the whole backlog is acknowledged
+gives readings/s.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from contract import WasteReading, now_ms
+from edge.queue import DurableQueue
+from firmware_sim.scales.station import SimStation
+from gumei import proc_stats
+from gumei.services import BrokerUser, Mosquitto, ServiceError, stop_process, write_private
+from gumei.stack import gateway_acl
+from gumei.tls import make_server_cert
+
+SITE = "WS-0901"
+
+
+@dataclass(frozen=True)
+class EdgeBench:
+    """Figures of one `gumei bench edge` run."""
+
+    scales: int
+    seconds: float
+    cpu_pct: float
+    rss_mb: float
+    peak_rss_mb: float
+    deposits: int
+    backlog: int
+    reconnect_s: float
+    replay_s: float
+    replay_rate: float
+    replay_cpu_pct: float
+    replay_peak_rss_mb: float
+
+
+def queue_counters(path: Path) -> dict[str, int]:
+    """The agent queue's persisted counters, read without writing (another process owns it)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return dict(conn.execute("SELECT name, value FROM counters").fetchall())
+    finally:
+        conn.close()
+
+
+def _wait(probe: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if proc.poll() is not None:
+            raise ServiceError(f"agent exited with {proc.returncode}: {log.read_text(errors='replace')[-1500:]}")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def run_edge_bench(seconds: float = 60.0, backlog: int = 20_000, fps: float = 1.0,
+                   progress: Callable[[str], None] = lambda s: None) -> EdgeBench:
+    """Run the benchmark in a temp dir; returns the figures."""
+    with tempfile.TemporaryDirectory(prefix="gumei-edge-bench-") as tmp:
+        root = Path(tmp)
+        password = secrets.token_urlsafe(18)
+        broker = Mosquitto(root / "mosquitto", [BrokerUser(SITE, password, gateway_acl(SITE))],
+                           tls=make_server_cert(root / "tls"))
+        broker.start()
+        station = SimStation(SITE, serial=3, modbus=1, fps=fps)
+        station.start(now_ms())
+        creds = root / "mqtt-password"
+        write_private(creds, password + "\n")
+        qpath = root / "queue.db"
+        cfg = root / "gateway.toml"
+        cfg.write_text(station.config_text(broker_url=f"mqtts://127.0.0.1:{broker.tls_port}", ca_file=broker.tls.ca_cert if broker.tls else None,
+                                           credentials_file=creds, queue_path=qpath, backoff_max_s=2.0))
+        log = root / "agent.log"
+        with open(log, "wb") as out:
+            agent = subprocess.Popen([sys.executable, "-m", "gumei.cli", "edge", "run", "--config", str(cfg)],
+                                     stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        try:
+            _wait(lambda: "connected to" in log.read_text(errors="replace"), 30, "the agent to connect", agent, log)
+            progress(f"agent pid {agent.pid} connected; warming up 5 s, then measuring {seconds:.0f} s")
+            time.sleep(5)
+            acked0, cpu0, t0 = queue_counters(qpath)["acked"], proc_stats.cpu_seconds(agent.pid), time.monotonic()
+            time.sleep(seconds)
+            wall = time.monotonic() - t0
+            steady = proc_stats.sample("agent", agent.pid, wall)
+            cpu_pct = 100 * (proc_stats.cpu_seconds(agent.pid) - cpu0) / wall
+            deposits = queue_counters(qpath)["acked"] - acked0
+
+            progress(f"broker stopped; committing a backlog of {backlog} readings to the agent's queue")
+            broker.stop()
+            dev = f"{SITE}-S9"
+            with DurableQueue.open(qpath) as q:
+                ts = now_ms() - 3_600_000
+                for i in range(backlog):
+                    q.put(dev, lambda s, i=i: WasteReading(device=dev, seq=s, ts=ts + i, category="dry",  # type: ignore[arg-type, misc]
+                                                           net_kg=round(0.05 + (i % 500) / 100, 2)))
+            c = queue_counters(qpath)
+            pending = c["accepted"] - c["acked"] - c["dropped"]
+            target = c["acked"] + pending
+            progress(f"broker started again; {pending} entries pending")
+            cpu1 = proc_stats.cpu_seconds(agent.pid)
+            broker.start()
+            t_start = time.monotonic()
+            first = [0.0]
+
+            def progressed() -> bool:
+                acked = queue_counters(qpath)["acked"]
+                if acked > c["acked"] and not first[0]:
+                    first[0] = time.monotonic()
+                return acked >= target
+
+            _wait(progressed, 300, "the backlog to be acknowledged", agent, log)
+            t_done = time.monotonic()
+            replay = proc_stats.sample("agent", agent.pid, t_done - t_start)
+            replay_cpu = 100 * (proc_stats.cpu_seconds(agent.pid) - cpu1) / (t_done - t_start)
+            replay_s = max(t_done - first[0], 1e-3)
+            return EdgeBench(
+                scales=len(station.devices()), seconds=wall, cpu_pct=cpu_pct, rss_mb=steady.rss_mb,
+                peak_rss_mb=steady.peak_rss_mb, deposits=deposits, backlog=pending,
+                reconnect_s=first[0] - t_start, replay_s=replay_s, replay_rate=pending / replay_s,
+                replay_cpu_pct=replay_cpu, replay_peak_rss_mb=replay.peak_rss_mb,
+            )
+        finally:
+            stop_process(agent)
+            station.stop()
+            broker.stop()
