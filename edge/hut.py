@@ -1,7 +1,8 @@
 """The health hut gateway loop: card reader and instruments -> decoders -> resident session -> queue.
 
 The agent stops at the durable queue: `put(device, make)` is `edge.queue.DurableQueue.put`, which
-gives each measurement its persisted per-device seq; the shared MQTT publisher drains the queue.
+gives each measurement its persisted per-device seq; then `on_queued()` (the shared
+`edge.publisher.Publisher.notify`) tells the publisher to deliver it.
 The raw card number exists only inside `handle()` for the card reader, on its way to the
 SessionTracker; it is never stored, logged or counted.
 """
@@ -14,13 +15,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from contract import HealthBatch, HealthMeasurement, now_ms
+from contract import HealthMeasurement, now_ms
 from edge.ble import Assembler, BleDecodeError, BleReading, measured_ms
 from edge.ble.errors import BleUnavailable
 from edge.ble.transport import Notification, NotificationSource
 from edge.errors import FrameError
 from edge.health_session import SessionTracker, decode_card_tap
-from edge.queue import DurableQueue
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,13 @@ class HutAgent:
         card_reader: str,
         tracker: SessionTracker,
         put: Put,
+        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._sources = dict(sources)
         self.card_reader = card_reader
         self.tracker = tracker
         self._put = put
+        self._on_queued = on_queued
         self._assemblers = {d: Assembler() for d in self._sources if d != card_reader}
         self.stats = HutStats()
         self._changed = threading.Condition()
@@ -95,6 +97,7 @@ class HutAgent:
         type_, values = reading.contract()
         stored = self._put(device, lambda seq: self.tracker.measurement(device, seq, ts, type_, values))
         self.stats.measurements += 1
+        self._on_queued()
         return stored
 
     def wait_for(self, predicate: Callable[[HutStats], bool], timeout: float) -> bool:
@@ -134,18 +137,3 @@ class HutAgent:
             source.close()
         for t in self._threads:
             t.join(timeout=5)
-
-
-def drain(queue: DurableQueue, site: str, send: Callable[[HealthBatch], None], size: int = 500) -> int:
-    """Send every pending health entry as contract batches, acknowledging each batch once send()
-    returns (send must return only after the broker's PUBACK); return how many were sent.
-
-    A stopgap for the simulator and tests until the shared edge publisher drains the queue.
-    """
-    sent = 0
-    while pending := queue.peek(size, kind="health"):
-        batch = HealthBatch(site=site, measurements=[q.entry for q in pending])  # type: ignore[misc]
-        send(batch)
-        queue.ack([q.id for q in pending])
-        sent += len(pending)
-    return sent

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import random
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -31,17 +33,18 @@ def sim_health(
     malformed_rate: Annotated[float, typer.Option(min=0, max=1, help="share of instrument readings sent malformed")] = 0.05,
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
     queue_file: Annotated[Path | None, typer.Option("--queue", help="durable queue file (default: a temp dir)")] = None,
+    delivery_timeout: Annotated[float, typer.Option(help="seconds to wait for the broker to acknowledge everything")] = 30.0,
 ) -> None:
-    """Simulated residents visit the hut; the gateway loop decodes, pseudonymizes, queues and publishes."""
-    from contract import encode
-    from contract.topics import health_measurements
+    """Simulated residents visit the hut; the gateway loop decodes, pseudonymizes and queues; the shared
+    edge publisher delivers to the broker with the hut's own credentials."""
     from edge.ble.transport import SocketTransport
     from edge.card import load_district_key
     from edge.health_session import SessionTracker
-    from edge.hut import HutAgent, drain
+    from edge.hut import HutAgent
+    from edge.publisher import Publisher
     from edge.queue import DurableQueue
     from firmware_sim.health import HealthHutSim, make_residents, measure
-    from gumei.mqtt import MqttEndpoint, make_client
+    from gumei.mqtt import MqttEndpoint
 
     try:
         password = json.loads(secrets.read_text())[site]
@@ -50,10 +53,13 @@ def sim_health(
     key = load_district_key(district_key_file)
     rng = random.Random(seed)
     people = make_residents(residents, seed)
+    ep = MqttEndpoint(host=host, port=port, username=site, password=password, **({"ca_file": ca_file} if ca_file else {}))
     with tempfile.TemporaryDirectory() as tmp, DurableQueue.open(queue_file or Path(tmp) / "hut.db") as queue, \
             HealthHutSim(site, seed, malformed_rate) as hut:
+        publisher = Publisher(ep, site, "health", queue, client_id=f"{site}-sim")
+        publisher.start()
         sources = {d: SocketTransport(*addr) for d, addr in hut.endpoints().items()}
-        agent = HutAgent(sources, hut.card_reader, SessionTracker(key), queue.put)
+        agent = HutAgent(sources, hut.card_reader, SessionTracker(key), queue.put, publisher.notify)
         agent.start()
         try:
             if not hut.wait_connected():
@@ -77,24 +83,16 @@ def sim_health(
                     agent.tracker.end()
                     bar.advance(task)
             agent.flush()
+            waited = threading.Event()
+            deadline = time.monotonic() + delivery_timeout
+            while len(queue) and time.monotonic() < deadline:  # the publisher works in its own thread
+                waited.wait(0.1)
         finally:
             agent.stop()
-        ep = MqttEndpoint(host=host, port=port, username=site, password=password, **({"ca_file": ca_file} if ca_file else {}))
-        client = make_client(ep, f"{site}-sim")
-        client.connect(ep.host, ep.port)
-        client.loop_start()
-
-        def send(batch) -> None:  # type: ignore[no-untyped-def]
-            info = client.publish(health_measurements(site), encode(batch), qos=1)
-            info.wait_for_publish(timeout=30)
-            if not info.is_published():
-                raise typer.BadParameter(f"no PUBACK from {host}:{port}")
-
-        try:
-            published = drain(queue, site, send)
-        finally:
-            client.disconnect()
-            client.loop_stop()
+            publisher.stop()
+        pending, published = len(queue), publisher.stats.entries_acked
+    if pending:
+        raise typer.BadParameter(f"{pending} measurement(s) still queued after {delivery_timeout:g} s: {publisher.stats.last_error}")
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(agent.stats.rejected.items())) or "none"
     typer.echo(f"hut {site}: {visits} visits, {agent.stats.measurements} measurements queued, {published} published; "
                f"frames rejected at the gateway: {rejected}")
