@@ -108,6 +108,8 @@ class DurableQueue:
             if "acked_at" not in columns:
                 conn.execute("ALTER TABLE entries ADD COLUMN acked_at INTEGER")
             conn.executescript(_INDEXES)
+            # `pending` is kept in step by put/ack/drop (a count(*) per put is O(n)); recount at open.
+            conn.execute(f"INSERT OR REPLACE INTO counters VALUES ('pending', (SELECT count(*) FROM entries WHERE {PENDING}))")
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open queue {path}: {exc}") from exc
         if mode != "wal":
@@ -142,7 +144,7 @@ class DurableQueue:
 
     def _make_room(self, incoming: int) -> None:
         n, size = self._db.execute(
-            f"SELECT (SELECT count(*) FROM entries WHERE {PENDING}), (SELECT value FROM counters WHERE name='bytes')"
+            "SELECT (SELECT value FROM counters WHERE name='pending'), (SELECT value FROM counters WHERE name='bytes')"
         ).fetchone()
         while n and (n + 1 > self.max_items or size + incoming > self.max_bytes):
             over = max(1, n + 1 - self.max_items)
@@ -152,6 +154,7 @@ class DurableQueue:
             self._db.executemany("DELETE FROM entries WHERE id = ?", [(r[0],) for r in rows])
             freed = sum(r[1] for r in rows)
             self._counter("dropped", len(rows))
+            self._counter("pending", -len(rows))
             self._counter("bytes", -freed)
             n, size = n - len(rows), size - freed
 
@@ -173,6 +176,7 @@ class DurableQueue:
                     )
                     self._counter("bytes", len(payload))
                     self._counter("accepted", 1)
+                    self._counter("pending", 1)
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -241,6 +245,7 @@ class DurableQueue:
                         self._db.execute("DELETE FROM entries WHERE id IN (SELECT id FROM ack_ids)")
                     self._counter("bytes", -size)
                     self._counter("acked", n)
+                    self._counter("pending", -n)
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -258,13 +263,13 @@ class DurableQueue:
     def __len__(self) -> int:
         """Pending (not yet acknowledged) entries."""
         with self._lock:
-            return int(self._db.execute(f"SELECT count(*) FROM entries WHERE {PENDING}").fetchone()[0])
+            return int(self._db.execute("SELECT value FROM counters WHERE name = 'pending'").fetchone()[0])
 
     def stats(self) -> QueueStats:
         """Buffered (pending) count, retained count and the persisted counters."""
         with self._lock:
             c = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-            n = self._db.execute(f"SELECT count(*) FROM entries WHERE {PENDING}").fetchone()[0]
+            n = c["pending"]
             kept = self._db.execute("SELECT count(*) FROM entries WHERE acked_at IS NOT NULL").fetchone()[0]
         return QueueStats(buffered=n, bytes=c["bytes"], accepted=c["accepted"], acked=c["acked"], dropped=c["dropped"],
                           retained=kept)
