@@ -1,4 +1,7 @@
-"""The shared Publisher on the real TLS broker: batches, PUBACK-only acks, status, replay, refusals."""
+"""The shared Publisher on a real TLS broker: batches, PUBACK-only acks, status, replay, refusals.
+
+A private Mosquitto (no ingestion workers): these messages must not reach the session's database.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +19,42 @@ from contract.topics import health_measurements, parse, status, waste_readings
 from edge.publisher import Publisher, PublishTuning
 from edge.queue import DurableQueue
 from gumei.mqtt import MqttEndpoint, make_client
-from gumei.stack import LocalStack
+from gumei.services import BrokerUser, Mosquitto
+from gumei.stack import INGEST_USER, gateway_acl
+from gumei.tls import make_server_cert
 from tests.conftest import wait_until
+
+
+class Broker:
+    """A private TLS Mosquitto with two gateways and the read-only ingestion identity."""
+
+    def __init__(self, root: Path) -> None:
+        self.passwords = {u: f"pw-{u}" for u in ("HH-01", "WS-0707", INGEST_USER)}
+        users = [BrokerUser(u, p, gateway_acl(u)) for u, p in self.passwords.items() if u != INGEST_USER]
+        users.append(BrokerUser(INGEST_USER, self.passwords[INGEST_USER], ["topic read gumei/v1/#"]))
+        self.mosquitto = Mosquitto(root, users, tls=make_server_cert(root / "tls"))
+        self.mosquitto.start()
+
+    def endpoint(self, user: str) -> MqttEndpoint:
+        m = self.mosquitto
+        assert m.tls is not None
+        return MqttEndpoint(port=m.tls_port, username=user, password=self.passwords[user], ca_file=m.tls.ca_cert)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    b = Broker(tmp_path_factory.mktemp("edge-pub-broker"))
+    yield b
+    b.mosquitto.stop()
 
 
 class Listener:
     """A plain subscriber with the ingestion identity: every message on some topics, decoded."""
 
-    def __init__(self, stack: LocalStack, topics: list[str], name: str) -> None:
+    def __init__(self, broker: Broker, topics: list[str], name: str) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
-        ep = stack.endpoint("ingest")
+        ep = broker.endpoint("ingest")
         self.client = make_client(ep, name)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
@@ -50,11 +78,11 @@ class Listener:
 
 
 @pytest.fixture
-def listener(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[Any]:
+def listener(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Any]:
     made: list[Listener] = []
 
     def make(*topics: str) -> Listener:
-        made.append(Listener(stack, list(topics), f"edge-test-{request.node.name[:40]}-{len(made)}"))
+        made.append(Listener(broker, list(topics), f"edge-test-{request.node.name[:40]}-{len(made)}"))
         return made[-1]
 
     yield make
@@ -68,7 +96,7 @@ def bp(device: str) -> Any:
 
 
 def test_health_entries_go_in_batches_of_at_most_1000_and_only_pubacks_ack(
-    stack: LocalStack, listener: Any, tmp_path: Path
+    broker: Broker, listener: Any, tmp_path: Path
 ) -> None:
     site = "HH-01"
     lis = listener(health_measurements(site), status("health", site))
@@ -76,7 +104,7 @@ def test_health_entries_go_in_batches_of_at_most_1000_and_only_pubacks_ack(
         for _ in range(2500):
             q.put(f"{site}-BP", bp(f"{site}-BP"))
         q.put("WS-0101-S1", lambda s: WasteReading(device="WS-0101-S1", seq=s, ts=1, category="dry", net_kg=1.0))
-        pub = Publisher(stack.endpoint(site), site, "health", q, tuning=PublishTuning(replay_delay_s=3600))
+        pub = Publisher(broker.endpoint(site), site, "health", q, tuning=PublishTuning(replay_delay_s=3600))
         pub.start()
         try:
             wait_until(lambda: len(q) == 1, what="2500 health entries acknowledged")
@@ -93,7 +121,7 @@ def test_health_entries_go_in_batches_of_at_most_1000_and_only_pubacks_ack(
 
 
 def test_replay_after_reconnect_resends_the_acknowledged_window_once(
-    stack: LocalStack, listener: Any, tmp_path: Path
+    broker: Broker, listener: Any, tmp_path: Path
 ) -> None:
     site = "WS-0707"
     dev = f"{site}-S1"
@@ -102,13 +130,13 @@ def test_replay_after_reconnect_resends_the_acknowledged_window_once(
     with DurableQueue.open(tmp_path / "q.db") as q:
         for i in range(30):
             q.put(dev, lambda s, i=i: WasteReading(device=dev, seq=s, ts=1_764_201_600_000 + i, category="dry", net_kg=1.0))
-        first = Publisher(stack.endpoint(site), site, "waste", q, tuning=tuning)
+        first = Publisher(broker.endpoint(site), site, "waste", q, tuning=tuning)
         first.start()
         wait_until(lambda: q.stats().acked == 30, what="30 acknowledged")
         wait_until(lambda: first.stats.replays == 1, what="the start-up replay")
         first.stop()
         # a new publisher (as after a restart) owes one replay of what was acknowledged in the window
-        second = Publisher(stack.endpoint(site), site, "waste", q, tuning=tuning)
+        second = Publisher(broker.endpoint(site), site, "waste", q, tuning=tuning)
         second.start()
         try:
             wait_until(lambda: second.stats.replays == 1, what="the replay")
@@ -119,9 +147,9 @@ def test_replay_after_reconnect_resends_the_acknowledged_window_once(
     assert len(seen) == 90 and len(set(seen)) == 30  # sent once, replayed once by each start
 
 
-def test_wrong_password_keeps_everything_queued_and_says_why(stack: LocalStack, tmp_path: Path) -> None:
+def test_wrong_password_keeps_everything_queued_and_says_why(broker: Broker, tmp_path: Path) -> None:
     site = "WS-0707"
-    good = stack.endpoint(site)
+    good = broker.endpoint(site)
     bad = MqttEndpoint(**{**good.model_dump(), "password": "wrong"})
     with DurableQueue.open(tmp_path / "q.db") as q:
         q.put(f"{site}-S1", lambda s: WasteReading(device=f"{site}-S1", seq=s, ts=1, category="dry", net_kg=1.0))

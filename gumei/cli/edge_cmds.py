@@ -75,17 +75,19 @@ def bench_edge(
     seconds: Annotated[float, typer.Option(min=5, help="steady-state measuring time")] = 60.0,
     backlog: Annotated[int, typer.Option(min=100, help="readings buffered during the outage")] = 50_000,
     fps: Annotated[float, typer.Option(min=0.1, help="frames per second per scale")] = 1.0,
+    via_cli: Annotated[bool, typer.Option(help="run the agent as `gumei edge run` instead of `python -m edge.agent`")] = False,
 ) -> None:
     """Footprint of one agent (4 scales at `fps`) and its replay rate after an outage, in one run."""
     from gumei.edge_bench import run_edge_bench
 
-    r = run_edge_bench(seconds=seconds, backlog=backlog, fps=fps, progress=typer.echo)
+    r = run_edge_bench(seconds=seconds, backlog=backlog, fps=fps, via_cli=via_cli, progress=typer.echo)
     typer.echo(
-        f"steady state ({r.scales} scales at {fps:g} frame/s, {r.seconds:.0f} s): CPU {r.cpu_pct:.2f} % of one core, "
+        f"steady state ({'gumei edge run' if via_cli else 'python -m edge.agent'}, {r.scales} scales at {fps:g} frame/s, "
+        f"{r.seconds:.0f} s): CPU {r.cpu_pct:.2f} % of one core, "
         f"RSS {r.rss_mb:.1f} MiB (peak {r.peak_rss_mb:.1f} MiB), {r.deposits} deposits delivered")
     typer.echo(
         f"replay after an outage: {r.backlog} readings in {r.replay_s:.2f} s = {r.replay_rate:,.0f} readings/s "
-        f"(from the first PUBACK; {r.reconnect_s:.1f} s from broker start to first PUBACK incl. back-off), "
+        f"(from the CONNACK; reconnect {r.reconnect_s:.1f} s after the broker came back, back-off included), "
         f"CPU {r.replay_cpu_pct:.0f} % during replay, peak RSS {r.replay_peak_rss_mb:.1f} MiB")
 
 
