@@ -45,6 +45,7 @@ def make_client(
     v5: bool = True,
     manual_ack: bool = False,
     will: Will | None = None,
+    reconnect_max_s: int = 30,
 ) -> mqtt.Client:
     """A configured, not yet connected client (call connect_async + loop_start, or connect)."""
     client = mqtt.Client(
@@ -66,7 +67,7 @@ def make_client(
         )
     if will is not None:
         client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
     return client
 
 

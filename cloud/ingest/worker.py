@@ -102,7 +102,9 @@ class IngestWorker:
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._stop = threading.Event()
         self._connection = 0
-        self._client = make_client(endpoint, options.name, manual_ack=True)
+        # Reconnect within 2 s of the broker coming back: Mosquitto 2.0 forgets shared subscriptions
+        # on restart, and until a worker subscribes again its messages have nowhere to go.
+        self._client = make_client(endpoint, options.name, manual_ack=True, reconnect_max_s=2)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import signal
 import threading
@@ -18,6 +20,7 @@ from gumei.services import ServiceError, free_port
 from gumei.stack import INGEST_USER, LocalStack
 
 PROJECT = Path(__file__).resolve().parents[2]
+ONE_SHOT = {"health-hut"}  # finishes its simulated visits and exits 0
 
 
 def run(
@@ -52,6 +55,15 @@ def run(
             *(["--ca-file", str(stack.ca_file)] if stack.ca_file else []),
             "--registry", str(registry.resolve()), "--warp", str(warp),
         )
+        hut = next((s.id for s in reg.sites if s.kind == "health" and not s.retired), None)
+        if hut:
+            stack.spawn(
+                "health-hut", "sim", "health", "--port", str(stack.endpoint(hut).port),
+                "--secrets", str(run_dir / "secrets" / "mqtt.json"), "--site", hut,
+                "--district-key-file", str(_district_key(run_dir)), "--queue", str(run_dir / "hut-queue.sqlite"),
+                *(["--ca-file", str(stack.ca_file)] if stack.ca_file else []),
+            )
+        health_token = stack.tokens().create("demo health staff", "health")
         _wait_for_api(port, stack, stop)
         waste = sum(1 for s in reg.sites if s.kind == "waste")
         day = today().isoformat()
@@ -61,6 +73,7 @@ Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simula
   API        http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}
   token      {token}
   try        curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}'
+  health     token {health_token} (per-resident routes: /api/v1/health/…; hut {hut or 'none'} visits are simulated once)
   API docs   http://127.0.0.1:{port}/docs
   InfluxDB   {stack.influxd.url}  database {stack.influxd.database}  user {stack.influxd.username}  password in {config}
   MQTT       TLS 127.0.0.1:{stack.mosquitto.tls_port} (CA {stack.ca_file}; per-gateway passwords and ACL)
@@ -74,12 +87,28 @@ Press Ctrl-C to stop."""
         typer.echo("stopped.")
 
 
+def _district_key(run_dir: Path) -> Path:
+    """The demo's district key for resident pseudonyms (hex, 0600), made once."""
+    path = run_dir / "secrets" / "district.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(path, 0o600)
+    return path
+
+
+def _check_children(stack: LocalStack) -> None:
+    """Fail with the child's log when a long-running child exited."""
+    for name, proc in stack.processes:
+        code = proc.poll()
+        if code is not None and not (name in ONE_SHOT and code == 0):
+            raise ServiceError(f"{name} exited with {code}:\n{stack.log_of(name)}")
+
+
 def _wait_for_api(port: int, stack: LocalStack, stop: threading.Event) -> None:
     deadline = time.monotonic() + 60
     while not stop.is_set() and time.monotonic() < deadline:
-        for name, proc in stack.processes:
-            if proc.poll() is not None:
-                raise ServiceError(f"{name} exited with {proc.returncode}:\n{stack.log_of(name)}")
+        _check_children(stack)
         try:
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
             return
@@ -94,9 +123,7 @@ def _report(port: int, token: str, stack: LocalStack, stop: threading.Event, sec
     started = time.monotonic()
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
         while not stop.wait(10):
-            for name, proc in stack.processes:
-                if proc.poll() is not None:
-                    raise ServiceError(f"{name} exited with {proc.returncode}:\n{stack.log_of(name)}")
+            _check_children(stack)
             day = today().isoformat()
             try:
                 rows = http.get("/api/v1/waste/daily", params={"start": day, "end": day}).json()["rows"]
