@@ -9,24 +9,30 @@ gives readings/s.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
 
 from contract import WasteReading, now_ms
 from edge.queue import DurableQueue
 from firmware_sim.scales.station import SimStation
 from gumei import proc_stats
+from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
 from gumei.services import BrokerUser, Mosquitto, ServiceError, stop_process, write_private
-from gumei.stack import gateway_acl
+from gumei.stack import INGEST_USER, gateway_acl
 from gumei.tls import make_server_cert
 
 SITE = "WS-0901"
@@ -48,6 +54,34 @@ class EdgeBench:
     replay_rate: float
     replay_cpu_pct: float
     replay_peak_rss_mb: float
+    received_rate: float  # backlog readings/s as seen by a subscriber (QoS 1, persistent session)
+
+
+class Reader:
+    """A plain QoS 1 subscriber with a persistent session (restored after a broker restart) that
+    counts the distinct seqs of one device on the waste readings topics."""
+
+    def __init__(self, endpoint: MqttEndpoint, device: str) -> None:
+        self.device, self.seqs = device, set[int]()
+        self._lock = threading.Lock()
+        self.client = make_client(endpoint, "edge-bench-reader")
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("gumei/v1/waste/+/readings", qos=1)
+        connect_persistent(self.client, endpoint)
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        seqs = [r["seq"] for r in json.loads(msg.payload)["readings"] if r["device"] == self.device]
+        with self._lock:
+            self.seqs.update(seqs)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.seqs)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def queue_counters(path: Path) -> dict[str, int]:
@@ -86,10 +120,14 @@ def run_edge_bench(seconds: float = 60.0, backlog: int = 20_000, fps: float = 1.
     """
     with tempfile.TemporaryDirectory(prefix="gumei-edge-bench-") as tmp:
         root = Path(tmp)
-        password = secrets.token_urlsafe(18)
-        broker = Mosquitto(root / "mosquitto", [BrokerUser(SITE, password, gateway_acl(SITE))],
+        password, reader_pw = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+        broker = Mosquitto(root / "mosquitto", [BrokerUser(SITE, password, gateway_acl(SITE)),
+                                                BrokerUser(INGEST_USER, reader_pw, ["topic read gumei/v1/#"])],
                            tls=make_server_cert(root / "tls"))
         broker.start()
+        assert broker.tls is not None
+        reader = Reader(MqttEndpoint(port=broker.tls_port, username=INGEST_USER, password=reader_pw,
+                                     ca_file=broker.tls.ca_cert), f"{SITE}-S9")
         station = SimStation(SITE, serial=3, modbus=1, fps=fps)
         station.start(now_ms())
         creds = root / "mqtt-password"
@@ -133,6 +171,8 @@ def run_edge_bench(seconds: float = 60.0, backlog: int = 20_000, fps: float = 1.
             _wait(lambda: queue_counters(qpath)["acked"] >= target, 300, "the backlog to be acknowledged", agent, log,
                   interval=0.01)
             t_done, wall_done = time.monotonic(), time.time()
+            _wait(lambda: reader.count() >= backlog, 300, "the backlog at a subscriber", agent, log, interval=0.01)
+            wall_received = time.time()
             replay = proc_stats.sample("agent", agent.pid, t_done - t_start)
             replay_cpu = 100 * (proc_stats.cpu_seconds(agent.pid) - cpu1) / (t_done - t_start)
             wall_connack = _connected_at(log, connects)
@@ -142,8 +182,10 @@ def run_edge_bench(seconds: float = 60.0, backlog: int = 20_000, fps: float = 1.
                 peak_rss_mb=steady.peak_rss_mb, deposits=deposits, backlog=pending,
                 reconnect_s=wall_connack - wall_start, replay_s=replay_s, replay_rate=pending / replay_s,
                 replay_cpu_pct=replay_cpu, replay_peak_rss_mb=replay.peak_rss_mb,
+                received_rate=backlog / max(wall_received - wall_connack, 1e-3),
             )
         finally:
+            reader.close()
             stop_process(agent)
             station.stop()
             broker.stop()
