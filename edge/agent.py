@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import serial
+from pydantic import ValidationError
 
 from contract import DeviceStatus, WasteReading, now_ms
 from edge.card import CardPseudonymizer, TapWindow, load_district_key
@@ -167,8 +168,13 @@ class WasteAgent:
         resident = st.taps.claim(ev.ts_ms) if st.taps is not None else None
         gross = ev.gross_kg if 0 <= ev.gross_kg <= 10_000 else None
         dev = st.device
-        self.queue.put(dev.id, lambda seq: WasteReading(device=dev.id, seq=seq, ts=ev.ts_ms, category=dev.category,
-                                                        net_kg=ev.delta_kg, gross_kg=gross, resident=resident))
+        try:
+            self.queue.put(dev.id, lambda seq: WasteReading(device=dev.id, seq=seq, ts=ev.ts_ms, category=dev.category,
+                                                            net_kg=ev.delta_kg, gross_kg=gross, resident=resident))
+        except ValidationError as exc:  # cannot happen with a validated config; never stop the scale for it
+            st.events["invalid"] += 1
+            log.error("%s: deposit not representable in the contract: %s", dev.id, exc.errors()[0]["msg"])
+            return
         st.deposits += 1
         self.publisher.notify()
 

@@ -141,7 +141,13 @@ class Publisher:
         t = self.tuning
         backoff = t.backoff_min_s
         while not self._stop.is_set():
-            ok = self._session()
+            try:
+                ok = self._session()
+            except EdgeError as exc:  # the queue failed under us (disk): retry after a back-off
+                self.stats.connected, self.stats.last_error, ok = False, str(exc), False
+                log.error("publisher: %s", exc)
+                if self._client is not None:
+                    self._close(self._client)
             if self._stop.is_set():
                 break
             backoff = t.backoff_min_s if ok else min(backoff * 2, t.backoff_max_s)
