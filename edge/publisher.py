@@ -74,7 +74,8 @@ class Publisher:
     state; after reconnecting (exponential back-off with jitter) everything still pending is sent
     again, and once, `replay_delay_s` after the reconnect, what the broker acknowledged in the
     `replay_window_s` before the loss and since the reconnect is sent again (ingestion is
-    idempotent on (device, seq)). stop() publishes a retained offline status and disconnects.
+    idempotent on (device, seq)); an owed replay is recorded in the queue file, so a restart
+    resumes it. stop() publishes a retained offline status and disconnects.
 
     Threading: notify(), stop() and `stats` may be used from any thread. The producer puts into
     the queue (commit first) and then calls notify(). status_fn is called on the publisher thread.
@@ -104,6 +105,7 @@ class Publisher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._topic = _TOPIC[kind](site)
+        self._replay_key = f"replay_from_ms:{kind}"
         self._status_topic = status(kind, site)
         # state owned by the publisher thread
         self._client: mqtt.Client | None = None
@@ -121,7 +123,11 @@ class Publisher:
         if self._thread is not None:
             raise EdgeError("publisher already started")
         self._stop.clear()
-        self._owe_replay()  # a restart may follow a lost connection: replay the last window once
+        # A restart may follow a lost connection: replay the last window once, and resume a
+        # replay that an earlier run owed but did not get to (stopped or killed before it).
+        owed = self.queue.get_meta(self._replay_key)
+        window_start = now_ms() - int(self.tuning.replay_window_s * 1000)
+        self._set_replay_from(window_start if owed is None else min(owed, window_start))
         self._thread = threading.Thread(target=self._run, name=f"publisher-{self.site}", daemon=True)
         self._thread.start()
 
@@ -256,7 +262,8 @@ class Publisher:
             rows = self.queue.acked_since(self._replay_from_ms, t.batch_max, after_id=self._replay_cursor, kind=self.kind)
             if not rows:
                 log.info("replay done: %d entries re-sent", self.stats.entries_replayed)
-                self._replay_from_ms, self._replay_at = None, 0.0
+                self._set_replay_from(None)
+                self._replay_at = 0.0
                 self.stats.replays += 1
                 return
             payload, rows = self._batch(rows)
@@ -292,8 +299,13 @@ class Publisher:
     def _owe_replay(self) -> None:
         """After a lost connection: owe a replay of what was acknowledged shortly before it."""
         if self._replay_from_ms is None:  # a replay still owed keeps its (earlier) start
-            self._replay_from_ms = now_ms() - int(self.tuning.replay_window_s * 1000)
+            self._set_replay_from(now_ms() - int(self.tuning.replay_window_s * 1000))
         self._replay_at = 0.0
+
+    def _set_replay_from(self, ms: int | None) -> None:
+        """Owe (or with None settle) a replay; kept in the queue file so a restart resumes it."""
+        self.queue.set_meta(self._replay_key, ms)
+        self._replay_from_ms = ms
 
     def _goodbye(self, client: mqtt.Client) -> None:
         """Clean shutdown: retained offline status (the Will is not sent on a clean disconnect)."""

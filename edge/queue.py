@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE TABLE IF NOT EXISTS device_seq (device TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('dropped', 0), ('bytes', 0), ('accepted', 0), ('acked', 0);
 """
 # Added after the first release: files created before get the column in open().
@@ -253,6 +254,23 @@ class DurableQueue:
             except sqlite3.Error as exc:
                 raise QueueError(f"queue ack failed: {exc}") from exc
         return n
+
+    def get_meta(self, name: str) -> int | None:
+        """A small durable integer kept for the queue's users (e.g. an owed replay), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else None
+
+    def set_meta(self, name: str, value: int | None) -> None:
+        """Store (or with None remove) a durable integer; committed before returning."""
+        with self._lock:
+            try:
+                if value is None:
+                    self._db.execute("DELETE FROM meta WHERE name = ?", (name,))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+            except sqlite3.Error as exc:
+                raise QueueError(f"queue write failed: {exc}") from exc
 
     def last_seq(self, device: str) -> int | None:
         """The last seq given to a device, or None if it never had one."""

@@ -67,6 +67,7 @@ class Reader:
         self.client = make_client(endpoint, "edge-bench-reader")
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("gumei/v1/waste/+/readings", qos=1)
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.2)  # type: ignore[arg-type]  # back before the agent
         connect_persistent(self.client, endpoint)
         self.client.loop_start()
 

@@ -69,6 +69,14 @@ class AgentRun:
     def counters(self) -> dict[str, int]:
         return queue_counters(self.queue) if self.queue.exists() else {"accepted": 0, "acked": 0, "dropped": 0}
 
+    def replay_owed(self) -> bool:
+        """True while the agent owes a replay (recorded in its queue file)."""
+        conn = sqlite3.connect(f"file:{self.queue}?mode=ro", uri=True)
+        try:
+            return bool(conn.execute("SELECT count(*) FROM meta WHERE name LIKE 'replay_from_ms:%'").fetchone()[0])
+        finally:
+            conn.close()
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -94,7 +102,9 @@ def assert_exact(truth: list[dict[str, object]], rows: list[dict[str, object]]) 
     """InfluxDB holds exactly the accepted readings: same (device, seq) set, count and grams."""
     keys = [(r["device"], r["seq"]) for r in rows]
     assert len(keys) == len(set(keys)), "a reading stored twice"
-    assert sorted(keys) == sorted((t["device"], t["seq"]) for t in truth)  # type: ignore[type-var]
+    want = {(t["device"], t["seq"]) for t in truth}
+    missing, extra = sorted(want - set(keys)), sorted(set(keys) - want)  # type: ignore[type-var]
+    assert not missing and not extra, f"{len(missing)} missing, e.g. {missing[:5]}; {len(extra)} not accepted, e.g. {extra[:5]}"
     assert sum(round(float(r["net_kg"]) * 1000) for r in rows) == sum(round(float(t["net_kg"]) * 1000) for t in truth)  # type: ignore[arg-type]
 
 

@@ -110,9 +110,9 @@ def test_lean_entry_point_checks_the_same_way(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.toml"
     bad.write_text(BASE.replace("baudrate = 9600", "baud = 9600"))
-    r = subprocess.run([sys.executable, "-m", "edge.agent", "--check", "--config", str(bad)], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "edge.agent", "--check", "--config", str(bad)], capture_output=True, check=False,
                        text=True, cwd=PROJECT, timeout=60)
     assert r.returncode == 2 and r.stderr.splitlines() == [f"edge: error: {bad}: devices[0].baud: unknown setting (misspelt?)"]
     ok = subprocess.run([sys.executable, "-m", "edge.agent", "--check", "--config", str(good_files(tmp_path))],
-                        capture_output=True, text=True, cwd=PROJECT, timeout=60)
+                        capture_output=True, text=True, cwd=PROJECT, timeout=60, check=False)
     assert ok.returncode == 0 and ok.stdout.endswith("ok: site WS-0101, 4 devices, broker mqtts://mqtt.gumei.example:8883\n")

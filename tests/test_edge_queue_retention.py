@@ -66,3 +66,13 @@ def test_a_queue_file_from_before_retention_is_upgraded(tmp_path: Path) -> None:
         assert [x.entry.seq for x in q.peek()] == [5]
         q.ack([x.id for x in q.peek()], retain=True)
         assert len(q) == 0 and len(q.acked_since(0)) == 1
+
+
+def test_meta_values_are_durable(tmp_path: Path) -> None:
+    with DurableQueue.open(tmp_path / "q.db") as q:
+        assert q.get_meta("replay_from_ms:waste") is None
+        q.set_meta("replay_from_ms:waste", 1_764_201_600_000)
+    with DurableQueue.open(tmp_path / "q.db") as q:
+        assert q.get_meta("replay_from_ms:waste") == 1_764_201_600_000
+        q.set_meta("replay_from_ms:waste", None)
+        assert q.get_meta("replay_from_ms:waste") is None
