@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from contract.errors import first_error
 from contract.models import ID_PATTERN, Category, MeasurementType, device_belongs
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "sites.yaml"
@@ -128,9 +129,7 @@ def load(path: Path = DEFAULT_PATH) -> Registry:
     try:
         return Registry.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise RegistryError(f"registry {path}: {loc + ': ' if loc else ''}{err['msg']}") from None
+        raise RegistryError(f"registry {path}: {first_error(exc)}") from None
 
 
 def save(registry: Registry, path: Path) -> None:
@@ -173,8 +172,7 @@ def add_site(registry: Registry, site_id: str, area: str, name: str, lat: float,
     try:
         site = Site(id=site_id, kind=kind, area=area, name=name, lat=lat, lon=lon)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise RegistryError(f"site {site_id}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise RegistryError(f"site {site_id}: {first_error(exc)}") from None
     return _rebuild(registry, sites=[*registry.sites, site])
 
 
@@ -198,8 +196,7 @@ def add_device(
     try:
         device = Device(id=device_id, interface=interface, category=category, type=type_, capacity_kg=capacity_kg)  # type: ignore[arg-type]
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise RegistryError(f"device {device_id}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise RegistryError(f"device {device_id}: {first_error(exc)}") from None
     sites = [s.model_copy(update={"devices": [*s.devices, device]}) if s.id == owner.id else s for s in registry.sites]
     return _rebuild(registry, sites=sites)
 

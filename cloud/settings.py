@@ -6,10 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from cloud.influx import InfluxConfig
 from cloud.registry import DEFAULT_PATH as DEFAULT_REGISTRY
+from contract.errors import first_error
 from gumei.mqtt import MqttEndpoint
 
 
@@ -111,8 +117,6 @@ def load_settings(path: Path | None = None) -> CloudSettings:
     try:
         return CloudSettings.model_validate(_FromFile().model_dump())
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise SettingsError(f"config {path or '(environment)'}: {loc + ': ' if loc else ''}{err['msg']}") from None
+        raise SettingsError(f"config {path or '(environment)'}: {first_error(exc)}") from None
     except ValueError as exc:  # TOML syntax errors
         raise SettingsError(f"config {path}: {str(exc).splitlines()[0]}") from None

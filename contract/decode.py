@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from contract.errors import PayloadRejected
+from contract.errors import PayloadRejected, first_error
 from contract.models import (
     FUTURE_TOLERANCE_MS,
     HEALTH_SCHEMA,
@@ -51,11 +51,6 @@ class Decoded(Generic[E]):
 _WASTE_FAST = TypeAdapter(WasteBatch)
 _HEALTH_FAST = TypeAdapter(HealthBatch)
 
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else err["msg"]
 
 
 def _check_entry(entry: WasteReading | HealthMeasurement, site: str, limit_ms: int) -> tuple[str, str] | None:
@@ -114,7 +109,7 @@ def _decode(
             try:
                 item = model.model_validate(item)
             except ValidationError as exc:
-                out.rejected.append(RejectedEntry(i, "invalid_entry", _first_error(exc), item))
+                out.rejected.append(RejectedEntry(i, "invalid_entry", first_error(exc), item))
                 continue
         problem = _check_entry(item, site, limit)
         if problem:
@@ -142,7 +137,7 @@ def decode_status(payload: bytes, topic: Topic) -> Status:
         status = Status.model_validate_json(payload)
     except ValidationError as exc:
         code = "not_json" if exc.errors()[0]["type"] == "json_invalid" else "bad_schema"
-        raise PayloadRejected(code, _first_error(exc)) from None
+        raise PayloadRejected(code, first_error(exc)) from None
     if status.site != topic.site:
         raise PayloadRejected("site_mismatch", f"payload site {status.site!r} differs from topic site {topic.site!r}")
     return status

@@ -1,4 +1,6 @@
-"""The one exception hierarchy of the contract package."""
+"""The one exception hierarchy of the contract package, and one-line validation messages."""
+
+from pydantic import ValidationError
 
 
 class ContractError(ValueError):
@@ -16,3 +18,10 @@ class PayloadRejected(ContractError):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first problem of a pydantic ValidationError as one line: `loc.path: message`."""
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])

@@ -115,7 +115,7 @@ class HealthMeasurement(_Frozen):
             if key == "meal":
                 if value not in MEALS:
                     raise ValueError(f"meal must be one of {sorted(MEALS)}")
-            elif isinstance(value, str) or isinstance(value, bool):
+            elif isinstance(value, (str, bool)):
                 raise ValueError(f"value {key} must be a number")
         return self
 
