@@ -32,6 +32,7 @@ _TOPIC = {"waste": waste_readings, "health": health_measurements}
 _LOOP_S = 0.1  # paho select timeout: bounds how soon a notify() is seen
 _RESCAN_S = 1.0  # look at the queue at least this often even without notify()
 _CONNACK_TIMEOUT_S = 15.0
+_STABLE_S = 10.0  # a connection that lasted this long resets the back-off
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class Publisher:
         self._replay_from_ms: int | None = None  # set while a replay is owed
         self._replay_at = 0.0  # monotonic time the owed replay is due (0: after the next connect)
         self._replay_cursor = 0
+        self._connected_at = 0.0
 
     # ---- public -------------------------------------------------------------------------
     def start(self) -> None:
@@ -156,7 +158,10 @@ class Publisher:
                     self._close(self._client)
             if self._stop.is_set():
                 break
-            backoff = t.backoff_min_s if ok else min(backoff * 2, t.backoff_max_s)
+            # back to the shortest step only after a connection that held; a broker that accepts
+            # and drops at once is retried with growing delays like one that refuses
+            held = ok and time.monotonic() - self._connected_at >= _STABLE_S
+            backoff = t.backoff_min_s if held else min(backoff * 2, t.backoff_max_s)
             delay = backoff * (0.5 + self._rng.random())  # jitter: 50-150 % of the step
             self._stop.wait(min(delay, t.backoff_max_s))
 
@@ -193,6 +198,7 @@ class Publisher:
             self._close(client)
             return False
         self.stats.connected, self.stats.connects = True, self.stats.connects + 1
+        self._connected_at = time.monotonic()
         log.info("connected to %s:%s as %s", ep.host, ep.port, ep.username)
         if self._replay_from_ms is not None:
             self._replay_at = time.monotonic() + self.tuning.replay_delay_s
