@@ -37,6 +37,7 @@ SCALE_RESOLUTION_KG = 0.01
 # Ingestion is idempotent on (device, seq), so a replay never double-counts. See docs/decisions.md.
 REPLAY_WINDOW_S = 120.0
 REPLAY_DELAY_S = 10.0
+PUBACK_TIMEOUT_S = 10.0
 
 
 def hour_weight(hour: float) -> float:
@@ -77,6 +78,9 @@ class GroundTruth:
     acked_messages: int = 0
     published_messages: int = 0
     replayed_messages: int = 0
+    message_of: dict[tuple[str, int], bytes] = field(default_factory=dict)  # reading -> its payload
+    acked_at: dict[bytes, list[float]] = field(default_factory=dict)  # payload -> PUBACK wall times
+    events: list[tuple[float, str]] = field(default_factory=list)  # (wall time, what) for diagnosis
     latencies_ms: list[float] = field(default_factory=list)
 
     def add(self, site: str, readings: list[WasteReading]) -> None:
@@ -147,7 +151,10 @@ class SimGateway:
             self.truth.add(self.site.id, readings)
             for i in range(0, len(readings), 1000):
                 batch = WasteBatch(site=self.site.id, readings=readings[i : i + 1000])
-                self.outbox.append((encode(batch), time.monotonic()))
+                payload = encode(batch)
+                for r in batch.readings:
+                    self.truth.message_of[(r.device, r.seq)] = payload
+                self.outbox.append((payload, time.monotonic()))
         return len(readings)
 
     def _client(self) -> aiomqtt.Client:
@@ -160,10 +167,15 @@ class SimGateway:
         return aiomqtt.Client(ep.host, ep.port, username=ep.username, password=ep.password, identifier=f"sim-{self.site.id}",
                               will=will, tls_params=tls, keepalive=ep.keepalive_s, timeout=30)
 
-    async def run(self, stop: asyncio.Event, tick_s: float, connect_gate: asyncio.Semaphore) -> None:
-        """Publish until stop is set and the outbox is empty (or stop is set and we are offline)."""
+    async def run(self, stop: asyncio.Event, tick_s: float, connect_gate: asyncio.Semaphore, flush_s: float = 60.0) -> None:
+        """Publish until stop is set and the outbox is empty, or flush_s after stop at the latest."""
         backoff = 0.5
-        while not (stop.is_set() and (not self.outbox or not self.connected)):
+        deadline = 0.0
+        while True:
+            if stop.is_set():
+                deadline = deadline or time.monotonic() + flush_s
+                if not self.outbox or time.monotonic() > deadline:
+                    return
             while time.monotonic() < self.offline_until and not stop.is_set():
                 self.accept()
                 await asyncio.sleep(tick_s)
@@ -187,8 +199,6 @@ class SimGateway:
                 self.connected = False
                 self._schedule_replay()
                 log.debug("%s: %s; reconnecting in %.1fs", self.site.id, exc, backoff)
-                if stop.is_set() and not self.outbox:
-                    return
                 await asyncio.sleep(backoff * (0.5 + self.rng.random()))
                 backoff = min(backoff * 2, 10.0)
 
@@ -203,9 +213,11 @@ class SimGateway:
             while self.outbox:
                 payload, queued = self.outbox[0]
                 self.truth.published_messages += 1
-                await client.publish(waste_readings(self.site.id), payload, qos=1, timeout=30)
+                # aiomqtt does not fail a pending publish when the connection drops: bound the wait.
+                await client.publish(waste_readings(self.site.id), payload, qos=1, timeout=PUBACK_TIMEOUT_S)
                 self.outbox.popleft()  # only after the PUBACK
                 now = time.monotonic()
+                self.truth.acked_at.setdefault(payload, []).append(time.time())
                 self.recent.append((now, payload))
                 while self.recent and self.recent[0][0] < now - REPLAY_WINDOW_S:
                     self.recent.popleft()
@@ -221,6 +233,7 @@ class SimGateway:
     def _schedule_replay(self) -> None:
         """After a lost connection, re-send what the broker acknowledged shortly before it."""
         now = time.monotonic()
+        self.truth.events.append((time.time(), f"{self.site.id} lost connection"))
         if not self.replay_at:
             self.replay_from = now - REPLAY_WINDOW_S / 2
         self.replay_at = now + REPLAY_DELAY_S
@@ -229,6 +242,7 @@ class SimGateway:
         if self.replay_at and time.monotonic() >= self.replay_at:
             again = [(p, time.monotonic()) for t, p in self.recent if t >= self.replay_from]
             self.outbox.extendleft(reversed(again))
+            self.truth.events.append((time.time(), f"{self.site.id} replays {len(again)} messages"))
             self.truth.replayed_messages += len(again)
             self.replay_at = 0.0
 
@@ -262,6 +276,10 @@ class Fleet:
             for i, s in enumerate(sites)
         ]
         self.tick_s = tick_s
+
+    def unsent(self) -> int:
+        """Readings still queued at their gateway (accepted, never acknowledged by the broker)."""
+        return sum(len(WasteBatch.model_validate_json(p).readings) for g in self.gateways for p, _ in g.outbox)
 
     @property
     def connected(self) -> int:

@@ -57,6 +57,7 @@ class Report:
     stored: int = 0
     quarantined: int = 0
     lost: int = 0
+    unsent: int = 0
     duplicated: int = 0
     seconds: float = 0.0
     drain_s: float = 0.0
@@ -72,7 +73,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0 and not self.mismatches and self.stored == self.sent - self.expected_quarantined
+        return self.lost == 0 and self.unsent == 0 and self.duplicated == 0 and not self.mismatches and self.stored == self.sent - self.expected_quarantined
 
     def lines(self) -> list[str]:
         """The printed report."""
@@ -81,7 +82,7 @@ class Report:
             f"readings sent      {self.sent} in {self.seconds:.1f} s ({self.throughput:,.0f} readings/s)",
             f"stored             {self.stored}",
             f"quarantined        {self.quarantined} (expected {self.expected_quarantined}: future timestamps)",
-            f"lost / duplicated  {self.lost} / {self.duplicated}",
+            f"lost / duplicated  {self.lost} / {self.duplicated} (still queued at gateways after the flush: {self.unsent})",
             f"drain after stop   {self.drain_s:.1f} s",
             f"publish->PUBACK    p50 {self.ack_p50_ms:.0f} ms, p99 {self.ack_p99_ms:.0f} ms",
             f"publish->queryable p50 {self.visible_p50_ms:.0f} ms, p99 {self.visible_p99_ms:.0f} ms (probe readings)",
@@ -220,6 +221,7 @@ async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
     truth = fleet.truth
     truth.add(run.registry.sites[0].id, run.probe_readings)  # type: ignore[attr-defined]
     report.gateways = len(fleet.gateways)
+    report.unsent = fleet.unsent()
     report.sent = len(truth.readings)
     report.throughput = report.sent / report.seconds
     lat = sorted(truth.latencies_ms)
@@ -232,6 +234,27 @@ async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
 
 def _pct(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
+
+
+def _diagnose_loss(influx: InfluxClient, truth, valid) -> list[str]:  # type: ignore[no-untyped-def]
+    """Name the lost readings, when the broker acknowledged them, and what their gateway saw."""
+    stored = set()
+    for s in influx.query_chunks("SELECT seq, device FROM waste_reading"):
+        i, j = s.columns.index("device"), s.columns.index("seq")
+        stored.update((v[i], v[j]) for v in s.values)
+    out = []
+    for r in valid:
+        if (r.device, r.seq) in stored:
+            continue
+        payload = truth.message_of.get((r.device, r.seq), b"")
+        acks = ", ".join(time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}" for t in truth.acked_at.get(payload, []))
+        site = truth.site_of.get(r.device, "?")
+        seen = "; ".join(time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d} {e}" for t, e in truth.events
+                        if e.startswith((site + " ", "broker")))
+        out.append(f"lost {r.device} seq {r.seq}: acked at [{acks}]; gateway: {seen or 'no connection loss seen'}")
+        if len(out) >= 10:
+            break
+    return out
 
 
 def _verify(run: LoadRun, influx: InfluxClient, report: Report, token: str) -> None:
@@ -254,6 +277,7 @@ def _verify(run: LoadRun, influx: InfluxClient, report: Report, token: str) -> N
     q = influx.query("SELECT sum(entries) FROM quarantine")
     report.quarantined = int(q[0].values[0][1]) if q else 0
     report.lost = max(0, expected - stored)
+    diagnosis = _diagnose_loss(influx, truth, valid) if report.lost else []
     report.duplicated = max(0, stored - expected)
     days = sorted({day_number(r.ts) for r in valid})
     assert run.config is not None
@@ -269,7 +293,7 @@ def _verify(run: LoadRun, influx: InfluxClient, report: Report, token: str) -> N
             rows = r.json()["rows"]
     actual = api_daily(rows)
     report.daily_rows = len(actual)
-    report.mismatches = compare(exp, actual)
+    report.mismatches = diagnosis + compare(exp, actual)
     report.tonnage_error_g = sum(abs(exp.get(k, (0, 0))[0] - actual.get(k, (0, 0))[0]) for k in set(exp) | set(actual))
     if report.quarantined != report.expected_quarantined:
         report.mismatches.append(f"quarantined {report.quarantined} != expected {report.expected_quarantined}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 import pytest
 
@@ -49,9 +50,13 @@ def test_short_load_2000_gateways_with_skew_and_outage(capsys: pytest.CaptureFix
 
 async def restart_broker(run: LoadRun) -> None:
     assert run.stack.mosquitto is not None
+    events = run.fleet.truth.events  # type: ignore[attr-defined]
+    events.append((time.time(), "broker stopping"))
     await asyncio.to_thread(run.stack.mosquitto.stop)
+    events.append((time.time(), "broker stopped"))
     await asyncio.sleep(3)
     await asyncio.to_thread(run.stack.mosquitto.start)
+    events.append((time.time(), "broker started"))
 
 
 async def stop_influxd_10s(run: LoadRun) -> None:
