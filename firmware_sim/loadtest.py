@@ -22,8 +22,8 @@ from cloud.days import date_of, day_number
 from cloud.influx import InfluxClient, InfluxError
 from contract.models import FUTURE_TOLERANCE_MS
 from firmware_sim.fleet import Fleet
-from gumei.proc_stats import ProcStats, sample
 from firmware_sim.truth import api_daily, compare, expected_daily
+from gumei.proc_stats import ProcStats, sample
 from gumei.services import ServiceError, free_port
 from gumei.stack import LocalStack
 
