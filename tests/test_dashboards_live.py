@@ -106,7 +106,8 @@ def live(stack, ingest_worker, gateway, influx: InfluxClient) -> Scope:  # type:
     offline = Status.model_validate({"schema": "gumei.status.v1", "site": "WS-2101", "state": "offline"})
     publish(clients["WS-2101"], status("waste", "WS-2101"), encode(offline))  # as its Last Will would, after its online
     publish(clients["WS-2001"], waste_readings("WS-2001"), b"not json at all")  # a dead letter for the fleet panels
-    publish(clients[HUT], health_measurements(HUT), encode(_health(now, seq0)))
+    # the hut's measurements are dated yesterday: today's HH-01 figures belong to test_health_e2e
+    publish(clients[HUT], health_measurements(HUT), encode(_health(now - 86_400_000, seq0)))
 
     today_mine = f"site =~ {MINE} AND time >= {day_start_ms(today)}ms"
     n = 12 * len(SITES)
