@@ -19,9 +19,11 @@ from firmware_sim.health.hut import Visit
 
 KEY = b"sim-district-key"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-WHEN = dt.datetime.now(SHANGHAI).replace(
-    tzinfo=None, microsecond=0
-)  # devices' clocks are in hut time
+
+
+def hut_now() -> dt.datetime:
+    """The instruments' clock reading now (hut wall time, Shanghai); taken per test, never at import."""
+    return dt.datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
 
 
 class Gateway:
@@ -99,34 +101,36 @@ def test_residents_are_diverse() -> None:
 
 
 def test_visits_decode_exactly_and_carry_pseudonyms(hut: HealthHutSim) -> None:
+    when = hut_now()
     gateway = Gateway(hut)
     try:
         for resident in make_residents(5, seed=4):
-            visit = hut.visit(resident, WHEN)
+            visit = hut.visit(resident, when)
             got = gateway.receive(visit)
             expected = [s.expected for s in visit.sent if s.expected]
             assert [(m.type.value, m.values) for m in got] == [(t, v) for t, v in expected]
             assert {m.resident for m in got} == {pseudonymize(KEY, resident.card)}
-            assert all(m.ts == int(WHEN.replace(tzinfo=SHANGHAI).timestamp() * 1000) for m in got)
+            assert all(m.ts == int(when.replace(tzinfo=SHANGHAI).timestamp() * 1000) for m in got)
             assert resident.card not in repr([m.model_dump() for m in got])
         stale = hut.visit(
-            make_residents(1, seed=9)[0], WHEN - dt.timedelta(hours=3)
+            make_residents(1, seed=9)[0], when - dt.timedelta(hours=3)
         )  # replayed from memory
         assert {m.resident for m in gateway.receive(stale)} == {None}
-        anonymous = gateway.receive(hut.visit(None, WHEN))
+        anonymous = gateway.receive(hut.visit(None, when))
         assert len(anonymous) == 5 and all(m.resident is None for m in anonymous)
     finally:
         gateway.close()
 
 
 def test_malformed_frames_rejected_with_reasons(hut: HealthHutSim) -> None:
+    when = hut_now()
     gateway = Gateway(hut)
     try:
         hut.malformed_rate = 1.0  # every instrument misbehaves this time
         seen: Counter[str] = Counter()
         implausible = 0
         for resident in make_residents(12, seed=5):
-            visit = hut.visit(resident, WHEN)
+            visit = hut.visit(resident, when)
             got = gateway.receive(visit)
             for m in got:
                 verdict, reason = screen(m.type.value, m.values)
