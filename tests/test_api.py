@@ -50,6 +50,8 @@ def test_health_role_cannot_read_waste_rows(api_url, tokens):  # type: ignore[no
         ({"start": "2025-01-02"}, "end: Field required"),
         ({"start": "2025-01-02", "end": "2025-01-01"}, "end (2025-01-01) is before start (2025-01-02)"),
         ({"start": "2000-01-01", "end": "2025-01-01"}, "at most"),
+        ({"start": "0210-01-01", "end": "0220-01-01"}, "start (0210-01-01) must be between 1970-01-01 and 2199-12-31"),
+        ({"start": "2025-01-01", "end": "9999-12-31"}, "end (9999-12-31) must be between"),
         ({"start": "2025-01-01", "end": "2025-01-01", "site": "WS 01'; DROP"}, "site"),
         ({"start": "2025-01-01", "end": "2025-01-01", "category": "plastic"}, "category"),
     ],
@@ -64,3 +66,10 @@ def test_empty_range_answers_no_rows(api_url, operator_token):  # type: ignore[n
     r = httpx.get(api_url + DAILY, params={"start": "2001-01-01", "end": "2001-01-31"}, headers={"Authorization": f"Bearer {operator_token}"})
     assert r.status_code == 200
     assert r.json() == {"rows": []}
+
+
+@pytest.mark.parametrize("date", ["1969-12-31", "2200-01-01", "0001-01-01"])
+def test_targets_day_out_of_bounds_is_422(api_url, operator_token, date):  # type: ignore[no-untyped-def]
+    r = httpx.get(api_url + "/api/v1/waste/targets", params={"date": date}, headers={"Authorization": f"Bearer {operator_token}"})
+    assert r.status_code == 422
+    assert f"date ({date}) must be between" in r.json()["detail"]

@@ -38,8 +38,20 @@ class DailyResponse(BaseModel):
     rows: list[DailyRow]
 
 
+FIRST_DAY = dt.date(1970, 1, 1)  # contract timestamps are epoch ms >= 0
+LAST_DAY = dt.date(2199, 12, 31)  # InfluxDB stores times up to 2262
+
+
+def check_day(day: dt.date, name: str = "date") -> None:
+    """422 for a day no reading can have (before 1970 or after 2199)."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise HTTPException(422, detail=f"{name} ({day}) must be between {FIRST_DAY} and {LAST_DAY}")
+
+
 def check_range(start: dt.date, end: dt.date) -> None:
-    """422 when end is before start or the range is unreasonably long."""
+    """422 when a day is out of bounds, end is before start, or the range is unreasonably long."""
+    check_day(start, "start")
+    check_day(end, "end")
     if end < start:
         raise HTTPException(422, detail=f"end ({end}) is before start ({start})")
     if (end - start).days + 1 > MAX_DAYS:
@@ -168,6 +180,7 @@ def targets(
     date: Annotated[dt.date, Query(description="Shanghai day, YYYY-MM-DD")],
 ) -> TargetsResponse:
     """The plan's targets for one day, as the aggregator last computed them."""
+    check_day(date)
     lo = day_start_ms(number_of(date))
     hi = lo + 86_400_000
     found = state.influx.query(f"SELECT * FROM {m.WASTE_TARGETS.name} WHERE time >= {lo}ms AND time < {hi}ms")
