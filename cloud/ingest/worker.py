@@ -1,12 +1,13 @@
 """The ingestion worker: shared MQTT v5 subscription in, InfluxDB out, PUBACK only after the write.
 
-Threads: paho's network thread only enqueues; one writer thread decodes, writes and acks, so
-receiving never waits on HTTP. Memory is bounded by the MQTT v5 Receive Maximum: the broker never
+Threads: paho's network thread only enqueues; a planner thread batches, decodes and encodes; a
+committer thread writes each batch and then acknowledges its messages in arrival order, so
+receiving never waits on HTTP and decoding the next batch overlaps writing this one. Memory is bounded by the MQTT v5 Receive Maximum: the broker never
 has more than that many unacknowledged messages in flight to us, so when InfluxDB is slow or down
 we simply stop acking and the backlog waits in the broker (sized by `max_queued_messages`).
 
 Packet ids are only meaningful on the connection that delivered them: a message received before
-a reconnect is never acknowledged after it (the broker redelivers it; the rewrite is idempotent).
+a reconnect is written but never acknowledged after it (the rewrite is idempotent).
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ class Counters:
     max_batch_ms: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A decoded batch with its InfluxDB body, waiting for the committer."""
+
+    messages: list[Message]
+    plan: Plan
+    body: bytes
+    started: float
+
+
 class _Stopped(Exception):
     """The worker is stopping while a write still fails; leave the batch unacknowledged."""
 
@@ -109,7 +120,10 @@ class IngestWorker:
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
-        self._writer = threading.Thread(target=self._write_loop, name=f"{options.name}-writer", daemon=True)
+        # Two threads so decoding the next batch overlaps writing this one; at most one batch waits.
+        self._ready: queue.Queue[_Prepared] = queue.Queue(maxsize=1)
+        self._writer = threading.Thread(target=self._write_loop, name=f"{options.name}-planner", daemon=True)
+        self._committer = threading.Thread(target=self._commit_loop, name=f"{options.name}-committer", daemon=True)
 
     # -- MQTT side (network thread) ------------------------------------------------
 
@@ -163,15 +177,19 @@ class IngestWorker:
         return batch
 
     def _write_loop(self) -> None:
+        """Planner thread: batch, decode and encode; hand over to the committer (one in hand at most)."""
         last_stats = last_prune = time.monotonic()
         self._stats_base = (time.monotonic(), 0, 0)
         while not self._stop.is_set():
             batch = self._next_batch()
             if batch:
-                try:
-                    self._handle(batch)
-                except _Stopped:
-                    return
+                prepared = self._prepare(batch)
+                while not self._stop.is_set():
+                    try:
+                        self._ready.put(prepared, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
             now = time.monotonic()
             if now - last_stats >= self.options.stats_interval_s:
                 last_stats = now
@@ -180,14 +198,29 @@ class IngestWorker:
                 last_prune = now
                 self._prune()
 
-    def _handle(self, batch: list[Message]) -> None:
-        started = time.perf_counter()
+    def _commit_loop(self) -> None:
+        """Committer thread: write each prepared batch, then acknowledge it, in arrival order."""
+        while not self._stop.is_set():
+            try:
+                prepared = self._ready.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._commit(prepared)
+            except _Stopped:
+                return
+
+    def _prepare(self, batch: list[Message]) -> _Prepared:
         # Messages from an earlier connection are written too (idempotent, and after a broker
         # restart the broker may not redeliver them) but never acknowledged on this connection.
-        current = batch
-        plan = self.planner.plan_batch(current)
+        started = time.perf_counter()
+        plan = self.planner.plan_batch(batch)
+        return _Prepared(batch, plan, self._body(plan), started)
+
+    def _commit(self, prepared: _Prepared) -> None:
+        current, plan = prepared.messages, prepared.plan
         try:
-            self._write_until_done(self._body(plan))
+            self._write_until_done(prepared.body)
         except WriteRejected as exc:
             self.counters.rejected_batches += 1
             log.error("batch of %d messages rejected by InfluxDB (%s); isolating the poison", len(current), exc)
@@ -205,7 +238,7 @@ class IngestWorker:
         c.quarantined += quarantined
         c.entries += plan.readings + plan.measurements + quarantined
         c.batches += 1
-        c.last_batch_ms = (time.perf_counter() - started) * 1000
+        c.last_batch_ms = (time.perf_counter() - prepared.started) * 1000
         c.max_batch_ms = max(c.max_batch_ms, c.last_batch_ms)
 
     def _body(self, plan: Plan) -> bytes:
@@ -307,12 +340,14 @@ class IngestWorker:
 
     def start(self) -> None:
         self._writer.start()
+        self._committer.start()
         connect_persistent(self._client, self.endpoint, receive_maximum=self.options.receive_maximum)
         self._client.loop_start()
 
     def stop(self) -> None:
         self._stop.set()
         self._writer.join(timeout=30)
+        self._committer.join(timeout=30)
         self._client.disconnect()
         self._client.loop_stop()
 
