@@ -46,7 +46,7 @@ class IngestSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "ingest-1"
     group: str = "ingest"
-    batch_readings: int = Field(5000, ge=1, le=100_000)
+    batch_readings: int = Field(10_000, ge=1, le=100_000)
     batch_ms: int = Field(200, ge=1, le=60_000)
     receive_maximum: int = Field(2000, ge=1, le=65_535)
 

@@ -54,7 +54,7 @@ class WorkerOptions:
 
     name: str = "ingest-1"
     group: str = "ingest"
-    batch_readings: int = 5000
+    batch_readings: int = 10_000
     batch_ms: int = 200
     receive_maximum: int = 2000
     stats_interval_s: float = 5.0
