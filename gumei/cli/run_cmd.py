@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ ONE_SHOT = {"health-hut"}  # finishes its simulated visits and exits 0
 def run(
     run_dir: Annotated[Path, typer.Option(help="where the broker, database, logs and secrets live")] = PROJECT / "run",
     registry: Annotated[Path, typer.Option(help="site registry YAML")] = registry_mod.DEFAULT_PATH,
-    api_port: Annotated[int, typer.Option(help="API port (0 = a free one)")] = 8000,
+    api_port: Annotated[int | None, typer.Option(help="API port (default 8000, or a free one when 8000 is taken; 0 = a free one)")] = None,
     warp: Annotated[float, typer.Option(min=1, help="simulated seconds per wall second until the fleet catches up")] = 240.0,
     aggregate_every: Annotated[float, typer.Option(min=1, help="seconds between aggregation runs")] = 10.0,
     fresh: Annotated[bool, typer.Option(help="delete the previous run's data first")] = False,
@@ -43,7 +44,7 @@ def run(
     try:
         typer.echo("starting Mosquitto and influxd ...")
         stack.start()
-        port = api_port or free_port()
+        port = _api_port(api_port)
         config = stack.write_cloud_config(registry.resolve(), extra=f"api_port = {port}\naggregate_interval_s = {aggregate_every}")
         token = stack.tokens().create("demo operator", "operator")
         assert stack.mosquitto is not None and stack.influxd is not None
@@ -85,6 +86,18 @@ Press Ctrl-C to stop."""
         typer.echo("stopping ...")
         stack.stop()
         typer.echo("stopped.")
+
+
+def _api_port(requested: int | None) -> int:
+    """The requested port; by default 8000 unless something listens there, then a free one."""
+    if requested is not None:
+        return requested or free_port()
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 8000))
+        except OSError:
+            return free_port()
+    return 8000
 
 
 def _district_key(run_dir: Path) -> Path:
