@@ -41,6 +41,18 @@ def wait_for_log(path: Path, text: str, timeout: float = 30.0) -> None:
     wait_until(lambda: path.exists() and text in path.read_text(errors="replace"), timeout, what=f"{text!r} in {path.name}")
 
 
+def wait_for_api(url: str) -> None:
+    """Wait until an API process answers /healthz."""
+
+    def up() -> bool:
+        try:
+            return httpx.get(url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(up, what=f"API /healthz at {url}")
+
+
 @pytest.fixture(scope="session")
 def registry() -> registry_mod.Registry:
     """The project's default site registry."""
@@ -87,14 +99,7 @@ def api_url(stack: LocalStack, cloud_config: Path) -> str:
     port = free_port()
     stack.spawn("api", "api", "--config", str(cloud_config), "--port", str(port))
     url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(up, what="API /healthz")
+    wait_for_api(url)
     return url
 
 

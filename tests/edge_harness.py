@@ -9,15 +9,33 @@ import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from contract import now_ms
 from firmware_sim.scales.station import SimStation
 from gumei.edge_bench import queue_counters
 from gumei.services import stop_process, write_private
-from tests.conftest import rows_of
+from gumei.stack import LocalStack
+from tests.conftest import rows_of, wait_for_log
+
+
+@contextmanager
+def stack_with_worker(root: Path, registry: registry_mod.Registry, worker: str) -> Iterator[LocalStack]:
+    """A private broker and influxd with one subscribed ingestion worker, stopped afterwards."""
+    s = LocalStack(root, registry)
+    s.start()
+    try:
+        config = s.write_cloud_config(registry_mod.DEFAULT_PATH)
+        s.spawn("ingest", "ingest", "--config", str(config), "--name", worker)
+        wait_for_log(s.root / "logs" / "ingest.log", "subscribed to")
+        yield s
+    finally:
+        s.stop()
 
 
 @dataclass

@@ -17,8 +17,14 @@ from contract.topics import status as status_topic
 from firmware_sim.scales.station import SimStation
 from gumei.mqtt import make_client
 from gumei.stack import LocalStack
-from tests.conftest import wait_for_log, wait_until
-from tests.edge_harness import AgentRun, assert_exact, assert_seq_contiguous, stored
+from tests.conftest import wait_until
+from tests.edge_harness import (
+    AgentRun,
+    assert_exact,
+    assert_seq_contiguous,
+    stack_with_worker,
+    stored,
+)
 
 
 def agent_on(stack: LocalStack, root: Path, station: SimStation) -> AgentRun:
@@ -62,13 +68,8 @@ def test_kill_9_while_publishing_then_restart_loses_and_doubles_nothing(
 
 @pytest.fixture
 def private_stack(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[LocalStack]:
-    s = LocalStack(tmp_path_factory.mktemp("edge-outage"), registry)
-    s.start()
-    config = s.write_cloud_config(registry_mod.DEFAULT_PATH)
-    s.spawn("ingest", "ingest", "--config", str(config), "--name", "edge-outage-1")
-    wait_for_log(s.root / "logs" / "ingest.log", "subscribed to")
-    yield s
-    s.stop()
+    with stack_with_worker(tmp_path_factory.mktemp("edge-outage"), registry, "edge-outage-1") as s:
+        yield s
 
 
 def test_broker_stopped_for_a_while_scales_keep_weighing_every_reading_arrives(

@@ -12,20 +12,21 @@ from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from firmware_sim.scales.station import SimStation
 from gumei.stack import LocalStack
-from tests.conftest import wait_for_log, wait_until
-from tests.edge_harness import AgentRun, assert_exact, assert_seq_contiguous, stored
+from tests.conftest import wait_until
+from tests.edge_harness import (
+    AgentRun,
+    assert_exact,
+    assert_seq_contiguous,
+    stack_with_worker,
+    stored,
+)
 from tests.test_edge_agent import finish
 
 
 @pytest.fixture
 def soak_stack(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[LocalStack]:
-    s = LocalStack(tmp_path_factory.mktemp("edge-soak"), registry)
-    s.start()
-    config = s.write_cloud_config(registry_mod.DEFAULT_PATH)
-    s.spawn("ingest", "ingest", "--config", str(config), "--name", "edge-soak-1")
-    wait_for_log(s.root / "logs" / "ingest.log", "subscribed to")
-    yield s
-    s.stop()
+    with stack_with_worker(tmp_path_factory.mktemp("edge-soak"), registry, "edge-soak-1") as s:
+        yield s
 
 
 @pytest.mark.soak

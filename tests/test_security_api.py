@@ -17,7 +17,7 @@ from cloud.api.deps import RouteInfo, route_roles
 from cloud.auth import ROLES, FailedAuthLimiter, FailureLimits, TokenStore
 from cloud.settings import CloudSettings
 from gumei.services import free_port, stop_process
-from tests.conftest import wait_until
+from tests.conftest import wait_for_api
 
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz"}
 TODAY = dt.date.today().isoformat()
@@ -143,14 +143,7 @@ def strict_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "GUMEI_AUTH_FAIL_LIMIT": "3", "GUMEI_AUTH_FAIL_WINDOW_S": "300"},
     )
     url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(up, what="strict API")
+    wait_for_api(url)
     yield url
     stop_process(proc)
     log.close()
