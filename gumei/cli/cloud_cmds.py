@@ -30,6 +30,7 @@ def _wait_for_signal() -> None:
 
 def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(help="worker name = MQTT client id")] = None) -> None:
     """Run one ingestion worker until SIGTERM/Ctrl-C."""
+    from cloud.health.lines import health_lines
     from cloud.influx import InfluxClient
     from cloud.ingest.handler import BatchPlanner
     from cloud.ingest.worker import IngestWorker, WorkerOptions
@@ -39,20 +40,11 @@ def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(he
     if name:
         opts["name"] = name
     influx = InfluxClient(s.influx.config())
-    worker = IngestWorker(s.mqtt, influx, BatchPlanner(registry.load(s.registry), _health_encoder()), WorkerOptions(**opts))
+    worker = IngestWorker(s.mqtt, influx, BatchPlanner(registry.load(s.registry), health_lines), WorkerOptions(**opts))
     worker.start()
     _wait_for_signal()
     worker.stop()
     influx.close()
-
-
-def _health_encoder():  # type: ignore[no-untyped-def]
-    """The health line encoder when the health package is installed (issue 4), else None."""
-    try:
-        from cloud.health.lines import health_lines
-    except ImportError:
-        return None
-    return health_lines
 
 
 aggregate = typer.Typer(no_args_is_help=True, help="Daily tonnage aggregation and the plan's targets.")
