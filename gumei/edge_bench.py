@@ -85,11 +85,23 @@ class Reader:
         self.client.loop_stop()
 
 
+EMPTY_COUNTERS = {"accepted": 0, "acked": 0, "dropped": 0}
+
+
 def queue_counters(path: Path) -> dict[str, int]:
-    """The agent queue's persisted counters, read without writing (another process owns it)."""
+    """The agent queue's persisted counters, read without writing (another process owns it).
+
+    Zeros while the agent has not created the file or its schema yet (the file appears a moment before
+    its tables do)."""
+    if not path.exists():
+        return dict(EMPTY_COUNTERS)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
-        return dict(conn.execute("SELECT name, value FROM counters").fetchall())
+        return {**EMPTY_COUNTERS, **dict(conn.execute("SELECT name, value FROM counters").fetchall())}
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return dict(EMPTY_COUNTERS)
+        raise
     finally:
         conn.close()
 

@@ -85,7 +85,7 @@ class AgentRun:
         self.station.stop()
 
     def counters(self) -> dict[str, int]:
-        return queue_counters(self.queue) if self.queue.exists() else {"accepted": 0, "acked": 0, "dropped": 0}
+        return queue_counters(self.queue)
 
     def replay_owed(self) -> bool:
         """True while the agent owes a replay (recorded in its queue file)."""
