@@ -141,3 +141,22 @@ def test_late_data_touches_the_dry_window_and_the_year_after(influx, registry) -
     agg = Aggregator(influx, registry, TargetRules(dry_window_days=3), today_fn=lambda: dt.date(2026, 6, 11))
     d = number_of(dt.date(2025, 6, 10))
     assert agg.affected_target_days([d]) == [d, d + 1, d + 2, d + 365, d + 366]  # capped at "today"
+
+
+def test_runner_reads_series_order(runs, influx, registry) -> None:  # type: ignore[no-untyped-def]
+    """read_day returns each device's readings together and in time order (GROUP BY the tags), the
+    layout of daily_totals' one-pass proof; the stored replay of FIRST[1] was one point, not two."""
+    import datetime as dt
+
+    from cloud.aggregate.runner import Aggregator
+    from cloud.aggregate.tonnage import _runs_increasing
+    from cloud.days import number_of
+
+    r, residents = Aggregator(influx, registry, chunk_size=2).read_day(number_of(dt.date(2025, 6, 10)))
+    assert len(r) == 4 and sorted(residents) == sorted(set(RES))
+    runs_of = [int(d) for i, d in enumerate(r.device.tolist()) if i == 0 or d != r.device[i - 1]]
+    assert len(runs_of) == len(set(runs_of)) == 2  # S1 and S3, each one run
+    assert all(r.ts_ms[i] <= r.ts_ms[i + 1] for i in range(3) if r.device[i] == r.device[i + 1])
+    # LATE stamped S1 seq 102 before seq 100 (00:00 vs 08:00): not provable in one pass, so the
+    # exact fallback decides (the rows above are right either way).
+    assert not _runs_increasing(r.device, r.seq)
