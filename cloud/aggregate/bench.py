@@ -166,7 +166,7 @@ def bench_influxql(r: Readings, count: int, sites: int, progress: Callable[[int]
                     client.write_lines(("\n".join(lines) + "\n").encode())
                     if progress:
                         progress(j - i)
-                lo, hi = int(r.ts_ms[0]), int(r.ts_ms[k - 1]) + 1
+                lo, hi = int(r.ts_ms[:k].min()), int(r.ts_ms[:k].max()) + 1
                 q = (f"SELECT sum(net_kg), count(net_kg) FROM waste_reading WHERE time >= {lo}ms AND time < {hi}ms "
                      "GROUP BY time(1d), site, category tz('Asia/Shanghai')")
                 total = [0]
