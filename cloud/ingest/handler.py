@@ -11,12 +11,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cloud import measurements as m
-from cloud.days import date_of, day_number
+from cloud.days import DAY_MS, date_of, day_number, day_start_ms
 from cloud.health.flags import screen
-from cloud.lineproto import line, waste_lines
+from cloud.lineproto import LineProtocolError, escape_tag, line, waste_lines
 from cloud.quarantine import QuarantineRecord, quarantine_lines
-from cloud.registry import Registry
+from cloud.registry import Registry, Site
 from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
+from contract.fast import decode_waste_fast
+from contract.models import CATEGORIES, FUTURE_TOLERANCE_MS
+from contract.models import now_ms as wall_now_ms
 from contract.topics import Topic, parse
 
 __all__ = ["BatchPlanner", "Message", "Plan", "QuarantineRecord", "day_marker_lines", "quarantine_lines"]
@@ -56,13 +59,33 @@ def _excerpt(payload: bytes | str) -> str:
     return text[:PAYLOAD_EXCERPT]
 
 
-class BatchPlanner:
-    """Decodes and validates messages against the registry; stateless between batches."""
+def _line_heads(site: Site) -> dict[str, dict[str, str]] | None:
+    """Per active device and category, the start of its waste_reading line up to `net_kg=`.
 
-    def __init__(self, registry: Registry, health_encoder: HealthEncoder | None = None) -> None:
+    Byte for byte what `waste_lines` writes before the net_kg value; None if the site or area
+    cannot be a tag (never for a valid registry; the slow path then reports it as before).
+    """
+    try:
+        prefix, tail = f"waste_reading,area={escape_tag(site.area)},category=", f",site={escape_tag(site.id)} net_kg="
+    except LineProtocolError:
+        return None
+    return {d.id: {c: f"{prefix}{c},device={d.id}{tail}" for c in CATEGORIES} for d in site.devices if not d.retired}
+
+
+class BatchPlanner:
+    """Decodes and validates messages against the registry; stateless between batches.
+
+    Waste readings payloads that are valid as a whole (every entry valid, of a registered active
+    device of the site, not in the future) take a fast path (msgspec, `_plan_readings_fast`); every
+    other payload, and every planner built with `fast_path=False`, takes the pydantic path, which
+    quarantines entry by entry with reasons. Both produce the same plan for the same message.
+    """
+
+    def __init__(self, registry: Registry, health_encoder: HealthEncoder | None = None, fast_path: bool = True) -> None:
         self._sites = registry.site_index()
         self._known = {sid: frozenset(d.id for d in site.devices if not d.retired) for sid, site in self._sites.items()}
         self._health_encoder = health_encoder
+        self._heads = {sid: _line_heads(site) for sid, site in self._sites.items() if site.kind == "waste"} if fast_path else {}
 
     def plan_batch(self, messages: Iterable[Message], now_ms: int | None = None) -> Plan:
         """Plan one write for these messages; never raises for bad input."""
@@ -88,6 +111,8 @@ class BatchPlanner:
             raise PayloadRejected("wrong_kind", f"site {topic.site} is a {site.kind} site, not {topic.kind}")
         if topic.channel == "status":
             self._plan_status(msg, topic, plan)
+            return
+        if topic.channel == "readings" and self._plan_readings_fast(msg.payload, site.id, plan, now_ms):
             return
         known = self._known[site.id]
         if topic.channel == "readings":
@@ -118,6 +143,54 @@ class BatchPlanner:
             plan.days.update(day_number(x.ts) for x in valid)  # health_daily is recomputed for these days
         for rej in decoded.rejected:
             plan.quarantine.append(self._entry_record(topic, msg, rej.code, f"entry {rej.index}: {rej.reason}", json.dumps(rej.raw, default=str)))
+
+    def _plan_readings_fast(self, payload: bytes, site_id: str, plan: Plan, now_ms: int | None) -> bool:
+        """Plan a waste readings payload that needs no quarantine; False (plan untouched) otherwise.
+
+        Same lines, count and days as the slow path would plan (checked against it by the property
+        test in tests/test_ingest_fastpath.py). The line-head lookup is the device check.
+        """
+        heads = self._heads.get(site_id)
+        if heads is None:
+            return False
+        batch = decode_waste_fast(payload)
+        if batch is None or batch.site != site_id:
+            return False
+        limit = (wall_now_ms() if now_ms is None else now_ms) + FUTURE_TOLERANCE_MS
+        readings = batch.readings
+        day = day_number(readings[0].ts)
+        lo = day_start_ms(day)
+        hi = min(lo + DAY_MS, limit + 1)  # lo <= ts < hi: the first reading's day, not in the future
+        spread = False
+        lines: list[str] = []
+        append = lines.append
+        for r in readings:
+            cats = heads.get(r.device)
+            if cats is None:  # unknown, retired or another site's device: the slow path quarantines it
+                return False
+            ts, seq = r.ts, r.seq
+            if not lo <= ts < hi:
+                spread = True
+            head = cats[r.category]
+            gross, resident = r.gross_kg, r.resident
+            if gross is None:
+                if resident is None:
+                    append(f"{head}{r.net_kg!r},seq={seq}i {ts * 1_000_000 + seq % 1_000_000}")
+                else:
+                    append(f'{head}{r.net_kg!r},seq={seq}i,resident="{resident}" {ts * 1_000_000 + seq % 1_000_000}')
+            elif resident is None:
+                append(f"{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r} {ts * 1_000_000 + seq % 1_000_000}")
+            else:
+                append(f'{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r},resident="{resident}" {ts * 1_000_000 + seq % 1_000_000}')
+        if spread:
+            if any(r.ts > limit for r in readings):
+                return False
+            plan.days.update(day_number(r.ts) for r in readings)
+        else:
+            plan.days[day] += len(readings)
+        plan.lines.extend(lines)
+        plan.readings += len(readings)
+        return True
 
     @staticmethod
     def _entry_record(topic: Topic, msg: Message, code: str, reason: str, raw: str) -> QuarantineRecord:
