@@ -7,13 +7,14 @@ compatibility endpoints (token auth, bucket = database).
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
 import logging
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 
@@ -53,7 +54,18 @@ class InfluxConfig:
     retention_policy: str = ""
     timeout_s: float = 30.0
     retries: int = 5
-    gzip: bool = True
+    gzip: bool | None = None  # None: compress large writes unless the server is on this host
+
+
+def is_loopback(url: str) -> bool:
+    """True when the URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = (httpx.URL(url).host or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -67,13 +79,15 @@ class Series:
 
 
 class InfluxClient:
-    """HTTP client with connection reuse, gzip, and retries with back-off.
+    """HTTP client with connection reuse, gzip (off for a server on this host), and retries with back-off.
 
     Thread-safe (httpx.Client is); create one per process and close() it at the end.
     """
 
     def __init__(self, config: InfluxConfig) -> None:
         self.config = config
+        # Compressing costs CPU on both ends (~0.2 µs a reading here) and saves nothing on loopback.
+        self.gzip = (not is_loopback(config.url)) if config.gzip is None else config.gzip
         headers = {"User-Agent": "gumei-iot"}
         auth: httpx.BasicAuth | None = None
         if config.auth == "token":
@@ -91,7 +105,7 @@ class InfluxClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> InfluxClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -148,7 +162,7 @@ class InfluxClient:
         if self.config.retention_policy:
             params["rp"] = self.config.retention_policy
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if self.config.gzip and len(body) > 4096:
+        if self.gzip and len(body) > 4096:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         self._with_retries("POST", "/write", retries=retries, params=params, content=body, headers=headers)

@@ -34,6 +34,7 @@ class InfluxSettings(BaseModel):
     password: str = Field("", repr=False)
     token: str = Field("", repr=False)
     retention_policy: str = ""
+    gzip: bool | None = None  # unset: compress writes unless InfluxDB is on this host
 
     def config(self) -> InfluxConfig:
         """The client configuration."""

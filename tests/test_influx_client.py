@@ -14,12 +14,24 @@ from gumei.services import free_port
 from gumei.stack import LocalStack
 
 
-def test_basic_auth_write_query_and_gzip(influx: InfluxClient) -> None:
+def test_basic_auth_write_query_and_gzip(stack: LocalStack) -> None:
     body = "".join(f"client_test,k=v{i % 3} x={i}i {1_600_000_000_000_000_000 + i}\n" for i in range(3000)).encode()
     assert len(body) > 4096  # goes gzip-compressed
-    influx.write_lines(body)
-    series = influx.query("SELECT count(x) FROM client_test")
+    with InfluxClient(InfluxConfig(**{**stack.influx_config().__dict__, "gzip": True})) as client:
+        assert client.gzip
+        client.write_lines(body)
+        series = client.query("SELECT count(x) FROM client_test")
     assert series[0].values[0][1] == 3000
+
+
+@pytest.mark.parametrize(("url", "setting", "expected"), [
+    ("http://127.0.0.1:8086", None, False), ("http://localhost:8086", None, False), ("http://[::1]:8086", None, False),
+    ("https://influx.example.com", None, True), ("http://10.1.2.3:8086", None, True),
+    ("http://127.0.0.1:8086", True, True), ("https://influx.example.com", False, False),
+])
+def test_gzip_unless_the_server_is_on_this_host(url: str, setting: bool | None, expected: bool) -> None:
+    with InfluxClient(InfluxConfig(url=url, gzip=setting)) as client:
+        assert client.gzip is expected
 
 
 def test_chunked_query_streams_everything(influx: InfluxClient) -> None:
