@@ -17,6 +17,7 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 BLOCK = 1 << 16  # readings per block: keeps the temporaries in cache
+SMALL = 4096  # a block this short is proved run by run whatever its layout (a day's last readings)
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,12 @@ def _distinct_in_ranges(device: I64, seq: I64, block: int = BLOCK) -> bool:
 
 def _run_heads(d: I64, s: I64, change: Mask) -> I64 | None:
     """Devices that start a run in this slice (after its first reading), or None when seq fails to
-    increase strictly within a run or the slice is cut into many short runs (not series order)."""
+    increase strictly within a run or a large slice is cut into many short runs (not series order:
+    give up early rather than collect a head per reading)."""
     if not np.all((s[1:] > s[:-1]) | change):
         return None
     heads = d[np.flatnonzero(change) + 1]
-    return heads if heads.shape[0] * 4 <= d.shape[0] else None
+    return heads if heads.shape[0] * 4 <= d.shape[0] or d.shape[0] <= SMALL else None
 
 
 def _all_different(values: list[I64]) -> bool:
