@@ -209,3 +209,18 @@ def test_sums_exact_to_the_milligram_at_scale() -> None:
     r = Readings(ts_ms=np.full(n, day_start_ms(BASE_DAY)), site=np.zeros(n, np.int64), category=np.zeros(n, np.int64),
                  device=np.zeros(n, np.int64), seq=np.arange(n), net_mg=mg)
     assert daily_totals(r, 1, 1).net_mg.tolist() == [int(mg.sum())]
+
+
+def test_series_order_takes_the_one_pass_proof_and_a_duplicate_does_not() -> None:
+    """The bench data (series order, as the runner reads) is proved in one pass; a redelivered copy
+    inside a device's run makes the proof fail and the general path count it once."""
+    from cloud.aggregate.bench import make_readings
+    from cloud.aggregate.tonnage import _segment_sums
+
+    r = make_readings(200_000, days=3, sites=20, seed=3)
+    assert _segment_sums(r, N_CATS, prove=True, block=4096) is not None
+    i = 1234
+    dup = Readings(*(np.insert(a, i + 5, a[i]) for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)))
+    assert _segment_sums(dup, N_CATS, prove=True, block=4096) is None
+    a, b = daily_totals(r, 20, N_CATS, block=4096), daily_totals(dup, 20, N_CATS, block=4096)
+    assert a.net_mg.tolist() == b.net_mg.tolist() and a.deposits.tolist() == b.deposits.tolist()
