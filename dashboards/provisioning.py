@@ -50,7 +50,7 @@ def datasource_model(
 
 
 def _datasource_file(auth: Auth, comment: str) -> str:
-    env = {"basic": dict(user="$INFLUXDB_USER", password="$INFLUXDB_PASSWORD"), "token": dict(token="$INFLUXDB_TOKEN")}
+    env = {"basic": {"user": "$INFLUXDB_USER", "password": "$INFLUXDB_PASSWORD"}, "token": {"token": "$INFLUXDB_TOKEN"}}
     model = datasource_model("$INFLUXDB_URL", "$INFLUXDB_DB", auth, **env.get(auth, {}))
     model["editable"] = False
     doc = {"apiVersion": 1, "datasources": [model]}

@@ -9,7 +9,12 @@ from typing import Any, TypeVar
 
 import niquests
 from grafana_client import GrafanaApi
-from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaTimeoutError, GrafanaUnauthorizedError
+from grafana_client.client import (
+    GrafanaClientError,
+    GrafanaException,
+    GrafanaTimeoutError,
+    GrafanaUnauthorizedError,
+)
 
 from dashboards import generate as gen
 from dashboards.influxql import DATASOURCE_UID

@@ -19,11 +19,13 @@ _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _FROM = re.compile(r'\bFROM\s+"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _ALIAS = re.compile(r'\bAS\s+"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _DURATION = re.compile(r"-?\d+(?:ms|s|m|h|d|w)?\b")
-KEYWORDS = frozenset(
-    "select from where and or group by as fill null none previous linear true false show tag values with key "
-    "time tz sum count mean median last first max min distinct spread stddev non_negative_derivative derivative "
-    "difference limit order desc asc".split()
-)
+KEYWORDS = frozenset([
+    "select", "from", "where", "and", "or", "group", "by", "as", "fill", "null", "none",
+    "previous", "linear", "true", "false", "show", "tag", "values", "with", "key", "time", "tz",
+    "sum", "count", "mean", "median", "last", "first", "max", "min", "distinct", "spread",
+    "stddev", "non_negative_derivative", "derivative", "difference", "limit", "order", "desc",
+    "asc",
+])
 
 
 def panels(doc: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

@@ -21,8 +21,8 @@ from contract import (
     decode_waste,
     encode,
     pseudonymize,
+    topics,
 )
-from contract import topics
 from contract.schema import schemas
 
 T = topics.parse("gumei/v1/waste/WS-0101/readings")

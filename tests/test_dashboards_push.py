@@ -13,7 +13,7 @@ from gumei.services import free_port
 from tests.grafana_stub_server import GrafanaStub
 
 TOKEN = "glsa_test_token"
-INFLUX = dict(influx_url="http://influx.example:8086", influx_user="grafana", influx_password="s3cret")
+INFLUX = {"influx_url": "http://influx.example:8086", "influx_user": "grafana", "influx_password": "s3cret"}
 
 
 @pytest.fixture

@@ -9,7 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from cloud.influx import FatalInfluxError, InfluxClient, InfluxConfig, RetryableInfluxError, WriteRejected
+from cloud.influx import (
+    FatalInfluxError,
+    InfluxClient,
+    InfluxConfig,
+    RetryableInfluxError,
+    WriteRejected,
+)
 from gumei.services import free_port
 from gumei.stack import LocalStack
 
@@ -42,17 +48,17 @@ def test_chunked_query_streams_everything(influx: InfluxClient) -> None:
 
 def test_wrong_password_is_fatal_with_a_clear_message(stack: LocalStack) -> None:
     cfg = stack.influx_config()
-    with InfluxClient(InfluxConfig(**{**cfg.__dict__, "password": "wrong"})) as bad:
-        with pytest.raises(FatalInfluxError, match="refused the credentials"):
-            bad.query("SHOW DATABASES")
+    with InfluxClient(InfluxConfig(**{**cfg.__dict__, "password": "wrong"})) as bad, \
+            pytest.raises(FatalInfluxError, match="refused the credentials"):
+        bad.query("SHOW DATABASES")
 
 
 def test_token_header_reaches_the_server(stack: LocalStack) -> None:
     """influxd 1.6.7 does not take `Token` auth; the header path is exercised and the 401 classified."""
     cfg = stack.influx_config()
-    with InfluxClient(InfluxConfig(url=cfg.url, database=cfg.database, auth="token", token="abc")) as client:
-        with pytest.raises(FatalInfluxError, match="401"):
-            client.query("SHOW DATABASES")
+    with InfluxClient(InfluxConfig(url=cfg.url, database=cfg.database, auth="token", token="abc")) as client, \
+            pytest.raises(FatalInfluxError, match="401"):
+        client.query("SHOW DATABASES")
 
 
 def test_bad_line_is_a_rejected_batch(influx: InfluxClient) -> None:
@@ -113,6 +119,6 @@ def test_token_auth_end_to_end_through_a_v2_style_gate(token_proxy: str, stack: 
     with InfluxClient(InfluxConfig(url=token_proxy, database=cfg.database, auth="token", token="s3cret")) as client:
         client.write_lines(b"token_test x=1i 1600000000000000000\n")
         assert client.query("SELECT count(x) FROM token_test")[0].values[0][1] == 1
-    with InfluxClient(InfluxConfig(url=token_proxy, database=cfg.database, auth="token", token="nope")) as client:
-        with pytest.raises(FatalInfluxError, match="401"):
-            client.query("SHOW DATABASES")
+    with InfluxClient(InfluxConfig(url=token_proxy, database=cfg.database, auth="token", token="nope")) as client, \
+            pytest.raises(FatalInfluxError, match="401"):
+        client.query("SHOW DATABASES")

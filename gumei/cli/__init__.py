@@ -7,9 +7,17 @@ import sys
 
 import typer
 
-from gumei.cli import cloud_cmds, loadtest_cmd, run_cmd, sim_cmds, tools_cmds
-from gumei.cli import health_cmds, registry_cmds
-from gumei.cli import dashboards_cmds
+from gumei.cli import (
+    cloud_cmds,
+    dashboards_cmds,
+    edge_cmds,
+    health_cmds,
+    loadtest_cmd,
+    registry_cmds,
+    run_cmd,
+    sim_cmds,
+    tools_cmds,
+)
 from gumei.errors import KNOWN_ERRORS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -21,8 +29,6 @@ sim_cmds.register(app)
 tools_cmds.register(app)
 registry_cmds.register(app)
 health_cmds.register(app)
-from gumei.cli import edge_cmds  # noqa: E402  (waste-station gateway, issue 3)
-
 edge_cmds.register(app)
 dashboards_cmds.register(app)
 
