@@ -18,7 +18,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from contract import WasteReading
+from contract import CATEGORIES, WasteReading
+from contract.fast import FastWasteReading
 
 _TAG_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _MEAS_ESCAPE = str.maketrans({",": r"\,", " ": r"\ "})
@@ -82,24 +83,45 @@ def point_time_ns(ts_ms: int, seq: int) -> int:
     return ts_ms * 1_000_000 + seq % 1_000_000
 
 
-def waste_lines(site: str, area: str, readings: Iterable[WasteReading]) -> list[str]:
-    """Line protocol for a batch of waste readings of one site (fast path, tags escaped once).
+WasteHeads = dict[str, dict[str, str]]  # device -> category -> its line up to "net_kg="
 
-    Device ids and residents are contract-validated (`[A-Za-z0-9_-]`, `r-<hex>`), so only the
-    site and area are escaped; tag keys are in sorted order as InfluxDB prefers.
+
+def waste_line_heads(site: str, area: str, devices: Iterable[str]) -> WasteHeads:
+    """Per device and category, the start of its waste_reading line up to `net_kg=`.
+
+    Device ids are contract-validated (`[A-Za-z0-9_-]`), so only the site and area are escaped,
+    once; tag keys are in sorted order as InfluxDB prefers.
     """
     prefix = f"waste_reading,area={escape_tag(area)},category="
-    tail_site = f",site={escape_tag(site)} "
-    out = []
+    tail = f",site={escape_tag(site)} net_kg="
+    return {d: {c: f"{prefix}{c},device={d}{tail}" for c in CATEGORIES} for d in devices}
+
+
+def waste_lines_from(heads: WasteHeads, readings: Iterable[WasteReading | FastWasteReading]) -> list[str]:
+    """Line protocol for waste readings (pydantic or msgspec) from their devices' heads; KeyError
+    for a device that has none. Residents are contract-validated (`r-<hex>`): nothing to escape."""
+    out: list[str] = []
     append = out.append
     for r in readings:
-        fields = f"net_kg={float(r.net_kg)!r},seq={r.seq}i"
-        if r.gross_kg is not None:
-            fields += f",gross_kg={float(r.gross_kg)!r}"
-        if r.resident is not None:
-            fields += f',resident="{r.resident}"'
-        append(f"{prefix}{r.category.value},device={r.device}{tail_site}{fields} {r.ts * 1_000_000 + r.seq % 1_000_000}")
+        head = heads[r.device][r.category]
+        seq, gross, resident = r.seq, r.gross_kg, r.resident
+        time_ns = r.ts * 1_000_000 + seq % 1_000_000
+        if gross is None:
+            if resident is None:
+                append(f"{head}{r.net_kg!r},seq={seq}i {time_ns}")
+            else:
+                append(f'{head}{r.net_kg!r},seq={seq}i,resident="{resident}" {time_ns}')
+        elif resident is None:
+            append(f"{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r} {time_ns}")
+        else:
+            append(f'{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r},resident="{resident}" {time_ns}')
     return out
+
+
+def waste_lines(site: str, area: str, readings: Iterable[WasteReading]) -> list[str]:
+    """Line protocol for a batch of waste readings of one site."""
+    batch = list(readings)
+    return waste_lines_from(waste_line_heads(site, area, {r.device for r in batch}), batch)
 
 
 def join_lines(lines: Iterable[str]) -> bytes:

@@ -11,14 +11,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cloud import measurements as m
-from cloud.days import DAY_MS, date_of, day_number, day_start_ms
+from cloud.days import date_of, day_number
 from cloud.health.flags import screen
-from cloud.lineproto import LineProtocolError, escape_tag, line, waste_lines
+from cloud.lineproto import (
+    LineProtocolError,
+    WasteHeads,
+    line,
+    waste_line_heads,
+    waste_lines,
+    waste_lines_from,
+)
 from cloud.quarantine import QuarantineRecord, quarantine_lines
 from cloud.registry import Registry, Site
 from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
 from contract.fast import decode_waste_fast
-from contract.models import CATEGORIES, FUTURE_TOLERANCE_MS
+from contract.models import FUTURE_TOLERANCE_MS
 from contract.models import now_ms as wall_now_ms
 from contract.topics import Topic, parse
 
@@ -59,17 +66,13 @@ def _excerpt(payload: bytes | str) -> str:
     return text[:PAYLOAD_EXCERPT]
 
 
-def _line_heads(site: Site) -> dict[str, dict[str, str]] | None:
-    """Per active device and category, the start of its waste_reading line up to `net_kg=`.
-
-    Byte for byte what `waste_lines` writes before the net_kg value; None if the site or area
-    cannot be a tag (never for a valid registry; the slow path then reports it as before).
-    """
+def _line_heads(site: Site) -> WasteHeads | None:
+    """Line heads of the site's active devices; None if the site or area cannot be a tag (never for
+    a valid registry; the slow path then reports it as before)."""
     try:
-        prefix, tail = f"waste_reading,area={escape_tag(site.area)},category=", f",site={escape_tag(site.id)} net_kg="
+        return waste_line_heads(site.id, site.area, (d.id for d in site.devices if not d.retired))
     except LineProtocolError:
         return None
-    return {d.id: {c: f"{prefix}{c},device={d.id}{tail}" for c in CATEGORIES} for d in site.devices if not d.retired}
 
 
 class BatchPlanner:
@@ -156,38 +159,19 @@ class BatchPlanner:
         batch = decode_waste_fast(payload)
         if batch is None or batch.site != site_id:
             return False
-        limit = (wall_now_ms() if now_ms is None else now_ms) + FUTURE_TOLERANCE_MS
         readings = batch.readings
-        day = day_number(readings[0].ts)
-        lo = day_start_ms(day)
-        hi = min(lo + DAY_MS, limit + 1)  # lo <= ts < hi: the first reading's day, not in the future
-        spread = False
-        lines: list[str] = []
-        append = lines.append
-        for r in readings:
-            cats = heads.get(r.device)
-            if cats is None:  # unknown, retired or another site's device: the slow path quarantines it
-                return False
-            ts, seq = r.ts, r.seq
-            if not lo <= ts < hi:
-                spread = True
-            head = cats[r.category]
-            gross, resident = r.gross_kg, r.resident
-            if gross is None:
-                if resident is None:
-                    append(f"{head}{r.net_kg!r},seq={seq}i {ts * 1_000_000 + seq % 1_000_000}")
-                else:
-                    append(f'{head}{r.net_kg!r},seq={seq}i,resident="{resident}" {ts * 1_000_000 + seq % 1_000_000}')
-            elif resident is None:
-                append(f"{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r} {ts * 1_000_000 + seq % 1_000_000}")
-            else:
-                append(f'{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r},resident="{resident}" {ts * 1_000_000 + seq % 1_000_000}')
-        if spread:
-            if any(r.ts > limit for r in readings):
-                return False
-            plan.days.update(day_number(r.ts) for r in readings)
+        try:
+            lines = waste_lines_from(heads, readings)
+        except KeyError:  # unknown, retired or another site's device: the slow path quarantines it
+            return False
+        ts = [r.ts for r in readings]
+        first, last = min(ts), max(ts)
+        if last > (wall_now_ms() if now_ms is None else now_ms) + FUTURE_TOLERANCE_MS:
+            return False
+        if day_number(first) == day_number(last):  # the usual batch: one Shanghai day
+            plan.days[day_number(first)] += len(ts)
         else:
-            plan.days[day] += len(readings)
+            plan.days.update(day_number(t) for t in ts)
         plan.lines.extend(lines)
         plan.readings += len(readings)
         return True
