@@ -35,10 +35,10 @@ class Figure:
         return self.readings / self.seconds if self.seconds > 0 else float("inf")
 
 
-def make_readings(n: int, days: int = 30, sites: int = 500, seed: int = 6, layout: str = "series") -> Readings:
+def make_readings(n: int, days: int = 30, sites: int = 500, seed: int = 6) -> Readings:
     """n readings over `days` Shanghai days and `sites` sites × 4 scales; seq increases per device
-    with time; net weight 0.05–8 kg in integer milligrams. In series order (each device's readings
-    together, by time: how the runner reads with GROUP BY the tags) or in time order."""
+    with time; net weight 0.05–8 kg in integer milligrams. In series order: each device's readings
+    together, by time (how the runner reads with GROUP BY the tags)."""
     rng = np.random.default_rng(seed)
     start = day_start_ms(FIRST_DAY)
     ts = np.sort(rng.integers(start, start + days * DAY_MS, n, dtype=np.int64))
@@ -46,22 +46,14 @@ def make_readings(n: int, days: int = 30, sites: int = 500, seed: int = 6, layou
     cat_idx = [CATEGORIES.index(c) for c in ("dry", "wet", "recyclable", "hazardous")]
     category = np.array(cat_idx, dtype=np.int64)[rng.choice(4, n, p=CATEGORY_SHARE)]
     device = site * 4 + category
-    order = np.argsort(device, kind="stable")
+    order = np.argsort(device, kind="stable")  # ts is sorted: this is series order
     ranks = np.empty(n, dtype=np.int64)
     sorted_dev = device[order]
     run_start = np.concatenate(([0], np.flatnonzero(sorted_dev[1:] != sorted_dev[:-1]) + 1))
     pos = np.arange(n) - np.repeat(run_start, np.diff(np.concatenate((run_start, [n]))))
     ranks[order] = pos
     net_mg = rng.integers(50_000, 8_000_000, n, dtype=np.int64)
-    r = Readings(ts_ms=ts, site=site, category=category, device=device, seq=ranks + 1, net_mg=net_mg)
-    return by_series(r) if layout == "series" else r
-
-
-def by_series(r: Readings) -> Readings:
-    """The same readings reordered device by device, by time within each device."""
-    o = np.lexsort((r.ts_ms, r.device))
-    return Readings(ts_ms=r.ts_ms[o], site=r.site[o], category=r.category[o], device=r.device[o], seq=r.seq[o],
-                    net_mg=r.net_mg[o])
+    return Readings(ts_ms=ts, site=site, category=category, device=device, seq=ranks + 1, net_mg=net_mg).take(order)
 
 
 def best_of(repeats: int, fn: Callable[[], object]) -> float:
@@ -80,8 +72,7 @@ def bench_numpy(r: Readings, sites: int, repeats: int = 5) -> tuple[Figure, Figu
     full = best_of(repeats, lambda: daily_totals(r, sites, 4))
     keep = np.ones(len(r), dtype=bool)
     kernel = best_of(repeats, lambda: daily_totals(r, sites, 4, keep))
-    by_time = np.argsort(r.ts_ms, kind="stable")
-    t = Readings(*(a[by_time] for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)))
+    t = r.take(np.argsort(r.ts_ms, kind="stable"))
     timed = best_of(max(1, repeats // 2), lambda: daily_totals(t, sites, 4))
     return (Figure("numpy daily_totals (dedup proof + sums)", len(r), full, "series order, as the runner reads"),
             Figure("numpy kernel only (dedup known)", len(r), kernel),

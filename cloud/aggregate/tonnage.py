@@ -35,6 +35,11 @@ class Readings:
     def __len__(self) -> int:
         return int(self.ts_ms.shape[0])
 
+    def take(self, index: Mask | I64) -> Readings:
+        """The readings a mask keeps, or at these positions, every column alike."""
+        return Readings(self.ts_ms[index], self.site[index], self.category[index], self.device[index],
+                        self.seq[index], self.net_mg[index], None if self.resident is None else self.resident[index])
+
 
 @dataclass(frozen=True)
 class DailyTotals:
@@ -258,11 +263,6 @@ def _segment_sums(r: Readings, n_categories: int, prove: bool, block: int = BLOC
     return _Partial(*(np.concatenate(col) for col in zip(*parts, strict=True)))
 
 
-def _select(r: Readings, keep: Mask) -> Readings:
-    return Readings(r.ts_ms[keep], r.site[keep], r.category[keep], r.device[keep], r.seq[keep], r.net_mg[keep],
-                    None if r.resident is None else r.resident[keep])
-
-
 def _non_empty(counts: I64, sums: F64, d0: int, n_sites: int, n_categories: int) -> DailyTotals:
     """DailyTotals of the non-empty cells of dense (day - d0, site, category) tables."""
     idx = np.flatnonzero(counts)
@@ -292,7 +292,7 @@ def daily_totals(r: Readings, n_sites: int, n_categories: int = 4, keep: Mask | 
     if part is None:
         keep = unique_mask(r.device, r.seq, block) if keep is None else keep
         if not keep.all():
-            r = _select(r, keep)
+            r = r.take(keep)
         if _is_sorted(r.ts_ms, block):
             d0, n_days = _day_span(r.ts_ms)
             counts, sums = _time_order_sums(r, n_categories, n_slots, d0, n_days, block)
