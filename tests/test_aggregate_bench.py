@@ -5,14 +5,14 @@ from __future__ import annotations
 from cloud.aggregate.bench import make_readings, python_loop
 from cloud.aggregate.tonnage import daily_totals
 from tests.conftest import gumei
+from tests.test_tonnage_properties import rows_of_totals
 
 
 def test_bench_data_and_python_loop_agree_with_numpy() -> None:
     r = make_readings(5000, days=3, sites=7, seed=1)
     t = daily_totals(r, 7, 4)
     loop = python_loop(*(a.tolist() for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)))
-    assert {(d, s, c): [mg, n] for d, s, c, mg, n in zip(t.day.tolist(), t.site.tolist(), t.category.tolist(),
-                                                         t.net_mg.tolist(), t.deposits.tolist(), strict=True)} == loop
+    assert rows_of_totals(t) == loop
 
 
 def test_bench_cli_smoke() -> None:

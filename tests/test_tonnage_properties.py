@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.aggregate.tonnage import Readings, daily_totals, group_cube, unique_mask
+from cloud.aggregate.tonnage import DailyTotals, Readings, daily_totals, group_cube, unique_mask
 from cloud.days import day_start_ms, number_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -61,6 +61,12 @@ def columns(rows: list[tuple[int, ...]]) -> Readings:
     return Readings(ts_ms=a[:, 0], site=a[:, 1], category=a[:, 2], device=device, seq=a[:, 4], net_mg=a[:, 5], resident=a[:, 6])
 
 
+def rows_of_totals(t: DailyTotals) -> dict[tuple[int, int, int], list[int]]:
+    """{(day, site, category): [mg, deposits]} of daily_totals' result."""
+    return {(d, s, c): [mg, n] for d, s, c, mg, n in zip(t.day.tolist(), t.site.tolist(), t.category.tolist(),
+                                                         t.net_mg.tolist(), t.deposits.tolist(), strict=True)}
+
+
 def reference(rows: list[tuple[int, ...]]):  # type: ignore[no-untyped-def]
     """Plain Python: first occurrence of (device, seq) wins; sums per day/site/category and roll-ups."""
     seen: set[tuple[int, int]] = set()
@@ -101,9 +107,7 @@ def test_daily_totals_equal_reference(rows: list[tuple[int, ...]], block: int) -
     for order in orders(rows):
         site_tot, _, _ = reference(order)
         t = daily_totals(columns(order), N_SITES, N_CATS, block=block)
-        got = {(d, s, c): [mg, n] for d, s, c, mg, n in zip(t.day.tolist(), t.site.tolist(), t.category.tolist(),
-                                                             t.net_mg.tolist(), t.deposits.tolist(), strict=True)}
-        assert got == dict(site_tot)
+        assert rows_of_totals(t) == dict(site_tot)
 
 
 @settings(max_examples=300, deadline=None)
@@ -129,9 +133,7 @@ def test_series_order_with_and_without_a_redelivered_copy(steps: list[tuple[int,
         rows.insert(j, (rows[i][0] + data.draw(st.integers(-86_400_000, 86_400_000)), *rows[i][1:]))
     site_tot, _, _ = reference(rows)
     t = daily_totals(columns(rows), N_SITES, N_CATS, block=block)
-    got = {(d, s, c): [mg, n] for d, s, c, mg, n in zip(t.day.tolist(), t.site.tolist(), t.category.tolist(),
-                                                         t.net_mg.tolist(), t.deposits.tolist(), strict=True)}
-    assert got == dict(site_tot)
+    assert rows_of_totals(t) == dict(site_tot)
 
 
 @settings(max_examples=300, deadline=None)
