@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -22,6 +23,7 @@ from contract.models import (
     WasteBatch,
     WasteReading,
     device_belongs,
+    ignored_fields,
     now_ms,
 )
 from contract.topics import Topic
@@ -41,11 +43,29 @@ class RejectedEntry:
 
 @dataclass(slots=True)
 class Decoded(Generic[E]):
-    """The outcome of decoding one batch payload: valid entries and rejected ones."""
+    """The outcome of decoding one batch payload: valid entries, rejected ones, and the names of
+    fields v1 does not define that were ignored (with how often each occurred)."""
 
     site: str
     valid: list[E] = field(default_factory=list)
     rejected: list[RejectedEntry] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)
+
+
+def load_json(payload: bytes) -> Any:
+    """Parse a payload as strict JSON (no NaN/Infinity, bounded nesting); PayloadRejected otherwise.
+
+    Any input, however shaped, ends in a value or a PayloadRejected: never a RecursionError."""
+    try:
+        return json.loads(payload.decode("utf-8"), parse_constant=_no_constant)  # UTF-8 only: no UTF-16/32 guessing
+    except RecursionError:
+        raise PayloadRejected("not_json", "JSON nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, NaN/Infinity, >4300-digit ints
+        raise PayloadRejected("not_json", f"payload is not UTF-8 JSON ({str(exc)[:120]})") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 _WASTE_FAST = TypeAdapter(WasteBatch)
@@ -61,25 +81,20 @@ def _check_entry(entry: WasteReading | HealthMeasurement, site: str, limit_ms: i
     return None
 
 
-def _load_envelope(payload: bytes, schema: str, list_key: str) -> tuple[str, list[Any]]:
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadRejected("not_json", f"payload is not UTF-8 JSON ({exc})") from None
+def _load_envelope(payload: bytes, schema: str, list_key: str) -> tuple[str, list[Any], list[str]]:
+    doc = load_json(payload)
     if not isinstance(doc, dict):
         raise PayloadRejected("bad_schema", "payload is not a JSON object")
     if doc.get("schema") != schema:
-        raise PayloadRejected("bad_schema", f"schema must be {schema!r}, got {str(doc.get('schema'))[:60]!r}")
-    extra = set(doc) - {"schema", "site", list_key}
-    if extra:
-        raise PayloadRejected("bad_schema", f"unknown top-level keys {sorted(extra)[:5]}")
+        raise PayloadRejected("bad_schema", f"schema must be {schema!r}, got {type(doc.get('schema')).__name__}")
+    extra = sorted(set(doc) - {"schema", "site", list_key})
     site = doc.get("site")
     entries = doc.get(list_key)
     if not isinstance(site, str):
         raise PayloadRejected("bad_schema", "site must be a string")
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH:
         raise PayloadRejected("bad_schema", f"{list_key} must be a list of 1 to {MAX_BATCH} entries")
-    return site, entries
+    return site, entries, extra
 
 
 def _decode(
@@ -97,13 +112,14 @@ def _decode(
         raise PayloadRejected("too_large", f"payload of {len(payload)} bytes exceeds 256 KiB")
     try:
         batch = fast.validate_json(payload)
-        site, entries, raw_entries = batch.site, getattr(batch, list_key), None
+        site, entries, raw_entries, extra = batch.site, getattr(batch, list_key), None, ignored_fields(batch)
     except ValidationError:
-        site, raw_entries = _load_envelope(payload, schema, list_key)
+        site, raw_entries, extra = _load_envelope(payload, schema, list_key)
         entries = raw_entries
     if site != topic.site:
-        raise PayloadRejected("site_mismatch", f"payload site {site[:64]!r} differs from topic site {topic.site!r}")
+        raise PayloadRejected("site_mismatch", f"payload site differs from topic site {topic.site!r}")
     out: Decoded[E] = Decoded(site=site)
+    out.ignored.update(extra)
     for i, item in enumerate(entries):
         if raw_entries is not None:
             try:
@@ -111,6 +127,8 @@ def _decode(
             except ValidationError as exc:
                 out.rejected.append(RejectedEntry(i, "invalid_entry", first_error(exc), item))
                 continue
+        if item.model_extra:
+            out.ignored.update(f"{list_key}[].{name}" for name in item.model_extra)
         problem = _check_entry(item, site, limit)
         if problem:
             out.rejected.append(RejectedEntry(i, problem[0], problem[1], item.model_dump(mode="json")))
@@ -139,7 +157,7 @@ def decode_status(payload: bytes, topic: Topic) -> Status:
         code = "not_json" if exc.errors()[0]["type"] == "json_invalid" else "bad_schema"
         raise PayloadRejected(code, first_error(exc)) from None
     if status.site != topic.site:
-        raise PayloadRejected("site_mismatch", f"payload site {status.site!r} differs from topic site {topic.site!r}")
+        raise PayloadRejected("site_mismatch", f"payload site differs from topic site {topic.site!r}")
     return status
 
 

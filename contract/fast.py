@@ -68,8 +68,8 @@ def decode_waste_fast(payload: bytes) -> FastWasteBatch | None:
         return None
     try:
         batch = _DECODER.decode(payload)
-    except msgspec.MsgspecError:  # malformed JSON or not the schema: the pydantic path says why
-        return None
+    except (msgspec.MsgspecError, RecursionError):  # malformed, too deep, not the schema, or with
+        return None  # fields v1 does not define: the pydantic path says why (or counts them)
     residents = [r.resident for r in batch.readings if r.resident is not None]
     if residents and _RESIDENTS.fullmatch("".join(residents)) is None:
         return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -75,8 +76,28 @@ def device_belongs(device: str, site: str) -> bool:
     return device.startswith(site + "-") and len(device) > len(site) + 1
 
 
+def _finite(key: str, value: object) -> float:
+    """A JSON number as a float (as pydantic's strict float would give), or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"value {key} must be a number")  # noqa: TRY004 - pydantic reports ValueError
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"value {key} is out of range") from None
+    if not math.isfinite(number):
+        raise ValueError(f"value {key} must be finite")
+    return number
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # A v1 reader is tolerant: fields this version does not define are kept aside in `model_extra`
+    # (counted by the cloud, never stored) so a gateway may be upgraded before the cloud.
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+def ignored_fields(model: BaseModel) -> list[str]:
+    """Names of the fields a v1 reader did not know in this model (and its ignored values)."""
+    return list(model.model_extra or ())
 
 
 class WasteReading(_Frozen):
@@ -99,7 +120,7 @@ class HealthMeasurement(_Frozen):
     ts: EpochMs
     resident: Resident | None = None
     type: MeasurementType
-    values: dict[str, Kg | str]
+    values: dict[str, Any]  # checked per type below: known keys strictly, unknown keys ignored
 
     @model_validator(mode="after")
     def _values_match_type(self) -> HealthMeasurement:
@@ -109,14 +130,21 @@ class HealthMeasurement(_Frozen):
         if missing:
             raise ValueError(f"{self.type.value} needs values {sorted(missing)}")
         unknown = keys - required - optional
-        if unknown:
-            raise ValueError(f"{self.type.value} does not take values {sorted(unknown)}")
+        if unknown:  # a value key added after v1: ignored (counted as `values.<key>`), never stored
+            extra = self.__pydantic_extra__
+            assert extra is not None  # extra="allow"
+            for key in sorted(unknown):
+                extra[f"values.{key}"] = self.values[key]
+            self.__dict__["values"] = {k: v for k, v in self.values.items() if k not in unknown}
+        checked: dict[str, float | str] = {}
         for key, value in self.values.items():
             if key == "meal":
                 if value not in MEALS:
                     raise ValueError(f"meal must be one of {sorted(MEALS)}")
-            elif isinstance(value, (str, bool)):
-                raise ValueError(f"value {key} must be a number")
+                checked[key] = value
+            else:
+                checked[key] = _finite(key, value)
+        self.__dict__["values"] = checked
         return self
 
 
@@ -126,7 +154,7 @@ class WasteBatch(_Frozen):
     schema_: Literal["gumei.waste.readings.v1"] = Field(WASTE_SCHEMA, alias="schema")
     site: Identifier
     readings: Annotated[list[WasteReading], Field(min_length=1, max_length=MAX_BATCH)]
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
 
 class HealthBatch(_Frozen):
@@ -135,7 +163,7 @@ class HealthBatch(_Frozen):
     schema_: Literal["gumei.health.measurements.v1"] = Field(HEALTH_SCHEMA, alias="schema")
     site: Identifier
     measurements: Annotated[list[HealthMeasurement], Field(min_length=1, max_length=MAX_BATCH)]
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
 
 class DeviceStatus(_Frozen):
@@ -155,7 +183,7 @@ class Status(_Frozen):
     state: Literal["online", "offline"]
     ts: EpochMs | None = None
     agent_version: str | None = None
-    buffered: Annotated[int, Field(ge=0)] | None = None
+    buffered: Annotated[int, Field(ge=0, lt=2**63)] | None = None  # an InfluxDB integer
     devices: list[DeviceStatus] = []
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 

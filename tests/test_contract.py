@@ -59,7 +59,12 @@ def test_contract_example_round_trips() -> None:
         (waste_doc(), "bad_schema"),  # empty batch
         (json.dumps({"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [r()] * 1001}).encode(), "bad_schema"),
         (json.dumps({"schema": "gumei.waste.readings.v1", "site": 7, "readings": [r()]}).encode(), "bad_schema"),
-        (json.dumps({"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [r()], "x": 1}).encode(), "bad_schema"),
+        (b"[" * 5000, "not_json"),  # deeper than any parser recursion: an answer, never a RecursionError
+        (b'{"a":' * 3000, "not_json"),
+        (b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [' + b"[" * 5000 + b"]}", "not_json"),
+        (b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [{"net_kg": NaN}]}', "not_json"),
+        (b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [{"net_kg": Infinity}]}', "not_json"),
+        ("{}".encode("utf-16"), "not_json"),
         (waste_doc(r(), site="WS-0102"), "site_mismatch"),
         (b" " * (256 * 1024 + 1), "too_large"),
     ],
@@ -84,7 +89,8 @@ def test_whole_payload_rejections(payload: bytes, code: str) -> None:
         (r(ts="2026-11-27"), "invalid_entry", "ts"),
         (r(device="WS 0101"), "invalid_entry", "device"),
         (r(resident="1234567890"), "invalid_entry", "resident"),
-        (r(extra=1), "invalid_entry", "extra"),
+        (r(seq=10**400), "invalid_entry", "seq"),
+        (r(net_kg=1e300 * 10), "invalid_entry", "net_kg"),
         ({"device": "WS-0101-S2"}, "invalid_entry", "seq"),
         ("not an object", "invalid_entry", ""),
         (r(device="WS-0102-S2"), "device_not_of_site", "WS-0102-S2"),
@@ -115,9 +121,11 @@ def test_old_timestamps_are_valid_and_five_minutes_ahead_is_allowed() -> None:
         ({"glucose_mmol_l": 6.1, "meal": "breakfast"}, "blood_glucose", False),
         ({"glucose_mmol_l": "6.1"}, "blood_glucose", False),
         ({"weight_kg": 70.2, "bmi": 23.1}, "body_composition", True),
-        ({"temperature_c": 36.6, "spo2_pct": 98}, "body_temperature", False),
+        ({"temperature_c": 36.6, "spo2_pct": 98}, "body_temperature", True),  # another type's key: ignored, not stored
         ({"spo2_pct": True}, "pulse_oximetry", False),
-        ({"spo2_pct": float("nan")}, "pulse_oximetry", False),
+        ({"spo2_pct": 10**400}, "pulse_oximetry", False),
+        ({"spo2_pct": 97, "perfusion_index": 2.5}, "pulse_oximetry", True),  # a value key added after v1: ignored
+        ({"spo2_pct": 97, "waveform": [1, 2, {"x": None}]}, "pulse_oximetry", True),
     ],
 )
 def test_health_values_follow_the_type_table(values: dict[str, object], type_: str, ok: bool) -> None:
@@ -125,6 +133,23 @@ def test_health_values_follow_the_type_table(values: dict[str, object], type_: s
     payload = json.dumps({"schema": "gumei.health.measurements.v1", "site": "HH-01", "measurements": [entry]}, allow_nan=True).encode()
     decoded = decode_health(payload, H, now=NOW)
     assert (len(decoded.valid), len(decoded.rejected)) == ((1, 0) if ok else (0, 1))
+
+
+def test_fields_v1_does_not_define_are_accepted_ignored_and_counted() -> None:
+    """A gateway upgraded before the cloud: unknown optional fields (entry, envelope, health value)
+    are ignored and counted; every defined field keeps its strict checks."""
+    payload = json.dumps({"schema": "gumei.waste.readings.v1", "site": "WS-0101", "firmware": "2.1",
+                          "readings": [r(seq=1, lid_open=True), r(seq=2, lid_open=False, tare_kg=0.5), r(seq=3, net_kg=-1, x=1)]}).encode()
+    decoded = decode_waste(payload, T, now=NOW)
+    assert [x.seq for x in decoded.valid] == [1, 2]
+    assert [x.code for x in decoded.rejected] == ["invalid_entry"]  # net_kg is still checked
+    assert decoded.ignored == {"firmware": 1, "readings[].lid_open": 2, "readings[].tare_kg": 1}
+    assert decoded.valid[0] == WasteReading(device="WS-0101-S2", seq=1, ts=NOW, category="recyclable", net_kg=3.42, lid_open=True)  # type: ignore[call-arg]
+    entry = {"device": "HH-01-BP", "seq": 7, "ts": NOW, "type": "blood_pressure",
+             "values": {"systolic_mmhg": 120, "diastolic_mmhg": 80, "irregular": True}, "cuff": "M"}
+    health = decode_health(json.dumps({"schema": "gumei.health.measurements.v1", "site": "HH-01", "measurements": [entry]}).encode(), H, now=NOW)
+    assert health.valid[0].values == {"systolic_mmhg": 120.0, "diastolic_mmhg": 80.0}
+    assert health.ignored == {"measurements[].cuff": 1, "measurements[].values.irregular": 1}
 
 
 def test_health_batch_round_trips() -> None:
