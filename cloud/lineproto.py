@@ -86,15 +86,17 @@ def point_time_ns(ts_ms: int, seq: int) -> int:
 WasteHeads = dict[str, dict[str, str]]  # device -> category -> its line up to "net_kg="
 
 
-def waste_line_heads(site: str, area: str, devices: Iterable[str]) -> WasteHeads:
+def waste_line_heads(site: str, area: str, devices: Iterable[str] | Mapping[str, Iterable[str]]) -> WasteHeads:
     """Per device and category, the start of its waste_reading line up to `net_kg=`.
 
+    `devices` maps each device to the categories it may weigh (a plain iterable: all four).
     Device ids are contract-validated (`[A-Za-z0-9_-]`), so only the site and area are escaped,
     once; tag keys are in sorted order as InfluxDB prefers.
     """
     prefix = f"waste_reading,area={escape_tag(area)},category="
     tail = f",site={escape_tag(site)} net_kg="
-    return {d: {c: f"{prefix}{c},device={d}{tail}" for c in CATEGORIES} for d in devices}
+    cats = devices if isinstance(devices, Mapping) else dict.fromkeys(devices, CATEGORIES)
+    return {d: {c: f"{prefix}{c},device={d}{tail}" for c in cs} for d, cs in cats.items()}
 
 
 def waste_lines_from(heads: WasteHeads, readings: Iterable[WasteReading | FastWasteReading]) -> list[str]:

@@ -44,10 +44,15 @@ class Device(_Model):
 
     id: Identifier
     interface: Literal["serial", "modbus", "ble", "sim"] = "sim"
-    category: Category | None = None  # waste scales
+    category: Category | None = None  # waste scales: the category it weighs
+    also_categories: list[Category] = []  # a scale shared by several bins: the others it weighs
     type: MeasurementType | None = None  # health instruments
     capacity_kg: float | None = None
     retired: bool = False
+
+    def allowed_categories(self) -> tuple[str, ...]:
+        """The categories a reading of this scale may carry (anything else is a forgery or a bug)."""
+        return tuple(c.value for c in ([self.category] if self.category else []) + self.also_categories)
 
 
 class Site(_Model):
@@ -71,6 +76,8 @@ class Site(_Model):
                 raise ValueError(f"scale {d.id} needs a category")
             if self.kind == "health" and d.type is None:
                 raise ValueError(f"instrument {d.id} needs a type")
+            if self.kind == "health" and d.also_categories:
+                raise ValueError(f"instrument {d.id} weighs no waste (also_categories)")
         return self
 
 

@@ -50,6 +50,9 @@ class IngestSettings(BaseModel):
     batch_readings: int = Field(10_000, ge=1, le=100_000)
     batch_ms: int = Field(200, ge=1, le=60_000)
     receive_maximum: int = Field(2000, ge=1, le=65_535)
+    # Readings older than this are dead letters (`too_old`): replays after an outage are welcome,
+    # rewriting history is not (docs/security.md).
+    max_age_days: float = Field(90.0, gt=0, le=3650)
 
 
 class TargetSettings(BaseModel):

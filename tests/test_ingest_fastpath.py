@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from cloud import registry as registry_mod
 from cloud.days import day_number, day_start_ms
 from cloud.ingest import handler
-from cloud.ingest.handler import BatchPlanner, Message, Plan
+from cloud.ingest.handler import DEFAULT_MAX_AGE_DAYS, BatchPlanner, Message, Plan
 from cloud.lineproto import waste_lines
 from cloud.registry import Registry
-from contract import WasteBatch, WasteReading
+from contract import Category, WasteBatch, WasteReading
 from contract.fast import decode_waste_fast
-from contract.models import FUTURE_TOLERANCE_MS, MAX_PAYLOAD_BYTES, WASTE_SCHEMA
+from contract.models import FUTURE_TOLERANCE_MS, MAX_PAYLOAD_BYTES, WASTE_SCHEMA, now_ms
 from contract.topics import waste_readings
 
 EXAMPLES = int(os.environ.get("GUMEI_FUZZ_EXAMPLES", "400"))
@@ -34,6 +34,7 @@ PROPERTY = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 NOW = 1_764_201_600_000  # 08:00 in Shanghai
 MIDNIGHT = day_start_ms(day_number(NOW))  # Shanghai midnight that started NOW's day
 LIMIT = NOW + FUTURE_TOLERANCE_MS
+HORIZON = NOW - int(DEFAULT_MAX_AGE_DAYS * 86_400_000)  # older is too_old
 SITE = "WS-0101"
 TOPIC = waste_readings(SITE)
 RESIDENT = "r-5f0c2a9b41d07e3c8a66b1f2d9e04c17"
@@ -43,8 +44,15 @@ RETIRED = "WS-0101-S4"
 
 @pytest.fixture(scope="module")
 def reg(registry: Registry) -> Registry:
-    """The default registry with one device of WS-0101 retired."""
-    return registry_mod.retire_device(registry, RETIRED)
+    """The default registry with one device of WS-0101 retired, and its active scales registered for
+    every category (so any category is valid; category_mismatch has its own test)."""
+    reg = registry_mod.retire_device(registry, RETIRED)
+    sites = [
+        s.model_copy(update={"devices": [d.model_copy(update={"also_categories": list(Category)}) if d.id in ACTIVE else d
+                                         for d in s.devices]}) if s.id == SITE else s
+        for s in reg.sites
+    ]
+    return reg.model_copy(update={"sites": sites})
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +98,13 @@ ok_seq = st.one_of(st.integers(0, 2**63 - 1), st.sampled_from([0, 1, 999_999, 1_
 bad_seq = st.sampled_from([-1, 2**63, 2**64, 10**30, True, False, 1.0, Raw("1e2"), Raw("1.0"), "1", None])
 # ts: replays from long ago, both sides of Shanghai midnight, up to the future tolerance
 ok_ts = st.one_of(
-    st.integers(0, LIMIT), st.integers(MIDNIGHT - 3_600_000, MIDNIGHT + 3_600_000),
-    st.sampled_from([0, Raw("-0"), MIDNIGHT - 86_400_000, MIDNIGHT - 1, MIDNIGHT, NOW, LIMIT - 1, LIMIT]),
+    st.integers(HORIZON, LIMIT), st.integers(MIDNIGHT - 3_600_000, MIDNIGHT + 3_600_000),
+    st.sampled_from([HORIZON, MIDNIGHT - 86_400_000, MIDNIGHT - 1, MIDNIGHT, NOW, LIMIT - 1, LIMIT]),
 )
 bad_ts = st.one_of(
-    st.integers(LIMIT + 1, 10**14 - 1),
-    st.sampled_from([-1, LIMIT + 1, 10**14 - 1, 10**14, 2**63, True, Raw("1.7642016e12"), str(NOW), None]),
+    st.integers(LIMIT + 1, 10**14 - 1), st.integers(0, HORIZON - 1),  # future; older than the horizon
+    st.sampled_from([-1, 0, Raw("-0"), HORIZON - 1, LIMIT + 1, 10**14 - 1, 10**14, 2**63, True, Raw("1.7642016e12"),
+                     str(NOW), None]),
 )
 ok_category = st.sampled_from(["dry", "wet", "recyclable", "hazardous", Raw('"dr\\u0079"')])
 bad_category = st.sampled_from(["DRY", "Dry", "dry ", "glass", "", 0, None, True])
@@ -243,6 +252,7 @@ def assert_same(fast: Plan, slow: Plan) -> None:
     assert fast.days == slow.days
     assert fast.quarantine == slow.quarantine
     assert (fast.measurements, fast.statuses) == (slow.measurements, slow.statuses)
+    assert fast.ignored == slow.ignored
 
 
 @PROPERTY
@@ -322,11 +332,27 @@ def test_a_batch_across_shanghai_midnight_counts_both_days(planners: tuple[Batch
     ("site mismatch", body(reading_doc(1), site="WS-0102")),
     ("duplicate key, first invalid", body(reading_doc(1)).replace(b'"net_kg": 1.25', b'"net_kg": -1, "net_kg": 1.25')),
     ("too many readings", body(*[reading_doc(i) for i in range(1001)])),
+    ("older than the horizon", body(reading_doc(1), reading_doc(2, ts=HORIZON - 1))),
+    ("a field v1 does not define", body(reading_doc(1, firmware="2.1"))),
 ])
 def test_anything_unusual_falls_back_with_reasons(planners: tuple[BatchPlanner, BatchPlanner], why: str, payload: bytes) -> None:
     assert not planners[0]._plan_readings_fast(payload, SITE, Plan(), NOW), why
     plan = both(planners, payload)
-    assert plan.quarantine or why.startswith("duplicate")
+    if why == "a field v1 does not define":  # accepted on the slow path, the field counted
+        assert plan.readings == 1 and plan.ignored == {"readings[].firmware": 1}
+    else:
+        assert plan.quarantine or why.startswith("duplicate")
+
+
+def test_a_category_the_scale_is_not_registered_for_is_a_dead_letter(registry: Registry) -> None:
+    """WS-0102-S1 weighs dry waste only: a 'recyclable' reading from it is forged or mis-flashed."""
+    fast, slow = BatchPlanner(registry), BatchPlanner(registry, fast_path=False)
+    topic = waste_readings("WS-0102")
+    doc = body(reading_doc(1, device="WS-0102-S1"), reading_doc(2, device="WS-0102-S1", category="recyclable"), site="WS-0102")
+    assert not fast._plan_readings_fast(doc, "WS-0102", Plan(), NOW)
+    plan = fast.plan_batch([Message(topic, doc)], NOW)
+    assert_same(plan, slow.plan_batch([Message(topic, doc)], NOW))
+    assert plan.readings == 1 and [q.code for q in plan.quarantine] == ["category_mismatch"]
 
 
 def test_too_large_payload_falls_back(planners: tuple[BatchPlanner, BatchPlanner]) -> None:
@@ -337,7 +363,7 @@ def test_too_large_payload_falls_back(planners: tuple[BatchPlanner, BatchPlanner
 
 
 def test_null_optionals_and_wall_clock_now(planners: tuple[BatchPlanner, BatchPlanner]) -> None:
-    plan = both(planners, body(reading_doc(1, gross_kg=None, resident=None)), now=None)
+    plan = both(planners, body(reading_doc(1, gross_kg=None, resident=None, ts=now_ms())), now=None)
     assert plan.readings == 1 and "gross_kg" not in plan.lines[0] and "resident" not in plan.lines[0]
 
 

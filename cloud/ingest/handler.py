@@ -5,7 +5,8 @@ Pure: no network. The worker calls `plan_batch` and writes the result in one req
 
 from __future__ import annotations
 
-import json
+import logging
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,16 +23,24 @@ from cloud.lineproto import (
     waste_lines_from,
 )
 from cloud.quarantine import QuarantineRecord, quarantine_lines
+from cloud.redact import mask_digits, redact_entry, redact_payload
 from cloud.registry import Registry, Site
 from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
+from contract.decode import load_json
+from contract.errors import ContractError
 from contract.fast import decode_waste_fast
-from contract.models import FUTURE_TOLERANCE_MS
+from contract.models import FUTURE_TOLERANCE_MS, HealthMeasurement, WasteReading, ignored_fields
 from contract.models import now_ms as wall_now_ms
 from contract.topics import Topic, parse
 
-__all__ = ["BatchPlanner", "Message", "Plan", "QuarantineRecord", "day_marker_lines", "quarantine_lines"]
+log = logging.getLogger(__name__)
+
+__all__ = ["BatchPlanner", "Message", "Plan", "QuarantineRecord", "day_marker_lines", "quarantine_lines", "topic_of"]
 
 PAYLOAD_EXCERPT = 2048
+DEFAULT_MAX_AGE_DAYS = 90.0  # a replay after an outage is welcome; rewriting history is not
+MAX_STATUS_DEVICES = 64  # device_status points one status may write (only registered devices)
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,7 @@ class Message:
     dup: bool = False
     received_ns: int = 0
     connection: int = 0  # which broker connection delivered it (mids are only valid on that one)
+    qos: int = 1  # 0: nothing to acknowledge
 
 
 @dataclass
@@ -56,21 +66,18 @@ class Plan:
     measurements: int = 0
     statuses: int = 0
     days: Counter[int] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)  # fields v1 does not define, by name
+    internal_errors: int = 0
 
 
 HealthEncoder = Callable[[str, Sequence[object]], list[str]]
-
-
-def _excerpt(payload: bytes | str) -> str:
-    text = payload if isinstance(payload, str) else payload[:PAYLOAD_EXCERPT].decode("utf-8", "replace")
-    return text[:PAYLOAD_EXCERPT]
 
 
 def _line_heads(site: Site) -> WasteHeads | None:
     """Line heads of the site's active devices; None if the site or area cannot be a tag (never for
     a valid registry; the slow path then reports it as before)."""
     try:
-        return waste_line_heads(site.id, site.area, (d.id for d in site.devices if not d.retired))
+        return waste_line_heads(site.id, site.area, {d.id: d.allowed_categories() for d in site.devices if not d.retired})
     except LineProtocolError:
         return None
 
@@ -79,33 +86,52 @@ class BatchPlanner:
     """Decodes and validates messages against the registry; stateless between batches.
 
     Waste readings payloads that are valid as a whole (every entry valid, of a registered active
-    device of the site, not in the future) take a fast path (msgspec, `_plan_readings_fast`); every
-    other payload, and every planner built with `fast_path=False`, takes the pydantic path, which
+    device of the site and one of its categories, within the age horizon, not in the future, no
+    field v1 does not define) take a fast path (msgspec, `_plan_readings_fast`); every other
+    payload, and every planner built with `fast_path=False`, takes the pydantic path, which
     quarantines entry by entry with reasons. Both produce the same plan for the same message.
+
+    No input raises out of `plan_batch`: whatever a gateway sends ends as points, dead letters
+    with a reason, or (for a bug of ours) an `internal_error` dead letter. Everything a dead letter
+    keeps of the message is redacted first (cloud/redact.py).
     """
 
-    def __init__(self, registry: Registry, health_encoder: HealthEncoder | None = None, fast_path: bool = True) -> None:
+    def __init__(self, registry: Registry, health_encoder: HealthEncoder | None = None, fast_path: bool = True,
+                 max_age_days: float = DEFAULT_MAX_AGE_DAYS) -> None:
         self._sites = registry.site_index()
-        self._known = {sid: frozenset(d.id for d in site.devices if not d.retired) for sid, site in self._sites.items()}
+        active = {sid: [d for d in site.devices if not d.retired] for sid, site in self._sites.items()}
+        self._known = {sid: frozenset(d.id for d in devices) for sid, devices in active.items()}
+        self._categories = {d.id: d.allowed_categories() for devices in active.values() for d in devices}
+        self._types = {d.id: d.type.value for devices in active.values() for d in devices if d.type is not None}
         self._health_encoder = health_encoder
+        self._max_age_ms = int(max_age_days * DAY_MS)
         self._heads = {sid: _line_heads(site) for sid, site in self._sites.items() if site.kind == "waste"} if fast_path else {}
 
     def plan_batch(self, messages: Iterable[Message], now_ms: int | None = None) -> Plan:
-        """Plan one write for these messages; never raises for bad input."""
+        """Plan one write for these messages; never raises for any input."""
         plan = Plan()
+        now = wall_now_ms() if now_ms is None else now_ms
         for msg in messages:
+            mark = (len(plan.lines), len(plan.quarantine), plan.readings, plan.measurements, plan.statuses, Counter(plan.days))
             try:
-                self._plan_one(msg, plan, now_ms)
+                self._plan_one(msg, plan, now)
             except TopicError as exc:
-                plan.quarantine.append(QuarantineRecord("unknown", "unknown", "bad_topic", str(exc), msg.topic[:200], _excerpt(msg.payload)))
+                plan.quarantine.append(_dead_letter("unknown", "unknown", "bad_topic", str(exc), msg))
             except PayloadRejected as exc:
-                topic = _safe_parse(msg.topic)
+                topic = topic_of(msg.topic)
+                plan.quarantine.append(_dead_letter(topic.site, topic.kind, exc.code, exc.detail, msg, entries=_count_entries(msg.payload)))
+            except Exception as exc:  # noqa: BLE001 - the boundary that must survive any input
+                _rollback(plan, mark)
+                plan.internal_errors += 1
+                topic = topic_of(msg.topic)
+                log.error("internal error planning a message of %s: %s", topic.site,
+                          mask_digits("".join(traceback.format_exception(exc))[-4000:]))
                 plan.quarantine.append(
-                    QuarantineRecord(topic.site, topic.kind, exc.code, exc.detail, msg.topic, _excerpt(msg.payload), _count_entries(msg.payload))
+                    _dead_letter(topic.site, topic.kind, "internal_error", type(exc).__name__, msg, entries=_count_entries(msg.payload))
                 )
         return plan
 
-    def _plan_one(self, msg: Message, plan: Plan, now_ms: int | None) -> None:
+    def _plan_one(self, msg: Message, plan: Plan, now_ms: int) -> None:
         topic = parse(msg.topic)
         site = self._sites.get(topic.site)
         if site is None or site.retired:
@@ -117,15 +143,9 @@ class BatchPlanner:
             return
         if topic.channel == "readings" and self._plan_readings_fast(msg.payload, site.id, plan, now_ms):
             return
-        known = self._known[site.id]
         if topic.channel == "readings":
             decoded = decode_waste(msg.payload, topic, now_ms)
-            valid = []
-            for r in decoded.valid:
-                if r.device not in known:
-                    plan.quarantine.append(self._entry_record(topic, msg, "unknown_device", f"device {r.device} is not registered at {site.id}", r.model_dump_json()))
-                else:
-                    valid.append(r)
+            valid = [r for r in decoded.valid if self._entry_ok(topic, msg, r, plan, now_ms)]
             plan.lines.extend(waste_lines(site.id, site.area, valid))
             plan.readings += len(valid)
             plan.days.update(day_number(r.ts) for r in valid)
@@ -133,25 +153,39 @@ class BatchPlanner:
             if self._health_encoder is None:
                 raise PayloadRejected("not_supported", "health ingestion is not enabled on this worker")
             decoded = decode_health(msg.payload, topic, now_ms)  # type: ignore[assignment]
-            valid = []
-            for x in decoded.valid:
-                if x.device not in known:
-                    plan.quarantine.append(self._entry_record(topic, msg, "unknown_device", f"device {x.device} is not registered at {site.id}", x.model_dump_json()))
-                elif (reason := screen(x.type.value, x.values)[1]) is not None:  # type: ignore[union-attr]
-                    plan.quarantine.append(self._entry_record(topic, msg, "implausible", f"{x.device} seq {x.seq}: {reason}", x.model_dump_json()))
-                else:
-                    valid.append(x)
+            valid = [x for x in decoded.valid if self._entry_ok(topic, msg, x, plan, now_ms)]
             plan.lines.extend(self._health_encoder(site.id, valid))
             plan.measurements += len(valid)
             plan.days.update(day_number(x.ts) for x in valid)  # health_daily is recomputed for these days
+        plan.ignored.update(decoded.ignored)
         for rej in decoded.rejected:
-            plan.quarantine.append(self._entry_record(topic, msg, rej.code, f"entry {rej.index}: {rej.reason}", json.dumps(rej.raw, default=str)))
+            plan.quarantine.append(_dead_letter(topic.site, topic.kind, rej.code, f"entry {rej.index}: {rej.reason}", msg, raw=rej.raw))
 
-    def _plan_readings_fast(self, payload: bytes, site_id: str, plan: Plan, now_ms: int | None) -> bool:
+    def _entry_ok(self, topic: Topic, msg: Message, x: WasteReading | HealthMeasurement, plan: Plan, now_ms: int) -> bool:
+        """Registry and age checks of one contract-valid entry; a failing entry becomes a dead letter."""
+        problem: tuple[str, str] | None = None
+        if x.device not in self._known[topic.site]:
+            problem = "unknown_device", f"device {x.device} is not registered at {topic.site}"
+        elif x.ts < now_ms - self._max_age_ms:
+            problem = "too_old", f"{x.device} seq {x.seq}: ts {x.ts} is older than the {self._max_age_ms // DAY_MS}-day horizon"
+        elif isinstance(x, WasteReading):
+            if x.category.value not in self._categories[x.device]:
+                problem = "category_mismatch", f"{x.device} is not registered for {x.category.value}"
+        elif self._types.get(x.device, x.type.value) != x.type.value:
+            problem = "type_mismatch", f"{x.device} is a {self._types[x.device]} instrument, not {x.type.value}"
+        elif (reason := screen(x.type.value, x.values)[1]) is not None:
+            problem = "implausible", f"{x.device} seq {x.seq}: {reason}"
+        if problem is None:
+            return True
+        plan.quarantine.append(_dead_letter(topic.site, topic.kind, problem[0], problem[1], msg, raw=x.model_dump(mode="json")))
+        return False
+
+    def _plan_readings_fast(self, payload: bytes, site_id: str, plan: Plan, now_ms: int) -> bool:
         """Plan a waste readings payload that needs no quarantine; False (plan untouched) otherwise.
 
         Same lines, count and days as the slow path would plan (checked against it by the property
-        test in tests/test_ingest_fastpath.py). The line-head lookup is the device check.
+        test in tests/test_ingest_fastpath.py). The line-head lookup is the device and category
+        check: heads exist only for a registered device's registered categories.
         """
         heads = self._heads.get(site_id)
         if heads is None:
@@ -162,11 +196,11 @@ class BatchPlanner:
         readings = batch.readings
         try:
             lines = waste_lines_from(heads, readings)
-        except KeyError:  # unknown, retired or another site's device: the slow path quarantines it
+        except KeyError:  # unknown, retired or another site's device, or not its category: slow path
             return False
         ts = [r.ts for r in readings]
         first, last = min(ts), max(ts)
-        if last > (wall_now_ms() if now_ms is None else now_ms) + FUTURE_TOLERANCE_MS:
+        if last > now_ms + FUTURE_TOLERANCE_MS or first < now_ms - self._max_age_ms:
             return False
         if day_number(first) == day_number(last):  # the usual batch: one Shanghai day
             plan.days[day_number(first)] += len(ts)
@@ -176,28 +210,42 @@ class BatchPlanner:
         plan.readings += len(readings)
         return True
 
-    @staticmethod
-    def _entry_record(topic: Topic, msg: Message, code: str, reason: str, raw: str) -> QuarantineRecord:
-        return QuarantineRecord(topic.site, topic.kind, code, reason, msg.topic, _excerpt(raw))
-
-    @staticmethod
-    def _plan_status(msg: Message, topic: Topic, plan: Plan) -> None:
+    def _plan_status(self, msg: Message, topic: Topic, plan: Plan) -> None:
+        """A gateway status: one gateway_status point, and device_status points for its registered
+        devices only (never a series per invented id), at most MAX_STATUS_DEVICES."""
         status = decode_status(msg.payload, topic)
-        ok = sum(1 for d in status.devices if d.ok)
+        plan.ignored.update(ignored_fields(status))
+        known = self._known[topic.site]
+        mine = [d for d in status.devices if d.device in known][:MAX_STATUS_DEVICES]
+        ok = sum(1 for d in mine if d.ok)
         plan.lines.append(
             line(
                 m.GATEWAY_STATUS.name,
                 {"site": topic.site, "kind": topic.kind},
-                {"online": status.state == "online", "buffered": status.buffered, "devices_ok": ok, "devices": len(status.devices)},
+                {"online": status.state == "online", "buffered": status.buffered, "devices_ok": ok, "devices": len(mine)},
                 msg.received_ns,
             )
         )
-        for d in status.devices:
-            if d.device.startswith(topic.site + "-"):
-                plan.lines.append(
-                    line(m.DEVICE_STATUS.name, {"site": topic.site, "device": d.device}, {"ok": d.ok, "fill_pct": d.fill_pct}, msg.received_ns)
-                )
+        for d in mine:
+            plan.lines.append(
+                line(m.DEVICE_STATUS.name, {"site": topic.site, "device": d.device}, {"ok": d.ok, "fill_pct": d.fill_pct}, msg.received_ns)
+            )
+        if len(mine) < len(status.devices):
+            plan.ignored["devices[] not registered"] += len(status.devices) - len(mine)
         plan.statuses += 1
+
+
+def _dead_letter(site: str, kind: str, code: str, reason: str, msg: Message, raw: object = None, entries: int = 1) -> QuarantineRecord:
+    """A dead letter keeping only what redaction allows: the entry (or the payload), reason, topic."""
+    excerpt = redact_payload(msg.payload) if raw is None else redact_entry(raw)
+    return QuarantineRecord(site, kind, code, mask_digits(reason)[:500], mask_digits(msg.topic[:300]), excerpt, entries)
+
+
+def _rollback(plan: Plan, mark: tuple[int, int, int, int, int, Counter[int]]) -> None:
+    """Undo whatever a message that failed half-way added to the plan."""
+    lines, quarantine, plan.readings, plan.measurements, plan.statuses, plan.days = mark
+    del plan.lines[lines:]
+    del plan.quarantine[quarantine:]
 
 
 def day_marker_lines(days: Counter[int], time_ns: int) -> list[str]:
@@ -205,7 +253,8 @@ def day_marker_lines(days: Counter[int], time_ns: int) -> list[str]:
     return [line(m.DIRTY_DAY.name, {"day": date_of(d).isoformat()}, {"points": n}, time_ns) for d, n in sorted(days.items())]
 
 
-def _safe_parse(topic: str) -> Topic:
+def topic_of(topic: str) -> Topic:
+    """The topic parsed, or a placeholder naming site "unknown" (for dead letters and logs)."""
     try:
         return parse(topic)
     except TopicError:
@@ -213,9 +262,10 @@ def _safe_parse(topic: str) -> Topic:
 
 
 def _count_entries(payload: bytes) -> int:
+    """How many entries a rejected payload held (1 when it is not a batch)."""
     try:
-        doc = json.loads(payload)
-        entries = doc.get("readings") or doc.get("measurements") if isinstance(doc, dict) else None
-        return len(entries) if isinstance(entries, list) else 1
-    except (ValueError, UnicodeDecodeError):
+        doc = load_json(payload)
+    except ContractError:
         return 1
+    entries = doc.get("readings") or doc.get("measurements") if isinstance(doc, dict) else None
+    return len(entries) if isinstance(entries, list) else 1

@@ -37,10 +37,12 @@ def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(he
 
     s = _settings(config)
     opts = s.ingest.model_dump()
+    max_age_days = opts.pop("max_age_days")
     if name:
         opts["name"] = name
     influx = InfluxClient(s.influx.config())
-    worker = IngestWorker(s.mqtt, influx, BatchPlanner(registry.load(s.registry), health_lines), WorkerOptions(**opts))
+    planner = BatchPlanner(registry.load(s.registry), health_lines, max_age_days=max_age_days)
+    worker = IngestWorker(s.mqtt, influx, planner, WorkerOptions(**opts))
     worker.start()
     _wait_for_signal()
     worker.stop()
