@@ -34,7 +34,8 @@ class FatalInfluxError(InfluxError):
 
 
 class WriteRejected(FatalInfluxError):
-    """A 400 on /write: some line of the batch is malformed or conflicts in type (a poison batch)."""
+    """A 4xx on /write other than 401/403/404/429: some line of the batch is malformed, conflicts in
+    type, is too large or outside retention (a poison batch)."""
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,13 @@ class InfluxClient:
         message = _error_text(r)
         if r.status_code in (401, 403):
             raise FatalInfluxError(f"InfluxDB refused the credentials ({r.status_code}): {message}")
-        if r.status_code == 400 and path == "/write":
-            raise WriteRejected(f"InfluxDB rejected the batch: {message}")
         if r.status_code >= 500 or r.status_code == 429:
             raise RetryableInfluxError(f"InfluxDB error {r.status_code}: {message}")
+        if path == "/write" and r.status_code != 404:
+            # 400 malformed or type conflict, 413 too large, 422 outside retention (2.x/3.x), ...: the
+            # data is at fault, so the caller isolates and quarantines it; never retried as it is.
+            # 404 (database or bucket not found) is the configuration's fault: fatal, like 401/403.
+            raise WriteRejected(f"InfluxDB rejected the batch ({r.status_code}): {message}")
         raise FatalInfluxError(f"InfluxDB error {r.status_code}: {message}")
 
     def _with_retries(self, method: str, path: str, retries: int | None = None, **kwargs: Any) -> httpx.Response:
@@ -155,7 +159,7 @@ class InfluxClient:
         return True
 
     def write_lines(self, body: bytes, precision: str = "ns", retries: int | None = None) -> None:
-        """POST line protocol; raise WriteRejected on 400, Retryable after the retries run out."""
+        """POST line protocol; raise WriteRejected for a poison batch, Retryable after the retries run out."""
         if not body:
             return
         params = {"db": self.config.database, "precision": precision}

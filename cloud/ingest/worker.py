@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import queue
 import random
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -37,15 +40,19 @@ from cloud.ingest.handler import (
     QuarantineRecord,
     day_marker_lines,
     quarantine_lines,
+    topic_of,
 )
 from cloud.lineproto import join_lines, line
 from cloud.quarantine import DEFAULT_KEEP_DAYS, QuarantineStore
+from cloud.redact import mask_digits
 from contract.topics import shared_subscription
 from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
 
 log = logging.getLogger(__name__)
 
 ENTRY_BYTES_ESTIMATE = 150  # a JSON waste reading is 110-190 bytes: payload size / this ~ entries
+EXIT_THREAD_DIED = 70  # EX_SOFTWARE: a worker thread died; systemd restarts the process
+IGNORED_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class WorkerOptions:
     quarantine_keep_days: float = DEFAULT_KEEP_DAYS
     prune_interval_s: float = 3600.0
     max_backoff_s: float = 10.0
+    qos0_inbox: int = 1000  # QoS 0 messages waiting at most (QoS 1 is bounded by receive_maximum)
 
 
 @dataclass
@@ -76,6 +84,10 @@ class Counters:
     batches: int = 0
     write_errors: int = 0
     rejected_batches: int = 0
+    ignored_fields: int = 0  # fields v1 does not define, accepted and ignored
+    internal_errors: int = 0  # messages our own bug turned into dead letters
+    dropped_qos0: int = 0  # QoS 0 messages dropped while the QoS 0 inbox was full
+    dropped_dead_letters: int = 0  # dead letters InfluxDB refused even alone (logged)
     last_batch_ms: float = 0.0
     max_batch_ms: float = 0.0
 
@@ -103,7 +115,8 @@ class IngestWorker:
     supervisor must restart a dead worker under the same name.
     """
 
-    def __init__(self, endpoint: MqttEndpoint, influx: InfluxClient, planner: BatchPlanner, options: WorkerOptions) -> None:
+    def __init__(self, endpoint: MqttEndpoint, influx: InfluxClient, planner: BatchPlanner, options: WorkerOptions,
+                 on_fatal: Callable[[str], None] | None = None) -> None:
         self.endpoint = endpoint
         self.influx = influx
         self.planner = planner
@@ -111,6 +124,10 @@ class IngestWorker:
         self.counters = Counters()
         self.connected = threading.Event()
         self._inbox: queue.Queue[Message] = queue.Queue()
+        self._qos0_slots = threading.BoundedSemaphore(options.qos0_inbox)
+        self._on_fatal = on_fatal or _exit_process
+        self._ignored_seen: Counter[str] = Counter()
+        self._ignored_logged = 0.0
         self._stop = threading.Event()
         self._connection = 0
         # Reconnect within 2 s of the broker coming back: Mosquitto 2.0 forgets shared subscriptions
@@ -122,8 +139,22 @@ class IngestWorker:
         self._client.on_subscribe = self._on_subscribe
         # Two threads so decoding the next batch overlaps writing this one; at most one batch waits.
         self._ready: queue.Queue[_Prepared] = queue.Queue(maxsize=1)
-        self._writer = threading.Thread(target=self._write_loop, name=f"{options.name}-planner", daemon=True)
-        self._committer = threading.Thread(target=self._commit_loop, name=f"{options.name}-committer", daemon=True)
+        self._writer = threading.Thread(target=self._guarded(self._write_loop), name=f"{options.name}-planner", daemon=True)
+        self._committer = threading.Thread(target=self._guarded(self._commit_loop), name=f"{options.name}-committer", daemon=True)
+
+    def _guarded(self, loop: Callable[[], None]) -> Callable[[], None]:
+        """A thread body that, should it ever raise, ends the process (a live worker that acks
+        nothing would stall every site) instead of dying quietly."""
+
+        def run() -> None:
+            try:
+                loop()
+            except BaseException as exc:
+                log.critical("%s: thread %s died: %s: %s", self.options.name, threading.current_thread().name,
+                             type(exc).__name__, exc, exc_info=exc)
+                self._on_fatal(f"{threading.current_thread().name} died: {type(exc).__name__}")
+
+        return run
 
     # -- MQTT side (network thread) ------------------------------------------------
 
@@ -148,7 +179,14 @@ class IngestWorker:
             log.warning("%s disconnected (%s); reconnecting", self.options.name, reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put(Message(msg.topic, msg.payload, msg.mid, bool(msg.dup), time.time_ns(), self._connection))
+        try:
+            if msg.qos == 0 and not self._qos0_slots.acquire(blocking=False):
+                self.counters.dropped_qos0 += 1  # at most once: QoS 0 may be dropped, never stall us
+                return
+            self._inbox.put(Message(msg.topic, msg.payload, msg.mid, bool(msg.dup), time.time_ns(), self._connection, msg.qos))
+        except BaseException as exc:
+            log.critical("%s: network thread failed: %s", self.options.name, type(exc).__name__, exc_info=exc)
+            self._on_fatal(f"network thread failed: {type(exc).__name__}")
 
     # -- writer thread --------------------------------------------------------------
 
@@ -174,6 +212,9 @@ class IngestWorker:
                     break
             batch.append(msg)
             size += max(1, len(msg.payload) // ENTRY_BYTES_ESTIMATE)
+        for msg in batch:
+            if msg.qos == 0:
+                self._qos0_slots.release()
         return batch
 
     def _write_loop(self) -> None:
@@ -226,8 +267,10 @@ class IngestWorker:
             log.error("batch of %d messages rejected by InfluxDB (%s); isolating the poison", len(current), exc)
             plan = self._write_isolating(current)
         for msg in current:
+            if msg.qos == 0:
+                continue  # nothing to acknowledge
             if msg.connection == self._connection:
-                self._client.ack(msg.mid, 1)
+                self._client.ack(msg.mid, msg.qos)
             else:
                 self.counters.stale += 1  # written, not acked: a PUBACK id means nothing on a new connection
         c = self.counters
@@ -237,9 +280,23 @@ class IngestWorker:
         quarantined = sum(r.entries for r in plan.quarantine)
         c.quarantined += quarantined
         c.entries += plan.readings + plan.measurements + quarantined
+        c.internal_errors += plan.internal_errors
+        if plan.ignored:
+            self._note_ignored(plan.ignored)
         c.batches += 1
         c.last_batch_ms = (time.perf_counter() - prepared.started) * 1000
         c.max_batch_ms = max(c.max_batch_ms, c.last_batch_ms)
+
+    def _note_ignored(self, ignored: Counter[str]) -> None:
+        """Count fields v1 does not define; name them in a debug line at most once a minute."""
+        self.counters.ignored_fields += sum(ignored.values())
+        self._ignored_seen.update(ignored)
+        now = time.monotonic()
+        if now - self._ignored_logged >= IGNORED_LOG_INTERVAL_S:
+            self._ignored_logged = now
+            names = ", ".join(f"{mask_digits(name)[:40]} x{n}" for name, n in self._ignored_seen.most_common(10))
+            log.debug("%s: ignored fields v1 does not define: %s", self.options.name, names)
+            self._ignored_seen.clear()
 
     def _body(self, plan: Plan) -> bytes:
         now = time.time_ns()
@@ -282,11 +339,19 @@ class IngestWorker:
                 return merged
             rejected = self._bisect_lines(plan.lines, str(exc))
         msg = messages[0]
-        site, kind = _site_kind(msg.topic)
-        poison = [QuarantineRecord(site, kind, "write_rejected", reason[:500], msg.topic, text[:2048]) for text, reason in rejected]
+        topic = topic_of(msg.topic)
+        poison = [QuarantineRecord(topic.site, topic.kind, "write_rejected", reason[:500], msg.topic, text[:2048]) for text, reason in rejected]
         plan.quarantine.extend(poison)
         plan.readings -= min(plan.readings, len(poison))
-        self._write_until_done(self._body(Plan(quarantine=plan.quarantine, days=plan.days)))
+        now = time.time_ns()
+        rest = quarantine_lines(plan.quarantine, self.options.name, now) + day_marker_lines(plan.days, now)
+        try:
+            self._write_until_done(join_lines(rest))
+        except WriteRejected as exc:  # even a dead letter refused: keep what InfluxDB takes, log the rest
+            dropped = self._bisect_lines(rest, str(exc))
+            self.counters.dropped_dead_letters += len(dropped)
+            log.error("%s: InfluxDB refused %d dead letter(s) of %s: %s", self.options.name, len(dropped), topic.site,
+                      mask_digits(dropped[0][1])[:300])
         return plan
 
     def _bisect_lines(self, lines: list[str], reason: str) -> list[tuple[str, str]]:
@@ -317,6 +382,10 @@ class IngestWorker:
             "stale": c.stale,
             "write_errors": c.write_errors,
             "rejected_batches": c.rejected_batches,
+            "ignored_fields": c.ignored_fields,
+            "internal_errors": c.internal_errors,
+            "dropped_qos0": c.dropped_qos0,
+            "dropped_dead_letters": c.dropped_dead_letters,
             "queue_depth": self._inbox.qsize(),
             "batch_latency_ms": float(c.last_batch_ms),
             "max_batch_latency_ms": float(c.max_batch_ms),
@@ -352,6 +421,8 @@ class IngestWorker:
         self._client.loop_stop()
 
 
-def _site_kind(topic: str) -> tuple[str, str]:
-    parts = topic.split("/")
-    return (parts[3], parts[2]) if len(parts) == 5 else ("unknown", "unknown")
+def _exit_process(why: str) -> None:
+    """End the whole process at once with a non-zero status (unacknowledged work stays with the
+    broker and comes back to the restarted worker)."""
+    logging.shutdown()
+    os._exit(EXIT_THREAD_DIED)
