@@ -122,17 +122,7 @@ class InfluxClient:
             raise RetryableInfluxError(f"InfluxDB at {self.config.url} unreachable: {exc}") from exc
         if r.status_code < 300:
             return r
-        message = _error_text(r)
-        if r.status_code in (401, 403):
-            raise FatalInfluxError(f"InfluxDB refused the credentials ({r.status_code}): {message}")
-        if r.status_code >= 500 or r.status_code == 429:
-            raise RetryableInfluxError(f"InfluxDB error {r.status_code}: {message}")
-        if path == "/write" and r.status_code != 404:
-            # 400 malformed or type conflict, 413 too large, 422 outside retention (2.x/3.x), ...: the
-            # data is at fault, so the caller isolates and quarantines it; never retried as it is.
-            # 404 (database or bucket not found) is the configuration's fault: fatal, like 401/403.
-            raise WriteRejected(f"InfluxDB rejected the batch ({r.status_code}): {message}")
-        raise FatalInfluxError(f"InfluxDB error {r.status_code}: {message}")
+        raise error_for(r.status_code, path, _error_text(r))
 
     def _with_retries(self, method: str, path: str, retries: int | None = None, **kwargs: Any) -> httpx.Response:
         attempts = self.config.retries if retries is None else retries
@@ -193,6 +183,23 @@ class InfluxClient:
     def execute(self, q: str) -> None:
         """Run a statement that returns no rows (CREATE, DROP, ...)."""
         self.query(q)
+
+
+def error_for(status: int, path: str, message: str) -> InfluxError:
+    """The error a non-2xx answer means: who is at fault decides whether a retry can help.
+
+    5xx and 429: the server (retry). 401/403: the credentials; 404: the database or bucket does
+    not exist (configuration: fatal, the worker holds its messages and retries slowly). Any other
+    4xx on /write (400 malformed or type conflict, 413 too large, 422 outside retention on
+    2.x/3.x, ...): the data, so the caller isolates and quarantines it, never retries it as it is.
+    """
+    if status >= 500 or status == 429:
+        return RetryableInfluxError(f"InfluxDB error {status}: {message}")
+    if status in (401, 403):
+        return FatalInfluxError(f"InfluxDB refused the credentials ({status}): {message}")
+    if path == "/write" and status != 404:
+        return WriteRejected(f"InfluxDB rejected the batch ({status}): {message}")
+    return FatalInfluxError(f"InfluxDB error {status}: {message}")
 
 
 def _error_text(r: httpx.Response) -> str:

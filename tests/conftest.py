@@ -23,6 +23,12 @@ from gumei.stack import LocalStack
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parent.parent
 
+# Tests replay fixed historic days (2021-2025), each test its own, so none shares a day with another;
+# the workers they spawn accept readings that old. The default 90-day horizon (too_old) is what
+# tests/test_hostile_gateway.py runs, with GUMEI_INGEST__MAX_AGE_DAYS unset for its worker.
+HISTORY_DAYS = "3650"
+os.environ["GUMEI_INGEST__MAX_AGE_DAYS"] = HISTORY_DAYS
+
 
 def wait_until(probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> T:
     """Call probe until it returns something truthy, or fail the test after timeout seconds."""

@@ -15,6 +15,7 @@ from cloud.influx import (
     InfluxConfig,
     RetryableInfluxError,
     WriteRejected,
+    error_for,
 )
 from gumei.services import free_port
 from gumei.stack import LocalStack
@@ -122,3 +123,24 @@ def test_token_auth_end_to_end_through_a_v2_style_gate(token_proxy: str, stack: 
     with InfluxClient(InfluxConfig(url=token_proxy, database=cfg.database, auth="token", token="nope")) as client, \
             pytest.raises(FatalInfluxError, match="401"):
         client.query("SHOW DATABASES")
+
+
+@pytest.mark.parametrize(("status", "path", "kind"), [
+    (400, "/write", WriteRejected), (413, "/write", WriteRejected), (422, "/write", WriteRejected),
+    (409, "/write", WriteRejected),  # any 4xx the data causes: isolate and quarantine, never retry as is
+    (401, "/write", FatalInfluxError), (403, "/write", FatalInfluxError), (404, "/write", FatalInfluxError),
+    (429, "/write", RetryableInfluxError), (500, "/write", RetryableInfluxError), (503, "/query", RetryableInfluxError),
+    (400, "/query", FatalInfluxError),
+])
+def test_errors_are_sorted_by_who_is_at_fault(status: int, path: str, kind: type[Exception]) -> None:
+    err = error_for(status, path, "msg")
+    assert type(err) is kind and str(status) in str(err)
+
+
+def test_missing_database_is_fatal_not_poison(stack: LocalStack) -> None:
+    """A 404 (no such database) is configuration, not data: the worker must not quarantine everything."""
+    config = stack.influx_config()
+    with InfluxClient(InfluxConfig(**{**config.__dict__, "database": "no_such_db"})) as client, \
+            pytest.raises(FatalInfluxError) as err:
+        client.write_lines(b"x v=1i 1\n")
+    assert not isinstance(err.value, WriteRejected)

@@ -99,6 +99,7 @@ def test_influxd_stopped_30s(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1500)  # 600 s of load, then the verification (the suite's default is 300 s a test)
 def test_soak_2000_gateways_10_minutes(capsys: pytest.CaptureFixture[str]) -> None:
     cfg = LoadConfig(gateways=2000, seconds=600, workers=2, warp=1200,
                      faults=[(120, restart_broker), (240, kill_worker), (360, stop_influxd_30s)])
