@@ -38,6 +38,7 @@ EXCERPT_CHARS = 2048
 _MAX_DEPTH = 12
 _MAX_ITEMS = 50
 _DIGITS = re.compile(r"\d(?:[ .\-]?\d){7,}")
+_REASON_DIGITS = re.compile(r"(?<!seq )(?<!ts )(?<![\d.\-])\d(?:[ .\-]?\d){7,}")
 _RESIDENT = re.compile(RESIDENT_PATTERN)
 
 
@@ -54,6 +55,13 @@ _CONTAINERS = {"readings", "measurements", "devices", "values"}
 def mask_digits(text: str) -> str:
     """Replace every run of 8+ digits (a card, phone or id number could be one) by `#`s."""
     return _DIGITS.sub(lambda m: "#" * len(m.group()), text)
+
+
+def mask_reason(reason: str) -> str:
+    """A dead letter's reason with digit runs masked, except the `seq N` and `ts N` our own code
+    wrote from validated integer fields (stored with every reading anyway, and what tells
+    redeliveries of one entry apart)."""
+    return _REASON_DIGITS.sub(lambda m: "#" * len(m.group()), reason)
 
 
 def _redact(value: Any, field: str | None, depth: int) -> Any:

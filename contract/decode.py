@@ -117,7 +117,7 @@ def _decode(
         site, raw_entries, extra = _load_envelope(payload, schema, list_key)
         entries = raw_entries
     if site != topic.site:
-        raise PayloadRejected("site_mismatch", f"payload site differs from topic site {topic.site!r}")
+        raise PayloadRejected("site_mismatch", f"payload site {site[:64]!r} differs from topic site {topic.site!r}")
     out: Decoded[E] = Decoded(site=site)
     out.ignored.update(extra)
     for i, item in enumerate(entries):
@@ -157,7 +157,7 @@ def decode_status(payload: bytes, topic: Topic) -> Status:
         code = "not_json" if exc.errors()[0]["type"] == "json_invalid" else "bad_schema"
         raise PayloadRejected(code, first_error(exc)) from None
     if status.site != topic.site:
-        raise PayloadRejected("site_mismatch", f"payload site differs from topic site {topic.site!r}")
+        raise PayloadRejected("site_mismatch", f"payload site {status.site!r} differs from topic site {topic.site!r}")
     return status
 
 

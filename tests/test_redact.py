@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloud.redact import REDACTED, mask_digits, redact_entry, redact_payload
+from cloud.redact import REDACTED, mask_digits, mask_reason, redact_entry, redact_payload
 
 CARD = "6222021234567890"
 PSEUDONYM = "r-5f0c2a9b41d07e3c8a66b1f2d9e04c17"
@@ -69,3 +69,10 @@ def test_any_json_value_redacts_to_bounded_json(value: object) -> None:
     text = redact_entry(value)
     assert len(text) <= 2048
     assert not re.search(r"\d{8,}", text), text
+
+
+def test_reasons_keep_our_seq_and_ts_and_mask_everything_else() -> None:
+    assert mask_reason("HH-01-BP seq 1764201600123: systolic_mmhg 400") == "HH-01-BP seq 1764201600123: systolic_mmhg 400"
+    assert mask_reason("entry 3: ts 1764201600000 is in the future") == "entry 3: ts 1764201600000 is in the future"
+    assert CARD not in mask_reason(f"device {CARD} is not registered")
+    assert CARD[:8] not in mask_reason(f"seq 1 {CARD}") and CARD[:8] not in mask_reason(f"site '{CARD[:8]}-{CARD[8:]}'")

@@ -23,7 +23,7 @@ from cloud.lineproto import (
     waste_lines_from,
 )
 from cloud.quarantine import QuarantineRecord, quarantine_lines
-from cloud.redact import mask_digits, redact_entry, redact_payload
+from cloud.redact import mask_digits, mask_reason, redact_entry, redact_payload
 from cloud.registry import Registry, Site
 from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
 from contract.decode import load_json
@@ -238,7 +238,7 @@ class BatchPlanner:
 def _dead_letter(site: str, kind: str, code: str, reason: str, msg: Message, raw: object = None, entries: int = 1) -> QuarantineRecord:
     """A dead letter keeping only what redaction allows: the entry (or the payload), reason, topic."""
     excerpt = redact_payload(msg.payload) if raw is None else redact_entry(raw)
-    return QuarantineRecord(site, kind, code, mask_digits(reason)[:500], mask_digits(msg.topic[:300]), excerpt, entries)
+    return QuarantineRecord(site, kind, code, mask_reason(reason)[:500], mask_digits(msg.topic[:300]), excerpt, entries)
 
 
 def _rollback(plan: Plan, mark: tuple[int, int, int, int, int, Counter[int]]) -> None:
