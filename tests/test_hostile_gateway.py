@@ -61,7 +61,7 @@ def healthy_worker(hostile: Hostile) -> Iterator[None]:
         try:
             assert not hostile.h.send(waste_readings(H), hostile.honest.payload(probe)).is_failure
             hostile.honest.acknowledged(probe)
-            hostile.wait_stored(lambda: len(hostile.stored_of(probe)) == 1, 10, "probe stored")
+            hostile.wait_stored(lambda: len(hostile.stored_of(probe)) == 1, 20, "probe stored")
         except AssertionError as exc:
             failure = str(exc)
     if failure is not None:
