@@ -67,6 +67,45 @@ def quarantine_lines(records: Sequence[QuarantineRecord], worker: str, time_ns: 
     return out
 
 
+class DeadLetterBudget:
+    """How many dead letters one site may have stored in full per window; the rest are summed.
+
+    A gateway flooding junk must not turn into a flood of points: beyond `per_window` dead letters
+    of a site within `window_s`, a batch's further dead letters of that site are folded into one
+    record per (site, kind, code), whose `entries` keeps the total (so counts stay exact) and whose
+    reason says how many were folded. Per worker process (N workers: N budgets, still bounded).
+    Not thread-safe: the planner thread owns it.
+    """
+
+    def __init__(self, per_window: int = 60, window_s: float = 60.0, max_sites: int = 10_000) -> None:
+        self.per_window, self.window_s, self.max_sites = per_window, window_s, max_sites
+        self._used: dict[str, tuple[float, int]] = {}
+
+    def admit(self, records: Sequence[QuarantineRecord], now_s: float) -> list[QuarantineRecord]:
+        """The records to store: within budget as they are, the rest folded per (site, kind, code)."""
+        if len(self._used) > self.max_sites:
+            self._used.clear()
+        kept: list[QuarantineRecord] = []
+        folded: dict[tuple[str, str, str], list[QuarantineRecord]] = {}
+        for r in records:
+            start, used = self._used.get(r.site, (now_s, 0))
+            if now_s - start >= self.window_s:
+                start, used = now_s, 0
+            self._used[r.site] = (start, used + 1)
+            if used < self.per_window:
+                kept.append(r)
+            else:
+                folded.setdefault((r.site, r.kind, r.code), []).append(r)
+        for (site, kind, code), rs in folded.items():
+            first = rs[0]
+            kept.append(QuarantineRecord(
+                site, kind, code,
+                f"{len(rs)} dead letters folded (over {self.per_window} in {self.window_s:.0f} s from this site); first: {first.reason}"[:500],
+                first.topic, first.payload, sum(r.entries for r in rs),
+            ))
+        return kept
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from cloud import measurements as m
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
+from cloud.ingest.handler import DEFAULT_MAX_AGE_DAYS
 from contract.models import WASTE_SCHEMA
 from contract.topics import waste_readings
 from gumei.mqtt import MqttEndpoint, make_client, session_properties
@@ -206,7 +207,9 @@ class Hostile:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         before = self._subscribed_count()
-        proc = self.stack.spawn("ingest", "ingest", "--config", str(self.config), "--name", self.worker_name)
+        # the production default horizon (the session's tests replay older history; see conftest)
+        proc = self.stack.spawn("ingest", "ingest", "--config", str(self.config), "--name", self.worker_name,
+                                env={"GUMEI_INGEST__MAX_AGE_DAYS": str(DEFAULT_MAX_AGE_DAYS)})
         deadline = time.monotonic() + 30
         while self._subscribed_count() <= before:
             assert proc.poll() is None, self.stack.log_of("ingest")

@@ -12,6 +12,7 @@ from cloud.health.lines import health_lines
 from cloud.influx import InfluxClient
 from cloud.ingest.handler import MAX_STATUS_DEVICES, BatchPlanner, Message, Plan
 from cloud.ingest.worker import IngestWorker, WorkerOptions
+from cloud.quarantine import DeadLetterBudget, QuarantineRecord
 from cloud.registry import Registry
 from contract.topics import status, waste_readings
 from gumei.stack import LocalStack
@@ -109,3 +110,14 @@ def test_a_dying_worker_thread_ends_the_process(stack: LocalStack, influx: Influ
         assert reasons == ["ingest-boundary-planner died: MemoryError"]
     finally:
         worker.stop()
+
+
+def test_a_flood_of_dead_letters_is_folded_with_exact_counts() -> None:
+    budget = DeadLetterBudget(per_window=3, window_s=60)
+    junk = [QuarantineRecord("WS-0101", "waste", "not_json", f"r{i}", "t", "p", entries=2) for i in range(10)]
+    other = [QuarantineRecord("WS-0102", "waste", "not_json", "o", "t", "p")]
+    kept = budget.admit(junk + other, now_s=0.0)
+    assert [r.reason for r in kept[:4]] == ["r0", "r1", "r2", "o"]  # within budget, and another site untouched
+    assert len(kept) == 5 and kept[4].entries == 14 and kept[4].reason.startswith("7 dead letters folded")
+    assert sum(r.entries for r in kept) == sum(r.entries for r in junk + other)  # counts stay exact
+    assert [r.reason for r in budget.admit(junk[:1], now_s=61.0)] == ["r0"]  # a new window

@@ -43,7 +43,7 @@ from cloud.ingest.handler import (
     topic_of,
 )
 from cloud.lineproto import join_lines, line
-from cloud.quarantine import DEFAULT_KEEP_DAYS, QuarantineStore
+from cloud.quarantine import DEFAULT_KEEP_DAYS, DeadLetterBudget, QuarantineStore
 from cloud.redact import mask_digits
 from contract.topics import shared_subscription
 from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
@@ -125,6 +125,7 @@ class IngestWorker:
         self.connected = threading.Event()
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._qos0_slots = threading.BoundedSemaphore(options.qos0_inbox)
+        self._budget = DeadLetterBudget()  # the planner thread's
         self._on_fatal = on_fatal or _exit_process
         self._ignored_seen: Counter[str] = Counter()
         self._ignored_logged = 0.0
@@ -256,6 +257,8 @@ class IngestWorker:
         # restart the broker may not redeliver them) but never acknowledged on this connection.
         started = time.perf_counter()
         plan = self.planner.plan_batch(batch)
+        if plan.quarantine:  # a flood of junk from one site stays a trickle of points
+            plan.quarantine = self._budget.admit(plan.quarantine, time.monotonic())
         return _Prepared(batch, plan, self._body(plan), started)
 
     def _commit(self, prepared: _Prepared) -> None:
