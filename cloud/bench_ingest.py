@@ -22,6 +22,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from cloud import registry as registry_mod
+from cloud.days import day_start_ms, number_of, today
 from cloud.influx import InfluxClient
 from cloud.ingest.loadgen import Load, Publisher, make_load, paced, waste_sites
 from cloud.lineproto import join_lines
@@ -31,7 +32,9 @@ from gumei.services import ServiceError, stop_process
 from gumei.stack import INGEST_USER, LocalStack
 
 DAY_MS = 86_400_000
-BASE_MS = 1_704_067_200_000  # 2024-01-01T00:00Z: each phase writes its own day
+# Each phase writes its own Shanghai day, from 60 days ago on: inside the workers' default 90-day
+# horizon (older readings are too_old dead letters), never in the future.
+BASE_MS = day_start_ms(number_of(today()) - 60)
 
 
 _UP = "connected (session present"
