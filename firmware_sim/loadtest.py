@@ -162,7 +162,7 @@ async def _probe_latency(run: LoadRun, influx: InfluxClient, stop: asyncio.Event
     while not stop.is_set():
         try:
             async with aiomqtt.Client(ep.host, ep.port, username=ep.username, password=ep.password,
-                                      identifier=f"probe-{site.id}", tls_params=tls) as client:
+                                      identifier=site.id, tls_params=tls) as client:
                 if replay and sent:
                     again = WasteBatch(site=site.id, readings=sent[-60:])
                     await client.publish(waste_readings(site.id), encode(again), qos=1)
@@ -193,7 +193,9 @@ async def _probe_latency(run: LoadRun, influx: InfluxClient, stop: asyncio.Event
 async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
     cfg = run.cfg
     start_ms = int(time.time() * 1000 - cfg.seconds * cfg.warp * 1000)
-    fleet = Fleet(run.registry, run.stack.endpoint, warp=cfg.warp, start_ms=start_ms, tick_s=cfg.tick_s,
+    # the probe is gateway sites[0] (client id = site id, bound by the broker): the fleet runs the others
+    others = registry_mod.Registry(areas=run.registry.areas, sites=run.registry.sites[1:])
+    fleet = Fleet(others, run.stack.endpoint, warp=cfg.warp, start_ms=start_ms, tick_s=cfg.tick_s,
                   seed=cfg.seed, skew_ms=cfg.skew_ms)
     run.fleet = fleet  # type: ignore[attr-defined]
     run.probe_readings = []  # type: ignore[attr-defined]

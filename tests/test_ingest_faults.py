@@ -70,7 +70,7 @@ class Faults:
         errors: list[BaseException] = []
 
         def run() -> None:
-            pub = Publisher(self.stack.endpoint, [s.id for s in self.sites], prefix=f"faults{self.day}")
+            pub = Publisher(self.stack.endpoint, [s.id for s in self.sites])
             try:
                 pub.wait_connected()
                 for _due, msg in paced(load.messages, per_second):
@@ -171,7 +171,7 @@ def test_poison_batch_is_split_and_only_the_bad_lines_quarantined(faults: Faults
          **({"gross_kg": 20.5} if i % 5 == 0 else {})}
         for i in range(20)
     ]
-    pub = Publisher(faults.stack.endpoint, [site.id], prefix="poison")
+    pub = Publisher(faults.stack.endpoint, [site.id])
     try:
         pub.wait_connected()
         good = make_load([site], 1, 10, start + 10_000, 950_000).messages[0]
