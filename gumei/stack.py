@@ -225,10 +225,10 @@ def generate_broker(
     else:
         tls_files = replace(make_server_cert(tls_dir, hosts), require_certificate=client_certs)
     gateways = [s.id for s in registry.sites if not s.retired]
-    if client_certs:
-        for site_id in gateways:
-            if not (tls_dir / "clients" / f"{site_id}.crt").exists():
-                make_client_cert(tls_dir, site_id)
+    if client_certs:  # every identity then needs one: gateways, workers, monitors and the admin
+        for ident in identities:
+            if not (tls_dir / "clients" / f"{ident.username}.crt").exists():
+                make_client_cert(tls_dir, ident.username)
     layout = BrokerLayout((Listener(port, bind, tls_files),), state_dir.resolve(), plugin or find_plugin_or_debian())
     config, dynsec_out = out / "mosquitto.conf", out / "dynamic-security.json"
     header = [
@@ -242,7 +242,7 @@ def generate_broker(
     env_dir.mkdir(mode=0o700, exist_ok=True)
     worker_env = []
     for i in range(1, workers + 1):
-        worker_env.append(write_worker_env(env_dir, dynsec.worker_name(i), passwords))
+        worker_env.append(write_worker_env(env_dir, dynsec.worker_name(i), passwords, tls_dir / "clients"))
     return BrokerFiles(config, dynsec_out, secrets_path, tls_files, worker_env, len(identities))
 
 
@@ -254,10 +254,13 @@ def find_plugin_or_debian() -> Path:
         return DEBIAN_PLUGIN
 
 
-def write_worker_env(env_dir: Path, worker: str, passwords: dict[str, str]) -> Path:
+def write_worker_env(env_dir: Path, worker: str, passwords: dict[str, str], certs: Path) -> Path:
     """<env_dir>/<worker>.env for the systemd instance gumei-ingest@<n> (EnvironmentFile=, 0600)."""
     path = env_dir / f"{worker}.env"
-    write_private(path, f"# broker identity of {worker} (username = client id = its --name)\n{PASSWORD_ENV}={passwords[worker]}\n")
+    lines = [f"# broker identity of {worker} (username = client id = its --name)", f"{PASSWORD_ENV}={passwords[worker]}"]
+    if (certs / f"{worker}.crt").exists():
+        lines += [f"GUMEI_MQTT__CERT_FILE={certs / f'{worker}.crt'}", f"GUMEI_MQTT__KEY_FILE={certs / f'{worker}.key'}"]
+    write_private(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -285,5 +288,5 @@ def rotate_password(out: Path, username: str, live: MqttEndpoint | None = None) 
     tmp.replace(dynsec_out)
     save_passwords(secrets_path, passwords)
     if (out / "ingest" / f"{username}.env").exists():
-        write_worker_env(out / "ingest", username, passwords)
+        write_worker_env(out / "ingest", username, passwords, out / "tls" / "clients")
     return new

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cloud import registry as reg_mod
-from gumei.dynsec import DEFAULT_MONITORS, DEFAULT_WORKERS
+from gumei.dynsec import ADMIN, DEFAULT_MONITORS, DEFAULT_WORKERS
 
 RegistryOpt = Annotated[Path, typer.Option("--registry", "-r", help="site registry YAML")]
 registry_app = typer.Typer(no_args_is_help=True, help="The site registry: areas, sites and devices.")
@@ -127,7 +127,9 @@ def broker_rotate(
 
     live = None
     if live_port is not None:
-        live = MqttEndpoint(host=live_host, port=live_port, ca_file=out / "tls" / "ca.crt")
+        certs = out / "tls" / "clients"
+        admin_cert = {"cert_file": certs / f"{ADMIN}.crt", "key_file": certs / f"{ADMIN}.key"} if (certs / f"{ADMIN}.crt").exists() else {}
+        live = MqttEndpoint(host=live_host, port=live_port, ca_file=out / "tls" / "ca.crt", **admin_cert)
     rotate_password(out, user, live)
     done = "applied live" if live else f"install {out / 'dynamic-security.json'} and restart mosquitto (docs/deploy.md)"
     typer.echo(f"rotated {user}: new password in {out / 'secrets' / 'mqtt.json'}; {done}")
