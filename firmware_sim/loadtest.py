@@ -23,6 +23,7 @@ from cloud.influx import InfluxClient, InfluxError
 from contract.models import FUTURE_TOLERANCE_MS
 from firmware_sim.fleet import Fleet
 from firmware_sim.truth import api_daily, compare, expected_daily
+from gumei.dynsec import DEFAULT_WORKERS
 from gumei.proc_stats import ProcStats, sample
 from gumei.services import ServiceError, free_port
 from gumei.stack import LocalStack
@@ -107,7 +108,7 @@ class LoadRun:
         self.registry_path = root / "sites.yaml"
         root.mkdir(parents=True, exist_ok=True)
         registry_mod.save(self.registry, self.registry_path)
-        self.stack = LocalStack(root / "stack", self.registry)
+        self.stack = LocalStack(root / "stack", self.registry, workers=max(cfg.workers, DEFAULT_WORKERS))
         self.api_port = free_port()
         self.config: Path | None = None
         self.worker_names: list[str] = []
