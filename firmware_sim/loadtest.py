@@ -101,9 +101,10 @@ class LoadRun:
     def __init__(self, cfg: LoadConfig, root: Path, progress: Callable[[str], None]) -> None:
         self.cfg = cfg
         self.progress = progress
-        areas = max(1, math.ceil(cfg.gateways / 8))
+        # one more site than gateways: the latency probe is a gateway of its own (client ids are bound)
+        areas = max(1, math.ceil((cfg.gateways + 1) / 8))
         full = registry_mod.default_registry(areas=areas)
-        waste = [s for s in full.sites if s.kind == "waste"][: cfg.gateways]
+        waste = [s for s in full.sites if s.kind == "waste"][: cfg.gateways + 1]
         self.registry = registry_mod.Registry(areas=full.areas, sites=waste)
         self.registry_path = root / "sites.yaml"
         root.mkdir(parents=True, exist_ok=True)
@@ -194,7 +195,7 @@ async def _probe_latency(run: LoadRun, influx: InfluxClient, stop: asyncio.Event
 async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
     cfg = run.cfg
     start_ms = int(time.time() * 1000 - cfg.seconds * cfg.warp * 1000)
-    # the probe is gateway sites[0] (client id = site id, bound by the broker): the fleet runs the others
+    # the probe is gateway sites[0] (client id = site id, bound by the broker): the fleet runs the other cfg.gateways
     others = registry_mod.Registry(areas=run.registry.areas, sites=run.registry.sites[1:])
     fleet = Fleet(others, run.stack.endpoint, warp=cfg.warp, start_ms=start_ms, tick_s=cfg.tick_s,
                   seed=cfg.seed, skew_ms=cfg.skew_ms)
