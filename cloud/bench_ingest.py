@@ -26,10 +26,12 @@ from cloud.days import day_start_ms, number_of, today
 from cloud.influx import InfluxClient
 from cloud.ingest.loadgen import Load, Publisher, make_load, paced, waste_sites
 from cloud.lineproto import join_lines
+from contract.topics import SHARED_INGEST
 from gumei import proc_stats
+from gumei.dynsec import worker_name
 from gumei.mqtt import connect_persistent, make_client
 from gumei.services import ServiceError, stop_process
-from gumei.stack import INGEST_USER, LocalStack
+from gumei.stack import LocalStack
 
 DAY_MS = 86_400_000
 # Each phase writes its own Shanghai day, from 60 days ago on: inside the workers' default 90-day
@@ -110,7 +112,7 @@ class IngestBench:
         return load
 
     def _publish_backlog(self, load: Load) -> None:
-        pub = Publisher(self.stack.endpoint, [s.id for s in self.sites], prefix=f"bench-pub{self._day}")
+        pub = Publisher(self.stack.endpoint, [s.id for s in self.sites])
         try:
             pub.wait_connected()
             pub.publish_all(load.messages)
@@ -195,11 +197,12 @@ class IngestBench:
 
         def on_connect(c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
             t_up[0] = time.monotonic()
-            c.subscribe("$share/benchcount/gumei/v1/#", qos=1)
+            c.subscribe(SHARED_INGEST, qos=1)
             up.set()
 
-        ep = self.stack.endpoint(INGEST_USER)
-        client = make_client(ep, "bench-counter")
+        # worker identity 1 in the workers' group, before any worker runs (it unsubscribes at the end)
+        ep = self.stack.endpoint(worker_name(1))
+        client = make_client(ep, worker_name(1))
         client.on_message, client.on_connect = on_message, on_connect
         connect_persistent(client, ep, receive_maximum=RECEIVE_MAXIMUM)
         client.loop_start()
@@ -215,7 +218,7 @@ class IngestBench:
         if not done.wait(self.options.timeout_s):
             raise BenchError(f"bare subscriber got {got} of {len(load.messages)} messages")
         seconds = time.monotonic() - t_up[0]
-        client.unsubscribe("$share/benchcount/gumei/v1/#")
+        client.unsubscribe(SHARED_INGEST)
         client.disconnect()
         client.loop_stop()
         return Figure("MQTT ceiling: bare paho QoS 1 subscriber, counting", "msg/s", len(load.messages) / seconds, seconds,
@@ -250,7 +253,7 @@ class IngestBench:
         o = self.options
         messages = o.n(o.single_messages, 50) if per_message == 1 else o.n(o.batch_messages, 10)
         load = self._next_load(messages, per_message)
-        names = [f"bench-w{i + 1}" for i in range(workers)]
+        names = [worker_name(i + 1) for i in range(workers)]
         missing = [n for n in names if n not in self._sessions]
         if missing:  # a worker's persistent session must exist before the backlog to get its share
             self._start_workers(missing)
@@ -308,7 +311,7 @@ class IngestBench:
 
         stop_time = [0.0]
         poller = threading.Thread(target=poll, daemon=True)
-        pub = Publisher(self.stack.endpoint, [s.id for s in self.sites] + [self.probe_site.id], prefix=f"bench-lat{self._day}")
+        pub = Publisher(self.stack.endpoint, [s.id for s in self.sites] + [self.probe_site.id])
         try:
             pub.wait_connected()
             poller.start()
@@ -356,7 +359,7 @@ class IngestBench:
                 self._phase(result, "influx1gz", lambda: self.influx_ceiling(gzipped, 1))
                 self._phase(result, "influx2gz", lambda: self.influx_ceiling(gzipped, 2))
                 # 1-worker phases first: a persistent shared subscriber that is offline still gets its
-                # share queued (Mosquitto), so bench-w2's session must not exist yet.
+                # share queued (Mosquitto), so ingest-2's session must not exist yet.
                 self._phase(result, "e2e_1x1", lambda: self.end_to_end(influx, 1, 1))
                 self._stop_workers()
                 self._phase(result, "e2e_1x100", lambda: self.end_to_end(influx, 1, self.options.per_batch))

@@ -78,7 +78,7 @@ class CloudSettings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     influx: InfluxSettings = InfluxSettings()
-    mqtt: MqttEndpoint = MqttEndpoint(username="ingest")
+    mqtt: MqttEndpoint = MqttEndpoint()  # a worker connects as its ingest.name (worker_endpoint)
     ingest: IngestSettings = IngestSettings()
     registry: Path = DEFAULT_REGISTRY
     tokens: Path = Path("run/tokens.json")
@@ -92,9 +92,19 @@ class CloudSettings(BaseSettings):
         if self.environment == "production":
             if self.influx.auth == "none":
                 raise ValueError("production needs InfluxDB auth (influx.auth = basic or token)")
-            if not self.mqtt.password or self.mqtt.ca_file is None:
-                raise ValueError("production needs an MQTT password and TLS (mqtt.password, mqtt.ca_file)")
+            if self.mqtt.ca_file is None:
+                raise ValueError("production needs TLS to the broker (mqtt.ca_file)")
         return self
+
+    def worker_endpoint(self) -> MqttEndpoint:
+        """The broker identity of this ingestion worker: username = client id = ingest.name."""
+        if self.mqtt.username not in (None, self.ingest.name):
+            raise SettingsError(f"mqtt.username {self.mqtt.username!r} is not the worker name {self.ingest.name!r}: "
+                                "a worker connects as its name (ingest-1..N); drop mqtt.username")
+        if self.environment == "production" and not self.mqtt.password:
+            raise SettingsError(f"production needs {self.ingest.name}'s broker password (GUMEI_MQTT__PASSWORD, "
+                                f"from /etc/gumei/ingest/{self.ingest.name}.env)")
+        return self.mqtt.model_copy(update={"username": self.ingest.name})
 
     @classmethod
     def settings_customise_sources(

@@ -99,8 +99,7 @@ class WasteAgent:
                                backoff_max_s=p.backoff_max_s, status_interval_s=p.status_interval_s,
                                replay_window_s=p.replay_window_s, replay_delay_s=p.replay_delay_s,
                                keep_acked_s=cfg.queue.keep_acked_s)
-        self.publisher = Publisher(endpoint, cfg.site, "waste", queue, tuning=tuning, status_fn=self.status,
-                                   client_id=cfg.broker.client_id)
+        self.publisher = Publisher(endpoint, cfg.site, "waste", queue, tuning=tuning, status_fn=self.status)
         self._threads: list[threading.Thread] = []
         self._rng = random.Random()
 

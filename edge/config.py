@@ -60,8 +60,7 @@ class BrokerConfig(_Strict):
     url: str  # mqtts://host:8883 (TLS) or mqtt://host:1883 (loopback tests only)
     ca_file: Path | None = None
     credentials_file: Path
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    client_id: str | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)  # the MQTT client id is the site id (the broker binds it)
 
     @field_validator("url")
     @classmethod

@@ -91,14 +91,13 @@ class Publisher:
         *,
         tuning: PublishTuning | None = None,
         status_fn: Callable[[], list[DeviceStatus]] | None = None,
-        client_id: str | None = None,
         agent_version: str = AGENT_VERSION,
         seed: int | None = None,
     ) -> None:
         self.endpoint, self.site, self.kind, self.queue = endpoint, site, kind, queue
         self.tuning = tuning or PublishTuning()
         self.status_fn = status_fn or list
-        self.client_id = client_id or f"edge-{site}"
+        self.client_id = site  # the broker binds a gateway's client id to its username, the site id
         self.agent_version = agent_version
         self.stats = PublisherStats()
         self._rng = random.Random(seed)

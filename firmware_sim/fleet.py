@@ -164,7 +164,7 @@ class SimGateway:
             tls = aiomqtt.TLSParameters(ca_certs=str(ep.ca_file), certfile=str(ep.cert_file) if ep.cert_file else None,
                                         keyfile=str(ep.key_file) if ep.key_file else None, cert_reqs=ssl.CERT_REQUIRED)
         will = aiomqtt.Will(status_topic("waste", self.site.id), encode(Status(site=self.site.id, state="offline")), qos=1, retain=True)
-        return aiomqtt.Client(ep.host, ep.port, username=ep.username, password=ep.password, identifier=f"sim-{self.site.id}",
+        return aiomqtt.Client(ep.host, ep.port, username=ep.username, password=ep.password, identifier=self.site.id,
                               will=will, tls_params=tls, keepalive=ep.keepalive_s, timeout=30)
 
     async def run(self, stop: asyncio.Event, tick_s: float, connect_gate: asyncio.Semaphore, flush_s: float = 60.0) -> None:

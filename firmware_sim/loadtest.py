@@ -23,6 +23,7 @@ from cloud.influx import InfluxClient, InfluxError
 from contract.models import FUTURE_TOLERANCE_MS
 from firmware_sim.fleet import Fleet
 from firmware_sim.truth import api_daily, compare, expected_daily
+from gumei.dynsec import DEFAULT_WORKERS
 from gumei.proc_stats import ProcStats, sample
 from gumei.services import ServiceError, free_port
 from gumei.stack import LocalStack
@@ -100,14 +101,15 @@ class LoadRun:
     def __init__(self, cfg: LoadConfig, root: Path, progress: Callable[[str], None]) -> None:
         self.cfg = cfg
         self.progress = progress
-        areas = max(1, math.ceil(cfg.gateways / 8))
+        # one more site than gateways: the latency probe is a gateway of its own (client ids are bound)
+        areas = max(1, math.ceil((cfg.gateways + 1) / 8))
         full = registry_mod.default_registry(areas=areas)
-        waste = [s for s in full.sites if s.kind == "waste"][: cfg.gateways]
+        waste = [s for s in full.sites if s.kind == "waste"][: cfg.gateways + 1]
         self.registry = registry_mod.Registry(areas=full.areas, sites=waste)
         self.registry_path = root / "sites.yaml"
         root.mkdir(parents=True, exist_ok=True)
         registry_mod.save(self.registry, self.registry_path)
-        self.stack = LocalStack(root / "stack", self.registry)
+        self.stack = LocalStack(root / "stack", self.registry, workers=max(cfg.workers, DEFAULT_WORKERS))
         self.api_port = free_port()
         self.config: Path | None = None
         self.worker_names: list[str] = []
@@ -162,7 +164,7 @@ async def _probe_latency(run: LoadRun, influx: InfluxClient, stop: asyncio.Event
     while not stop.is_set():
         try:
             async with aiomqtt.Client(ep.host, ep.port, username=ep.username, password=ep.password,
-                                      identifier=f"probe-{site.id}", tls_params=tls) as client:
+                                      identifier=site.id, tls_params=tls) as client:
                 if replay and sent:
                     again = WasteBatch(site=site.id, readings=sent[-60:])
                     await client.publish(waste_readings(site.id), encode(again), qos=1)
@@ -193,7 +195,9 @@ async def _probe_latency(run: LoadRun, influx: InfluxClient, stop: asyncio.Event
 async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
     cfg = run.cfg
     start_ms = int(time.time() * 1000 - cfg.seconds * cfg.warp * 1000)
-    fleet = Fleet(run.registry, run.stack.endpoint, warp=cfg.warp, start_ms=start_ms, tick_s=cfg.tick_s,
+    # the probe is gateway sites[0] (client id = site id, bound by the broker): the fleet runs the other cfg.gateways
+    others = registry_mod.Registry(areas=run.registry.areas, sites=run.registry.sites[1:])
+    fleet = Fleet(others, run.stack.endpoint, warp=cfg.warp, start_ms=start_ms, tick_s=cfg.tick_s,
                   seed=cfg.seed, skew_ms=cfg.skew_ms)
     run.fleet = fleet  # type: ignore[attr-defined]
     run.probe_readings = []  # type: ignore[attr-defined]

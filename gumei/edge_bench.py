@@ -30,9 +30,10 @@ from contract import WasteReading, now_ms
 from edge.queue import DurableQueue
 from firmware_sim.scales.station import SimStation
 from gumei import proc_stats
+from gumei.broker import Mosquitto
+from gumei.dynsec import gateway_identity, monitor_identity, monitor_name
 from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
-from gumei.services import BrokerUser, Mosquitto, ServiceError, stop_process, write_private
-from gumei.stack import INGEST_USER, gateway_acl
+from gumei.services import ServiceError, stop_process, write_private
 from gumei.tls import make_server_cert
 
 SITE = "WS-0901"
@@ -64,7 +65,7 @@ class Reader:
     def __init__(self, endpoint: MqttEndpoint, device: str) -> None:
         self.device, self.seqs = device, set[int]()
         self._lock = threading.Lock()
-        self.client = make_client(endpoint, "edge-bench-reader")
+        self.client = make_client(endpoint, str(endpoint.username))  # a monitor identity: client id = username
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("gumei/v1/waste/+/readings", qos=1)
         self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.2)  # type: ignore[arg-type]  # back before the agent
@@ -134,12 +135,12 @@ def run_edge_bench(seconds: float = 60.0, backlog: int = 20_000, fps: float = 1.
     with tempfile.TemporaryDirectory(prefix="gumei-edge-bench-") as tmp:
         root = Path(tmp)
         password, reader_pw = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
-        broker = Mosquitto(root / "mosquitto", [BrokerUser(SITE, password, gateway_acl(SITE)),
-                                                BrokerUser(INGEST_USER, reader_pw, ["topic read gumei/v1/#"])],
-                           tls=make_server_cert(root / "tls"))
+        monitor = monitor_name(1)
+        broker = Mosquitto(root / "mosquitto", [gateway_identity(SITE), monitor_identity(monitor)],
+                           {SITE: password, monitor: reader_pw}, tls=make_server_cert(root / "tls"))
         broker.start()
         assert broker.tls is not None
-        reader = Reader(MqttEndpoint(port=broker.tls_port, username=INGEST_USER, password=reader_pw,
+        reader = Reader(MqttEndpoint(port=broker.tls_port, username=monitor, password=reader_pw,
                                      ca_file=broker.tls.ca_cert), f"{SITE}-S9")
         station = SimStation(SITE, serial=3, modbus=1, fps=fps)
         station.start(now_ms())

@@ -1,4 +1,4 @@
-"""Start and stop private Mosquitto and influxd instances on free ports (tests, demo, bench)."""
+"""Start and stop private service processes on free ports (influxd here; Mosquitto in gumei.broker)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def find_binary(name: str, extra_dirs: Iterable[str] = ("/usr/sbin", "/usr/bin")
         candidate = Path(d) / name
         if candidate.exists():
             return str(candidate)
-    package = {"influxd": "influxdb", "mosquitto_passwd": "mosquitto"}.get(name, name)
+    package = {"influxd": "influxdb"}.get(name, name)
     raise ServiceError(f"{name} not found: run scripts/setup.sh (or apt-get install {package})")
 
 
@@ -80,134 +80,6 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.chmod(path, 0o600)
-
-
-def write_password_file(path: Path, users: Iterable[tuple[str, str]]) -> None:
-    """A Mosquitto password file hashed by mosquitto_passwd itself (plaintext only in a private temp file)."""
-    tmp = path.with_name(path.name + ".new")
-    write_private(tmp, "".join(f"{u}:{p}\n" for u, p in users))
-    try:
-        subprocess.run([find_binary("mosquitto_passwd"), "-U", str(tmp)], check=True, capture_output=True)
-    except subprocess.CalledProcessError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ServiceError(f"mosquitto_passwd failed: {exc.stderr.decode(errors='replace').strip()}") from None
-    tmp.replace(path)
-
-
-def set_password(path: Path, username: str, password: str) -> None:
-    """Replace (or add) one user's hash in a password file; every other line stays byte-identical."""
-    one = path.with_name(path.name + ".one")
-    write_password_file(one, [(username, password)])
-    hashed = one.read_text().strip()
-    one.unlink()
-    lines = path.read_text().splitlines() if path.exists() else []
-    out = [hashed if ln.split(":", 1)[0] == username else ln for ln in lines]
-    if hashed not in out:
-        out.append(hashed)
-    write_private(path.with_name(path.name + ".tmp"), "\n".join(out) + "\n")
-    path.with_name(path.name + ".tmp").replace(path)
-
-
-def acl_text(users: Iterable[BrokerUser]) -> str:
-    """The ACL file: per user, only the listed patterns; everything else is denied."""
-    return "".join(f"user {u.username}\n" + "".join(f"{a}\n" for a in u.acl) + "\n" for u in users)
-
-
-@dataclass
-class BrokerUser:
-    """One broker identity and what it may do (ACL lines without the `user` header)."""
-
-    username: str
-    password: str
-    acl: list[str]
-
-
-@dataclass
-class Mosquitto:
-    """A private Mosquitto 2 broker with password auth, ACL and (optionally) a TLS listener.
-
-    Lifecycle: construct, start(), use .port/.tls_port, stop(). Not thread-safe.
-    """
-
-    workdir: Path
-    users: list[BrokerUser]
-    port: int = 0
-    tls: TlsFiles | None = None
-    tls_port: int = 0
-    plain_listener: bool = True  # loopback-only, same auth and ACL; gateways and workers use TLS
-    max_queued_messages: int = 1_000_000
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def log(self) -> Path:
-        return self.workdir / "mosquitto.log"
-
-    def write_config(self) -> Path:
-        """Write mosquitto.conf, the hashed password file and the ACL into workdir."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port()
-        passwd = self.workdir / "passwd"
-        write_password_file(passwd, [(u.username, u.password) for u in self.users])
-        acl = self.workdir / "acl"
-        write_private(acl, acl_text(self.users))
-        lines = [
-            "per_listener_settings false",
-            "allow_anonymous false",
-            f"password_file {passwd}",
-            f"acl_file {acl}",
-            "persistence true",
-            f"persistence_location {self.workdir}/",
-            "autosave_interval 5",
-            f"max_queued_messages {self.max_queued_messages}",
-            "max_inflight_messages 1000",
-            "max_packet_size 300000",
-            f"log_dest file {self.log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "connection_messages true",
-        ]
-        if self.plain_listener:
-            lines.append(f"listener {self.port} 127.0.0.1")
-        if os.geteuid() == 0:
-            # Mosquitto drops root to user "mosquitto", which cannot read a private temp dir.
-            lines.insert(0, "user root")
-        if self.tls is not None:
-            self.tls_port = self.tls_port or free_port()
-            lines += [
-                f"listener {self.tls_port} 127.0.0.1",
-                f"cafile {self.tls.ca_cert}",
-                f"certfile {self.tls.server_cert}",
-                f"keyfile {self.tls.server_key}",
-                "tls_version tlsv1.2",
-                f"require_certificate {'true' if self.tls.require_certificate else 'false'}",
-            ]
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        return conf
-
-    def start(self, timeout: float = 15) -> None:
-        conf = self.write_config()
-        self.log.touch()
-        with open(self.workdir / "mosquitto.stderr", "ab") as err:
-            self.proc = subprocess.Popen([find_binary("mosquitto"), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
-        if self.plain_listener:
-            wait_for_port(self.port, self.proc, timeout, self.log)
-        if self.tls is not None:
-            wait_for_port(self.tls_port, self.proc, timeout, self.log)
-
-    def set_password(self, username: str, password: str) -> None:
-        """Rotate one user's password (others untouched) and make the running broker reload it."""
-        set_password(self.workdir / "passwd", username, password)
-        self.reload()
-
-    def reload(self) -> None:
-        """SIGHUP: Mosquitto re-reads the password file and the ACL without dropping clients."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGHUP)
-
-    def stop(self) -> None:
-        stop_process(self.proc)
 
 
 @dataclass(frozen=True)

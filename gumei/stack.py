@@ -10,44 +10,28 @@ import os
 import secrets
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cloud.auth import TokenStore
 from cloud.influx import InfluxConfig
 from cloud.registry import Registry
-from contract.topics import kind_of_site
+from cloud.settings import IngestSettings
+from gumei import dynsec
+from gumei.broker import DEBIAN_PLUGIN, BrokerLayout, Listener, Mosquitto, find_plugin, write_broker
+from gumei.dynsec_control import set_client_password
 from gumei.mqtt import MqttEndpoint
 from gumei.services import (
-    BrokerUser,
     Influxd,
-    Mosquitto,
     ServiceError,
     TlsFiles,
-    acl_text,
-    set_password,
     stop_process,
     tail,
-    write_password_file,
     write_private,
 )
 from gumei.tls import make_client_cert, make_server_cert
 
-INGEST_USER = "ingest"
-
-
-def gateway_acl(site_id: str) -> list[str]:
-    """A gateway may write its own site's topics and nothing else; it may read nothing."""
-    return [f"topic write gumei/v1/{kind_of_site(site_id)}/{site_id}/#"]
-
-
-def broker_users(registry: Registry, passwords: dict[str, str]) -> list[BrokerUser]:
-    """One user per active gateway (write only its own topics) and a read-only ingestion identity."""
-    users = [BrokerUser(INGEST_USER, passwords[INGEST_USER], ["topic read gumei/v1/#"])]
-    for site in registry.sites:
-        if not site.retired:
-            users.append(BrokerUser(site.id, passwords[site.id], gateway_acl(site.id)))
-    return users
+PASSWORD_ENV = "GUMEI_MQTT__PASSWORD"  # how a worker process gets its own broker password
 
 
 def load_or_make_passwords(path: Path, names: list[str]) -> dict[str, str]:
@@ -73,15 +57,18 @@ def save_passwords(path: Path, passwords: dict[str, str]) -> None:
 
 @dataclass
 class LocalStack:
-    """Broker (TLS + password auth + ACL) + influxd + secrets under one directory. start() then stop().
+    """Broker (TLS + dynamic security) + influxd + secrets under one directory. start() then stop().
 
     Gateways and workers reach the broker through its TLS listener (endpoint()); the broker also
-    keeps a loopback-only plain listener with the same auth and ACL (plain_endpoint()).
+    keeps a loopback-only plain listener with the same security (plain_endpoint()). Identities are
+    those of production (gumei.dynsec): gateways, ingest-1..N, monitor-1..k, the admin.
     """
 
     root: Path
     registry: Registry
     tls: bool = True
+    workers: int = dynsec.DEFAULT_WORKERS
+    monitors: int = dynsec.DEFAULT_MONITORS
     mosquitto: Mosquitto | None = None
     influxd: Influxd | None = None
     passwords: dict[str, str] = field(default_factory=dict)
@@ -89,10 +76,10 @@ class LocalStack:
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        names = [INGEST_USER] + [s.id for s in self.registry.sites]
-        self.passwords = load_or_make_passwords(self.root / "secrets" / "mqtt.json", names)
+        identities = dynsec.broker_identities(self.registry, self.workers, self.monitors)
+        self.passwords = load_or_make_passwords(self.root / "secrets" / "mqtt.json", [i.username for i in identities])
         tls_files = make_server_cert(self.root / "tls") if self.tls else None
-        self.mosquitto = Mosquitto(self.root / "mosquitto", broker_users(self.registry, self.passwords), tls=tls_files)
+        self.mosquitto = Mosquitto(self.root / "mosquitto", identities, self.passwords, tls=tls_files)
         self.mosquitto.start()
         self.influxd = Influxd(self.root / "influxd")
         self.influxd.start()
@@ -107,7 +94,7 @@ class LocalStack:
                             ca_file=m.tls.ca_cert, keepalive_s=keepalive_s)
 
     def plain_endpoint(self, username: str, keepalive_s: int = 30) -> MqttEndpoint:
-        """The loopback-only plain listener (same auth and ACL), for on-host tools."""
+        """The loopback-only plain listener (same identities and ACLs), for on-host tools."""
         assert self.mosquitto is not None
         return MqttEndpoint(port=self.mosquitto.port, username=username, password=self.passwords[username],
                             keepalive_s=keepalive_s)
@@ -118,11 +105,10 @@ class LocalStack:
         return self.mosquitto.tls.ca_cert if self.mosquitto and self.mosquitto.tls else None
 
     def rotate_password(self, username: str) -> str:
-        """Give one broker user a fresh password, live; every other credential stays as it was."""
+        """Give one broker user a fresh password, live (admin identity, control topic); others stay."""
         assert self.mosquitto is not None
         new = secrets.token_urlsafe(18)
-        self.mosquitto.set_password(username, new)
-        self.passwords[username] = new
+        self.mosquitto.set_password(username, new)  # also updates self.passwords (the same dict)
         save_passwords(self.root / "secrets" / "mqtt.json", self.passwords)
         return new
 
@@ -133,9 +119,9 @@ class LocalStack:
         return InfluxConfig(url=i.url, database=i.database, auth="basic", username=i.username, password=i.password)
 
     def write_cloud_config(self, registry_path: Path, extra: str = "") -> Path:
-        """A TOML config for the cloud processes of this stack."""
+        """A TOML config for the cloud processes of this stack (each worker's password comes by env: spawn)."""
         c = self.influx_config()
-        ep = self.endpoint(INGEST_USER)
+        ep = self.endpoint(dynsec.worker_name(1))
         path = self.root / "cloud.toml"
         text = (
             f"""# generated by gumei for the local stack
@@ -152,8 +138,6 @@ password = "{c.password}"
 [mqtt]
 host = "{ep.host}"
 port = {ep.port}
-username = "{ep.username}"
-password = "{ep.password}"
 {f'ca_file = "{ep.ca_file}"' if ep.ca_file else ""}
 """
         )
@@ -164,8 +148,21 @@ password = "{ep.password}"
         """The stack's API token store."""
         return TokenStore(self.root / "tokens.json")
 
+    def worker_env(self, worker: str) -> dict[str, str]:
+        """The environment that gives ingestion worker `worker` its own broker password."""
+        if worker not in self.passwords or not worker.startswith("ingest-"):
+            raise ServiceError(f"no broker identity {worker!r}: workers are ingest-1..ingest-{self.workers}")
+        return {PASSWORD_ENV: self.passwords[worker]}
+
     def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start `python -m gumei.cli <args>` with its output in <root>/logs/<name>.log."""
+        """Start `python -m gumei.cli <args>` with its output in <root>/logs/<name>.log.
+
+        An `ingest` worker gets its own identity: username = its --name (default ingest-1), its
+        password through the environment, as a systemd instance gets it from its env file.
+        """
+        if args and args[0] == "ingest":
+            worker = args[args.index("--name") + 1] if "--name" in args else IngestSettings().name
+            env = {**self.worker_env(worker), **(env or {})}
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         with open(logs / f"{name}.log", "ab") as out:
@@ -197,77 +194,99 @@ class BrokerFiles:
     """What `gumei broker gen` wrote for a real deployment."""
 
     config: Path
-    passwd: Path
-    acl: Path
+    dynsec: Path
     secrets: Path
     tls: TlsFiles
+    worker_env: list[Path]
     users: int
 
 
 def generate_broker(
     out: Path, registry: Registry, hosts: list[str], port: int = 8883, bind: str = "0.0.0.0",
-    client_certs: bool = False,
+    client_certs: bool = False, workers: int = dynsec.DEFAULT_WORKERS, monitors: int = dynsec.DEFAULT_MONITORS,
+    state_dir: Path = Path("/var/lib/mosquitto"), plugin: Path | None = None,
 ) -> BrokerFiles:
-    """Broker security for a deployment, from the registry: hashed passwords, ACL, TLS, mosquitto.conf.
+    """Broker security for a deployment, from the registry: identities and ACLs, TLS, mosquitto.conf.
 
-    Existing passwords in <out>/secrets/mqtt.json and an existing CA are kept, so re-running after a
-    registry change adds and removes gateways without changing anyone else's credentials.
-    With client_certs, every gateway also gets a certificate and the listener requires one.
+    Existing passwords in <out>/secrets/mqtt.json and an existing CA are kept (and so are the
+    hashes of unchanged passwords), so re-running after a registry change adds and removes
+    gateways without changing anyone else's credentials. The plugin's file is written to
+    <out>/dynamic-security.json and installed into state_dir (docs/deploy.md). With client_certs,
+    every gateway also gets a certificate and the listener requires one.
     """
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    active = [s.id for s in registry.sites if not s.retired]
+    identities = dynsec.broker_identities(registry, workers, monitors)
     secrets_path = out / "secrets" / "mqtt.json"
-    passwords = load_or_make_passwords(secrets_path, [INGEST_USER, *active])
-    users = broker_users(registry, passwords)
-    passwd, acl = out / "passwd", out / "acl"
-    write_password_file(passwd, [(u.username, u.password) for u in users])
-    write_private(acl, acl_text(users))
+    passwords = load_or_make_passwords(secrets_path, [i.username for i in identities])
     tls_dir = out / "tls"
     if (tls_dir / "server.crt").exists() and (tls_dir / "server.key").exists():
-        tls_files = TlsFiles(tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key")
+        tls_files = TlsFiles(tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key", client_certs)
     else:
-        tls_files = make_server_cert(tls_dir, hosts)
-    if client_certs:
-        for site_id in active:
-            if not (tls_dir / "clients" / f"{site_id}.crt").exists():
-                make_client_cert(tls_dir, site_id)
-    config = out / "mosquitto.conf"
-    config.write_text(
-        f"""# Generated by `gumei broker gen` from the site registry ({len(active)} gateways).
-# Gateways: username = site id, password from secrets/mqtt.json (hand each gateway only its own),
-# TLS verified against tls/ca.crt. Rotate one gateway: gumei broker rotate <site> --out {out}
-per_listener_settings false
-allow_anonymous false
-password_file {passwd}
-acl_file {acl}
-persistence true
-persistence_location /var/lib/mosquitto/
-max_packet_size 300000
-connection_messages true
-
-listener {port} {bind}
-cafile {tls_files.ca_cert}
-certfile {tls_files.server_cert}
-keyfile {tls_files.server_key}
-tls_version tlsv1.2
-require_certificate {"true" if client_certs else "false"}
-use_identity_as_username false
-"""
-    )
-    return BrokerFiles(config, passwd, acl, secrets_path, tls_files, len(users))
+        tls_files = replace(make_server_cert(tls_dir, hosts), require_certificate=client_certs)
+    gateways = [s.id for s in registry.sites if not s.retired]
+    if client_certs:  # every identity then needs one: gateways, workers, monitors and the admin
+        for ident in identities:
+            if not (tls_dir / "clients" / f"{ident.username}.crt").exists():
+                make_client_cert(tls_dir, ident.username)
+    layout = BrokerLayout((Listener(port, bind, tls_files),), state_dir.resolve(), plugin or find_plugin_or_debian())
+    config, dynsec_out = out / "mosquitto.conf", out / "dynamic-security.json"
+    header = [
+        f"Generated by `gumei broker gen` from the site registry ({len(gateways)} gateways, {workers} workers).",
+        f"Install {dynsec_out} as {layout.dynsec_file} (owner mosquitto, 0600; docs/deploy.md).",
+        f"Gateways: username = client id = site id, TLS verified against {tls_files.ca_cert}.",
+        f"Rotate one password: gumei broker rotate <user> --out {out} [--live-port {port}]",
+    ]
+    write_broker(config, dynsec_out, layout, identities, passwords, header)
+    env_dir = out / "ingest"
+    env_dir.mkdir(mode=0o700, exist_ok=True)
+    worker_env = []
+    for i in range(1, workers + 1):
+        worker_env.append(write_worker_env(env_dir, dynsec.worker_name(i), passwords, tls_dir / "clients"))
+    return BrokerFiles(config, dynsec_out, secrets_path, tls_files, worker_env, len(identities))
 
 
-def rotate_gateway_password(out: Path, username: str) -> str:
-    """New password for one user of a generated broker: its passwd line and secret change, nothing else."""
+def find_plugin_or_debian() -> Path:
+    """The plugin on this host, else where Debian/Ubuntu amd64 installs it (the broker host may differ)."""
+    try:
+        return find_plugin()
+    except ServiceError:
+        return DEBIAN_PLUGIN
+
+
+def write_worker_env(env_dir: Path, worker: str, passwords: dict[str, str], certs: Path) -> Path:
+    """<env_dir>/<worker>.env for the systemd instance gumei-ingest@<n> (EnvironmentFile=, 0600)."""
+    path = env_dir / f"{worker}.env"
+    lines = [f"# broker identity of {worker} (username = client id = its --name)", f"{PASSWORD_ENV}={passwords[worker]}"]
+    if (certs / f"{worker}.crt").exists():
+        lines += [f"GUMEI_MQTT__CERT_FILE={certs / f'{worker}.crt'}", f"GUMEI_MQTT__KEY_FILE={certs / f'{worker}.key'}"]
+    write_private(path, "\n".join(lines) + "\n")
+    return path
+
+
+def rotate_password(out: Path, username: str, live: MqttEndpoint | None = None) -> str:
+    """New password for one identity of a generated broker; only its secret, hash (and env file) change.
+
+    With live (the broker's address, as the admin), the running broker takes it at once through the
+    control topic and rewrites its own file; without, install the new file and restart Mosquitto.
+    """
     secrets_path = out / "secrets" / "mqtt.json"
     if not secrets_path.exists():
         raise ServiceError(f"no {secrets_path}: run gumei broker gen --out {out} first")
     passwords: dict[str, str] = json.loads(secrets_path.read_text())
-    if username not in passwords:
-        raise ServiceError(f"{username} has no broker credential in {secrets_path}")
+    dynsec_out = out / "dynamic-security.json"
+    doc = dynsec.read_config(dynsec_out)
+    if username not in passwords or doc is None or username not in {c.get("username") for c in doc.get("clients", [])}:
+        raise ServiceError(f"{username} has no broker identity in {dynsec_out}")
     new = secrets.token_urlsafe(18)
-    set_password(out / "passwd", username, new)
+    if live is not None:
+        set_client_password(live.model_copy(update={"username": dynsec.ADMIN, "password": passwords[dynsec.ADMIN]}), username, new)
     passwords[username] = new
+    dynsec.set_password(doc, username, new)
+    tmp = dynsec_out.with_name(dynsec_out.name + ".tmp")
+    write_private(tmp, json.dumps(doc, indent=2) + "\n")
+    tmp.replace(dynsec_out)
     save_passwords(secrets_path, passwords)
+    if (out / "ingest" / f"{username}.env").exists():
+        write_worker_env(out / "ingest", username, passwords, out / "tls" / "clients")
     return new

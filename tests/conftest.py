@@ -16,6 +16,7 @@ import pytest
 
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
+from gumei.dynsec import worker_name
 from gumei.mqtt import make_client
 from gumei.services import free_port
 from gumei.stack import LocalStack
@@ -93,8 +94,8 @@ def influx(stack: LocalStack) -> Iterator[InfluxClient]:
 
 @pytest.fixture(scope="session")
 def ingest_worker(stack: LocalStack, cloud_config: Path) -> subprocess.Popen[bytes]:
-    """One ingestion worker process, subscribed."""
-    proc = stack.spawn("ingest", "ingest", "--config", str(cloud_config), "--name", "ingest-test-1")
+    """One ingestion worker process (identity ingest-1), subscribed."""
+    proc = stack.spawn("ingest", "ingest", "--config", str(cloud_config), "--name", worker_name(1))
     wait_for_log(stack.root / "logs" / "ingest.log", "subscribed to")
     return proc
 
@@ -128,11 +129,11 @@ def gumei(*args: str, timeout: float = 120, check: bool = True) -> subprocess.Co
 
 @pytest.fixture(scope="module")
 def gateway(stack: LocalStack) -> Iterator[Callable[[str], mqtt.Client]]:
-    """Connected MQTT clients with a gateway's own credentials (disconnected afterwards)."""
+    """Connected MQTT clients with a gateway's own identity (client id = site id; disconnected afterwards)."""
     clients: list[mqtt.Client] = []
 
     def connect(site: str) -> mqtt.Client:
-        client = make_client(stack.endpoint(site), f"test-{site}-{len(clients)}")
+        client = make_client(stack.endpoint(site), site)
         ep = stack.endpoint(site)
         client.connect(ep.host, ep.port)
         client.loop_start()

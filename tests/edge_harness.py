@@ -25,8 +25,8 @@ from tests.conftest import rows_of, wait_for_log
 
 
 @contextmanager
-def stack_with_worker(root: Path, registry: registry_mod.Registry, worker: str) -> Iterator[LocalStack]:
-    """A private broker and influxd with one subscribed ingestion worker, stopped afterwards."""
+def stack_with_worker(root: Path, registry: registry_mod.Registry, worker: str = "ingest-1") -> Iterator[LocalStack]:
+    """A private broker and influxd with one subscribed ingestion worker (an identity ingest-N), stopped afterwards."""
     s = LocalStack(root, registry)
     s.start()
     try:

@@ -25,7 +25,7 @@ from contract.models import WASTE_SCHEMA
 from contract.topics import waste_readings
 from gumei.mqtt import MqttEndpoint, make_client, session_properties
 from gumei.services import stop_process
-from gumei.stack import INGEST_USER, LocalStack
+from gumei.stack import LocalStack
 from tests.conftest import rows_of
 
 THREAD_DIED = "Exception in thread"  # what threading's excepthook prints when a worker thread dies
@@ -241,11 +241,11 @@ class Hostile:
         """Replace a broken worker: stop it, discard its session (and the poison in flight), start it again."""
         self.recoveries.append(why)
         stop_process(self.proc)
-        wiper = make_client(self.stack.endpoint(INGEST_USER), self.worker_name)
+        wiper = make_client(self.stack.endpoint(self.worker_name), self.worker_name)
         props = session_properties(expiry_s=0)
         done = threading.Event()
         wiper.on_connect = lambda *_: done.set()
-        ep = self.stack.endpoint(INGEST_USER)
+        ep = self.stack.endpoint(self.worker_name)
         wiper.connect(ep.host, ep.port, clean_start=True, properties=props)
         wiper.loop_start()
         done.wait(10)

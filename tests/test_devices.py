@@ -27,7 +27,7 @@ from gumei.mqtt import MqttEndpoint, Will, make_client
 ep = MqttEndpoint.model_validate_json(os.environ["GATEWAY_ENDPOINT"])
 site = ep.username
 will = Will(status("waste", site), encode(Status(site=site, state="offline")))
-client = make_client(ep, f"gw-{site}", will=will)
+client = make_client(ep, site, will=will)
 ready = threading.Event()
 client.on_connect = lambda *a: ready.set()
 client.connect(ep.host, ep.port, keepalive=ep.keepalive_s)

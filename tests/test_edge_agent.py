@@ -15,6 +15,7 @@ from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from contract.topics import status as status_topic
 from firmware_sim.scales.station import SimStation
+from gumei.dynsec import monitor_name
 from gumei.mqtt import make_client
 from gumei.stack import LocalStack
 from tests.conftest import wait_until
@@ -68,7 +69,7 @@ def test_kill_9_while_publishing_then_restart_loses_and_doubles_nothing(
 
 @pytest.fixture
 def private_stack(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[LocalStack]:
-    with stack_with_worker(tmp_path_factory.mktemp("edge-outage"), registry, "edge-outage-1") as s:
+    with stack_with_worker(tmp_path_factory.mktemp("edge-outage"), registry) as s:
         yield s
 
 
@@ -97,7 +98,7 @@ def test_broker_stopped_for_a_while_scales_keep_weighing_every_reading_arrives(
 
 
 def latest_status(stack: LocalStack, site: str) -> dict[str, Any]:
-    """The retained status of a gateway, read as the ingestion identity would."""
+    """The retained status of a gateway, read with a monitor identity."""
     got: list[dict[str, Any]] = []
     ready = threading.Event()
 
@@ -105,8 +106,8 @@ def latest_status(stack: LocalStack, site: str) -> dict[str, Any]:
         got.append(json.loads(msg.payload))
         ready.set()
 
-    ep = stack.endpoint("ingest")
-    client = make_client(ep, f"edge-test-status-{site}")
+    ep = stack.endpoint(monitor_name(2))
+    client = make_client(ep, monitor_name(2))
     client.on_message = on_message
     client.connect(ep.host, ep.port, clean_start=True)
     client.subscribe(status_topic("waste", site), qos=1)

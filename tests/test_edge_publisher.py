@@ -18,21 +18,21 @@ from contract import HealthMeasurement, WasteReading, decode_health, decode_wast
 from contract.topics import health_measurements, parse, status, waste_readings
 from edge.publisher import Publisher, PublishTuning
 from edge.queue import DurableQueue
+from gumei.broker import Mosquitto
+from gumei.dynsec import gateway_identity, monitor_identity, monitor_name
 from gumei.mqtt import MqttEndpoint, make_client
-from gumei.services import BrokerUser, Mosquitto
-from gumei.stack import INGEST_USER, gateway_acl
 from gumei.tls import make_server_cert
 from tests.conftest import wait_until
 
 
 class Broker:
-    """A private TLS Mosquitto with two gateways and the read-only ingestion identity."""
+    """A private TLS Mosquitto with two gateways and read-only monitor identities."""
 
     def __init__(self, root: Path) -> None:
-        self.passwords = {u: f"pw-{u}" for u in ("HH-01", "WS-0707", INGEST_USER)}
-        users = [BrokerUser(u, p, gateway_acl(u)) for u, p in self.passwords.items() if u != INGEST_USER]
-        users.append(BrokerUser(INGEST_USER, self.passwords[INGEST_USER], ["topic read gumei/v1/#"]))
-        self.mosquitto = Mosquitto(root, users, tls=make_server_cert(root / "tls"))
+        identities = [gateway_identity("HH-01"), gateway_identity("WS-0707")]
+        identities += [monitor_identity(monitor_name(i)) for i in (1, 2, 3)]
+        self.passwords = {i.username: f"pw-{i.username}" for i in identities}
+        self.mosquitto = Mosquitto(root, identities, self.passwords, tls=make_server_cert(root / "tls"))
         self.mosquitto.start()
 
     def endpoint(self, user: str) -> MqttEndpoint:
@@ -49,12 +49,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 class Listener:
-    """A plain subscriber with the ingestion identity: every message on some topics, decoded."""
+    """A plain subscriber with a monitor identity (client id = its name): every message on some topics."""
 
     def __init__(self, broker: Broker, topics: list[str], name: str) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
-        ep = broker.endpoint("ingest")
+        ep = broker.endpoint(name)
         self.client = make_client(ep, name)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
@@ -82,7 +82,7 @@ def listener(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Any]:
     made: list[Listener] = []
 
     def make(*topics: str) -> Listener:
-        made.append(Listener(broker, list(topics), f"edge-test-{request.node.name[:40]}-{len(made)}"))
+        made.append(Listener(broker, list(topics), monitor_name(len(made) + 1)))
         return made[-1]
 
     yield make

@@ -25,7 +25,7 @@ from tests.test_edge_agent import finish
 
 @pytest.fixture
 def soak_stack(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[LocalStack]:
-    with stack_with_worker(tmp_path_factory.mktemp("edge-soak"), registry, "edge-soak-1") as s:
+    with stack_with_worker(tmp_path_factory.mktemp("edge-soak"), registry) as s:
         yield s
 
 

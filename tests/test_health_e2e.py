@@ -31,11 +31,13 @@ from edge.publisher import Publisher
 from edge.queue import DurableQueue
 from firmware_sim.health import HealthHutSim, make_residents, measure
 from firmware_sim.health.hut import Visit
+from gumei.dynsec import monitor_name
 from gumei.mqtt import make_client
 from gumei.stack import LocalStack
 from tests.conftest import gumei, rows_of, wait_until
 
 SITE = "HH-01"
+WITNESS = monitor_name(1)
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 UCUM = {"systolic_mmhg": "mm[Hg]", "diastolic_mmhg": "mm[Hg]", "mean_arterial_mmhg": "mm[Hg]", "pulse_bpm": "/min",
         "weight_kg": "kg", "height_cm": "cm", "bmi": "kg/m2", "body_fat_pct": "%", "temperature_c": "Cel",
@@ -63,18 +65,18 @@ def run(stack: LocalStack, ingest_worker: Any, influx: InfluxClient, tmp_path_fa
     key = os.urandom(16)  # a fresh district key: this run's pseudonyms exist nowhere else
     rng = random.Random(5)
     witnessed: list[bytes] = []
-    witness = make_client(stack.endpoint("ingest"), "health-e2e-witness")
+    witness = make_client(stack.endpoint(WITNESS), WITNESS)  # a read-only monitor identity
     witness.on_message = lambda _c, _u, msg: witnessed.append(msg.topic.encode() + b" " + msg.payload)
     subscribed = threading.Event()
     witness.on_subscribe = lambda *_: subscribed.set()
-    ep = stack.endpoint("ingest")
+    ep = stack.endpoint(WITNESS)
     witness.connect(ep.host, ep.port)
     witness.loop_start()
     witness.subscribe("gumei/v1/#", qos=1)
     assert subscribed.wait(10)
 
     queue = DurableQueue.open(tmp_path_factory.mktemp("hut") / "queue.db")
-    publisher = Publisher(stack.endpoint(SITE), SITE, "health", queue, client_id="health-e2e-hut")  # the hut's own identity
+    publisher = Publisher(stack.endpoint(SITE), SITE, "health", queue)  # the hut's own identity
     publisher.start()
     with HealthHutSim(SITE, seed=9) as hut:
         sources = {d: SocketTransport(*addr) for d, addr in hut.endpoints().items()}

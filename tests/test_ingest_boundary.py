@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from cloud.quarantine import DeadLetterBudget, QuarantineRecord
 from cloud.registry import Registry
 from contract.topics import status, waste_readings
 from gumei.stack import LocalStack
+from tests.hostile_helpers import Gateway
 
 NOW = 1_764_201_600_000
 SITE = "WS-0101"
@@ -86,9 +88,10 @@ def test_a_status_names_only_registered_devices(registry: Registry) -> None:
     assert MAX_STATUS_DEVICES >= len(registry.site(SITE).devices)  # type: ignore[union-attr]
 
 
-def test_a_dying_worker_thread_ends_the_process(stack: LocalStack, influx: InfluxClient, registry: Registry) -> None:
+def test_a_dying_worker_thread_ends_the_process(tmp_path: Path, registry: Registry) -> None:
     """If a worker thread ever raises, the worker must not stay alive acknowledging nothing: the
-    guard calls on_fatal (in production: os._exit(70), so systemd restarts it)."""
+    guard calls on_fatal (in production: os._exit(70), so systemd restarts it). A private broker:
+    this worker joins the shared group and must not hold the session stack's messages."""
 
     class Exploding(BatchPlanner):
         def plan_batch(self, messages: object, now_ms: int | None = None) -> Plan:
@@ -101,15 +104,25 @@ def test_a_dying_worker_thread_ends_the_process(stack: LocalStack, influx: Influ
         reasons.append(why)
         died.set()
 
-    worker = IngestWorker(stack.endpoint("ingest"), influx, Exploding(registry), WorkerOptions(name="ingest-boundary", group="boundary"),
-                          on_fatal=fatal)
-    worker._inbox.put(Message(waste_readings(SITE), batch(reading(1))))
-    worker.start()
+    stack = LocalStack(tmp_path / "stack", registry)
+    stack.start()
     try:
-        assert died.wait(20), "the planner thread died quietly"
-        assert reasons == ["ingest-boundary-planner died: MemoryError"]
+        with InfluxClient(stack.influx_config()) as influx:
+            worker = IngestWorker(stack.endpoint("ingest-1"), influx, Exploding(registry), WorkerOptions(name="ingest-1"),
+                                  on_fatal=fatal)
+            worker.start()
+            try:
+                gw = Gateway(stack.endpoint(SITE), SITE)
+                try:
+                    gw.send_nowait(waste_readings(SITE), batch(reading(1)))
+                finally:
+                    gw.close()
+                assert died.wait(20), "the planner thread died quietly"
+                assert reasons == ["ingest-1-planner died: MemoryError"]
+            finally:
+                worker.stop()
     finally:
-        worker.stop()
+        stack.stop()
 
 
 def test_a_flood_of_dead_letters_is_folded_with_exact_counts() -> None:

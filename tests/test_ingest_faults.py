@@ -17,6 +17,7 @@ import pytest
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from cloud.ingest.loadgen import Load, Outgoing, Publisher, make_load, paced, waste_sites
+from gumei.mqtt import make_client
 from gumei.services import stop_process
 from gumei.stack import LocalStack
 from tests.conftest import count, gumei, wait_until
@@ -43,20 +44,31 @@ class Faults:
         self.seq += load.readings
         return load
 
-    def worker(self, name: str, group: str) -> subprocess.Popen[bytes]:
-        """Start `gumei ingest` in a shared-subscription group and wait until its session is up.
+    def worker(self, name: str) -> subprocess.Popen[bytes]:
+        """Start `gumei ingest` as identity `name` (ingest-N) and wait until its session is up.
 
-        Each scenario has its own group: an offline persistent member (a worker of an earlier
-        scenario) keeps getting its share queued, which is Mosquitto's behaviour (#2662).
+        Every scenario's workers join the one group the broker allows; end_sessions() afterwards,
+        since an offline persistent member keeps getting its share queued (Mosquitto, #2662).
         """
         log = self.stack.root / "logs" / f"{name}.log"
         before = log.read_text(errors="replace").count("subscribed to") if log.exists() else 0
-        proc = self.stack.spawn(name, "ingest", "--config", str(self.config), "--name", name,
-                                env={"GUMEI_INGEST__GROUP": group})
+        proc = self.stack.spawn(name, "ingest", "--config", str(self.config), "--name", name)
         wait_until(lambda: proc.poll() is not None or log.read_text(errors="replace").count("subscribed to") > before,
                    what=f"{name} subscribed")
         assert proc.poll() is None, self.stack.log_of(name)
         return proc
+
+    def end_sessions(self, *names: str) -> None:
+        """Delete stopped workers' persistent sessions (clean start, expiry 0), so they leave the group."""
+        for name in names:
+            ep = self.stack.endpoint(name)
+            client, up = make_client(ep, name), threading.Event()
+            client.on_connect = lambda _c, _u, _f, rc, _p, up=up: None if rc.is_failure else up.set()
+            client.connect(ep.host, ep.port, clean_start=True)
+            client.loop_start()
+            assert up.wait(10), f"{name} could not end its session"
+            client.disconnect()
+            client.loop_stop()
 
     def stored(self, load: Load) -> int:
         return count(self.influx, f"SELECT count(net_kg) FROM waste_reading WHERE {load.where()}")
@@ -70,7 +82,7 @@ class Faults:
         errors: list[BaseException] = []
 
         def run() -> None:
-            pub = Publisher(self.stack.endpoint, [s.id for s in self.sites], prefix=f"faults{self.day}")
+            pub = Publisher(self.stack.endpoint, [s.id for s in self.sites])
             try:
                 pub.wait_connected()
                 for _due, msg in paced(load.messages, per_second):
@@ -113,7 +125,7 @@ def rss_kb(pid: int) -> int:
 
 
 def test_kill_9_a_worker_of_two_mid_stream_loses_and_doubles_nothing(faults: Faults) -> None:
-    w1, w2 = faults.worker("fw-1", "kill"), faults.worker("fw-2", "kill")
+    w1, w2 = faults.worker("ingest-1"), faults.worker("ingest-2")
     load = faults.load(300, 50)
     publisher = faults.publish_in_background(load, per_second=100)
     wait_until(lambda: faults.stored(load) > load.readings // 4, what="a quarter of the stream stored")
@@ -121,14 +133,15 @@ def test_kill_9_a_worker_of_two_mid_stream_loses_and_doubles_nothing(faults: Fau
     w1.wait(10)
     # the supervisor (systemd Restart=always) brings it back under the same client id: Mosquitto
     # keeps the dead member's in-flight and queued share in its session (eclipse-mosquitto#2662)
-    w1 = faults.worker("fw-1", "kill")
+    w1 = faults.worker("ingest-1")
     faults.assert_exact(load, publisher)
     stop_process(w1)
     stop_process(w2)
+    faults.end_sessions("ingest-1", "ingest-2")
 
 
 def outage(faults: Faults, seconds: float) -> None:
-    w = faults.worker(f"fo-{seconds:.0f}", f"outage{seconds:.0f}")
+    w = faults.worker("ingest-1")
     load = faults.load(max(200, int(seconds * 40)), 50)
     publisher = faults.publish_in_background(load, per_second=40)
     wait_until(lambda: faults.stored(load) > 0, what="first readings stored")
@@ -146,6 +159,7 @@ def outage(faults: Faults, seconds: float) -> None:
     # bounded: at most Receive Maximum messages (2000 x ~7 KB here) are held, never the backlog
     assert peak - base < 150_000, f"worker RSS grew by {peak - base} kB during the outage"
     stop_process(w)
+    faults.end_sessions("ingest-1")
 
 
 def test_influxd_down_for_a_few_seconds_loses_nothing_and_resumes(faults: Faults) -> None:
@@ -158,7 +172,7 @@ def test_influxd_down_for_30_seconds_loses_nothing_and_resumes(faults: Faults) -
 
 
 def test_poison_batch_is_split_and_only_the_bad_lines_quarantined(faults: Faults) -> None:
-    w = faults.worker("fp-1", "poison")
+    w = faults.worker("ingest-1")
     site = faults.sites[0]
     device = next(d for d in site.devices if not d.retired)
     start = BASE_MS + 50 * DAY_MS
@@ -171,7 +185,7 @@ def test_poison_batch_is_split_and_only_the_bad_lines_quarantined(faults: Faults
          **({"gross_kg": 20.5} if i % 5 == 0 else {})}
         for i in range(20)
     ]
-    pub = Publisher(faults.stack.endpoint, [site.id], prefix="poison")
+    pub = Publisher(faults.stack.endpoint, [site.id])
     try:
         pub.wait_connected()
         good = make_load([site], 1, 10, start + 10_000, 950_000).messages[0]
@@ -191,6 +205,7 @@ def test_poison_batch_is_split_and_only_the_bad_lines_quarantined(faults: Faults
     assert all("conflict" in d["reason"] and "gross_kg=20.5" in d["payload"] for d in letters)
     assert w.poll() is None
     stop_process(w)
+    faults.end_sessions("ingest-1")
 
 
 def test_bench_smoke(tmp_path: Path) -> None:

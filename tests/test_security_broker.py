@@ -1,26 +1,28 @@
-"""The real broker keeps every gateway in its own lane: TLS, passwords, ACL, rotation, quarantine."""
+"""The real broker keeps every identity in its own lane: TLS, passwords, bound client ids, ACLs (subscribe
+included), rotation, quarantine; and the broker a deployment gets is the one the tests run."""
 
 from __future__ import annotations
 
-import os
+import json
 import socket
 import ssl
-import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cloud import measurements as m
 from contract import WasteBatch, WasteReading, encode
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
+from gumei.dynsec import ADMIN, monitor_name, worker_name
 from gumei.mqtt import MqttEndpoint
-from gumei.services import find_binary, free_port, stop_process, wait_for_port
-from tests.conftest import count, gumei, rows_of, wait_until
+from tests.conftest import count, rows_of, wait_until
 from tests.security_helpers import connack, probe
 
 ME, OTHER = "WS-3901", "WS-3902"  # area A39 in the default registry; no other test uses them
+MONITOR = monitor_name(3)
+SPARE_WORKER = worker_name(4)  # a worker identity no process runs in the session stack
 TS = 1709164800000  # 2024-02-29T00:00Z: a day no other test writes
 
 
@@ -33,7 +35,7 @@ def stored(influx, site: str) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_gateway_cannot_publish_to_another_site_and_nothing_reaches_the_db(stack, ingest_worker, influx):  # type: ignore[no-untyped-def]
-    with probe(stack.endpoint(ME), "sec-pub") as gw:
+    with probe(stack.endpoint(ME), ME) as gw:
         refused = [
             gw.publish(waste_readings(OTHER), batch(OTHER, f"{OTHER}-S1", 1)),
             gw.publish(status_topic("waste", OTHER), b'{"schema":"gumei.status.v1","site":"WS-3902","state":"offline"}', retain=True),
@@ -48,24 +50,24 @@ def test_gateway_cannot_publish_to_another_site_and_nothing_reaches_the_db(stack
 
 
 def test_gateway_cannot_read_anything(stack):  # type: ignore[no-untyped-def]
-    """Mosquitto 2.0's acl_file grants the SUBACK and filters at delivery: nothing ever arrives."""
+    """The plugin checks SUBSCRIBE (the acl_file did not): every filter is refused, nothing ever arrives."""
     online = b'{"schema":"gumei.status.v1","site":"WS-3902","state":"online"}'
-    with probe(stack.endpoint(OTHER), "sec-sub-o") as other:
+    with probe(stack.endpoint(OTHER), OTHER) as other:
         assert other.publish(status_topic("waste", OTHER), online, retain=True).value == 0
-        with probe(stack.endpoint(ME), "sec-sub") as gw, probe(stack.endpoint("ingest"), "sec-sub-witness") as witness:
-            topics = ("#", "gumei/v1/#", f"gumei/v1/waste/{ME}/#", "$share/ingest/gumei/v1/#", "$SYS/#")
+        with probe(stack.endpoint(ME), ME) as gw, probe(stack.endpoint(MONITOR), MONITOR) as witness:
+            topics = ("#", "gumei/v1/#", f"gumei/v1/waste/{ME}/#", "$share/ingest/gumei/v1/#", "$SYS/#", "$CONTROL/#")
             for topic in topics:
-                gw.subscribe(topic)
+                assert gw.subscribe(topic).value == 0x87, topic  # Not authorized
             assert not witness.subscribe(status_topic("waste", OTHER)).is_failure
             assert other.publish(status_topic("waste", OTHER), online).value == 0
             assert gw.publish(waste_readings(ME), batch(ME, f"{ME}-S2", 7)).value == 0
-            # The witness (read-only ingest identity) gets the retained and the live message; the gateway nothing.
+            # The witness (read-only monitor identity) gets the retained and the live message; the gateway nothing.
             wait_until(lambda: len(witness.received) >= 2, 10, what="witness got retained + live status")
             assert gw.received == []
 
 
 def test_ingest_identity_cannot_publish(stack):  # type: ignore[no-untyped-def]
-    with probe(stack.endpoint("ingest"), "sec-ingest") as ing:
+    with probe(stack.endpoint(SPARE_WORKER), SPARE_WORKER) as ing:
         assert ing.publish(waste_readings(ME), batch(ME, f"{ME}-S1", 99)).value == 0x87
 
 
@@ -73,15 +75,15 @@ def test_wrong_password_and_unknown_user_are_refused(stack):  # type: ignore[no-
     ep = stack.endpoint(ME)
     for bad in (ep.model_copy(update={"password": "guess"}), ep.model_copy(update={"username": "WS-9999"}),
                 ep.model_copy(update={"username": None, "password": None})):
-        rc = connack(bad, "sec-bad")
+        rc = connack(bad, bad.username or "sec-bad")
         assert rc is not None and rc.is_failure, rc
-    assert not connack(ep, "sec-good").is_failure  # type: ignore[union-attr]
+    assert not connack(ep, ME).is_failure  # type: ignore[union-attr]
 
 
 def test_plain_tcp_and_untrusted_tls_to_the_tls_listener_are_refused(stack, tmp_path):  # type: ignore[no-untyped-def]
     ep = stack.endpoint(ME)
     assert ep.ca_file is not None and ep.port == stack.mosquitto.tls_port
-    assert connack(ep.model_copy(update={"ca_file": None}), "sec-plain") is None
+    assert connack(ep.model_copy(update={"ca_file": None}), ME) is None
     from gumei.tls import make_ca
 
     wrong_ca, _ = make_ca(tmp_path / "other-ca")
@@ -98,7 +100,7 @@ def tls_handshake(port: int, ca_file: Path) -> None:
 
 
 def test_device_of_another_site_is_quarantined(stack, ingest_worker, influx):  # type: ignore[no-untyped-def]
-    with probe(stack.endpoint(ME), "sec-q") as gw:
+    with probe(stack.endpoint(ME), ME) as gw:
         mixed = WasteBatch(site=ME, readings=[
             WasteReading(device=f"{OTHER}-S1", seq=5, ts=TS + 1, category="dry", net_kg=2.0),  # another site's scale
             WasteReading(device=f"{ME}-S9", seq=5, ts=TS + 2, category="dry", net_kg=2.0),  # not registered
@@ -118,58 +120,96 @@ def test_device_of_another_site_is_quarantined(stack, ingest_worker, influx):  #
 
 def test_rotating_one_gateway_password_leaves_the_others(stack):  # type: ignore[no-untyped-def]
     site, neighbour = "WS-3903", "WS-3904"
-    passwd = stack.root / "mosquitto" / "passwd"
-    before = {ln.split(":")[0]: ln for ln in passwd.read_text().splitlines()}
+    plugin_file = stack.root / "mosquitto" / "dynamic-security.json"
+    before = hashes(plugin_file)
     old = stack.endpoint(site)
-    stack.rotate_password(site)
-    after = {ln.split(":")[0]: ln for ln in passwd.read_text().splitlines()}
-    assert {u for u in before if before[u] != after[u]} == {site}
-    # SIGHUP reload is asynchronous: wait until the old password stops working.
-    wait_until(lambda: (rc := connack(old, "rot-old")) is not None and rc.is_failure, 10, what="old password refused")
-    assert not connack(stack.endpoint(site), "rot-new").is_failure  # type: ignore[union-attr]
-    assert not connack(stack.endpoint(neighbour), "rot-neighbour").is_failure  # type: ignore[union-attr]
+    stack.rotate_password(site)  # live, as the admin, through $CONTROL/dynamic-security/v1
+    # the plugin rehashes and saves its own file: only this user's hash changed
+    wait_until(lambda: hashes(plugin_file) != before, 10, what="the plugin to save its file")
+    after = hashes(plugin_file)
+    assert {u for u in before if before[u] != after[u]} == {site} and before.keys() == after.keys()
+    rc = connack(old, site)
+    assert rc is not None and rc.is_failure, rc
+    assert not connack(stack.endpoint(site), site).is_failure  # type: ignore[union-attr]
+    assert not connack(stack.endpoint(neighbour), neighbour).is_failure  # type: ignore[union-attr]
 
 
-def test_generated_broker_config_runs_with_tls_client_certs_and_acl(tmp_path: Path):  # type: ignore[no-untyped-def]
-    reg = {
-        "areas": [{"id": "A01", "name": "area"}],
-        "sites": [
-            {"id": "WS-0001", "kind": "waste", "area": "A01", "name": "one", "lat": 31.15, "lon": 121.4,
-             "devices": [{"id": "WS-0001-S1", "category": "dry"}]},
-            {"id": "WS-0002", "kind": "waste", "area": "A01", "name": "two", "lat": 31.15, "lon": 121.4, "retired": True},
-        ],
-    }
-    reg_path = tmp_path / "sites.yaml"
-    reg_path.write_text(yaml.safe_dump(reg))
-    out, port = tmp_path / "broker", free_port()
-    gumei("broker", "gen", "--out", str(out), "--registry", str(reg_path), "--port", str(port), "--bind", "127.0.0.1", "--client-certs")
-    assert (out / "passwd").stat().st_mode & 0o077 == 0 and (out / "secrets" / "mqtt.json").stat().st_mode & 0o077 == 0
-    assert "WS-0002" not in (out / "passwd").read_text()  # retired: no credential
-    import json
+def hashes(plugin_file: Path) -> dict[str, tuple[str, str, str | None]]:
+    """username -> (salt, hash, bound client id) of a plugin JSON file."""
+    doc = json.loads(plugin_file.read_text())
+    return {c["username"]: (c["salt"], c["password"], c.get("clientid")) for c in doc["clients"]}
 
-    pw = json.loads((out / "secrets" / "mqtt.json").read_text())
-    conf = (out / "mosquitto.conf").read_text() + (f"log_dest file {tmp_path / 'm.log'}\n")
-    if os.geteuid() == 0:
-        conf = "user root\n" + conf
-    (tmp_path / "run.conf").write_text(conf.replace("persistence true", "persistence false"))
-    proc = subprocess.Popen([find_binary("mosquitto"), "-c", str(tmp_path / "run.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, proc, 10, tmp_path / "m.log")
-        tls = out / "tls"
-        ep = MqttEndpoint(port=port, username="WS-0001", password=pw["WS-0001"], ca_file=tls / "ca.crt",
-                          cert_file=tls / "clients" / "WS-0001.crt", key_file=tls / "clients" / "WS-0001.key")
-        assert not connack(ep, "gen-ok").is_failure  # type: ignore[union-attr]
-        assert connack(ep.model_copy(update={"cert_file": None, "key_file": None}), "gen-nocert") is None
-        with probe(ep, "gen-acl") as gw:
-            assert gw.publish("gumei/v1/waste/WS-0002/readings", b"{}").value == 0x87
-            assert not gw.publish("gumei/v1/waste/WS-0001/readings", b"{}").is_failure  # 0x10: no subscribers
-        gumei("broker", "rotate", "WS-0001", "--out", str(out), "--reload-pid", str(proc.pid))
-        wait_until(lambda: (rc := connack(ep, "gen-old")) is not None and rc.is_failure, 10, what="old password refused")
-        new = json.loads((out / "secrets" / "mqtt.json").read_text())
-        assert new["ingest"] == pw["ingest"] and new["WS-0001"] != pw["WS-0001"]
-        assert not connack(ep.model_copy(update={"password": new["WS-0001"]}), "gen-new").is_failure  # type: ignore[union-attr]
-    finally:
-        stop_process(proc)
+
+def honest_batches(site: str, n: int, ts: int) -> tuple[list[bytes], int]:
+    """n one-reading messages of one site (grams all different), and their total in grams."""
+    msgs, grams = [], 0
+    for i in range(n):
+        g = 1000 + 7 * i + (i % 13)
+        grams += g
+        reading = WasteReading(device=f"{site}-S{1 + i % 4}", seq=10_000 + i, ts=ts + i, category="wet", net_kg=g / 1000)
+        msgs.append(encode(WasteBatch(site=site, readings=[reading])))
+    return msgs, grams
+
+
+def stored_exactly(influx, site: str, ts: int, n: int, grams: int) -> None:  # type: ignore[no-untyped-def]
+    where = f"site = '{site}' AND time >= {ts}ms AND time < {ts + n}ms"
+    q = f"SELECT count(net_kg), sum(net_kg) FROM {m.WASTE_READING.name} WHERE {where}"
+
+    def got() -> tuple[int, int]:
+        rows = influx.query(q)
+        return (int(rows[0].values[0][1]), round(rows[0].values[0][2] * 1000)) if rows and rows[0].values else (0, 0)
+
+    wait_until(lambda: got()[0] >= n, 30, what=f"{n} readings of {site} stored")
+    assert got() == (n, grams)
+
+
+def test_gateways_cannot_join_the_workers_group_and_no_reading_is_lost(stack, ingest_worker, influx):  # type: ignore[no-untyped-def]
+    """Issue 12: gateways in $share/ingest/... took a share of every site's readings and the broker dropped it."""
+    honest, thieves = "WS-3905", ("WS-3906", "WS-3907", "WS-3908")
+    ts = TS + 10_000
+    msgs, grams = honest_batches(honest, 300, ts)
+    with ExitStack() as held:
+        held_probes = [held.enter_context(probe(stack.endpoint(site), site)) for site in thieves]
+        for site, gw in zip(thieves, held_probes, strict=True):
+            for topic in ("$share/ingest/gumei/v1/#", "gumei/v1/#", "#", "$SYS/#", "$CONTROL/#"):
+                assert gw.subscribe(topic).value == 0x87, (site, topic)  # Not authorized
+        with probe(stack.endpoint(honest), honest) as gw:
+            assert all(gw.publish(waste_readings(honest), msg).value == 0 for msg in msgs)
+        stored_exactly(influx, honest, ts, 300, grams)  # every reading, to the gram
+        assert all(p.received == [] for p in held_probes)
+
+
+def test_nobody_takes_over_another_identity_s_session(stack, ingest_worker, influx):  # type: ignore[no-untyped-def]
+    """A client id is bound to its user: a gateway cannot connect as a worker, a monitor or another gateway."""
+    thief, honest = "WS-3906", "WS-3909"
+    worker_log = stack.root / "logs" / "ingest.log"
+    subscribed_before = worker_log.read_text(errors="replace").count("subscribed to")
+    ep = stack.endpoint(thief)
+    for client_id in (worker_name(1), honest, MONITOR, ADMIN, f"{thief}-2", ""):
+        rc = connack(ep, client_id)
+        assert rc is not None and rc.value == 0x87, (client_id, rc)  # Not authorized
+    rc = connack(stack.endpoint(SPARE_WORKER), worker_name(1))  # nor a worker another worker's
+    assert rc is not None and rc.value == 0x87, rc
+    ts = TS + 20_000
+    msgs, grams = honest_batches(honest, 40, ts)
+    with probe(stack.endpoint(honest), honest) as gw:
+        assert all(gw.publish(waste_readings(honest), msg).value == 0 for msg in msgs)
+    stored_exactly(influx, honest, ts, 40, grams)
+    # the real worker never lost its connection (a takeover would have made it reconnect and resubscribe)
+    assert worker_log.read_text(errors="replace").count("subscribed to") == subscribed_before
+    assert "already connected, closing old connection" not in stack.mosquitto.log.read_text(errors="replace")
+
+
+def test_worker_and_monitor_identities_only_read(stack):  # type: ignore[no-untyped-def]
+    with probe(stack.endpoint(SPARE_WORKER), SPARE_WORKER) as worker:
+        for topic in ("gumei/v1/#", "#", f"gumei/v1/waste/{ME}/readings", "$share/other/gumei/v1/#", "$SYS/#", "$CONTROL/#"):
+            assert worker.subscribe(topic).value == 0x87, topic
+        assert worker.publish(status_topic("waste", ME), b"{}").value == 0x87
+    with probe(stack.endpoint(MONITOR), MONITOR) as monitor:
+        assert not monitor.subscribe(f"gumei/v1/waste/{ME}/+").is_failure
+        for topic in ("$share/ingest/gumei/v1/#", "#", "$SYS/#", "$CONTROL/dynamic-security/#"):
+            assert monitor.subscribe(topic).value == 0x87, topic
+        assert monitor.publish(waste_readings(ME), batch(ME, f"{ME}-S1", 98)).value == 0x87
 
 
 @pytest.mark.parametrize("keepalive", [2])

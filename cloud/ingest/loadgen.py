@@ -88,7 +88,7 @@ class Publisher:
     identity is (device, seq)). publish() from one thread; acks are counted on paho's threads.
     """
 
-    def __init__(self, endpoint_of: Callable[[str], MqttEndpoint], sites: Sequence[str], prefix: str = "bench") -> None:
+    def __init__(self, endpoint_of: Callable[[str], MqttEndpoint], sites: Sequence[str]) -> None:
         self._clients: dict[str, mqtt.Client] = {}
         self._connected: dict[str, threading.Event] = {}
         self._sent = 0
@@ -96,7 +96,7 @@ class Publisher:
         self._cond = threading.Condition()
         for site in sites:
             ep = endpoint_of(site)
-            client = make_client(ep, f"{prefix}-{site}")
+            client = make_client(ep, site)  # a gateway's client id is its site id (bound by the broker)
             client.max_inflight_messages_set(1000)
             client.max_queued_messages_set(0)
             ready = threading.Event()

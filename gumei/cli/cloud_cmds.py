@@ -28,7 +28,7 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(help="worker name = MQTT client id")] = None) -> None:
+def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(help="worker name = broker username = MQTT client id (ingest-1..N)")] = None) -> None:
     """Run one ingestion worker until SIGTERM/Ctrl-C."""
     from cloud.health.lines import health_lines
     from cloud.influx import InfluxClient
@@ -36,13 +36,13 @@ def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(he
     from cloud.ingest.worker import IngestWorker, WorkerOptions
 
     s = _settings(config)
-    opts = s.ingest.model_dump()
-    max_age_days = opts.pop("max_age_days")
     if name:
-        opts["name"] = name
+        s = s.model_copy(update={"ingest": s.ingest.model_copy(update={"name": name})})
+    endpoint = s.worker_endpoint()
     influx = InfluxClient(s.influx.config())
-    planner = BatchPlanner(registry.load(s.registry), health_lines, max_age_days=max_age_days)
-    worker = IngestWorker(s.mqtt, influx, planner, WorkerOptions(**opts))
+    opts = s.ingest.model_dump()
+    planner = BatchPlanner(registry.load(s.registry), health_lines, max_age_days=opts.pop("max_age_days"))
+    worker = IngestWorker(endpoint, influx, planner, WorkerOptions(**opts))
     worker.start()
     _wait_for_signal()
     worker.stop()

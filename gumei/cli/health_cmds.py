@@ -56,7 +56,7 @@ def sim_health(
     ep = MqttEndpoint(host=host, port=port, username=site, password=password, **({"ca_file": ca_file} if ca_file else {}))
     with tempfile.TemporaryDirectory() as tmp, DurableQueue.open(queue_file or Path(tmp) / "hut.db") as queue, \
             HealthHutSim(site, seed, malformed_rate) as hut:
-        publisher = Publisher(ep, site, "health", queue, client_id=f"{site}-sim")
+        publisher = Publisher(ep, site, "health", queue)
         publisher.start()
         sources = {d: SocketTransport(*addr) for d, addr in hut.endpoints().items()}
         agent = HutAgent(sources, hut.card_reader, SessionTracker(key), queue.put, publisher.notify)

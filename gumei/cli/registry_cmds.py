@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cloud import registry as reg_mod
+from gumei.dynsec import ADMIN, DEFAULT_MONITORS, DEFAULT_WORKERS
 
 RegistryOpt = Annotated[Path, typer.Option("--registry", "-r", help="site registry YAML")]
 registry_app = typer.Typer(no_args_is_help=True, help="The site registry: areas, sites and devices.")
-broker_app = typer.Typer(no_args_is_help=True, help="Broker security from the registry: passwords, ACL, TLS.")
+broker_app = typer.Typer(no_args_is_help=True, help="Broker security from the registry: identities, ACLs (dynamic security plugin), TLS.")
 
 
 def _change(path: Path, what: str, change: reg_mod.Registry) -> None:
@@ -94,35 +93,46 @@ def retire_device(device_id: str, registry: RegistryOpt = reg_mod.DEFAULT_PATH) 
 
 @broker_app.command("gen")
 def broker_gen(
-    out: Annotated[Path, typer.Option(help="directory for mosquitto.conf, passwd, acl, tls/, secrets/")],
+    out: Annotated[Path, typer.Option(help="directory for mosquitto.conf, dynamic-security.json, tls/, secrets/, ingest/")],
     registry: RegistryOpt = reg_mod.DEFAULT_PATH,
     host: Annotated[list[str] | None, typer.Option(help="broker host name or IP gateways dial (repeat)")] = None,
     port: Annotated[int, typer.Option(help="TLS listener port")] = 8883,
     bind: Annotated[str, typer.Option(help="listener address")] = "0.0.0.0",
     client_certs: Annotated[bool, typer.Option(help="issue gateway client certificates and require them")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="ingestion worker identities ingest-1..N")] = DEFAULT_WORKERS,
+    monitors: Annotated[int, typer.Option(min=0, max=64, help="read-only monitor identities monitor-1..k")] = DEFAULT_MONITORS,
+    state_dir: Annotated[Path, typer.Option(help="Mosquitto's persistence dir, where the plugin file is installed")] = Path("/var/lib/mosquitto"),
+    plugin: Annotated[Path | None, typer.Option(help="mosquitto_dynamic_security.so on the broker host")] = None,
 ) -> None:
-    """Generate the broker's security from the registry (existing passwords and CA are kept)."""
+    """Generate the broker from the registry: identities, ACLs, TLS (existing passwords and CA are kept)."""
     from gumei.stack import generate_broker
 
-    files = generate_broker(out, reg_mod.load(registry), host or ["localhost", "127.0.0.1"], port, bind, client_certs)
-    typer.echo(f"{files.users} broker users (ingest + gateways) -> {files.passwd}, {files.acl}")
-    typer.echo(f"config {files.config}; CA for gateways {files.tls.ca_cert}; passwords {files.secrets} (0600)")
+    files = generate_broker(out, reg_mod.load(registry), host or ["localhost", "127.0.0.1"], port, bind, client_certs,
+                            workers, monitors, state_dir, plugin)
+    typer.echo(f"{files.users} broker identities (gateways, ingest-1..{workers}, monitor-1..{monitors}, admin) -> {files.dynsec}")
+    typer.echo(f"config {files.config}; CA for gateways {files.tls.ca_cert}; passwords {files.secrets} (0600); "
+               f"worker env files in {files.worker_env[0].parent}")
 
 
 @broker_app.command("rotate")
 def broker_rotate(
-    site_id: Annotated[str, typer.Argument(help="gateway (site id) or 'ingest'")],
+    user: Annotated[str, typer.Argument(help="a gateway (site id), ingest-N, monitor-N or gumei-admin")],
     out: Annotated[Path, typer.Option(help="the directory gumei broker gen wrote")],
-    reload_pid: Annotated[int | None, typer.Option(help="send SIGHUP to this Mosquitto so it reloads at once")] = None,
+    live_host: Annotated[str, typer.Option(help="broker host for the live change (as the admin, over TLS)")] = "localhost",
+    live_port: Annotated[int | None, typer.Option(help="broker TLS port: apply the change live through the control topic")] = None,
 ) -> None:
-    """Give one gateway a new password; every other credential stays byte-for-byte the same."""
-    from gumei.stack import rotate_gateway_password
+    """Give one identity a new password; every other credential stays byte-for-byte the same."""
+    from gumei.mqtt import MqttEndpoint
+    from gumei.stack import rotate_password
 
-    rotate_gateway_password(out, site_id)
-    if reload_pid is not None:
-        os.kill(reload_pid, signal.SIGHUP)
-    typer.echo(f"rotated {site_id}: new password in {out / 'secrets' / 'mqtt.json'}"
-               + ("" if reload_pid else "; reload the broker (kill -HUP <mosquitto pid>)"))
+    live = None
+    if live_port is not None:
+        certs = out / "tls" / "clients"
+        admin_cert = {"cert_file": certs / f"{ADMIN}.crt", "key_file": certs / f"{ADMIN}.key"} if (certs / f"{ADMIN}.crt").exists() else {}
+        live = MqttEndpoint(host=live_host, port=live_port, ca_file=out / "tls" / "ca.crt", **admin_cert)
+    rotate_password(out, user, live)
+    done = "applied live" if live else f"install {out / 'dynamic-security.json'} and restart mosquitto (docs/deploy.md)"
+    typer.echo(f"rotated {user}: new password in {out / 'secrets' / 'mqtt.json'}; {done}")
 
 
 def register(app: typer.Typer) -> None:

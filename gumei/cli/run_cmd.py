@@ -17,8 +17,9 @@ import typer
 
 from cloud import registry as registry_mod
 from cloud.days import today
+from gumei.dynsec import worker_name
 from gumei.services import ServiceError, free_port
-from gumei.stack import INGEST_USER, LocalStack
+from gumei.stack import LocalStack
 
 PROJECT = Path(__file__).resolve().parents[2]
 ONE_SHOT = {"health-hut"}  # finishes its simulated visits and exits 0
@@ -48,11 +49,11 @@ def run(
         config = stack.write_cloud_config(registry.resolve(), extra=f"api_port = {port}\naggregate_interval_s = {aggregate_every}")
         token = stack.tokens().create("demo operator", "operator")
         assert stack.mosquitto is not None and stack.influxd is not None
-        stack.spawn("ingest", "ingest", "--config", str(config))
+        stack.spawn("ingest", "ingest", "--config", str(config), "--name", worker_name(1))
         stack.spawn("aggregate", "aggregate", "loop", "--config", str(config))
         stack.spawn("api", "api", "--config", str(config))
         stack.spawn(
-            "fleet", "sim", "fleet", "--port", str(stack.endpoint(INGEST_USER).port), "--secrets", str(run_dir / "secrets" / "mqtt.json"),
+            "fleet", "sim", "fleet", "--port", str(stack.endpoint(worker_name(1)).port), "--secrets", str(run_dir / "secrets" / "mqtt.json"),
             *(["--ca-file", str(stack.ca_file)] if stack.ca_file else []),
             "--registry", str(registry.resolve()), "--warp", str(warp),
         )
@@ -77,7 +78,7 @@ Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simula
   health     token {health_token} (per-resident routes: /api/v1/health/…; hut {hut or 'none'} visits are simulated once)
   API docs   http://127.0.0.1:{port}/docs
   InfluxDB   {stack.influxd.url}  database {stack.influxd.database}  user {stack.influxd.username}  password in {config}
-  MQTT       TLS 127.0.0.1:{stack.mosquitto.tls_port} (CA {stack.ca_file}; per-gateway passwords and ACL)
+  MQTT       TLS 127.0.0.1:{stack.mosquitto.tls_port} (CA {stack.ca_file}; per-identity passwords, bound client ids, ACLs)
   Grafana    provisioning files in {PROJECT / 'dashboards'} (see README)
 Press Ctrl-C to stop."""
         )

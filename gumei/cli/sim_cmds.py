@@ -35,7 +35,7 @@ def fleet(
         passwords = json.loads(secrets.read_text())
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"cannot read {secrets}: {exc}") from None
-    missing = [s.id for s in reg.sites if s.kind == "waste" and s.id not in passwords]
+    missing = [s.id for s in reg.sites if s.kind == "waste" and not s.retired and s.id not in passwords]
     if missing:
         raise typer.BadParameter(f"no password for {len(missing)} site(s), e.g. {missing[0]}")
     start = day_start_ms(number_of(today())) if from_midnight else None
