@@ -287,6 +287,11 @@ class Hostile:
             where.append(f"site = '{site}'")
         return rows_of(self.influx, f"SELECT * FROM {m.QUARANTINE.name} WHERE {' AND '.join(where)}")
 
+    def dead_entries(self, site: str | None = None) -> int:
+        """Entries dead-lettered (a folded dead letter counts all it stands for: the worker's budget
+        folds a flood of one site's dead letters into one record with the exact total)."""
+        return sum(int(r.get("entries") or 1) for r in self.dead_letters(site))
+
     def assert_honest_intact(self, readings: list[Reading], timeout: float = 30) -> None:
         """Every honest reading of this test stored exactly (count and grams); nothing in the honest
         site's name that the honest gateway did not send; the worker alive and still acknowledging."""

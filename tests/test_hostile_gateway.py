@@ -189,7 +189,7 @@ def test_payload_shapes_on_own_topics(hostile: Hostile, name: str) -> None:
         stored = len(hostile.stored_of(sh.x_readings))
         assert stored == (len(sh.x_readings) if sh.x_stored else 0), f"{stored} of X's readings in the attack stored"
     must = sum(1 for *_, q in sh.messages if q)
-    hostile.wait_stored(lambda: len(hostile.dead_letters(X)) >= must, 10, f"{must} dead letters for {X}")
+    hostile.wait_stored(lambda: hostile.dead_entries(X) >= must, 10, f"{must} dead letters for {X}")
 
 
 def test_packet_over_broker_max_packet_size(hostile: Hostile) -> None:
@@ -279,7 +279,7 @@ def test_category_not_the_scales(hostile: Hostile) -> None:
     with hostile.under_attack() as (x, _):
         assert not x.send(R_X, xl.payload(lies)).is_failure
     assert hostile.stored_of(lies) == [], f"{dev} is registered {cat}; stored as recyclable"
-    hostile.wait_stored(lambda: len(hostile.dead_letters(X)) >= len(lies), 10, "dead letters for the lies")
+    hostile.wait_stored(lambda: hostile.dead_entries(X) >= len(lies), 10, "dead letters for the lies")
     assert {r["code"] for r in hostile.dead_letters(X)} == {"category_mismatch"}
 
 
@@ -291,7 +291,7 @@ def test_ts_older_than_90_days(hostile: Hostile) -> None:
     with hostile.under_attack() as (x, _):
         assert not x.send(R_X, xl.payload(old)).is_failure
     assert hostile.stored_of(old) == [], "readings 120 days old stored"
-    hostile.wait_stored(lambda: len(hostile.dead_letters(X)) >= len(old), 10, "dead letters for old readings")
+    hostile.wait_stored(lambda: hostile.dead_entries(X) >= len(old), 10, "dead letters for old readings")
     assert {r["code"] for r in hostile.dead_letters(X)} == {"too_old"}
 
 
@@ -367,7 +367,7 @@ def test_card_numbers_never_reach_the_cloud(hostile: Hostile) -> None:
         assert not x.send(R_X, padded(270_000, x_raw(entry_raw(rs[5], resident=json.dumps(c["start of an over-256-KiB payload"]))))).is_failure
         assert not x.send(R_X, json.dumps(big_body).encode()).is_failure
         assert not x.send(S_X, status_raw(f',"card":"{c["status extra field"]}"')).is_failure
-    hostile.wait_stored(lambda: len(hostile.dead_letters(X)) >= 6, 20, "the dead letters of the card attacks")
+    hostile.wait_stored(lambda: hostile.dead_entries(X) >= 6, 20, "the dead letters of the card attacks")
     found = leaks(hostile, CARDS)
     assert not found, "card numbers stored or logged:\n" + "\n".join(found)
 
@@ -435,7 +435,7 @@ def test_status_with_ten_thousand_invented_devices(hostile: Hostile) -> None:
             devs = ",".join(f'{{"device":"{X}-zzz{k * 500 + i}","ok":true}}' for i in range(500))
             assert not x.send(S_X, status_raw(f',"devices":[{devs}]'), retain=True).is_failure
     hostile.wait_stored(lambda: count(hostile.influx, f"SELECT count(online) FROM {m.GATEWAY_STATUS.name} WHERE site = '{X}' AND time >= {hostile.t0_ns}") >= 20
-                        or len(hostile.dead_letters(X)) >= 20, 20, "the 20 statuses handled")
+                        or hostile.dead_entries(X) >= 20, 20, "the 20 statuses handled")
     got = device_status_devices(hostile, X)
     assert got <= registered, f"{len(got - registered)} device_status series for unregistered devices of {X}"
 
