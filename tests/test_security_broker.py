@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cloud import measurements as m
-from contract import WasteBatch, WasteReading, encode
+from contract import CATEGORIES, WasteBatch, WasteReading, encode
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
 from gumei.dynsec import ADMIN, monitor_name, worker_name
@@ -146,7 +146,8 @@ def honest_batches(site: str, n: int, ts: int) -> tuple[list[bytes], int]:
     for i in range(n):
         g = 1000 + 7 * i + (i % 13)
         grams += g
-        reading = WasteReading(device=f"{site}-S{1 + i % 4}", seq=10_000 + i, ts=ts + i, category="wet", net_kg=g / 1000)
+        # each scale with the category it is registered for (S1 dry, S2 wet, S3 recyclable, S4 hazardous)
+        reading = WasteReading(device=f"{site}-S{1 + i % 4}", seq=10_000 + i, ts=ts + i, category=CATEGORIES[i % 4], net_kg=g / 1000)
         msgs.append(encode(WasteBatch(site=site, readings=[reading])))
     return msgs, grams
 
