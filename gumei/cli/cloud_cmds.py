@@ -122,7 +122,9 @@ def api(config: ConfigOpt = None, host: str | None = None, port: int | None = No
     from cloud.api.app import create_app
 
     s = _settings(config)
-    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="warning")
+    # proxy_headers off: the app reads X-Forwarded-For itself, from api_forwarded_allow_ips only
+    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="warning",
+                proxy_headers=False, access_log=False)
 
 
 token = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed).")
