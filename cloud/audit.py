@@ -238,7 +238,7 @@ class AuditLog:
     def read(
         self, since: float | None = None, token: str | None = None, resident: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
-        """The newest `limit` records matching the filters, oldest first."""
+        """The newest `limit` records matching the filters, oldest first (`token`: by or about that token)."""
         out: deque[dict[str, Any]] = deque(maxlen=max(limit, 0))
         with self._locked(fcntl.LOCK_SH):
             if not self.path.exists():
@@ -251,7 +251,7 @@ class AuditLog:
                         continue
                     if since is not None and (epoch_of(rec) or 0) < since:
                         continue
-                    if token is not None and rec.get("token_id") != token:
+                    if token is not None and token not in (rec.get("token_id"), rec.get("subject_token")):
                         continue
                     if resident is not None and rec.get("resident") != resident:
                         continue

@@ -245,3 +245,38 @@ def test_bulk_access_is_flagged_and_logged(bulk_api, stack, audit_file):  # type
     assert len(flags) == 1 and flags[0]["residents"] == 4 and flags[0]["token_name"] == "bulk reader"
     logged = (stack.root / "logs" / "api-bulk.log").read_text()
     assert logged.count(f"bulk access: token {token_id}") == 1
+
+
+def test_tokens_made_and_revoked_are_recorded(api_url, tokens, stack, cloud_config, audit_file):  # type: ignore[no-untyped-def]
+    made = gumei("token", "create", "--role", "health", "--name", "Dr Li", "--config", str(cloud_config)).stdout.strip()
+    made_id = made.split("_")[1]
+    gumei("token", "revoke", made_id, "--config", str(cloud_config))
+    admin = auth(tokens["admin"])
+    over_api = httpx.post(api_url + "/api/v1/admin/tokens", json={"name": "desk", "role": "operator"}, headers=admin).json()["id"]
+    assert httpx.delete(api_url + f"/api/v1/admin/tokens/{over_api}", headers=admin).status_code == 204
+    about = {r["subject_token"]: r for r in records(audit_file) if r.get("subject_token") == made_id and r["event"] == "token_created"}
+    assert about[made_id]["role"] == "health" and about[made_id]["by"].startswith("cli:")
+    events = [(r["event"], r.get("by", r.get("token_id"))) for r in records(audit_file) if r.get("subject_token") == over_api]
+    assert events == [("token_created", tokens["admin"].split("_")[1]), ("token_revoked", tokens["admin"].split("_")[1])]
+    assert made not in audit_file.read_text() and made.split("_", 2)[2] not in audit_file.read_text()
+
+
+def test_no_audit_record_no_data(stack, cloud_config, tmp_path):  # type: ignore[no-untyped-def]
+    """When the audit file cannot be written, a per-resident route answers 503, not the data."""
+    path = tmp_path / "audit.jsonl"
+    port = free_port()
+    proc = stack.spawn("api-noaudit", "api", "--config", str(cloud_config), "--port", str(port), env={"GUMEI_AUDIT_LOG": str(path)})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_api(url)
+        token = stack.tokens().create("audit broken", "health")
+        get = lambda: httpx.get(f"{url}/api/v1/health/residents/{pseudonym()}/observations",  # noqa: E731
+                                params={"start": DAY, "end": DAY}, headers=auth(token))
+        assert get().status_code == 200 and len(records(path)) == 1
+        path.unlink()
+        path.mkdir()  # the file can no longer be opened for writing
+        r = get()
+        assert r.status_code == 503 and r.json() == {"detail": "audit log unavailable; try again later"}
+        assert "answering 503" in stack.log_of("api-noaudit")
+    finally:
+        stop_process(proc)

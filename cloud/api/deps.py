@@ -63,6 +63,8 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
     ) -> TokenRecord:
         limiter = auth_limiter(request.app)
         client = request.client.host if request.client else "unknown"
+        if creds is not None:  # for the audit trail (cloud/api/middleware.py): public ids only
+            request.state.audit_token_id = token_id_of(creds.credentials)
         wait = limiter.retry_after(client)
         if wait > 0:
             raise HTTPException(
@@ -71,8 +73,6 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
                 headers={"Retry-After": str(int(wait) + 1)},
             )
         record = state.tokens.verify(creds.credentials) if creds else None
-        if creds is not None:  # for the audit trail (cloud/api/middleware.py): public ids only
-            request.state.audit_token_id = token_id_of(creds.credentials)
         request.state.audit_token = record
         if record is None:
             if creds is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
 from cloud.api.deps import Admin, State
@@ -60,7 +60,7 @@ def list_tokens(state: State, _: Admin) -> list[TokenOut]:
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
-def create_token(state: State, _: Admin, body: TokenCreate) -> TokenCreated:
+def create_token(request: Request, state: State, admin: Admin, body: TokenCreate) -> TokenCreated:
     """Create an operator token; its secret is in this response only (the store keeps its SHA-256)."""
     if body.role not in API_MINTABLE:
         raise HTTPException(
@@ -70,16 +70,28 @@ def create_token(state: State, _: Admin, body: TokenCreate) -> TokenCreated:
     token = state.tokens.create(body.name, body.role)
     rec = state.tokens.verify(token)
     assert rec is not None
+    _record(request, state, admin, "token_created", rec.id, role=rec.role, subject_name=rec.name)
     return TokenCreated(**TokenOut.of(rec).model_dump(), token=token)
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(state: State, _: Admin, token_id: Annotated[str, Path(pattern="^[0-9a-f]{12}$")]) -> None:
+def revoke_token(
+    request: Request, state: State, admin: Admin, token_id: Annotated[str, Path(pattern="^[0-9a-f]{12}$")]
+) -> None:
     """Revoke a token by its id; it stops working at once in every API process."""
     try:
         state.tokens.revoke(token_id)
     except AuthError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    _record(request, state, admin, "token_revoked", token_id)
+
+
+def _record(request: Request, state: State, admin: TokenRecord, event: str, subject: str, **fields: str) -> None:
+    """A token made or revoked through the API, in the audit trail (by which admin token, from where)."""
+    state.audit.append({
+        "event": event, "subject_token": subject, **fields, "token_id": admin.id, "token_name": admin.name,
+        "role": admin.role, "client": request.client.host if request.client else "unknown",
+    })
 
 
 class AuditResponse(BaseModel):
