@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import os
@@ -9,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -62,13 +64,39 @@ class TokenStore:
         except (OSError, ValidationError) as exc:
             raise AuthError(f"token store {self.path} is unreadable: {str(exc).splitlines()[0]}") from None
 
-    def _save(self, doc: TokenFile) -> None:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's exclusive lock (flock on `<store>.lock`) for one read-modify-write.
+
+        The CLI and every API process write the same file: without the lock a create racing a
+        revoke reads the old document and its save undoes the revocation.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(doc.model_dump_json(indent=2))
-        tmp.replace(self.path)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _save(self, doc: TokenFile) -> None:
+        """Replace the file atomically (write a temporary file, fsync, rename, fsync the folder)."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(doc.model_dump_json(indent=2))
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def create(self, name: str, role: str) -> str:
         """Create a token and return it; only its hash is stored, so show it once."""
@@ -76,19 +104,21 @@ class TokenStore:
             raise AuthError(f"role must be one of {', '.join(ROLES)}")
         token_id = secrets.token_hex(6)
         token = f"{PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
-        doc = self._load()
-        doc.tokens.append(TokenRecord(id=token_id, name=name, role=role, sha256=_digest(token), created_ms=int(time.time() * 1000)))  # type: ignore[arg-type]
-        self._save(doc)
+        with self._locked():
+            doc = self._load()
+            doc.tokens.append(TokenRecord(id=token_id, name=name, role=role, sha256=_digest(token), created_ms=int(time.time() * 1000)))  # type: ignore[arg-type]
+            self._save(doc)
         return token
 
     def revoke(self, token_id: str) -> None:
         """Revoke a token by its id (the middle part of the token)."""
-        doc = self._load()
-        for rec in doc.tokens:
-            if rec.id == token_id:
-                rec.revoked = True
-                self._save(doc)
-                return
+        with self._locked():
+            doc = self._load()
+            for rec in doc.tokens:
+                if rec.id == token_id:
+                    rec.revoked = True
+                    self._save(doc)
+                    return
         raise AuthError(f"no token with id {token_id}")
 
     def list(self) -> list[TokenRecord]:

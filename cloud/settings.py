@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -86,6 +87,28 @@ class CloudSettings(BaseSettings):
     targets: TargetSettings = TargetSettings()
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65_535)
+    # API hardening (docs/security.md "API routes and roles", "Audit trail", "Behind a reverse proxy"):
+    # peers (addresses or CIDR networks) whose X-Forwarded-For names the real client; [] = none.
+    api_forwarded_allow_ips: list[str] = ["127.0.0.1", "::1"]
+    api_max_rows: int = Field(100_000, ge=1, le=10_000_000)  # a bigger answer is a 422
+    audit_log: Path | None = None  # per-resident access records (JSON lines); default: audit.jsonl beside `tokens`
+    audit_retention_days: float = Field(1096.0, gt=0, le=36_600)  # 3 years
+    audit_bulk_residents: int = Field(50, ge=1)  # one token reading more distinct residents ...
+    audit_bulk_window_s: float = Field(3600.0, gt=0, le=86_400 * 31)  # ... within this rolling window is flagged
+
+    @field_validator("api_forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"api_forwarded_allow_ips: {item!r} is not an IP address or network") from None
+        return value
+
+    def audit_path(self) -> Path:
+        """The audit log file: `audit_log`, or audit.jsonl in the token store's folder."""
+        return self.audit_log or self.tokens.with_name("audit.jsonl")
 
     @model_validator(mode="after")
     def _no_defaults_in_production(self) -> CloudSettings:

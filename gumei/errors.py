@@ -1,5 +1,6 @@
 """The errors every `gumei` command reports as one line instead of a trace."""
 
+from cloud.audit import AuditError
 from cloud.auth import AuthError
 from cloud.influx import InfluxError
 from cloud.registry import RegistryError
@@ -9,6 +10,7 @@ from dashboards.push import PushError
 from gumei.services import ServiceError
 
 KNOWN_ERRORS: tuple[type[Exception], ...] = (
+    AuditError,
     AuthError,
     ContractError,
     InfluxError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +32,7 @@ EXAMPLES: dict[tuple[str, str], dict[str, object]] = {
     ("GET", "/api/v1/health/residents/{resident}/observations"): {"params": {"start": TODAY, "end": TODAY}},
     ("GET", "/api/v1/health/residents/{resident}/fhir"): {"params": {"start": TODAY, "end": TODAY}},
     ("GET", "/api/v1/health/daily"): {"params": {"start": TODAY, "end": TODAY}},
+    ("GET", "/api/v1/admin/audit"): {"params": {"since": "1h", "limit": 10}},
 }
 
 
@@ -162,3 +164,143 @@ def test_failed_auth_is_rate_limited_per_client_address(strict_api, role_tokens)
     with httpx.Client(base_url=strict_api.replace("127.0.0.1", "127.0.0.2"), transport=other) as neighbour:
         assert neighbour.get("/api/v1/devices", params=params, headers=good).status_code == 200
         assert neighbour.get("/api/v1/devices").status_code == 401  # no token: not counted as a guess
+
+
+# ---- issue 13: least privilege for health data --------------------------------------------------
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "security.md"
+
+
+def documented_routes() -> dict[tuple[str, str], tuple[str, bool]]:
+    """The table under "## API routes and roles" in docs/security.md: (method, route) -> (roles, audited)."""
+    text = DOC.read_text()
+    section = text.split("\n## API routes and roles\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip().strip("|").split("|") for line in section.splitlines() if line.startswith("|")]
+    out = {}
+    for method, route, roles, audited in [tuple(c.strip() for c in r) for r in rows[2:]]:
+        out[(method, route.strip("`"))] = (roles.split(" (")[0], audited == "yes")
+    return out
+
+
+def test_routes_table_matches_the_app() -> None:
+    from cloud.api.middleware import is_audited
+
+    actual = {(m, r.path): (", ".join(r.roles) if r.roles else "public", is_audited(r.path)) for m, r in routes()}
+    assert documented_routes() == actual
+    assert all(a for (_, path), (_, a) in actual.items() if "{resident}" in path)  # per-resident => audited
+
+
+@pytest.mark.parametrize("role", ["health", "admin"])
+def test_the_api_mints_no_health_or_admin_token(api_url, role_tokens, stack, role):  # type: ignore[no-untyped-def]
+    before = len(stack.tokens().list())
+    r = httpx.post(api_url + "/api/v1/admin/tokens", json={"name": "escalate", "role": role},
+                   headers={"Authorization": f"Bearer {role_tokens['admin']}"})
+    assert r.status_code == 403
+    assert r.json()["detail"] == f"the API mints operator tokens only; create {role} tokens on the cloud host with `gumei token create`"
+    assert len(stack.tokens().list()) == before
+    for other in ("operator", "health"):  # and no other role may mint at all
+        r = httpx.post(api_url + "/api/v1/admin/tokens", json={"name": "x", "role": "operator"},
+                       headers={"Authorization": f"Bearer {role_tokens[other]}"})
+        assert r.status_code == 403
+
+
+def _churn(path: str, to_revoke: list[str], n_create: int, out: str) -> None:
+    """Create and revoke at once from two threads of this process; write the created tokens to `out`."""
+    import threading
+
+    created: list[str] = []
+
+    def creator() -> None:
+        store = TokenStore(Path(path))
+        created.extend(store.create(f"churn {i}", "operator") for i in range(n_create))
+
+    def revoker() -> None:
+        store = TokenStore(Path(path))
+        for token_id in to_revoke:
+            store.revoke(token_id)
+
+    threads = [threading.Thread(target=creator), threading.Thread(target=revoker)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    Path(out).write_text("\n".join(created))
+
+
+def test_concurrent_creates_and_revokes_lose_nothing(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "tokens.json"
+    store = TokenStore(path)
+    old = [store.create(f"old {i}", "operator") for i in range(48)]
+    revoke = [t.split("_")[1] for t in old[:32]]
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_churn, args=(str(path), revoke[w::4], 15, str(tmp_path / f"out{w}"))) for w in range(4)]
+    for p in procs:
+        p.start()
+    _churn(str(path), [], 15, str(tmp_path / "out-main"))  # this process creates at the same time
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    created = [t for f in tmp_path.glob("out*") for t in f.read_text().split("\n") if t]
+    assert len(created) == 75
+    fresh = TokenStore(path)
+    assert all(fresh.verify(t) is not None for t in created + old[32:])
+    assert all(fresh.verify(t) is None for t in old[:32])
+    assert len(fresh.list()) == 48 + 75
+    assert not list(tmp_path.glob(".tokens.json.*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def proxied_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """An API process behind a "proxy" at 127.0.0.1 (trusted), with a low failed-auth limit and row limit."""
+    port = free_port()
+    log = open(stack.root / "logs" / "api-proxied.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
+    env = {**os.environ, "GUMEI_AUTH_FAIL_LIMIT": "3", "GUMEI_AUTH_FAIL_WINDOW_S": "300",
+           "GUMEI_API_FORWARDED_ALLOW_IPS": '["127.0.0.1"]', "GUMEI_API_MAX_ROWS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gumei.cli", "api", "--config", str(cloud_config), "--port", str(port), "--host", "0.0.0.0"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_api(url)
+    yield url
+    stop_process(proc)
+    log.close()
+
+
+def test_behind_a_proxy_limits_key_on_the_real_client(proxied_api, role_tokens):  # type: ignore[no-untyped-def]
+    good = {"Authorization": f"Bearer {role_tokens['operator']}"}
+    bad = {"Authorization": "Bearer gm_bbbbbbbbbbbb_guess"}
+    params = {"site": "WS-0101"}
+    with httpx.Client(base_url=proxied_api) as proxy:  # every request comes from the proxy's address
+        def via(client: str, headers: dict[str, str]) -> int:
+            # the attacker writes its own X-Forwarded-For; the proxy appends the address it saw
+            return proxy.get("/api/v1/devices", params=params, headers={**headers, "X-Forwarded-For": f"10.9.9.9, {client}"}).status_code
+
+        assert [via("198.51.100.7", bad) for _ in range(4)] == [401, 401, 401, 429]
+        assert via("198.51.100.7", good) == 429  # the guesser stays blocked
+        assert [via("198.51.100.8", good) for _ in range(5)] == [200] * 5  # another client behind the same proxy
+        assert proxy.get("/api/v1/devices", params=params, headers=good).status_code == 200  # the proxy itself
+    other = httpx.HTTPTransport(local_address="127.0.0.2")  # not a trusted proxy: its header is ignored
+    with httpx.Client(base_url=proxied_api.replace("127.0.0.1", "127.0.0.2"), transport=other) as peer:
+        for i in range(3):
+            assert peer.get("/api/v1/devices", headers={**bad, "X-Forwarded-For": f"203.0.113.{i}"}).status_code == 401
+        assert peer.get("/api/v1/devices", params=params, headers={**good, "X-Forwarded-For": "203.0.113.99"}).status_code == 429
+
+
+def test_answers_beyond_the_row_limit_are_422(proxied_api, role_tokens, stack, influx):  # type: ignore[no-untyped-def]
+    from tests.test_audit import DAY, seed_resident
+
+    op = {"Authorization": f"Bearer {role_tokens['operator']}", "X-Forwarded-For": "198.51.100.50"}
+    with httpx.Client(base_url=proxied_api, timeout=30) as http:
+        assert http.get("/api/v1/devices", params={"site": "WS-0101"}, headers=op).status_code == 200
+        r = http.get("/api/v1/devices", params={"area": "A40"}, headers=op)
+        assert r.status_code == 422
+        assert "more than the limit of 2 (api_max_rows)" in r.json()["detail"]
+        resident = seed_resident(influx)
+        hp = {"Authorization": f"Bearer {role_tokens['health']}", "X-Forwarded-For": "198.51.100.51"}
+        r = http.get(f"/api/v1/health/residents/{resident}/observations", params={"start": DAY, "end": DAY}, headers=hp)
+        assert r.status_code == 422 and "would have 3 rows" in r.json()["detail"]
+    (rec,) = [x for x in map(json.loads, (stack.root / "audit.jsonl").read_text().splitlines()) if x.get("resident") == resident]
+    assert (rec["status"], rec["client"]) == (422, "198.51.100.51")  # audited, with the real client

@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 
 from cloud import registry as registry_mod
 from cloud.api.deps import AppState
+from cloud.api.middleware import AuditResidentAccess, RealClient
 from cloud.api.routes import admin, devices, health, waste
+from cloud.audit import AuditLog
 from cloud.auth import TokenStore
 from cloud.influx import InfluxClient
 from cloud.settings import CloudSettings
@@ -25,13 +27,21 @@ def _one_line(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+def audit_log(settings: CloudSettings) -> AuditLog:
+    """The audit trail the settings name (`audit_log`, retention, bulk threshold)."""
+    return AuditLog(settings.audit_path(), settings.audit_retention_days, settings.audit_bulk_residents,
+                    settings.audit_bulk_window_s)
+
+
 def create_app(settings: CloudSettings) -> FastAPI:
     """Build the API; the InfluxDB client lives as long as the app."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         influx = InfluxClient(settings.influx.config())
-        app.state.gumei = AppState(settings, influx, registry_mod.load(settings.registry), TokenStore(settings.tokens))
+        audit = audit_log(settings)
+        audit.prune()  # and then once a day, on the first record of the day
+        app.state.gumei = AppState(settings, influx, registry_mod.load(settings.registry), TokenStore(settings.tokens), audit)
         yield
         influx.close()
 
@@ -49,4 +59,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    # Outermost last: the real client is known before anything (audit, failed-login limits) uses it.
+    app.add_middleware(AuditResidentAccess)
+    app.add_middleware(RealClient, trusted=settings.api_forwarded_allow_ips)
     return app

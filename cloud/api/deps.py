@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cloud.audit import AuditLog
 from cloud.auth import FailedAuthLimiter, FailureLimits, Role, TokenRecord, TokenStore, token_id_of
 from cloud.influx import InfluxClient
 from cloud.registry import Registry
@@ -27,6 +28,7 @@ class AppState:
     influx: InfluxClient
     registry: Registry
     tokens: TokenStore
+    audit: AuditLog
 
 
 def get_state(request: Request) -> AppState:
@@ -61,6 +63,8 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
     ) -> TokenRecord:
         limiter = auth_limiter(request.app)
         client = request.client.host if request.client else "unknown"
+        if creds is not None:  # for the audit trail (cloud/api/middleware.py): public ids only
+            request.state.audit_token_id = token_id_of(creds.credentials)
         wait = limiter.retry_after(client)
         if wait > 0:
             raise HTTPException(
@@ -69,6 +73,7 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
                 headers={"Retry-After": str(int(wait) + 1)},
             )
         record = state.tokens.verify(creds.credentials) if creds else None
+        request.state.audit_token = record
         if record is None:
             if creds is not None:
                 limiter.failed(client)
@@ -89,6 +94,17 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
 def roles_of(call: object) -> tuple[Role, ...] | None:
     """The roles a dependency made by require() admits, or None for any other callable."""
     return getattr(call, "roles", None)
+
+
+def bounded(rows: int, state: AppState) -> None:
+    """422 when an answer would have more rows than `api_max_rows` (no paging: narrow the request)."""
+    limit = state.settings.api_max_rows
+    if rows > limit:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"the answer would have {rows} rows, more than the limit of {limit} (api_max_rows); "
+                   "ask for fewer days or filter",
+        )
 
 
 Operator = Annotated[TokenRecord, Depends(require("operator", "admin"))]

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from gumei.cli import (
+    audit_cmds,
     cloud_cmds,
     dashboards_cmds,
     edge_cmds,
@@ -31,6 +32,7 @@ registry_cmds.register(app)
 health_cmds.register(app)
 edge_cmds.register(app)
 dashboards_cmds.register(app)
+audit_cmds.register(app)
 
 
 def main() -> None:

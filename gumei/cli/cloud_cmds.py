@@ -122,7 +122,9 @@ def api(config: ConfigOpt = None, host: str | None = None, port: int | None = No
     from cloud.api.app import create_app
 
     s = _settings(config)
-    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="warning")
+    # proxy_headers off: the app reads X-Forwarded-For itself, from api_forwarded_allow_ips only
+    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="warning",
+                proxy_headers=False, access_log=False)
 
 
 token = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed).")
@@ -134,10 +136,22 @@ def token_create(
     name: Annotated[str, typer.Option(help="who or what uses it")],
     config: ConfigOpt = None,
 ) -> None:
-    """Create a token and print it once."""
+    """Create a token and print it once (recorded in the audit trail, without the secret)."""
     from cloud.auth import TokenStore
 
-    typer.echo(TokenStore(_settings(config).tokens).create(name, role))
+    s = _settings(config)
+    made = TokenStore(s.tokens).create(name, role)
+    _audit_token_event(s, "token_created", made.split("_")[1], role=role, subject_name=name)
+    typer.echo(made)
+
+
+def _audit_token_event(s: CloudSettings, event: str, subject: str, **fields: str) -> None:
+    """Record a token made or revoked on the cloud host (who: the host user) in the audit trail."""
+    import getpass
+
+    from cloud.api.app import audit_log
+
+    audit_log(s).append({"event": event, "subject_token": subject, **fields, "by": f"cli:{getpass.getuser()}"})
 
 
 @token.command("revoke")
@@ -145,7 +159,9 @@ def token_revoke(token_id: str, config: ConfigOpt = None) -> None:
     """Revoke a token by its id (gm_<id>_…)."""
     from cloud.auth import TokenStore
 
-    TokenStore(_settings(config).tokens).revoke(token_id)
+    s = _settings(config)
+    TokenStore(s.tokens).revoke(token_id)
+    _audit_token_event(s, "token_revoked", token_id)
     typer.echo(f"revoked {token_id}")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from cloud.api.deps import Operator, State
+from cloud.api.deps import Operator, State, bounded
 from cloud.status import read_statuses
 from contract.models import ID_PATTERN
 
@@ -72,4 +72,5 @@ def devices(
         for g in sorted(rows, key=lambda g: g.site)
         if status is None or g.state == status
     ]
+    bounded(len(out), state)  # rows are gateways (each with its few registered devices)
     return DevicesResponse(gateways=out, **counts)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from cloud import measurements as m
-from cloud.api.deps import Health, State, require
+from cloud.api.deps import Health, State, bounded, require
 from cloud.api.routes.waste import check_range
 from cloud.auth import TokenRecord
 from cloud.days import date_of, day_number, day_start_ms, number_of
@@ -60,8 +60,11 @@ class ObservationsResponse(BaseModel):
     observations: list[Observation]
 
 
-def _stored(state: State, resident: str, start: dt.date, end: dt.date) -> list[Observation]:
-    """A resident's measurements of the Shanghai days start..end, deduplicated on (device, seq)."""
+def _stored(request: Request, state: State, resident: str, start: dt.date, end: dt.date) -> list[Observation]:
+    """A resident's measurements of the Shanghai days start..end, deduplicated on (device, seq).
+
+    The count goes to the audit record (cloud/api/middleware.py); more than api_max_rows is a 422.
+    """
     check_range(start, end)
     lo, hi = day_start_ms(number_of(start)), day_start_ms(number_of(end) + 1)
     q = (
@@ -87,13 +90,17 @@ def _stored(state: State, resident: str, start: dt.date, end: dt.date) -> list[O
                 flag=str(v["flag"]),
             )
             found[(obs.device, obs.seq)] = obs
+    bounded(len(found), state)
+    request.state.audit_records = len(found)
     return sorted(found.values(), key=lambda o: (o.ts, o.device, o.seq))
 
 
 @router.get("/residents/{resident}/observations", response_model=ObservationsResponse)
-def resident_observations(state: State, _: Health, resident: ResidentPath, start: Start, end: End) -> ObservationsResponse:
-    """A resident's stored measurements over a range of Shanghai days (end inclusive)."""
-    return ObservationsResponse(resident=resident, start=start, end=end, observations=_stored(state, resident, start, end))
+def resident_observations(
+    request: Request, state: State, _: Health, resident: ResidentPath, start: Start, end: End
+) -> ObservationsResponse:
+    """A resident's stored measurements over a range of Shanghai days (end inclusive); audited."""
+    return ObservationsResponse(resident=resident, start=start, end=end, observations=_stored(request, state, resident, start, end))
 
 
 @router.get(
@@ -101,9 +108,9 @@ def resident_observations(state: State, _: Health, resident: ResidentPath, start
     response_class=JSONResponse,
     responses={200: {"content": {"application/fhir+json": {}}, "description": "FHIR R4 collection Bundle"}},
 )
-def resident_fhir(state: State, _: Health, resident: ResidentPath, start: Start, end: End) -> JSONResponse:
-    """The same measurements as a validated FHIR R4 Bundle of vital-signs Observations."""
-    stored = _stored(state, resident, start, end)
+def resident_fhir(request: Request, state: State, _: Health, resident: ResidentPath, start: Start, end: End) -> JSONResponse:
+    """The same measurements as a validated FHIR R4 Bundle of vital-signs Observations; audited."""
+    stored = _stored(request, state, resident, start, end)
     doc = fhir.bundle(
         HealthMeasurement.model_validate(
             {"device": o.device, "seq": o.seq, "ts": o.ts, "resident": resident, "type": o.type, "values": o.values}

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from cloud import measurements as m
-from cloud.api.deps import Operator, State
+from cloud.api.deps import Operator, State, bounded
 from cloud.days import date_of, day_number, day_start_ms, number_of
 from contract.models import ID_PATTERN, Category
 
@@ -96,6 +96,7 @@ def daily(
                     deposits=int(deposits),
                 )
             )
+    bounded(len(rows), state)
     rows.sort(key=lambda r: (r.date, r.site or "", r.category))
     return DailyResponse(rows=rows)
 
@@ -128,6 +129,7 @@ def _grouped(state: State, lo: int, hi: int, group: str, site: str | None, area:
                     residents=int(residents or 0),
                 )
             )
+    bounded(len(rows), state)
     order = {c: i for i, c in enumerate([*(c.value for c in Category), "all"])}
     rows.sort(key=lambda r: (r.date, r.area or "", order.get(r.category, 99)))
     return DailyResponse(rows=rows)
