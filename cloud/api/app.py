@@ -30,7 +30,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        influx = InfluxClient(settings.influx.config())
+        influx = InfluxClient(settings.influx.config("api"))
         app.state.gumei = AppState(settings, influx, registry_mod.load(settings.registry), TokenStore(settings.tokens))
         yield
         influx.close()
