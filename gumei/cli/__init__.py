@@ -12,6 +12,7 @@ from gumei.cli import (
     dashboards_cmds,
     edge_cmds,
     health_cmds,
+    influx_cmds,
     loadtest_cmd,
     registry_cmds,
     run_cmd,
@@ -31,6 +32,7 @@ registry_cmds.register(app)
 health_cmds.register(app)
 edge_cmds.register(app)
 dashboards_cmds.register(app)
+influx_cmds.register(app)
 
 
 def main() -> None:
