@@ -83,7 +83,7 @@ def _health(now: int, seq0: int) -> HealthBatch:
     and one type are shown to operators (>= 5 residents), temperature (1) and its complement are not."""
     items = []
     for i in range(6):
-        resident = "r-" + f"{i + 10:x}" * 16
+        resident = "r-" + f"{i + 10:x}" * 32
         items.append(HealthMeasurement(device=f"{HUT}-BP", seq=seq0 + i, ts=now - 9000 + i, resident=resident, type="blood_pressure",  # type: ignore[arg-type]
                                        values={"systolic_mmhg": 152.0 if i == 0 else 118.0, "diastolic_mmhg": 96.0 if i == 0 else 76.0}))
         items.append(HealthMeasurement(device=f"{HUT}-GLU", seq=seq0 + i, ts=now - 8000 + i, resident=resident, type="blood_glucose",  # type: ignore[arg-type]
