@@ -153,9 +153,9 @@ def publish(client: mqtt.Client, topic: str, payload: bytes | str, qos: int = 1)
     assert info.is_published(), f"no PUBACK for {topic}"
 
 
-def count(influx: InfluxClient, q: str) -> int:
-    """The single number a COUNT/SUM query returns, or 0."""
-    series = influx.query(q)
+def count(influx: InfluxClient, q: str, db: str | None = None) -> int:
+    """The single number a COUNT/SUM query returns, or 0 (main database, or `db`)."""
+    series = influx.query(q, db=db)
     return int(series[0].values[0][1]) if series and series[0].values else 0
 
 
