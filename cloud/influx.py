@@ -48,6 +48,7 @@ class InfluxConfig:
 
     url: str = "http://127.0.0.1:8086"
     database: str = "gumei"
+    health_database: str = "gumei_health"  # per-resident health data (docs/security.md)
     auth: Literal["none", "basic", "token"] = "none"
     username: str = ""
     password: str = ""
@@ -148,11 +149,12 @@ class InfluxClient:
             return False
         return True
 
-    def write_lines(self, body: bytes, precision: str = "ns", retries: int | None = None) -> None:
-        """POST line protocol; raise WriteRejected for a poison batch, Retryable after the retries run out."""
+    def write_lines(self, body: bytes, precision: str = "ns", retries: int | None = None, db: str | None = None) -> None:
+        """POST line protocol (to `db`, default the main database); raise WriteRejected for a poison
+        batch, Retryable after the retries run out."""
         if not body:
             return
-        params = {"db": self.config.database, "precision": precision}
+        params = {"db": db or self.config.database, "precision": precision}
         if self.config.retention_policy:
             params["rp"] = self.config.retention_policy
         headers = {"Content-Type": "text/plain; charset=utf-8"}
@@ -161,14 +163,14 @@ class InfluxClient:
             headers["Content-Encoding"] = "gzip"
         self._with_retries("POST", "/write", retries=retries, params=params, content=body, headers=headers)
 
-    def query(self, q: str, retries: int | None = None) -> list[Series]:
-        """Run InfluxQL (times as epoch ms); return every series of every statement."""
-        r = self._with_retries("POST", "/query", retries=retries, data={"q": q, "db": self.config.database, "epoch": "ms"})
+    def query(self, q: str, retries: int | None = None, db: str | None = None) -> list[Series]:
+        """Run InfluxQL (times as epoch ms) in `db` (default the main database); return every series of every statement."""
+        r = self._with_retries("POST", "/query", retries=retries, data={"q": q, "db": db or self.config.database, "epoch": "ms"})
         return list(_series_of(r.json()))
 
-    def query_chunks(self, q: str, chunk_size: int = 50_000) -> Iterator[Series]:
+    def query_chunks(self, q: str, chunk_size: int = 50_000, db: str | None = None) -> Iterator[Series]:
         """Stream a large result in chunks of at most chunk_size rows (bounded memory)."""
-        data = {"q": q, "db": self.config.database, "epoch": "ms", "chunked": "true", "chunk_size": str(chunk_size)}
+        data = {"q": q, "db": db or self.config.database, "epoch": "ms", "chunked": "true", "chunk_size": str(chunk_size)}
         try:
             with self._http.stream("POST", "/query", data=data) as r:
                 if r.status_code >= 300:
@@ -180,9 +182,14 @@ class InfluxClient:
         except httpx.TransportError as exc:
             raise RetryableInfluxError(f"InfluxDB at {self.config.url} unreachable: {exc}") from exc
 
-    def execute(self, q: str) -> None:
+    def execute(self, q: str, db: str | None = None) -> None:
         """Run a statement that returns no rows (CREATE, DROP, ...)."""
-        self.query(q)
+        self.query(q, db=db)
+
+    @property
+    def health_db(self) -> str:
+        """The database of per-resident health data."""
+        return self.config.health_database
 
 
 def error_for(status: int, path: str, message: str) -> InfluxError:

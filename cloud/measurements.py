@@ -80,11 +80,13 @@ HEALTH_DAILY = Measurement(
     "health_daily",
     tags=("site", "type"),
     fields={"visits": "integer", "measurements": "integer", "anonymous": "integer",
-            "abnormal": "integer", "abnormal_rate": "float"},
+            "abnormal": "integer", "abnormal_rate": "float", "residents": "integer", "suppressed": "boolean"},
 )
 """Aggregate statistics per (Asia/Shanghai day, hut, measurement type); type "all" is the whole hut
 and alone carries visits (distinct resident pseudonyms) and anonymous (no card tap); time = that
-day's midnight. No pseudonyms or values: dashboards may show it to operators."""
+day's midnight; residents (type rows) = distinct residents of that type. Exact in the health
+database; in the main database (operators, Grafana) a cell of fewer than k residents, or its
+complement, has only suppressed=true (docs/health.md)."""
 
 GATEWAY_STATUS = Measurement(
     "gateway_status",

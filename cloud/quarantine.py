@@ -1,7 +1,10 @@
 """Dead letters, queryable: what was rejected, when, from which site, and why; kept for a bounded time.
 
 Dead letters live in the `quarantine` measurement of the main database (so dashboards and the
-default retention policy see them) and are pruned by age: every worker runs `prune()` now and
+default retention policy see them), except health ones (kind "health": their excerpts hold
+measurement values and pseudonyms): those go whole to the health database, and the main database
+gets a stub with the same tags and entry count but no payload or reason (`split_health`), so the
+fleet dashboard still counts them and Grafana never reads them. Both are pruned by age: every worker runs `prune()` now and
 then; the DELETE is idempotent, so N workers pruning is harmless. Dead letters are at-least-once:
 a worker killed after writing them but before its PUBACK writes them again on redelivery.
 """
@@ -67,6 +70,23 @@ def quarantine_lines(records: Sequence[QuarantineRecord], worker: str, time_ns: 
     return out
 
 
+HEALTH_STUB_REASON = "health dead letter: details in the health database (health role)"
+
+
+def split_health(records: Sequence[QuarantineRecord]) -> tuple[list[QuarantineRecord], list[QuarantineRecord]]:
+    """(for the main database, for the health database): health dead letters go whole to the health
+    database and leave a stub (tags and entries, no payload, no reason) in the main one."""
+    main: list[QuarantineRecord] = []
+    health: list[QuarantineRecord] = []
+    for r in records:
+        if r.kind == "health":
+            health.append(r)
+            main.append(QuarantineRecord(r.site, r.kind, r.code, HEALTH_STUB_REASON, r.topic, "", r.entries))
+        else:
+            main.append(r)
+    return main, health
+
+
 class DeadLetterBudget:
     """How many dead letters one site may have stored in full per window; the rest are summed.
 
@@ -113,8 +133,9 @@ def _quote(value: str) -> str:
 class QuarantineStore:
     """Reads and prunes dead letters through the one InfluxDB client."""
 
-    def __init__(self, influx: InfluxClient) -> None:
+    def __init__(self, influx: InfluxClient, db: str | None = None) -> None:
         self.influx = influx
+        self.db = db  # None: the main database
 
     def recent(
         self, since: dt.timedelta = dt.timedelta(days=1), site: str | None = None, code: str | None = None, limit: int = 50
@@ -130,7 +151,7 @@ class QuarantineStore:
             f"WHERE {' AND '.join(where)} ORDER BY time DESC LIMIT {int(limit)}"
         )
         out = []
-        for s in self.influx.query(q):
+        for s in self.influx.query(q, db=self.db):
             for row in s.values:
                 v = dict(zip(s.columns, row, strict=True))
                 out.append(
@@ -154,8 +175,8 @@ class QuarantineStore:
             f"SELECT sum(entries) FROM {m.QUARANTINE.name} WHERE time > now() - {int(since.total_seconds())}s "
             "GROUP BY site, code"
         )
-        return {(s.tags.get("site", ""), s.tags.get("code", "")): int(s.values[0][1] or 0) for s in self.influx.query(q) if s.values}
+        return {(s.tags.get("site", ""), s.tags.get("code", "")): int(s.values[0][1] or 0) for s in self.influx.query(q, db=self.db) if s.values}
 
     def prune(self, keep: dt.timedelta = dt.timedelta(days=DEFAULT_KEEP_DAYS)) -> None:
         """Delete dead letters older than `keep` (idempotent; safe from every worker)."""
-        self.influx.execute(f"DELETE FROM {m.QUARANTINE.name} WHERE time < now() - {int(keep.total_seconds())}s")
+        self.influx.execute(f"DELETE FROM {m.QUARANTINE.name} WHERE time < now() - {int(keep.total_seconds())}s", db=self.db)

@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from cloud.influx import InfluxConfig
+from cloud.influx_grants import SERVICES, Service
 from cloud.registry import DEFAULT_PATH as DEFAULT_REGISTRY
 from contract.errors import first_error
 from gumei.mqtt import MqttEndpoint
@@ -24,22 +25,55 @@ class SettingsError(ValueError):
     """Settings that cannot be used (one line says which and why)."""
 
 
+class InfluxCredential(BaseModel):
+    """One service's own InfluxDB identity: user/password (1.x) or a scoped token (2.x/3.x)."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = ""
+    password: str = Field("", repr=False)
+    token: str = Field("", repr=False)
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.username or self.token)
+
+
 class InfluxSettings(BaseModel):
-    """InfluxDB connection: 1.x user/password, or 2.x/3.x token through the v1 API."""
+    """InfluxDB connection: 1.x user/password, or 2.x/3.x token through the v1 API.
+
+    username/password/token at the top are the administrator's (only `gumei influx grants --apply`
+    and `gumei influx migrate-health` use them); each service connects with its own section
+    ([influx.ingest], [influx.aggregate], [influx.api], [influx.grafana]) and its grants
+    (cloud/influx_grants.py). An unset section falls back to the top-level identity (upgrades only).
+    """
 
     model_config = ConfigDict(extra="forbid")
     url: str = "http://127.0.0.1:8086"
     database: str = "gumei"
+    health_database: str = "gumei_health"
     auth: Literal["none", "basic", "token"] = "none"
     username: str = ""
     password: str = Field("", repr=False)
     token: str = Field("", repr=False)
     retention_policy: str = ""
     gzip: bool | None = None  # unset: compress writes unless InfluxDB is on this host
+    ingest: InfluxCredential = InfluxCredential()
+    aggregate: InfluxCredential = InfluxCredential()
+    api: InfluxCredential = InfluxCredential()
+    grafana: InfluxCredential = InfluxCredential()
 
-    def config(self) -> InfluxConfig:
-        """The client configuration."""
-        return InfluxConfig(**self.model_dump())
+    def credential(self, service: Service | None = None) -> InfluxCredential:
+        """The identity `service` connects as (None: the administrator)."""
+        own = getattr(self, service) if service is not None else None
+        if isinstance(own, InfluxCredential) and own.is_set:
+            return own
+        return InfluxCredential(username=self.username, password=self.password, token=self.token)
+
+    def config(self, service: Service | None = None) -> InfluxConfig:
+        """The client configuration of `service` (None: the administrator)."""
+        fields = self.model_dump(exclude={*SERVICES})
+        fields.update(self.credential(service).model_dump())
+        return InfluxConfig(**fields)
 
 
 class IngestSettings(BaseModel):
@@ -87,6 +121,7 @@ class CloudSettings(BaseSettings):
     targets: TargetSettings = TargetSettings()
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65_535)
+<<<<<<< HEAD
     # API hardening (docs/security.md "API routes and roles", "Audit trail", "Behind a reverse proxy"):
     # peers (addresses or CIDR networks) whose X-Forwarded-For names the real client; [] = none.
     api_forwarded_allow_ips: list[str] = ["127.0.0.1", "::1"]
@@ -109,6 +144,10 @@ class CloudSettings(BaseSettings):
     def audit_path(self) -> Path:
         """The audit log file: `audit_log`, or audit.jsonl in the token store's folder."""
         return self.audit_log or self.tokens.with_name("audit.jsonl")
+=======
+    # operator-visible health aggregates hide any cell of fewer distinct residents (docs/health.md)
+    health_min_residents: int = Field(5, ge=1, le=1000)
+>>>>>>> data13
 
     @model_validator(mode="after")
     def _no_defaults_in_production(self) -> CloudSettings:

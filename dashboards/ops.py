@@ -15,14 +15,13 @@ from dashboards.panels import (
     query_variable,
     stat_panel,
     table_panel,
-    target_line,
     thresholds,
     timeseries_panel,
 )
 from dashboards.waste import SHANGHAI_DAYS
 
-H, G, D, QU, I, A = (
-    m.HEALTH_MEASUREMENT,
+HD, G, D, QU, I, A = (
+    m.HEALTH_DAILY,
     m.GATEWAY_STATUS,
     m.DEVICE_STATUS,
     m.QUARANTINE,
@@ -32,42 +31,50 @@ H, G, D, QU, I, A = (
 
 
 def health() -> dm.Dashboard:
-    """智慧健康小屋 Health hut: visits, measurements by type, abnormal rates; never a single resident."""
+    """智慧健康小屋 Health hut, from `health_daily` as operators may see it: counts per hut-day with
+    every cell of fewer than k distinct residents suppressed by the aggregator (docs/health.md).
+    Grafana's data source cannot read per-resident measurements at all (another database)."""
     d = new_dashboard(
         "gumei-health-hut",
         "智慧健康小屋 Smart health hut",
-        "Aggregates only: counts and rates over all residents. Per-resident records live behind the API's health role.",
+        "Aggregates only, small cells suppressed (< k distinct residents). Per-resident records live behind the API's health role.",
         "now-30d",
         ["health"],
     )
-    d = d.with_variable(query_variable("hut", "健康小屋 Hut", f"SHOW TAG VALUES FROM {q(H.name)} WITH KEY = {q('site')}"))
+    d = d.with_variable(query_variable("hut", "健康小屋 Hut", f"SHOW TAG VALUES FROM {q(HD.name)} WITH KEY = {q('site')}"))
     where = f"{q('site')} =~ /^$hut$/ AND $timeFilter"
+    whole = f"{q('type')} = 'all' AND {where}"
+    types = f"{q('type')} != 'all' AND {where}"
     g = Grid()
-    total = InfluxQL(f"SELECT count({q('seq')}) FROM {q(H.name)} WHERE {where}").alias("测量 Measurements")
-    d = d.with_panel(g.place(stat_panel("测量总数 Measurements", [total], "short"), 6, 5))
-    people = InfluxQL(f"SELECT count(distinct({q('resident')})) FROM {q(H.name)} WHERE {where}").alias("居民 Residents")
-    d = d.with_panel(g.place(stat_panel("到访居民数 Distinct residents", [people], "short"), 6, 5))
-    abnormal_total = InfluxQL(f"SELECT count({q('seq')}) FROM {q(H.name)} WHERE {q('abnormal')} = true AND {where}").alias("异常 Abnormal")
+    total = InfluxQL(f"SELECT sum({q('measurements')}) FROM {q(HD.name)} WHERE {whole}").alias("测量 Measurements")
+    d = d.with_panel(g.place(stat_panel("测量总数 Measurements (shown hut-days)", [total], "short"), 6, 5))
+    people = InfluxQL(f"SELECT sum({q('visits')}) FROM {q(HD.name)} WHERE {whole}").alias("人次 Resident-days")
+    d = d.with_panel(g.place(stat_panel("到访人次 Visits (resident-days)", [people], "short"), 6, 5))
+    abnormal_total = InfluxQL(f"SELECT sum({q('abnormal')}) FROM {q(HD.name)} WHERE {whole}").alias("异常 Abnormal")
     d = d.with_panel(
         g.place(stat_panel("异常测量数 Abnormal measurements", [abnormal_total], "short").thresholds(thresholds((None, "green"), (1, "orange"))), 6, 5)
     )
-    bp = InfluxQL(
-        f"SELECT mean({q('systolic_mmhg')}) AS {q('systolic')}, mean({q('diastolic_mmhg')}) AS {q('diastolic')} "
-        f"FROM {q(H.name)} WHERE {q('type')} = 'blood_pressure' AND {where}"
+    hidden = InfluxQL(f"SELECT count({q('suppressed')}) FROM {q(HD.name)} WHERE {q('suppressed')} = true AND {where}").alias("隐藏 Suppressed")
+    d = d.with_panel(
+        g.place(
+            stat_panel("隐藏格 Suppressed cells (too few residents)", [hidden], "short").no_value("0")
+            .description("Hut-day figures from fewer than k distinct residents (and their complements) are never shown."),
+            6,
+            5,
+        )
     )
-    d = d.with_panel(g.place(stat_panel("平均血压 Mean blood pressure (mmHg)", [bp], "none").decimals(0), 6, 5))
     visits = InfluxQL(
-        f"SELECT count(distinct({q('resident')})) FROM {q(H.name)} WHERE {where} GROUP BY {SHANGHAI_DAYS} fill(0)"
+        f"SELECT sum({q('visits')}) FROM {q(HD.name)} WHERE {whole} GROUP BY {SHANGHAI_DAYS} fill(none)"
     ).alias("到访居民 Residents")
     d = d.with_panel(g.place(timeseries_panel("每日到访 Visits per day (distinct residents)", [visits], "short", bars=True), 12, 8))
     by_type = InfluxQL(
-        f"SELECT count({q('seq')}) FROM {q(H.name)} WHERE {where} GROUP BY {SHANGHAI_DAYS}, {q('type')} fill(0)"
+        f"SELECT sum({q('measurements')}) FROM {q(HD.name)} WHERE {types} GROUP BY {SHANGHAI_DAYS}, {q('type')} fill(none)"
     ).alias("$tag_type")
     d = d.with_panel(g.place(timeseries_panel("各类测量 Measurements by type per day", [by_type], "short", bars=True, stacked=True), 12, 8))
     abnormal = InfluxQL(
-        f"SELECT count({q('seq')}) AS {q('abnormal')} FROM {q(H.name)} WHERE {q('abnormal')} = true AND {where} GROUP BY {q('type')}", "A"
+        f"SELECT sum({q('abnormal')}) AS {q('abnormal')} FROM {q(HD.name)} WHERE {types} GROUP BY {q('type')}", "A"
     ).table()
-    measured = InfluxQL(f"SELECT count({q('seq')}) AS {q('measured')} FROM {q(H.name)} WHERE {where} GROUP BY {q('type')}", "B").table()
+    measured = InfluxQL(f"SELECT sum({q('measurements')}) AS {q('measured')} FROM {q(HD.name)} WHERE {types} GROUP BY {q('type')}", "B").table()
     rate = DataTransformerConfig(
         id_val="calculateField",
         options={
@@ -82,22 +89,15 @@ def health() -> dm.Dashboard:
             table_panel("各类异常率 Abnormal rate by type", [abnormal, measured])
             .with_transformation(DataTransformerConfig(id_val="merge", options={}))
             .with_transformation(rate)
-            .description("BP ≥ 140/90 mmHg (Chinese guideline), fasting glucose ≥ 7.0 mmol/L, as flagged at ingestion."),
+            .description("Home cut-offs as flagged at ingestion (BP ≥ 135/85 mmHg, glucose by meal context); shown hut-days only."),
             12,
             8,
         )
     )
-    bp_daily = InfluxQL(
-        f"SELECT mean({q('systolic_mmhg')}) AS {q('systolic')}, mean({q('diastolic_mmhg')}) AS {q('diastolic')} "
-        f"FROM {q(H.name)} WHERE {q('type')} = 'blood_pressure' AND {where} GROUP BY {SHANGHAI_DAYS}"
-    )
-    d = d.with_panel(
-        g.place(
-            target_line(timeseries_panel("每日平均血压 Mean blood pressure per day", [bp_daily], "none"), thresholds((None, "green"), (90, "orange"), (140, "red"))),
-            12,
-            8,
-        )
-    )
+    rate_daily = InfluxQL(
+        f"SELECT sum({q('abnormal')}) / sum({q('measurements')}) AS {q('rate')} FROM {q(HD.name)} WHERE {whole} GROUP BY {SHANGHAI_DAYS} fill(none)"
+    ).alias("异常率 Abnormal rate")
+    d = d.with_panel(g.place(timeseries_panel("每日异常率 Abnormal rate per day", [rate_daily], "percentunit"), 12, 8))
     return d.build()
 
 

@@ -85,13 +85,17 @@ def write_provisioning(out: Path) -> list[Path]:
         out / "datasources" / "gumei-influxdb.yaml": _datasource_file(
             "basic",
             "# InfluxDB 1.x (user/password). Copy to <grafana>/provisioning/datasources/.\n"
-            "# Grafana expands $INFLUXDB_URL, $INFLUXDB_DB, $INFLUXDB_USER, $INFLUXDB_PASSWORD from its environment.\n",
+            "# Grafana expands $INFLUXDB_URL, $INFLUXDB_DB, $INFLUXDB_USER, $INFLUXDB_PASSWORD from its environment.\n"
+            "# $INFLUXDB_USER is the read-only Grafana user ([influx.grafana], default gumei_grafana: READ on the\n"
+            "# main database only, created by `gumei influx grants`), never a service's or the admin's; $INFLUXDB_DB is\n"
+            "# the main database (gumei), never the health database.\n",
         ),
         out / "datasources-token" / "gumei-influxdb.yaml": _datasource_file(
             "token",
             "# InfluxDB 2.x/3.x through the v1-compatible InfluxQL API (bucket = database, DBRP mapped).\n"
             "# Use INSTEAD of datasources/gumei-influxdb.yaml (same uid): copy to <grafana>/provisioning/datasources/.\n"
-            "# Grafana expands $INFLUXDB_URL, $INFLUXDB_DB, $INFLUXDB_TOKEN from its environment.\n",
+            "# Grafana expands $INFLUXDB_URL, $INFLUXDB_DB, $INFLUXDB_TOKEN from its environment.\n"
+            "# $INFLUXDB_TOKEN: a read-only token scoped to the main bucket only (docs/deploy.md), never the health bucket.\n",
         ),
         out / "dashboards" / "gumei.yaml": provider_file(),
     }

@@ -116,11 +116,11 @@ def operator_token(stack: LocalStack) -> str:
     return stack.tokens().create("test operator", "operator")
 
 
-def gumei(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the gumei CLI as a user would."""
+def gumei(*args: str, timeout: float = 120, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the gumei CLI as a user would (env: extra variables, e.g. LocalStack.admin_env())."""
     proc = subprocess.run(
         [sys.executable, "-m", "gumei.cli", *args], check=False, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"}, cwd=PROJECT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}, cwd=PROJECT,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"gumei {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
@@ -153,16 +153,16 @@ def publish(client: mqtt.Client, topic: str, payload: bytes | str, qos: int = 1)
     assert info.is_published(), f"no PUBACK for {topic}"
 
 
-def count(influx: InfluxClient, q: str) -> int:
-    """The single number a COUNT/SUM query returns, or 0."""
-    series = influx.query(q)
+def count(influx: InfluxClient, q: str, db: str | None = None) -> int:
+    """The single number a COUNT/SUM query returns, or 0 (main database, or `db`)."""
+    series = influx.query(q, db=db)
     return int(series[0].values[0][1]) if series and series[0].values else 0
 
 
-def rows_of(influx: InfluxClient, q: str) -> list[dict[str, Any]]:
-    """Query rows as dicts (tags merged in)."""
+def rows_of(influx: InfluxClient, q: str, db: str | None = None) -> list[dict[str, Any]]:
+    """Query rows as dicts (tags merged in), from the main database or `db`."""
     out = []
-    for s in influx.query(q):
+    for s in influx.query(q, db=db):
         for v in s.values:
             out.append({**s.tags, **dict(zip(s.columns, v, strict=True))})
     return out

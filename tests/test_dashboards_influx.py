@@ -11,6 +11,8 @@ import pytest
 from cloud import measurements as m
 from cloud.days import DAY_MS, day_number, day_start_ms
 from cloud.influx import InfluxClient, InfluxConfig
+from cloud.health.daily import daily_lines
+from cloud.health.stats import StatRow, daily_stats
 from cloud.lineproto import line, point_time_ns
 from dashboards import generate as gen
 from dashboards import render, schema, verify
@@ -58,13 +60,14 @@ def _dataset() -> str:
     for day in range(TODAY - 29, TODAY + 1):
         fields = {"recyclable_tonnes": 0.1, "dry_change_pct": -12.5, "sorting_pct": 88.0}
         lines.append(line(t.name, {}, {k: v for k, v in fields.items() if k in t.fields}, day_start_ms(day) * 10**6))
-    for i, (kind, values, abnormal) in enumerate(
-        [("blood_pressure", {"systolic_mmhg": 150.0, "diastolic_mmhg": 95.0}, True),
-         ("blood_pressure", {"systolic_mmhg": 120.0, "diastolic_mmhg": 80.0}, False),
-         ("blood_glucose", {"glucose_mmol_l": 5.2}, False)]
-    ):  # fmt: skip
-        fields = {"seq": i, "resident": f"r-{i:032x}", "abnormal": abnormal, "flag": "high" if abnormal else "", **values}
-        lines.append(line(m.HEALTH_MEASUREMENT.name, {"site": "HH-01", "device": "HH-01-BP", "type": kind}, fields, (NOW - (i + 1) * HOUR) * 10**6))
+    # health_daily as the aggregator writes it for operators: today shown (k = 2), yesterday suppressed (k = 5)
+    rows = [StatRow("HH-01", NOW - (i + 1) * HOUR, kind, f"r-{i:032x}", abnormal) for i, (kind, abnormal) in enumerate(
+        [("blood_pressure", True), ("blood_pressure", False), ("blood_glucose", False), ("blood_glucose", False)])]
+    rows[3] = StatRow("HH-01", rows[3].ts, "blood_glucose", rows[0].resident, False)  # 2 residents each type
+    (shown,) = daily_stats(rows)
+    lines += daily_lines(shown, k=2)
+    (hidden,) = daily_stats([StatRow("HH-01", r.ts - DAY_MS, r.type, r.resident, r.abnormal) for r in rows])
+    lines += daily_lines(hidden, k=5)
     for j, (site, online) in enumerate([("WS-0101", True), ("WS-0102", True), ("WS-0201", False)]):
         for k in range(3):
             ts = (NOW - (3 - k) * HOUR + j) * 10**6
@@ -168,7 +171,7 @@ def test_health_abnormal_rate_inputs(dash_influx: InfluxClient) -> None:
     abnormal, measured = _panel("health-hut", "Abnormal rate by type")
     a = {s.tags["type"]: s.values[0][1] for s in dash_influx.query(abnormal[2])}
     n = {s.tags["type"]: s.values[0][1] for s in dash_influx.query(measured[2])}
-    assert a == {"blood_pressure": 1} and n == {"blood_pressure": 2, "blood_glucose": 1}
+    assert a == {"blood_pressure": 1, "blood_glucose": 0} and n == {"blood_pressure": 2, "blood_glucose": 2}
 
 
 def test_render_writes_one_png_per_dashboard(dash_influx: InfluxClient, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ other tests of the session wrote for today, panels and API read the same databas
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import datetime as dt
 import hashlib
 import os
@@ -77,15 +79,25 @@ def _status(site: str, now: int) -> Status:
 
 
 def _health(now: int, seq0: int) -> HealthBatch:
-    items = [
-        HealthMeasurement(device=f"{HUT}-BP", seq=seq0, ts=now - 5000, resident="r-" + "a" * 32, type="blood_pressure",  # type: ignore[arg-type]
-                          values={"systolic_mmhg": 152.0, "diastolic_mmhg": 96.0, "pulse_bpm": 80.0}),
-        HealthMeasurement(device=f"{HUT}-BP", seq=seq0 + 1, ts=now - 4000, resident="r-" + "b" * 32, type="blood_pressure",  # type: ignore[arg-type]
-                          values={"systolic_mmhg": 118.0, "diastolic_mmhg": 76.0}),
-        HealthMeasurement(device=f"{HUT}-GLU", seq=seq0 + 2, ts=now - 3000, resident="r-" + "a" * 32, type="blood_glucose",  # type: ignore[arg-type]
-                          values={"glucose_mmol_l": 5.4, "meal": "fasting"}),
-    ]
+    """Six residents measure blood pressure and glucose, one of them temperature too: the hut total
+    and one type are shown to operators (>= 5 residents), temperature (1) and its complement are not."""
+    items = []
+    for i in range(6):
+        resident = "r-" + f"{i + 10:x}" * 32
+        items.append(HealthMeasurement(device=f"{HUT}-BP", seq=seq0 + i, ts=now - 9000 + i, resident=resident, type="blood_pressure",  # type: ignore[arg-type]
+                                       values={"systolic_mmhg": 152.0 if i == 0 else 118.0, "diastolic_mmhg": 96.0 if i == 0 else 76.0}))
+        items.append(HealthMeasurement(device=f"{HUT}-GLU", seq=seq0 + i, ts=now - 8000 + i, resident=resident, type="blood_glucose",  # type: ignore[arg-type]
+                                       values={"glucose_mmol_l": 5.4, "meal": "fasting"}))
+    items.append(HealthMeasurement(device=f"{HUT}-TEMP", seq=seq0, ts=now - 7000, resident="r-" + "a" * 32, type="body_temperature",  # type: ignore[arg-type]
+                                   values={"temperature_c": 36.6}))
     return HealthBatch(site=HUT, measurements=items)
+
+
+@pytest.fixture(scope="module")
+def grafana_influx(stack) -> Iterator[InfluxClient]:  # type: ignore[no-untyped-def]
+    """What Grafana's data source may read: the read-only Grafana user (main database only)."""
+    with InfluxClient(stack.influx_config("grafana")) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +125,8 @@ def live(stack, ingest_worker, gateway, influx: InfluxClient) -> Scope:  # type:
     n = 12 * len(SITES)
     wait_until(lambda: count(influx, f"SELECT count(net_kg) FROM {m.WASTE_READING.name} WHERE {today_mine}") == n, what=f"{n} readings stored")
     wait_until(lambda: count(influx, f"SELECT count(online) FROM {m.GATEWAY_STATUS.name} WHERE {today_mine}") >= len(SITES) + 1, what="gateway status stored")
-    wait_until(lambda: count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE site = '{HUT}' AND seq >= {seq0}") == 3, what="health stored")
+    wait_until(lambda: count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE site = '{HUT}' AND seq >= {seq0}", influx.health_db) == 13,
+               what="health stored")
     wait_until(lambda: count(influx, f"SELECT count(entries) FROM {m.QUARANTINE.name} WHERE site = 'WS-2001' AND time >= {now}ms") >= 1, what="dead letter stored")
     # a worker writes ingest_stats every 5 s; three points fall into two 10 s buckets (rate panels)
     wait_until(lambda: count(influx, f"SELECT count(written) FROM {m.INGEST_STATS.name} WHERE time >= {now - 60_000}ms") >= 3,
@@ -170,20 +183,20 @@ def _empty_panels(influx: InfluxClient, queries: list[tuple[str, str, str]]) -> 
 
 
 @pytest.mark.parametrize("name", sorted(gen.BUILDERS))
-def test_every_panel_query_runs_on_the_live_database(live: Scope, influx: InfluxClient, name: str) -> None:
+def test_every_panel_query_runs_on_the_live_database(live: Scope, grafana_influx: InfluxClient, name: str) -> None:
     queries = _queries(name, live, live.end_ms())
     assert len({title for title, _, _ in queries}) >= 4
     may_be_empty = {title for dash, title in NEEDS_TWO_BUCKETS if dash == name}
-    empty = _empty_panels(influx, [q for q in queries if q[0] not in may_be_empty])
+    empty = _empty_panels(grafana_influx, [q for q in queries if q[0] not in may_be_empty])
     assert not empty, "panels without data on the live pipeline:\n" + "\n".join(empty)
 
 
-def test_fleet_panels_over_the_last_15_minutes(live: Scope, influx: InfluxClient) -> None:
+def test_fleet_panels_over_the_last_15_minutes(live: Scope, grafana_influx: InfluxClient) -> None:
     """$__interval is 10s (the data source's minimum) over 15 minutes; three stats points (5 s apart)
     fall into at least two buckets, so the rate panels have a value."""
     queries = _queries("fleet", live, live.end_ms(), last="15m")
     assert all("GROUP BY time(10s)" in q for title, _, q in queries if title in {t for _, t in NEEDS_TWO_BUCKETS})
-    empty = _empty_panels(influx, queries)
+    empty = _empty_panels(grafana_influx, queries)
     assert not empty, "fleet panels without data over 15 minutes:\n" + "\n".join(empty)
 
 
@@ -267,12 +280,17 @@ def test_target_panels_equal_the_api(live: Scope, influx: InfluxClient, api_url:
     assert change == pytest.approx((dry_api["tonnes_per_day"] / DRY_BASELINE_T - 1) * 100, abs=1e-6)
 
 
-def test_fleet_and_health_panels_see_the_published_messages(live: Scope, influx: InfluxClient) -> None:
+def test_fleet_and_health_panels_see_the_published_messages(live: Scope, grafana_influx: InfluxClient) -> None:
     end = live.end_ms()
-    found_sites = {s.tags.get("site") for _, _, query in _queries("fleet", live, end) for s in influx.query(query)}
+    found_sites = {s.tags.get("site") for _, _, query in _queries("fleet", live, end) for s in grafana_influx.query(query)}
     assert set(SITES) <= found_sites, f"fleet panels miss {set(SITES) - found_sites}"
-    health = [q for _, _, q in _queries("health-hut", live, end)]
-    assert any(s.values for q in health for s in influx.query(q))
+    health = {title: q for title, _, q in _queries("health-hut", live, end)}
+    assert any(s.values for q in health.values() for s in grafana_influx.query(q))
+    # the hut-day: total and blood pressure shown; temperature (1 resident) and glucose (its complement) not
+    by_type = next(q for t, q in health.items() if "Measurements by type" in t)
+    assert "blood_pressure" in {s.tags["type"] for s in grafana_influx.query(by_type) if any(v[1] for v in s.values)}
+    hidden = next(q for t, q in health.items() if "Suppressed cells" in t)
+    assert grafana_influx.query(hidden)[0].values[0][1] >= 2
 
 
 def test_render_cli_draws_every_dashboard_from_the_live_database(live: Scope, stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

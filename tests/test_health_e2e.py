@@ -141,16 +141,18 @@ def run(stack: LocalStack, ingest_worker: Any, influx: InfluxClient, tmp_path_fa
         queue.close()
     total_implausible = sum(implausible.values())
     stored = sum(len(x) for x in expected.values()) + anonymous
-    wait_until(lambda: _count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE time >= {start_ms}ms") >= stored
-               and _count(influx, f"SELECT count(reason) FROM {m.QUARANTINE.name} WHERE code = 'implausible' AND time >= {start_ms}ms")
+    hdb = influx.health_db
+    wait_until(lambda: _count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE time >= {start_ms}ms", hdb) >= stored
+               and _count(influx, f"SELECT count(reason) FROM {m.QUARANTINE.name} WHERE code = 'implausible' AND time >= {start_ms}ms", hdb)
                >= total_implausible, what="health measurements and quarantine in InfluxDB")
     witness.disconnect()
     witness.loop_stop()
     yield Run(key, cards, expected, implausible, edge_rejected, agent, witnessed, start_ms, anonymous)
 
 
-def _count(influx: InfluxClient, q: str) -> int:
-    s = influx.query(q)
+def _count(influx: InfluxClient, q: str, db: str | None = None) -> int:
+    """A count in the main database, or in the health database with db = influx.health_db."""
+    s = influx.query(q, db=db)
     return int(s[0].values[0][1]) if s and s[0].values else 0
 
 
@@ -206,7 +208,10 @@ def test_fhir_export_validates_with_loinc_and_ucum(run: Run, api_url: str, healt
 
 
 def test_quarantined_with_reasons_and_counted(run: Run, influx: InfluxClient) -> None:
-    rows = rows_of(influx, f"SELECT reason, payload FROM {m.QUARANTINE.name} WHERE code = 'implausible' AND time >= {run.start_ms}ms")
+    q = f"SELECT reason, payload FROM {m.QUARANTINE.name} WHERE code = 'implausible' AND time >= {run.start_ms}ms"
+    rows = rows_of(influx, q, influx.health_db)  # health dead letters hold values: the health database
+    stubs = rows_of(influx, q)  # the main database keeps their count only
+    assert len(stubs) == len(rows) and all(r["payload"] == "" and "health database" in r["reason"] for r in stubs)
     reasons = Counter(r.split(": ", 1)[1] for r in {r["reason"] for r in rows})  # distinct (device, seq)
     assert reasons == Counter({f"systolic_mmhg {v} outside plausible range 40..300": n for v, n in run.implausible.items()})
     assert all(r["reason"].startswith("HH-01-BP seq ") for r in rows)
@@ -219,7 +224,8 @@ def test_no_card_number_downstream_of_the_gateway(run: Run, influx: InfluxClient
     assert len(run.witnessed) >= 2
     traffic = b"\n".join(run.witnessed)
     assert b"HH-01" in traffic and any(p.encode() in traffic for p in run.cards)  # the witness saw the batches
-    stored = json.dumps([s.values for s in influx.query(f"SELECT * FROM {m.HEALTH_MEASUREMENT.name}")])
+    stored = json.dumps([s.values for s in influx.query(f"SELECT * FROM {m.HEALTH_MEASUREMENT.name}", db=influx.health_db)])
+    stored += json.dumps([s.values for s in influx.query(f"SELECT * FROM {m.QUARANTINE.name}", db=influx.health_db)])
     stored += json.dumps([s.values for s in influx.query(f"SELECT * FROM {m.QUARANTINE.name}")])
     assert any(p in stored for p in run.cards)
     for card in run.cards.values():
@@ -229,16 +235,31 @@ def test_no_card_number_downstream_of_the_gateway(run: Run, influx: InfluxClient
 
 def test_daily_aggregates_for_operators_and_health(run: Run, api_url: str, stack: LocalStack, influx: InfluxClient,
                                                    registry: Registry, operator_token: str, health_token: str) -> None:
-    Aggregator(influx, registry).run_incremental()
-    r = _get(api_url, "/api/v1/health/daily", operator_token, start=_day(), end=_day(), site=SITE)
-    assert r.status_code == 200, r.text
-    (row,) = r.json()["rows"]
+    with InfluxClient(stack.influx_config("aggregate")) as own:  # the aggregator's own grants suffice
+        Aggregator(own, registry).run_incremental()
     stored = sum(len(x) for x in run.expected.values()) + run.anonymous
+    # health staff: exact figures
+    r = _get(api_url, "/api/v1/health/daily", health_token, start=_day(), end=_day(), site=SITE)
+    assert r.status_code == 200, r.text
+    assert r.json()["k"] is None
+    (row,) = r.json()["rows"]
     assert row["visits"] == 5 and row["measurements"] == stored and row["anonymous"] == run.anonymous
     assert sum(row["by_type"].values()) == stored and row["by_type"]["blood_pressure"] == 4  # 3 residents + walk-in
     assert row["abnormal_rate"] == pytest.approx(row["abnormal"] / stored)
-    assert "resident" not in r.text and not any(p in r.text for p in run.cards)
-    assert _get(api_url, "/api/v1/health/daily", health_token).status_code == 200
+    assert not row["suppressed"] and row["suppressed_types"] == []
+    # operators: the hut total (5 residents + the walk-in) is shown; blood pressure (4 people) is not,
+    # nor is a second type (complementary), so total minus the shown types never gives it back
+    r = _get(api_url, "/api/v1/health/daily", operator_token, start=_day(), end=_day(), site=SITE)
+    assert r.status_code == 200, r.text
+    assert r.json()["k"] == 5
+    (op,) = r.json()["rows"]
+    assert op["visits"] == 5 and op["measurements"] == stored and not op["suppressed"]
+    hidden = op["suppressed_types"]
+    assert "blood_pressure" in hidden and len(hidden) >= 2
+    assert {t: v for t, v in op["by_type"].items() if t not in hidden} == {t: v for t, v in row["by_type"].items() if t not in hidden}
+    assert all(op["by_type"][t] is None and op["abnormal_by_type"][t] is None for t in hidden)
+    for text in (r.text,):
+        assert "resident" not in text and not any(p in text for p in run.cards)
 
 
 def test_roles_and_input_checks(run: Run, api_url: str, operator_token: str, health_token: str) -> None:
@@ -270,7 +291,7 @@ def test_gumei_sim_health_publishes_through_the_gateway_loop(run: Run, stack: Lo
     key_file = tmp_path / "district.key"
     key_file.write_text(os.urandom(16).hex())
     key_file.chmod(0o600)
-    before = _count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE time >= {run.start_ms}ms")
+    before = _count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE time >= {run.start_ms}ms", influx.health_db)
     ep = stack.endpoint(SITE)
     out = gumei("sim", "health", "--port", str(ep.port), "--secrets", str(stack.root / "secrets" / "mqtt.json"),
                 "--district-key-file", str(key_file), "--ca-file", str(ep.ca_file), "--visits", "3", "--seed", "4",
@@ -278,5 +299,5 @@ def test_gumei_sim_health_publishes_through_the_gateway_loop(run: Run, stack: Lo
     assert "hut HH-01: 3 visits, " in out and "frames rejected at the gateway: none" in out
     published = int(out.split(" published")[0].rsplit(" ", 1)[1])
     assert published >= 15  # five instruments per visit
-    wait_until(lambda: _count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE time >= {run.start_ms}ms")
+    wait_until(lambda: _count(influx, f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name} WHERE time >= {run.start_ms}ms", influx.health_db)
                >= before + published, what="simulated hut measurements in InfluxDB")

@@ -27,12 +27,12 @@ def message(*ms: HealthMeasurement) -> Message:
 
 def test_implausible_entries_are_quarantined_alone(registry: Registry) -> None:
     plan = BatchPlanner(registry, health_lines).plan_batch([message(bp(1, 120), bp(2, 20), bp(3, 400), bp(4, 150))], TS)
-    assert plan.measurements == 2 and len(plan.lines) == 2
+    assert plan.measurements == 2 and len(plan.health_lines) == 2 and plan.lines == []  # the health database's
     assert [q.code for q in plan.quarantine] == ["implausible", "implausible"]
     assert "systolic_mmhg 20 outside plausible range 40..300" in plan.quarantine[0].reason
     assert "systolic_mmhg 400 outside" in plan.quarantine[1].reason
     assert json.loads(plan.quarantine[1].payload)["seq"] == 3
-    assert "flag=\"normal\"" in plan.lines[0] and "flag=\"hypertensive\"" in plan.lines[1]
+    assert "flag=\"normal\"" in plan.health_lines[0] and "flag=\"hypertensive\"" in plan.health_lines[1]
     assert len(plan.days) == 1  # the aggregator recomputes health_daily for that day
 
 

@@ -31,6 +31,7 @@ from cloud.aggregate.tonnage import (
 )
 from cloud.days import DAY_MS, date_of, day_start_ms, number_of, today
 from cloud.health.daily import recompute_health_days
+from cloud.health.suppress import DEFAULT_K
 from cloud.influx import InfluxClient
 from cloud.lineproto import line
 from cloud.registry import Registry
@@ -75,8 +76,9 @@ class Aggregator:
     """
 
     def __init__(self, influx: InfluxClient, registry: Registry, rules: TargetRules | None = None,
-                 chunk_size: int = 50_000, today_fn: Callable[[], dt.date] = today) -> None:
+                 chunk_size: int = 50_000, today_fn: Callable[[], dt.date] = today, health_k: int = DEFAULT_K) -> None:
         self.influx = influx
+        self.health_k = health_k  # operator-visible health cells need this many distinct residents
         self.registry = registry
         self.rules = rules or TargetRules()
         self.chunk_size = chunk_size
@@ -281,7 +283,7 @@ class Aggregator:
         """Recompute only the days touched by new or late readings since the last run."""
         days, watermark = self.dirty_days()
         result = self.recompute(days)
-        recompute_health_days(self.influx, days)  # health_daily of huts (the same dirty-day markers)
+        recompute_health_days(self.influx, days, self.health_k)  # health_daily of huts (the same dirty-day markers)
         self.influx.write_lines(
             (line(m.AGGREGATOR_STATE.name, {}, {"watermark_ms": watermark, "days": len(days)}, watermark * 1_000_000) + "\n").encode()
         )

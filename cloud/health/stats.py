@@ -33,6 +33,13 @@ class HutDay:
     abnormal: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
     abnormal_by_type: dict[str, int] = field(default_factory=dict)
+    # distinct residents per type; measurements without a card count as one more (at least one person)
+    residents_by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def residents(self) -> int:
+        """Distinct residents of the whole hut-day, anonymous measurements counted as one more."""
+        return self.visits + (1 if self.anonymous else 0)
 
     @property
     def abnormal_rate(self) -> float:
@@ -46,9 +53,11 @@ def daily_stats(rows: Iterable[StatRow]) -> list[HutDay]:
     counts: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
     abnormal: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
     anonymous: Counter[tuple[int, str]] = Counter()
+    people: dict[tuple[int, str], dict[str, set[str | None]]] = defaultdict(lambda: defaultdict(set))
     for row in rows:
         key = (day_number(row.ts), row.site)
         counts[key][row.type] += 1
+        people[key][row.type].add(row.resident)  # None: the anonymous ones, counted as one person
         if row.abnormal:
             abnormal[key][row.type] += 1
         if row.resident is None:
@@ -70,6 +79,7 @@ def daily_stats(rows: Iterable[StatRow]) -> list[HutDay]:
                 sum(bad.values()),
                 by_type,
                 bad,
+                {t: len(people[key][t]) for t in by_type},
             )
         )
     return out

@@ -61,6 +61,7 @@ class Plan:
     """What one batch of messages becomes."""
 
     lines: list[str] = field(default_factory=list)
+    health_lines: list[str] = field(default_factory=list)  # per-resident: the health database's
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     readings: int = 0
     measurements: int = 0
@@ -112,7 +113,8 @@ class BatchPlanner:
         plan = Plan()
         now = wall_now_ms() if now_ms is None else now_ms
         for msg in messages:
-            mark = (len(plan.lines), len(plan.quarantine), plan.readings, plan.measurements, plan.statuses, Counter(plan.days))
+            mark = (len(plan.lines), len(plan.quarantine), plan.readings, plan.measurements, plan.statuses, Counter(plan.days),
+                    len(plan.health_lines))
             try:
                 self._plan_one(msg, plan, now)
             except TopicError as exc:
@@ -154,7 +156,7 @@ class BatchPlanner:
                 raise PayloadRejected("not_supported", "health ingestion is not enabled on this worker")
             decoded = decode_health(msg.payload, topic, now_ms)  # type: ignore[assignment]
             valid = [x for x in decoded.valid if self._entry_ok(topic, msg, x, plan, now_ms)]
-            plan.lines.extend(self._health_encoder(site.id, valid))
+            plan.health_lines.extend(self._health_encoder(site.id, valid))
             plan.measurements += len(valid)
             plan.days.update(day_number(x.ts) for x in valid)  # health_daily is recomputed for these days
         plan.ignored.update(decoded.ignored)
@@ -241,10 +243,11 @@ def _dead_letter(site: str, kind: str, code: str, reason: str, msg: Message, raw
     return QuarantineRecord(site, kind, code, mask_reason(reason)[:500], mask_digits(msg.topic[:300]), excerpt, entries)
 
 
-def _rollback(plan: Plan, mark: tuple[int, int, int, int, int, Counter[int]]) -> None:
+def _rollback(plan: Plan, mark: tuple[int, int, int, int, int, Counter[int], int]) -> None:
     """Undo whatever a message that failed half-way added to the plan."""
-    lines, quarantine, plan.readings, plan.measurements, plan.statuses, plan.days = mark
+    lines, quarantine, plan.readings, plan.measurements, plan.statuses, plan.days, health = mark
     del plan.lines[lines:]
+    del plan.health_lines[health:]
     del plan.quarantine[quarantine:]
 
 

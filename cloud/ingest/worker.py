@@ -43,7 +43,7 @@ from cloud.ingest.handler import (
     topic_of,
 )
 from cloud.lineproto import join_lines, line
-from cloud.quarantine import DEFAULT_KEEP_DAYS, DeadLetterBudget, QuarantineStore
+from cloud.quarantine import DEFAULT_KEEP_DAYS, DeadLetterBudget, QuarantineStore, split_health
 from cloud.redact import mask_digits
 from contract.topics import shared_subscription
 from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
@@ -94,11 +94,12 @@ class Counters:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A decoded batch with its InfluxDB body, waiting for the committer."""
+    """A decoded batch with its InfluxDB bodies, waiting for the committer."""
 
     messages: list[Message]
     plan: Plan
     body: bytes
+    health_body: bytes  # per-resident lines and health dead letters: empty for a waste-only batch
     started: float
 
 
@@ -259,12 +260,12 @@ class IngestWorker:
         plan = self.planner.plan_batch(batch)
         if plan.quarantine:  # a flood of junk from one site stays a trickle of points
             plan.quarantine = self._budget.admit(plan.quarantine, time.monotonic())
-        return _Prepared(batch, plan, self._body(plan), started)
+        return _Prepared(batch, plan, *self._bodies(plan), started)
 
     def _commit(self, prepared: _Prepared) -> None:
         current, plan = prepared.messages, prepared.plan
         try:
-            self._write_until_done(prepared.body)
+            self._write_bodies(prepared.body, prepared.health_body)
         except WriteRejected as exc:
             self.counters.rejected_batches += 1
             log.error("batch of %d messages rejected by InfluxDB (%s); isolating the poison", len(current), exc)
@@ -301,16 +302,32 @@ class IngestWorker:
             log.debug("%s: ignored fields v1 does not define: %s", self.options.name, names)
             self._ignored_seen.clear()
 
-    def _body(self, plan: Plan) -> bytes:
+    def _bodies(self, plan: Plan) -> tuple[bytes, bytes]:
+        """(main database body, health database body); day markers go last into the main one."""
         now = time.time_ns()
-        return join_lines(plan.lines + quarantine_lines(plan.quarantine, self.options.name, now) + day_marker_lines(plan.days, now))
+        main, health = self._dead_letters(plan.quarantine, now)
+        return (join_lines(plan.lines + main + day_marker_lines(plan.days, now)), join_lines(plan.health_lines + health))
 
-    def _write_until_done(self, body: bytes) -> None:
+    def _dead_letters(self, records: list[QuarantineRecord], now: int) -> tuple[list[str], list[str]]:
+        """Dead-letter lines for the main and the health database (cloud.quarantine.split_health)."""
+        if not any(r.kind == "health" for r in records):
+            return quarantine_lines(records, self.options.name, now), []
+        main, health = split_health(records)
+        return quarantine_lines(main, self.options.name, now), quarantine_lines(health, self.options.name, now)
+
+    def _write_bodies(self, body: bytes, health_body: bytes) -> None:
+        """Health first, then the main body with the day markers (so the aggregator never sees a
+        marker before the points it marks). A waste-only batch is one request, as before."""
+        if health_body:
+            self._write_until_done(health_body, db=self.influx.health_db)
+        self._write_until_done(body)
+
+    def _write_until_done(self, body: bytes, db: str | None = None) -> None:
         """Retry a retryable failure until it succeeds or the worker stops (no ack meanwhile)."""
         delay = 0.25
         while True:
             try:
-                self.influx.write_lines(body, retries=0)
+                self.influx.write_lines(body, retries=0, db=db)
                 return
             except WriteRejected:
                 raise
@@ -331,7 +348,7 @@ class IngestWorker:
         """
         plan = self.planner.plan_batch(messages)
         try:
-            self._write_until_done(self._body(plan))
+            self._write_bodies(*self._bodies(plan))
             return plan
         except WriteRejected as exc:
             if len(messages) > 1:
@@ -340,34 +357,45 @@ class IngestWorker:
                 merged = Plan(quarantine=left.quarantine + right.quarantine)
                 merged.readings, merged.measurements = left.readings + right.readings, left.measurements + right.measurements
                 return merged
-            rejected = self._bisect_lines(plan.lines, str(exc))
+            rejected_health = self._bisect_lines(plan.health_lines, str(exc), db=self.influx.health_db)
+            rejected = rejected_health + self._bisect_lines(plan.lines, str(exc))
         msg = messages[0]
         topic = topic_of(msg.topic)
         poison = [QuarantineRecord(topic.site, topic.kind, "write_rejected", reason[:500], msg.topic, text[:2048]) for text, reason in rejected]
         plan.quarantine.extend(poison)
-        plan.readings -= min(plan.readings, len(poison))
+        plan.measurements -= min(plan.measurements, len(rejected_health))
+        plan.readings -= min(plan.readings, len(poison) - len(rejected_health))
         now = time.time_ns()
-        rest = quarantine_lines(plan.quarantine, self.options.name, now) + day_marker_lines(plan.days, now)
+        main, health = self._dead_letters(plan.quarantine, now)
+        rest = main + day_marker_lines(plan.days, now)
         try:
+            if health:
+                self._write_until_done(join_lines(health), db=self.influx.health_db)
             self._write_until_done(join_lines(rest))
         except WriteRejected as exc:  # even a dead letter refused: keep what InfluxDB takes, log the rest
-            dropped = self._bisect_lines(rest, str(exc))
+            dropped = self._bisect_lines(health, str(exc), db=self.influx.health_db) + self._bisect_lines(rest, str(exc))
             self.counters.dropped_dead_letters += len(dropped)
             log.error("%s: InfluxDB refused %d dead letter(s) of %s: %s", self.options.name, len(dropped), topic.site,
                       mask_digits(dropped[0][1])[:300])
         return plan
 
-    def _bisect_lines(self, lines: list[str], reason: str) -> list[tuple[str, str]]:
-        """Write what InfluxDB accepts of these lines; return the rejected ones with the reason."""
+    def _bisect_lines(self, lines: list[str], reason: str, db: str | None = None) -> list[tuple[str, str]]:
+        """Write what InfluxDB accepts of these lines (into `db`); return the rejected ones with the reason."""
+        if not lines:
+            return []
         if len(lines) == 1:
-            return [(lines[0], reason)]
+            try:  # the line alone may be fine (the batch failed on another database's body)
+                self._write_until_done(join_lines(lines), db=db)
+                return []
+            except WriteRejected as exc:
+                return [(lines[0], str(exc) or reason)]
         half = len(lines) // 2
         out: list[tuple[str, str]] = []
         for part in (lines[:half], lines[half:]):
             try:
-                self._write_until_done(join_lines(part))
+                self._write_until_done(join_lines(part), db=db)
             except WriteRejected as exc:
-                out.extend(self._bisect_lines(part, str(exc)))
+                out.extend(self._bisect_lines(part, str(exc), db))
         return out
 
     def _write_stats(self) -> None:
@@ -404,7 +432,9 @@ class IngestWorker:
 
     def _prune(self) -> None:
         try:
-            QuarantineStore(self.influx).prune(dt.timedelta(days=self.options.quarantine_keep_days))
+            keep = dt.timedelta(days=self.options.quarantine_keep_days)
+            QuarantineStore(self.influx).prune(keep)
+            QuarantineStore(self.influx, self.influx.health_db).prune(keep)
         except InfluxError as exc:
             log.warning("could not prune the quarantine: %s", exc)
 

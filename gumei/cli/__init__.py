@@ -13,6 +13,7 @@ from gumei.cli import (
     dashboards_cmds,
     edge_cmds,
     health_cmds,
+    influx_cmds,
     loadtest_cmd,
     registry_cmds,
     run_cmd,
@@ -33,6 +34,7 @@ health_cmds.register(app)
 edge_cmds.register(app)
 dashboards_cmds.register(app)
 audit_cmds.register(app)
+influx_cmds.register(app)
 
 
 def main() -> None:

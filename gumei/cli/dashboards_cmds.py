@@ -66,15 +66,19 @@ def push(
     if not token.strip():
         raise typer.BadParameter("empty token", param_hint="--token")
     s = load_settings(config).influx
+    grafana = s.credential("grafana")  # read-only, main database only (cloud/influx_grants.py)
+    if not s.grafana.is_set and s.auth != "none":
+        typer.echo("warning: no [influx.grafana] credential: the data source gets the top-level InfluxDB identity; "
+                   "create the read-only user with `gumei influx grants`", err=True)
     result = do_push(
         url,
         token,
         influx_url or s.url,
         influx_database=s.database,
         influx_auth=s.auth,
-        influx_user=s.username,
-        influx_password=s.password,
-        influx_token=s.token,
+        influx_user=grafana.username,
+        influx_password=grafana.password,
+        influx_token=grafana.token,
         json_dir=json_dir or _json_dir(),
         overwrite=overwrite,
         timeout=timeout,
@@ -126,7 +130,7 @@ def render(
     s = load_settings(config)
     if rnd.cjk_font() is None:
         typer.echo("note: no CJK font found (Debian: apt-get install fonts-wqy-microhei); labels keep only their English half", err=True)
-    with InfluxClient(s.influx.config()) as client:
+    with InfluxClient(s.influx.config("grafana")) as client:  # what Grafana's data source may read
         written = rnd.render(client, out_dir or rnd.DOCS_IMG, variables, time_from, time_to)
     for path in written:
         typer.echo(str(path))

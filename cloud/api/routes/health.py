@@ -72,7 +72,7 @@ def _stored(request: Request, state: State, resident: str, start: dt.date, end: 
         f'AND time >= {lo}ms AND time < {hi}ms GROUP BY "site", "device", "type"'
     )
     found: dict[tuple[str, int], Observation] = {}
-    for s in state.influx.query(q):
+    for s in state.influx.query(q, db=state.influx.health_db):
         required, optional = VALUE_KEYS.get(s.tags.get("type", ""), (frozenset(), frozenset()))
         for row in s.values:
             v = dict(zip(s.columns, row, strict=True))
@@ -121,62 +121,81 @@ def resident_fhir(request: Request, state: State, _: Health, resident: ResidentP
 
 
 class HutDayRow(BaseModel):
-    """One hut's Shanghai day: visits (distinct residents), measurements by type, abnormal rate."""
+    """One hut's Shanghai day: visits (distinct residents), measurements by type, abnormal rate.
+
+    For operators, a figure from fewer than k distinct residents (or the cell that would give it
+    back by subtraction) is null and flagged: `suppressed` for the whole-hut figures,
+    `suppressed_types` for types. Health staff get exact figures (never suppressed)."""
 
     date: dt.date
     site: str
-    visits: int
-    measurements: int
-    anonymous: int
-    abnormal: int
-    abnormal_rate: float
-    by_type: dict[str, int]
-    abnormal_by_type: dict[str, int]
+    visits: int | None
+    measurements: int | None
+    anonymous: int | None
+    abnormal: int | None
+    abnormal_rate: float | None
+    by_type: dict[str, int | None]
+    abnormal_by_type: dict[str, int | None]
+    suppressed: bool = False
+    suppressed_types: list[str] = []
 
 
 class HealthDailyResponse(BaseModel):
-    """Rows sorted by date, then site."""
+    """Rows sorted by date, then site; k = the distinct-resident threshold of suppressed cells
+    (None: exact figures, health role)."""
 
+    k: int | None
     rows: list[HutDayRow]
 
 
 @router.get("/daily", response_model=HealthDailyResponse)
 def health_daily(
     state: State,
-    _: HealthAggregates,
+    token: HealthAggregates,
     start: Start,
     end: End,
     site: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> HealthDailyResponse:
-    """Daily aggregates per hut as the aggregator last computed them."""
+    """Daily aggregates per hut as the aggregator last computed them: exact for the health role,
+    small cells suppressed for operators (the same copy Grafana reads)."""
     check_range(start, end)
+    exact = token.role == "health"
     where = [f"time >= {day_start_ms(number_of(start))}ms", f"time < {day_start_ms(number_of(end) + 1)}ms"]
     if site is not None:
         where.append(f"\"site\" = '{site}'")
     q = (
-        f'SELECT "visits", "measurements", "anonymous", "abnormal" FROM {m.HEALTH_DAILY.name} '
+        f'SELECT "visits", "measurements", "anonymous", "abnormal", "suppressed" FROM {m.HEALTH_DAILY.name} '
         f'WHERE {" AND ".join(where)} GROUP BY "site", "type"'
     )
     rows: dict[tuple[dt.date, str], dict[str, Any]] = {}
-    for s in state.influx.query(q):
-        for t, visits, n, anonymous, abnormal in s.values:
+    for s in state.influx.query(q, db=state.influx.health_db if exact else None):
+        for t, visits, n, anonymous, abnormal, suppressed in s.values:
             key = (date_of(day_number(int(t))), s.tags["site"])
-            row = rows.setdefault(key, {"by_type": {}, "abnormal_by_type": {}})
+            row = rows.setdefault(key, {"by_type": {}, "abnormal_by_type": {}, "suppressed_types": []})
+            hidden = bool(suppressed) or n is None
             if s.tags["type"] == ALL_TYPES:
-                row.update(visits=int(visits or 0), measurements=int(n), anonymous=int(anonymous or 0), abnormal=int(abnormal))
+                row["present"] = True
+                if hidden:
+                    row.update(visits=None, measurements=None, anonymous=None, abnormal=None, suppressed=True)
+                else:
+                    row.update(visits=int(visits or 0), measurements=int(n), anonymous=int(anonymous or 0), abnormal=int(abnormal))
+            elif hidden:
+                row["by_type"][s.tags["type"]] = row["abnormal_by_type"][s.tags["type"]] = None
+                row["suppressed_types"].append(s.tags["type"])
             else:
                 row["by_type"][s.tags["type"]] = int(n)
                 row["abnormal_by_type"][s.tags["type"]] = int(abnormal)
     out = []
     for (date, site_id), row in sorted(rows.items()):
-        if "measurements" not in row:
+        if "present" not in row:
             continue
-        n = row["measurements"]
+        n, bad = row["measurements"], row["abnormal"]
         out.append(
             HutDayRow(
                 date=date, site=site_id, visits=row["visits"], measurements=n, anonymous=row["anonymous"],
-                abnormal=row["abnormal"], abnormal_rate=row["abnormal"] / n if n else 0.0,
+                abnormal=bad, abnormal_rate=None if n is None else (bad / n if n else 0.0),
                 by_type=dict(sorted(row["by_type"].items())), abnormal_by_type=dict(sorted(row["abnormal_by_type"].items())),
+                suppressed=row.get("suppressed", False), suppressed_types=sorted(row["suppressed_types"]),
             )
         )
-    return HealthDailyResponse(rows=out)
+    return HealthDailyResponse(k=None if exact else state.settings.health_min_residents, rows=out)
