@@ -121,7 +121,6 @@ class CloudSettings(BaseSettings):
     targets: TargetSettings = TargetSettings()
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65_535)
-<<<<<<< HEAD
     # API hardening (docs/security.md "API routes and roles", "Audit trail", "Behind a reverse proxy"):
     # peers (addresses or CIDR networks) whose X-Forwarded-For names the real client; [] = none.
     api_forwarded_allow_ips: list[str] = ["127.0.0.1", "::1"]
@@ -144,10 +143,9 @@ class CloudSettings(BaseSettings):
     def audit_path(self) -> Path:
         """The audit log file: `audit_log`, or audit.jsonl in the token store's folder."""
         return self.audit_log or self.tokens.with_name("audit.jsonl")
-=======
+
     # operator-visible health aggregates hide any cell of fewer distinct residents (docs/health.md)
     health_min_residents: int = Field(5, ge=1, le=1000)
->>>>>>> data13
 
     @model_validator(mode="after")
     def _no_defaults_in_production(self) -> CloudSettings:

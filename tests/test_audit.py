@@ -138,7 +138,7 @@ def seed_resident(influx) -> str:  # type: ignore[no-untyped-def]
         }))
         for i in range(3)
     ]
-    influx.write_lines("\n".join(lines).encode(), precision="ns")
+    influx.write_lines("\n".join(lines).encode(), precision="ns", db=influx.config.health_database)  # where ingestion puts them
     return resident
 
 

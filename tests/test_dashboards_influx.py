@@ -10,9 +10,9 @@ import pytest
 
 from cloud import measurements as m
 from cloud.days import DAY_MS, day_number, day_start_ms
-from cloud.influx import InfluxClient, InfluxConfig
 from cloud.health.daily import daily_lines
 from cloud.health.stats import StatRow, daily_stats
+from cloud.influx import InfluxClient, InfluxConfig
 from cloud.lineproto import line, point_time_ns
 from dashboards import generate as gen
 from dashboards import render, schema, verify

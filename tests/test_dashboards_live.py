@@ -6,8 +6,6 @@ other tests of the session wrote for today, panels and API read the same databas
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import datetime as dt
 import hashlib
 import os
@@ -15,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -38,15 +38,10 @@ def create_app(settings: CloudSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-<<<<<<< HEAD
-        influx = InfluxClient(settings.influx.config())
+        influx = InfluxClient(settings.influx.config("api"))
         audit = audit_log(settings)
         audit.prune()  # and then once a day, on the first record of the day
         app.state.gumei = AppState(settings, influx, registry_mod.load(settings.registry), TokenStore(settings.tokens), audit)
-=======
-        influx = InfluxClient(settings.influx.config("api"))
-        app.state.gumei = AppState(settings, influx, registry_mod.load(settings.registry), TokenStore(settings.tokens))
->>>>>>> data13
         yield
         influx.close()
 
