@@ -156,6 +156,14 @@ class CloudSettings(BaseSettings):
                 raise ValueError("production needs TLS to the broker (mqtt.ca_file)")
         return self
 
+    def influx_config(self, service: Service) -> InfluxConfig:
+        """How `service` reaches InfluxDB, as its own user; in production a missing section is an
+        error, never a quiet fall-back to the administrator's identity."""
+        if self.environment == "production" and not getattr(self.influx, service).is_set:
+            raise SettingsError(f"production needs [influx.{service}] (the {service} service's own InfluxDB user "
+                                "or token; `gumei influx grants --print` creates them), not the administrator's")
+        return self.influx.config(service)
+
     def worker_endpoint(self) -> MqttEndpoint:
         """The broker identity of this ingestion worker: username = client id = ingest.name."""
         if self.mqtt.username not in (None, self.ingest.name):

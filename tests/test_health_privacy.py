@@ -163,3 +163,18 @@ def test_grants_print_emits_the_tested_statements(cloud_config) -> None:  # type
     assert 'GRANT READ ON "gumei" TO "gumei_grafana";' in out
     assert 'TO "gumei_grafana"' in out and 'ON "gumei_health" TO "gumei_grafana"' not in out
     assert 'GRANT WRITE ON "gumei_health" TO "gumei_ingest";' in out
+
+
+def test_production_never_falls_back_to_the_admin_user() -> None:
+    """A production config without a service's own section refuses to start that service (one
+    line), instead of quietly running it with the administrator's all-privileges user."""
+    from cloud.settings import CloudSettings, SettingsError
+
+    base = {"environment": "production", "mqtt": {"ca_file": "/etc/gumei/ca.crt"},
+            "influx": {"auth": "basic", "username": "admin", "password": "x", "api": {"username": "gumei_api", "password": "y"}}}
+    s = CloudSettings.model_validate(base)
+    assert s.influx_config("api").username == "gumei_api"
+    with pytest.raises(SettingsError, match=r"production needs \[influx.grafana\]"):
+        s.influx_config("grafana")
+    dev = CloudSettings.model_validate({**base, "environment": "development"})
+    assert dev.influx_config("grafana").username == "admin"  # development: the fall-back of an upgrade

@@ -38,7 +38,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        influx = InfluxClient(settings.influx.config("api"))
+        influx = InfluxClient(settings.influx_config("api"))
         audit = audit_log(settings)
         audit.prune()  # and then once a day, on the first record of the day
         app.state.gumei = AppState(settings, influx, registry_mod.load(settings.registry), TokenStore(settings.tokens), audit)

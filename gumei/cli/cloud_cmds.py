@@ -39,7 +39,7 @@ def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(he
     if name:
         s = s.model_copy(update={"ingest": s.ingest.model_copy(update={"name": name})})
     endpoint = s.worker_endpoint()
-    influx = InfluxClient(s.influx.config("ingest"))
+    influx = InfluxClient(s.influx_config("ingest"))
     opts = s.ingest.model_dump()
     planner = BatchPlanner(registry.load(s.registry), health_lines, max_age_days=opts.pop("max_age_days"))
     worker = IngestWorker(endpoint, influx, planner, WorkerOptions(**opts))
@@ -66,7 +66,7 @@ def aggregate_run(config: ConfigOpt = None) -> None:
     from cloud.influx import InfluxClient
 
     s = _settings(config)
-    with InfluxClient(s.influx.config("aggregate")) as influx:
+    with InfluxClient(s.influx_config("aggregate")) as influx:
         result = Aggregator(influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents).run_incremental()
     typer.echo(f"aggregated {len(result.days)} day(s): {result.rows} rows from {result.readings} readings, "
                f"targets for {result.target_days} day(s)")
@@ -82,7 +82,7 @@ def aggregate_loop(config: ConfigOpt = None, interval: Annotated[float | None, t
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with InfluxClient(s.influx.config("aggregate")) as influx:
+    with InfluxClient(s.influx_config("aggregate")) as influx:
         agg = Aggregator(influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents)
         while not stop.is_set():
             try:
@@ -106,7 +106,7 @@ def aggregate_backfill(
         raise typer.BadParameter("end is before start")
     s = _settings(config)
     days = (end.date() - start.date()).days + 1
-    with InfluxClient(s.influx.config("aggregate")) as influx, Progress() as bar:
+    with InfluxClient(s.influx_config("aggregate")) as influx, Progress() as bar:
         task = bar.add_task("aggregating days", total=days)
         result = Aggregator(influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents).backfill(
             start.date(), end.date(), progress=lambda n: bar.advance(task, n)

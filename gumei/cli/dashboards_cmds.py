@@ -130,7 +130,7 @@ def render(
     s = load_settings(config)
     if rnd.cjk_font() is None:
         typer.echo("note: no CJK font found (Debian: apt-get install fonts-wqy-microhei); labels keep only their English half", err=True)
-    with InfluxClient(s.influx.config("grafana")) as client:  # what Grafana's data source may read
+    with InfluxClient(s.influx_config("grafana")) as client:  # what Grafana's data source may read
         written = rnd.render(client, out_dir or rnd.DOCS_IMG, variables, time_from, time_to)
     for path in written:
         typer.echo(str(path))

@@ -113,7 +113,7 @@ def aggregate(
     if end < start:
         raise typer.BadParameter("end is before start")
     s = load_settings(config)
-    with InfluxClient(s.influx.config("aggregate")) as influx:
+    with InfluxClient(s.influx_config("aggregate")) as influx:
         days = recompute_health_days(influx, range(number_of(start.date()), number_of(end.date()) + 1), s.health_min_residents)
     typer.echo(f"health_daily: {len(days)} hut-day(s) written")
 

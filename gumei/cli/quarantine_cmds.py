@@ -43,7 +43,7 @@ def list_dead_letters(
 
     window = parse_duration(since)
     settings = load_settings(config)
-    with InfluxClient(settings.influx.config("api")) as influx:
+    with InfluxClient(settings.influx_config("api")) as influx:
         letters = QuarantineStore(influx).recent(window, site=site, code=code, limit=limit)
     for d in letters:
         if as_json:

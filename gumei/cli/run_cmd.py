@@ -77,7 +77,8 @@ Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simula
   try        curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}'
   health     token {health_token} (per-resident routes: /api/v1/health/…; hut {hut or 'none'} visits are simulated once)
   API docs   http://127.0.0.1:{port}/docs
-  InfluxDB   {stack.influxd.url}  database {stack.influxd.database}  user {stack.influxd.username}  password in {config}
+  InfluxDB   {stack.influxd.url}  databases {stack.influxd.database} (Grafana's: user gumei_grafana, read only) and {stack.influx_config().health_database} (per-resident)
+             service users' passwords in {run_dir / 'secrets' / 'influx.json'} (the admin's is not in any config)
   MQTT       TLS 127.0.0.1:{stack.mosquitto.tls_port} (CA {stack.ca_file}; per-identity passwords, bound client ids, ACLs)
   Grafana    provisioning files in {PROJECT / 'dashboards'} (see README)
 Press Ctrl-C to stop."""
