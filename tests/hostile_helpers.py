@@ -352,17 +352,19 @@ class Hostile:
 
 
 def everything_in_the_database(influx: InfluxClient, limit: int = 200_000) -> Iterator[tuple[str, str]]:
-    """(measurement, text of one row incl. its tags and column names) for every row of every measurement."""
-    names = [v[0] for s in influx.query("SHOW MEASUREMENTS") for v in s.values]
-    for name in names:
-        quoted = '"' + name.replace('"', '\\"') + '"'
-        for s in influx.query(f"SELECT * FROM {quoted} WHERE time >= 0 LIMIT {limit}"):
-            header = " ".join(s.columns) + " " + json.dumps(s.tags)
+    """(database.measurement, text of one row incl. its tags and column names) for every row of every
+    measurement of both databases (the non-personal one and the per-resident health one)."""
+    for db in (influx.config.database, influx.config.health_database):
+        names = [v[0] for s in influx.query("SHOW MEASUREMENTS", db=db) for v in s.values]
+        for name in names:
+            quoted = '"' + name.replace('"', '\\"') + '"'
+            for s in influx.query(f"SELECT * FROM {quoted} WHERE time >= 0 LIMIT {limit}", db=db):
+                header = " ".join(s.columns) + " " + json.dumps(s.tags)
+                for v in s.values:
+                    yield f"{db}.{name}", header + " " + json.dumps(v, default=str)
+        for s in influx.query("SHOW SERIES", db=db):
             for v in s.values:
-                yield name, header + " " + json.dumps(v, default=str)
-    for s in influx.query("SHOW SERIES"):
-        for v in s.values:
-            yield "SHOW SERIES", str(v)
+                yield f"{db} SHOW SERIES", str(v)
 
 
 def files_under(*roots: Path) -> Iterator[Path]:
