@@ -20,7 +20,14 @@ from pydantic import ValidationError
 
 from contract import DeviceStatus, WasteReading, now_ms
 from edge.card import CardPseudonymizer, TapWindow, load_district_key
-from edge.config import AnyGatewayConfig, GatewayConfig, HutConfig, ModbusDevice, SerialDevice, read_secret
+from edge.config import (
+    AnyGatewayConfig,
+    GatewayConfig,
+    HutConfig,
+    ModbusDevice,
+    SerialDevice,
+    read_secret,
+)
 from edge.deposits import DepositDetector, EventKind, ScaleEvent
 from edge.errors import QueueError, ScaleUnavailable
 from edge.publisher import Publisher, PublishTuning

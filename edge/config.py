@@ -357,7 +357,7 @@ def load_config(path: str | Path) -> AnyGatewayConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     site = data.get("site")
-    model: type[GatewayConfig] | type[HutConfig] = (
+    model: type[GatewayConfig | HutConfig] = (
         HutConfig if isinstance(site, str) and site.startswith("HH-") else GatewayConfig)
     try:
         return model.model_validate(data)
