@@ -1,4 +1,4 @@
-"""Typed models of the v1 device-to-cloud wire contract (CONTRACT.md)."""
+"""Typed models of the v1 device-to-cloud wire contract (docs/contract.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The waste-station agent: scale sources -> deposit detector -> durable queue -> Publisher."""
+"""The waste-station agent: scale sources -> deposit detector -> durable queue -> Publisher.
+
+Also the gateway entry point for either kind (`python -m edge.agent`, `run_gateway`): a config
+whose site is `HH-…` runs the health hut (`edge.hut_gateway`).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,14 @@ from pydantic import ValidationError
 
 from contract import DeviceStatus, WasteReading, now_ms
 from edge.card import CardPseudonymizer, TapWindow, load_district_key
-from edge.config import GatewayConfig, ModbusDevice, SerialDevice, read_secret
+from edge.config import (
+    AnyGatewayConfig,
+    GatewayConfig,
+    HutConfig,
+    ModbusDevice,
+    SerialDevice,
+    read_secret,
+)
 from edge.deposits import DepositDetector, EventKind, ScaleEvent
 from edge.errors import QueueError, ScaleUnavailable
 from edge.publisher import Publisher, PublishTuning
@@ -237,6 +248,15 @@ def run(cfg: GatewayConfig, *, on_started: Callable[[WasteAgent], None] | None =
     return 0
 
 
+def run_gateway(cfg: AnyGatewayConfig) -> int:
+    """Run the agent the config describes (waste station or health hut); returns the exit code."""
+    if isinstance(cfg, HutConfig):
+        from edge import hut_gateway
+
+        return hut_gateway.run(cfg)
+    return run(cfg)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Lean entry point for gateways (`python -m edge.agent --config FILE`): no CLI imports.
 
@@ -246,10 +266,11 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import sys
 
-    from edge.config import check_files, load_config
+    from edge.config import check_files, describe, load_config
     from edge.errors import EdgeError
 
-    parser = argparse.ArgumentParser(prog="python -m edge.agent", description="Run the waste-station agent.")
+    parser = argparse.ArgumentParser(prog="python -m edge.agent",
+                                     description="Run a site gateway agent (WS-… waste station or HH-… health hut).")
     parser.add_argument("--config", "-c", default="/etc/gumei/gateway.toml", help="gateway TOML file")
     parser.add_argument("--check", action="store_true", help="only validate the config and its files")
     args = parser.parse_args(argv)
@@ -260,9 +281,9 @@ def main(argv: list[str] | None = None) -> None:
         if problems:
             raise EdgeError("\n".join(f"{args.config}: {p}" for p in problems))
         if args.check:
-            print(f"{args.config}: ok: site {cfg.site}, {len(cfg.devices)} devices, broker {cfg.broker.url}")
+            print(f"{args.config}: ok: {describe(cfg)}")
             sys.exit(0)
-        sys.exit(run(cfg))
+        sys.exit(run_gateway(cfg))
     except EdgeError as exc:
         for line in str(exc).splitlines():
             print(f"edge: error: {line}", file=sys.stderr)

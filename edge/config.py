@@ -1,4 +1,8 @@
-"""Typed gateway config (one TOML file per gateway), validated with one clear line per mistake."""
+"""Typed gateway config (one TOML file per gateway), validated with one clear line per mistake.
+
+The site id decides the kind: `WS-…` is a waste station (`GatewayConfig`), `HH-…` a health hut
+(`HutConfig`). Both share the broker, queue and publish sections.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contract import Category, device_belongs
 from contract.models import ID_PATTERN
+from edge.ble.decode import DECODERS, GLUCOSE_CONTEXT, normalize_uuid
 from edge.deposits import DetectorParams
 from edge.errors import ConfigError
+from edge.health_session import CARD_TAP_UUID, DEFAULT_TIMEOUT_S
 from gumei.mqtt import MqttEndpoint
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -184,16 +190,138 @@ class GatewayConfig(_Strict):
                             ca_file=b.ca_file, keepalive_s=b.keepalive_s)
 
 
+MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
+SUPPORTED_CHARACTERISTICS = frozenset([*DECODERS, GLUCOSE_CONTEXT])
+
+
+def _characteristic(v: str) -> str:
+    try:
+        uuid = normalize_uuid(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a characteristic UUID (e.g. 2a35 or a full 128-bit UUID)") from None
+    return uuid
+
+
+class BleDevice(_Strict):
+    """A Bluetooth LE device: BlueZ address and the characteristics whose notifications it reads."""
+
+    id: Identifier
+    transport: Literal["ble"]
+    address: Annotated[str, Field(pattern=MAC_PATTERN)]  # AA:BB:CC:DD:EE:FF (bluetoothctl devices)
+    characteristics: list[str] = []  # 16-bit short forms ("2a35") or full UUIDs
+    connect_timeout_s: float = Field(20.0, gt=0, le=120)
+
+    @field_validator("characteristics")
+    @classmethod
+    def _uuids(cls, v: list[str]) -> list[str]:
+        return [_characteristic(u) for u in v]
+
+
+class SocketDevice(_Strict):
+    """A simulated device (firmware_sim, tests, demo) speaking the framed-socket transport."""
+
+    id: Identifier
+    transport: Literal["socket"]
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+
+
+class SerialCardReader(_Strict):
+    """A card reader on a serial line sending one card number per line."""
+
+    id: Identifier
+    transport: Literal["serial"]
+    port: str = Field(min_length=1)
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+
+
+Instrument = Annotated[BleDevice | SocketDevice, Field(discriminator="transport")]
+CardReader = Annotated[BleDevice | SocketDevice | SerialCardReader, Field(discriminator="transport")]
+
+
+class HutSection(_Strict):
+    """The health hut: district key, resident sessions, the card reader and the instruments."""
+
+    district_key_file: Path  # hex, at least 16 bytes, chmod 600
+    session_timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=3600)
+    flush_after_s: float = Field(3.0, gt=0, le=600)  # a quiet device releases a held reading
+    card_reader: CardReader
+    instruments: Annotated[list[Instrument], Field(min_length=1, max_length=32)]
+
+    @model_validator(mode="after")
+    def _characteristics(self) -> HutSection:
+        for i, d in enumerate(self.instruments):
+            if isinstance(d, BleDevice):
+                if not d.characteristics:
+                    raise ValueError(f"instruments[{i}].characteristics: list the measurement characteristics "
+                                     "(e.g. [\"2a35\"] for blood pressure)")
+                for u in d.characteristics:
+                    if u not in SUPPORTED_CHARACTERISTICS:
+                        raise ValueError(f"instruments[{i}].characteristics: {u} has no decoder "
+                                         "(supported: 2a35, 2a9d, 2a9c, 2a1c, 2a18, 2a34, 2a5e)")
+        return self
+
+    def card_characteristics(self) -> list[str]:
+        """What a BLE card reader is subscribed to (the project's card characteristic by default)."""
+        r = self.card_reader
+        return (r.characteristics or [CARD_TAP_UUID]) if isinstance(r, BleDevice) else []
+
+
+class HutConfig(_Strict):
+    """Everything one health-hut gateway needs; built once in main() and passed down."""
+
+    site: Identifier
+    broker: BrokerConfig
+    queue: QueueConfig
+    hut: HutSection
+    publish: PublishConfig = PublishConfig()
+    log_stats_s: float = Field(300.0, ge=1)
+
+    @model_validator(mode="after")
+    def _devices(self) -> HutConfig:
+        if not self.site.startswith("HH-"):
+            raise ValueError(f"site {self.site!r}: a health hut's site id starts with HH-")
+        seen: set[str] = set()
+        where: set[str] = set()
+        for name, d in [("hut.card_reader", self.hut.card_reader),
+                        *((f"hut.instruments[{i}]", d) for i, d in enumerate(self.hut.instruments))]:
+            if not device_belongs(d.id, self.site):
+                raise ValueError(f"{name}.id {d.id!r} must start with the site id {self.site}-")
+            if d.id in seen:
+                raise ValueError(f"{name}.id {d.id!r} is listed twice")
+            seen.add(d.id)
+            at = d.address if isinstance(d, BleDevice) else d.port if isinstance(d, SerialCardReader) else f"{d.host}:{d.port}"
+            if at in where:
+                raise ValueError(f"{name} uses {at} like another device")
+            where.add(at)
+        return self
+
+    def endpoint(self, password: str) -> MqttEndpoint:
+        """The broker endpoint with this gateway's credentials (username = client id = site id)."""
+        b = self.broker
+        return MqttEndpoint(host=b.host, port=b.port, username=self.site, password=password,
+                            ca_file=b.ca_file, keepalive_s=b.keepalive_s)
+
+
+AnyGatewayConfig = GatewayConfig | HutConfig
+
+
 def _where(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("serial", "modbus"):
+        elif part in ("serial", "modbus", "ble", "socket"):
             continue  # the discriminator's branch name says nothing to the user
         else:
             out += ("." if out else "") + part
     return out
+
+
+def _or(tags: str) -> str:
+    """"'a', 'b', 'c'" -> "'a', 'b' or 'c'"."""
+    head, _, last = tags.rpartition(", ")
+    return f"{head} or {last}" if head else last
 
 
 def _describe(exc: ValidationError) -> list[str]:
@@ -205,10 +333,13 @@ def _describe(exc: ValidationError) -> list[str]:
             msg = "missing (required)"
         elif err["type"] == "extra_forbidden":
             msg = "unknown setting (misspelt?)"
-        elif err["type"] == "union_tag_invalid":
-            msg = "interface must be 'serial' or 'modbus'"
-        elif err["type"] == "union_tag_not_found":
-            msg = "interface missing: 'serial' or 'modbus'"
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            tag = str(err.get("ctx", {}).get("discriminator", "interface")).strip("'")
+            default = "'serial', 'modbus'" if tag == "interface" else "'ble', 'socket', 'serial'"
+            tags = _or(str(err.get("ctx", {}).get("expected_tags", default)))
+            msg = f"{tag} must be {tags}" if err["type"] == "union_tag_invalid" else f"{tag} missing: {tags}"
+        elif err["type"] == "string_pattern_mismatch" and where.endswith("address"):
+            msg = "must be a Bluetooth address like A4:C1:38:00:00:01"
         elif err["type"] == "string_pattern_mismatch":
             msg = "must be 1-64 letters, digits, '-' or '_' (e.g. WS-0101-S1)"
         msg = msg.replace("Input should be", "must be")
@@ -216,8 +347,8 @@ def _describe(exc: ValidationError) -> list[str]:
     return lines
 
 
-def load_config(path: str | Path) -> GatewayConfig:
-    """Parse and validate a gateway TOML file; ConfigError with one line per mistake."""
+def load_config(path: str | Path) -> AnyGatewayConfig:
+    """Parse and validate a gateway TOML file (`HH-…` site: a health hut; else a waste station)."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -225,8 +356,11 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    site = data.get("site")
+    model: type[GatewayConfig | HutConfig] = (
+        HutConfig if isinstance(site, str) and site.startswith("HH-") else GatewayConfig)
     try:
-        return GatewayConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("\n".join(f"{p}: {line}" for line in _describe(exc))) from None
 
@@ -245,8 +379,8 @@ def read_secret(path: Path, what: str) -> str:
     return text
 
 
-def check_files(cfg: GatewayConfig) -> list[str]:
-    """Problems with the files the config names (secrets, CA, queue directory), one line each."""
+def check_files(cfg: AnyGatewayConfig) -> list[str]:
+    """Problems with the files the config names (secrets, CA, queue directory, key), one line each."""
     problems = []
     try:
         read_secret(cfg.broker.credentials_file, "broker.credentials_file")
@@ -259,11 +393,26 @@ def check_files(cfg: GatewayConfig) -> list[str]:
         problems.append(f"queue.path: directory {qdir} does not exist")
     elif not os.access(qdir, os.W_OK):
         problems.append(f"queue.path: directory {qdir} is not writable by this user")
-    if cfg.cards is not None:
-        from edge.card import load_district_key
+    from edge.card import load_district_key
 
+    key_file, what = ((cfg.hut.district_key_file, "hut.district_key_file") if isinstance(cfg, HutConfig)
+                      else (cfg.cards.district_key_file, "cards.district_key_file") if cfg.cards else (None, ""))
+    if key_file is not None:
         try:
-            load_district_key(cfg.cards.district_key_file)
+            load_district_key(key_file)
         except ConfigError as exc:
-            problems.append(f"cards.district_key_file: {exc}")
+            problems.append(f"{what}: {exc}")
+    if isinstance(cfg, HutConfig) and any(isinstance(d, BleDevice) for d in (cfg.hut.card_reader, *cfg.hut.instruments)):
+        import importlib.util
+
+        if importlib.util.find_spec("bleak") is None:
+            problems.append("hut: Bluetooth devices configured but bleak is not installed: pip install '.[ble]'")
     return problems
+
+
+def describe(cfg: AnyGatewayConfig) -> str:
+    """One line saying what a valid config runs."""
+    if isinstance(cfg, HutConfig):
+        return (f"site {cfg.site} (health hut), {len(cfg.hut.instruments)} instruments and card reader "
+                f"{cfg.hut.card_reader.id}, broker {cfg.broker.url}")
+    return f"site {cfg.site}, {len(cfg.devices)} devices, broker {cfg.broker.url}"

@@ -162,6 +162,7 @@ class BleakTransport:
             from bleak.exc import BleakError
         except ImportError as exc:
             raise ConfigError("bleak is not installed: pip install 'gumei-iot[ble]'") from exc
+        self._queue = queue.Queue()  # a fresh one: close() left its end marker in the old one
         loop = asyncio.new_event_loop()
         threading.Thread(
             target=loop.run_forever, name=f"bleak-{self._address}", daemon=True

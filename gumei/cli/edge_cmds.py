@@ -10,7 +10,7 @@ import typer
 
 from edge.errors import EdgeError
 
-edge = typer.Typer(no_args_is_help=True, help="The site gateway agent (waste station).")
+edge = typer.Typer(no_args_is_help=True, help="The site gateway agent (WS-… waste station or HH-… health hut).")
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="gateway TOML file")]
 
 
@@ -22,7 +22,8 @@ def _fail(exc: EdgeError) -> typer.Exit:
 
 @edge.command("run")
 def edge_run(config: ConfigOpt = Path("/etc/gumei/gateway.toml")) -> None:
-    """Run the waste-station agent until SIGTERM (systemd: deploy/systemd/gumei-edge.service)."""
+    """Run the gateway agent the config describes until SIGTERM: a waste station (site WS-…,
+    deploy/systemd/gumei-edge.service) or a health hut (site HH-…, deploy/systemd/gumei-hut.service)."""
     from edge import agent
     from edge.config import check_files, load_config
 
@@ -31,7 +32,7 @@ def edge_run(config: ConfigOpt = Path("/etc/gumei/gateway.toml")) -> None:
         problems = check_files(cfg)
         if problems:
             raise EdgeError("\n".join(f"{config}: {p}" for p in problems))
-        code = agent.run(cfg)
+        code = agent.run_gateway(cfg)
     except EdgeError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
@@ -39,8 +40,8 @@ def edge_run(config: ConfigOpt = Path("/etc/gumei/gateway.toml")) -> None:
 
 @edge.command("check-config")
 def edge_check_config(config: ConfigOpt = Path("/etc/gumei/gateway.toml")) -> None:
-    """Validate a gateway config and the files it names; one line per mistake."""
-    from edge.config import check_files, load_config
+    """Validate a gateway config (waste station or health hut) and the files it names; one line per mistake."""
+    from edge.config import check_files, describe, load_config
 
     try:
         cfg = load_config(config)
@@ -49,7 +50,7 @@ def edge_check_config(config: ConfigOpt = Path("/etc/gumei/gateway.toml")) -> No
     problems = check_files(cfg)
     if problems:
         raise _fail(EdgeError("\n".join(f"{config}: {p}" for p in problems)))
-    typer.echo(f"{config}: ok: site {cfg.site}, {len(cfg.devices)} devices, broker {cfg.broker.url}")
+    typer.echo(f"{config}: ok: {describe(cfg)}")
 
 
 def bench_scales(
