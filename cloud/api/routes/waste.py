@@ -1,4 +1,4 @@
-"""Waste routes: daily tonnage per (day, site, category) as CONTRACT.md shapes it, area and district
+"""Waste routes: daily tonnage per (day, site, category) as docs/contract.md shapes it, area and district
 roll-ups, and the plan's targets per day."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ MAX_DAYS = 3660
 
 
 class DailyRow(BaseModel):
-    """One (date, site, category) with at least one reading (group=site, the CONTRACT.md shape);
+    """One (date, site, category) with at least one reading (group=site, the docs/contract.md shape);
     with group=area or district, one (date[, area], category) where category may be "all",
     plus the distinct residents that deposited."""
 
