@@ -29,7 +29,7 @@ from cloud.lineproto import join_lines
 from contract.topics import SHARED_INGEST
 from gumei import proc_stats
 from gumei.dynsec import worker_name
-from gumei.mqtt import connect_persistent, make_client
+from runtime.mqtt import connect_persistent, make_client
 from gumei.services import ServiceError, stop_process
 from gumei.stack import LocalStack
 

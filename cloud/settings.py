@@ -18,7 +18,7 @@ from cloud.influx import InfluxConfig
 from cloud.influx_grants import SERVICES, Service
 from cloud.registry import DEFAULT_PATH as DEFAULT_REGISTRY
 from contract.errors import first_error
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 
 
 class SettingsError(ValueError):

@@ -35,7 +35,7 @@ from edge.queue import DurableQueue
 from edge.scales.modbus_driver import ModbusScaleSource
 from edge.scales.serial_driver import SerialIndicatorSource
 from edge.scales.source import ScaleSource
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 
 log = logging.getLogger(__name__)
 

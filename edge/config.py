@@ -21,7 +21,7 @@ from edge.ble.decode import DECODERS, GLUCOSE_CONTEXT, normalize_uuid
 from edge.deposits import DetectorParams
 from edge.errors import ConfigError
 from edge.health_session import CARD_TAP_UUID, DEFAULT_TIMEOUT_S
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 

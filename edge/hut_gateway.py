@@ -26,7 +26,7 @@ from edge.health_session import CARD_TAP_UUID, SessionTracker
 from edge.hut import HutAgent
 from edge.publisher import Publisher, PublishTuning
 from edge.queue import DurableQueue
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0  # housekeeping: release readings held by quiet instruments

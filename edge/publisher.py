@@ -22,7 +22,7 @@ from contract.models import HEALTH_SCHEMA, MAX_PAYLOAD_BYTES, WASTE_SCHEMA
 from contract.topics import Kind, health_measurements, status, waste_readings
 from edge.errors import EdgeError
 from edge.queue import DurableQueue
-from gumei.mqtt import MqttEndpoint, Will, make_client, session_properties
+from runtime.mqtt import MqttEndpoint, Will, make_client, session_properties
 
 log = logging.getLogger(__name__)
 

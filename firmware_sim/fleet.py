@@ -23,7 +23,7 @@ from cloud.registry import Registry, Site
 from contract import Status, WasteBatch, WasteReading, encode
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 
 log = logging.getLogger(__name__)
 

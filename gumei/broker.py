@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gumei import dynsec
 from gumei.dynsec_control import set_client_password
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 from gumei.services import (
     ServiceError,
     TlsFiles,

@@ -10,7 +10,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from gumei.dynsec import ADMIN
-from gumei.mqtt import MqttEndpoint, make_client
+from runtime.mqtt import MqttEndpoint, make_client
 from gumei.services import ServiceError
 
 CONTROL = "$CONTROL/dynamic-security/v1"

@@ -32,7 +32,7 @@ from firmware_sim.scales.station import SimStation
 from gumei import proc_stats
 from gumei.broker import Mosquitto
 from gumei.dynsec import gateway_identity, monitor_identity, monitor_name
-from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
+from runtime.mqtt import MqttEndpoint, connect_persistent, make_client
 from gumei.services import ServiceError, stop_process, write_private
 from gumei.tls import make_server_cert
 

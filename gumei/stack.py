@@ -21,7 +21,7 @@ from cloud.settings import IngestSettings
 from gumei import dynsec
 from gumei.broker import DEBIAN_PLUGIN, BrokerLayout, Listener, Mosquitto, find_plugin, write_broker
 from gumei.dynsec_control import set_client_password
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 from gumei.services import (
     Influxd,
     ServiceError,

@@ -23,7 +23,7 @@ from cloud.influx import InfluxClient
 from cloud.ingest.handler import DEFAULT_MAX_AGE_DAYS
 from contract.models import WASTE_SCHEMA
 from contract.topics import waste_readings
-from gumei.mqtt import MqttEndpoint, make_client, session_properties
+from runtime.mqtt import MqttEndpoint, make_client, session_properties
 from gumei.services import stop_process
 from gumei.stack import LocalStack
 from tests.conftest import rows_of

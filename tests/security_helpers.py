@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
 
-from gumei.mqtt import MqttEndpoint, make_client
+from runtime.mqtt import MqttEndpoint, make_client
 
 
 def connack(endpoint: MqttEndpoint, client_id: str, timeout: float = 5.0) -> mqtt.ReasonCode | None:

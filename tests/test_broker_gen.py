@@ -13,7 +13,7 @@ import yaml
 from cloud import registry as registry_mod
 from gumei import dynsec
 from gumei.broker import Mosquitto
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 from gumei.services import find_binary, free_port, stop_process, wait_for_port
 from gumei.stack import generate_broker
 from gumei.tls import make_server_cert

@@ -22,7 +22,7 @@ GATEWAY = r'''
 import json, os, sys, threading, time
 from contract import Status, encode
 from contract.topics import status
-from gumei.mqtt import MqttEndpoint, Will, make_client
+from runtime.mqtt import MqttEndpoint, Will, make_client
 
 ep = MqttEndpoint.model_validate_json(os.environ["GATEWAY_ENDPOINT"])
 site = ep.username

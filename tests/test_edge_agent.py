@@ -16,7 +16,7 @@ from cloud.influx import InfluxClient
 from contract.topics import status as status_topic
 from firmware_sim.scales.station import SimStation
 from gumei.dynsec import monitor_name
-from gumei.mqtt import make_client
+from runtime.mqtt import make_client
 from gumei.stack import LocalStack
 from tests.conftest import wait_until
 from tests.edge_harness import (

@@ -11,7 +11,7 @@ from edge.config import GatewayConfig
 from edge.queue import DurableQueue
 from firmware_sim.scales.serial_sim import PtyIndicator
 from firmware_sim.scales.station import frames, staircase
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 from gumei.services import free_port
 from tests.conftest import wait_until
 

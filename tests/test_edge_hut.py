@@ -29,7 +29,7 @@ from edge.health_session import CARD_TAP_UUID
 from edge.hut_gateway import SerialCardSource, make_source
 from firmware_sim.health import HealthHutSim, make_residents, measure
 from gumei.dynsec import monitor_name
-from gumei.mqtt import make_client
+from runtime.mqtt import make_client
 from gumei.services import stop_process, write_private
 from gumei.stack import LocalStack
 from tests.conftest import PROJECT, gumei, rows_of, wait_until

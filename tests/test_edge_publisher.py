@@ -20,7 +20,7 @@ from edge.publisher import Publisher, PublishTuning
 from edge.queue import DurableQueue
 from gumei.broker import Mosquitto
 from gumei.dynsec import gateway_identity, monitor_identity, monitor_name
-from gumei.mqtt import MqttEndpoint, make_client
+from runtime.mqtt import MqttEndpoint, make_client
 from gumei.tls import make_server_cert
 from tests.conftest import wait_until
 

@@ -17,7 +17,7 @@ import pytest
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from cloud.ingest.loadgen import Load, Outgoing, Publisher, make_load, paced, waste_sites
-from gumei.mqtt import make_client
+from runtime.mqtt import make_client
 from gumei.services import stop_process
 from gumei.stack import LocalStack
 from tests.conftest import count, gumei, wait_until

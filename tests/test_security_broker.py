@@ -16,7 +16,7 @@ from contract import CATEGORIES, WasteBatch, WasteReading, encode
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
 from gumei.dynsec import ADMIN, monitor_name, worker_name
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 from tests.conftest import count, rows_of, wait_until
 from tests.security_helpers import connack, probe
 

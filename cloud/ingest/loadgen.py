@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from cloud.registry import Registry, Site
 from contract.models import WASTE_SCHEMA
 from contract.topics import waste_readings
-from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
+from runtime.mqtt import MqttEndpoint, connect_persistent, make_client
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from cloud.lineproto import join_lines, line
 from cloud.quarantine import DEFAULT_KEEP_DAYS, DeadLetterBudget, QuarantineStore, split_health
 from cloud.redact import mask_digits
 from contract.topics import shared_subscription
-from gumei.mqtt import MqttEndpoint, connect_persistent, make_client
+from runtime.mqtt import MqttEndpoint, connect_persistent, make_client
 
 log = logging.getLogger(__name__)
 

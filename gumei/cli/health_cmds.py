@@ -44,7 +44,7 @@ def sim_health(
     from edge.publisher import Publisher
     from edge.queue import DurableQueue
     from firmware_sim.health import HealthHutSim, make_residents, measure
-    from gumei.mqtt import MqttEndpoint
+    from runtime.mqtt import MqttEndpoint
 
     try:
         password = json.loads(secrets.read_text())[site]

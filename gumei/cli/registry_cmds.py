@@ -122,7 +122,7 @@ def broker_rotate(
     live_port: Annotated[int | None, typer.Option(help="broker TLS port: apply the change live through the control topic")] = None,
 ) -> None:
     """Give one identity a new password; every other credential stays byte-for-byte the same."""
-    from gumei.mqtt import MqttEndpoint
+    from runtime.mqtt import MqttEndpoint
     from gumei.stack import rotate_password
 
     live = None

@@ -12,7 +12,7 @@ import typer
 
 from cloud import registry as registry_mod
 from cloud.days import day_start_ms, number_of, today
-from gumei.mqtt import MqttEndpoint
+from runtime.mqtt import MqttEndpoint
 
 sim = typer.Typer(no_args_is_help=True, help="Simulated device firmware and gateways.")
 

@@ -1,0 +1,1 @@
+"""Neutral runtime library for product code (edge, cloud, firmware_sim): the MQTT client factory."""
