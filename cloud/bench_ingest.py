@@ -28,7 +28,7 @@ from cloud.ingest.loadgen import Load, Publisher, make_load, paced, waste_sites
 from cloud.lineproto import join_lines
 from contract.topics import SHARED_INGEST
 from gumei import proc_stats
-from gumei.dynsec import worker_name
+from broker.dynsec import worker_name
 from runtime.mqtt import connect_persistent, make_client
 from gumei.services import ServiceError, stop_process
 from gumei.stack import LocalStack

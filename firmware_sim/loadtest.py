@@ -23,7 +23,7 @@ from cloud.influx import InfluxClient, InfluxError
 from contract.models import FUTURE_TOLERANCE_MS
 from firmware_sim.fleet import Fleet
 from firmware_sim.truth import api_daily, compare, expected_daily
-from gumei.dynsec import DEFAULT_WORKERS
+from broker.dynsec import DEFAULT_WORKERS
 from gumei.proc_stats import ProcStats, sample
 from gumei.services import ServiceError, free_port
 from gumei.stack import LocalStack

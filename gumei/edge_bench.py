@@ -30,11 +30,11 @@ from contract import WasteReading, now_ms
 from edge.queue import DurableQueue
 from firmware_sim.scales.station import SimStation
 from gumei import proc_stats
-from gumei.broker import Mosquitto
-from gumei.dynsec import gateway_identity, monitor_identity, monitor_name
+from broker.generate import Mosquitto
+from broker.dynsec import gateway_identity, monitor_identity, monitor_name
 from runtime.mqtt import MqttEndpoint, connect_persistent, make_client
 from gumei.services import ServiceError, stop_process, write_private
-from gumei.tls import make_server_cert
+from broker.tls import make_server_cert
 
 SITE = "WS-0901"
 

@@ -1,4 +1,4 @@
-"""Start and stop private service processes on free ports (influxd here; Mosquitto in gumei.broker)."""
+"""Start and stop private service processes on free ports (influxd here; Mosquitto in broker.generate)."""
 
 from __future__ import annotations
 

@@ -18,9 +18,9 @@ from cloud.influx import InfluxClient, InfluxConfig
 from cloud.influx_grants import DEFAULT_USERS, SERVICES, Service, apply, statements
 from cloud.registry import Registry
 from cloud.settings import IngestSettings
-from gumei import dynsec
-from gumei.broker import DEBIAN_PLUGIN, BrokerLayout, Listener, Mosquitto, find_plugin, write_broker
-from gumei.dynsec_control import set_client_password
+from broker import dynsec
+from broker.generate import DEBIAN_PLUGIN, BrokerLayout, Listener, Mosquitto, find_plugin, write_broker
+from broker.dynsec_control import set_client_password
 from runtime.mqtt import MqttEndpoint
 from gumei.services import (
     Influxd,
@@ -30,7 +30,7 @@ from gumei.services import (
     tail,
     write_private,
 )
-from gumei.tls import make_client_cert, make_server_cert
+from broker.tls import make_client_cert, make_server_cert
 
 PASSWORD_ENV = "GUMEI_MQTT__PASSWORD"  # how a worker process gets its own broker password
 
@@ -62,7 +62,7 @@ class LocalStack:
 
     Gateways and workers reach the broker through its TLS listener (endpoint()); the broker also
     keeps a loopback-only plain listener with the same security (plain_endpoint()). Identities are
-    those of production (gumei.dynsec): gateways, ingest-1..N, monitor-1..k, the admin.
+    those of production (broker.dynsec): gateways, ingest-1..N, monitor-1..k, the admin.
     """
 
     root: Path

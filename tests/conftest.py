@@ -16,7 +16,7 @@ import pytest
 
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
-from gumei.dynsec import worker_name
+from broker.dynsec import worker_name
 from runtime.mqtt import make_client
 from gumei.services import free_port
 from gumei.stack import LocalStack

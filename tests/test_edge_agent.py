@@ -15,7 +15,7 @@ from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from contract.topics import status as status_topic
 from firmware_sim.scales.station import SimStation
-from gumei.dynsec import monitor_name
+from broker.dynsec import monitor_name
 from runtime.mqtt import make_client
 from gumei.stack import LocalStack
 from tests.conftest import wait_until

@@ -28,7 +28,7 @@ from edge.errors import ConfigError
 from edge.health_session import CARD_TAP_UUID
 from edge.hut_gateway import SerialCardSource, make_source
 from firmware_sim.health import HealthHutSim, make_residents, measure
-from gumei.dynsec import monitor_name
+from broker.dynsec import monitor_name
 from runtime.mqtt import make_client
 from gumei.services import stop_process, write_private
 from gumei.stack import LocalStack

@@ -18,10 +18,10 @@ from contract import HealthMeasurement, WasteReading, decode_health, decode_wast
 from contract.topics import health_measurements, parse, status, waste_readings
 from edge.publisher import Publisher, PublishTuning
 from edge.queue import DurableQueue
-from gumei.broker import Mosquitto
-from gumei.dynsec import gateway_identity, monitor_identity, monitor_name
+from broker.generate import Mosquitto
+from broker.dynsec import gateway_identity, monitor_identity, monitor_name
 from runtime.mqtt import MqttEndpoint, make_client
-from gumei.tls import make_server_cert
+from broker.tls import make_server_cert
 from tests.conftest import wait_until
 
 

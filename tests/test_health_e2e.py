@@ -31,7 +31,7 @@ from edge.publisher import Publisher
 from edge.queue import DurableQueue
 from firmware_sim.health import HealthHutSim, make_residents, measure
 from firmware_sim.health.hut import Visit
-from gumei.dynsec import monitor_name
+from broker.dynsec import monitor_name
 from runtime.mqtt import make_client
 from gumei.stack import LocalStack
 from tests.conftest import gumei, rows_of, wait_until

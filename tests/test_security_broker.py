@@ -15,7 +15,7 @@ from cloud import measurements as m
 from contract import CATEGORIES, WasteBatch, WasteReading, encode
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
-from gumei.dynsec import ADMIN, monitor_name, worker_name
+from broker.dynsec import ADMIN, monitor_name, worker_name
 from runtime.mqtt import MqttEndpoint
 from tests.conftest import count, rows_of, wait_until
 from tests.security_helpers import connack, probe
@@ -84,7 +84,7 @@ def test_plain_tcp_and_untrusted_tls_to_the_tls_listener_are_refused(stack, tmp_
     ep = stack.endpoint(ME)
     assert ep.ca_file is not None and ep.port == stack.mosquitto.tls_port
     assert connack(ep.model_copy(update={"ca_file": None}), ME) is None
-    from gumei.tls import make_ca
+    from broker.tls import make_ca
 
     wrong_ca, _ = make_ca(tmp_path / "other-ca")
     with pytest.raises(ssl.SSLCertVerificationError):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cloud import registry as reg_mod
-from gumei.dynsec import ADMIN, DEFAULT_MONITORS, DEFAULT_WORKERS
+from broker.dynsec import ADMIN, DEFAULT_MONITORS, DEFAULT_WORKERS
 
 RegistryOpt = Annotated[Path, typer.Option("--registry", "-r", help="site registry YAML")]
 registry_app = typer.Typer(no_args_is_help=True, help="The site registry: areas, sites and devices.")

@@ -17,7 +17,7 @@ import typer
 
 from cloud import registry as registry_mod
 from cloud.days import today
-from gumei.dynsec import worker_name
+from broker.dynsec import worker_name
 from gumei.services import ServiceError, free_port
 from gumei.stack import LocalStack
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gumei import dynsec
-from gumei.dynsec_control import set_client_password
+from broker import dynsec
+from broker.dynsec_control import set_client_password
 from runtime.mqtt import MqttEndpoint
 from gumei.services import (
     ServiceError,

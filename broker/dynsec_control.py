@@ -9,7 +9,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from gumei.dynsec import ADMIN
+from broker.dynsec import ADMIN
 from runtime.mqtt import MqttEndpoint, make_client
 from gumei.services import ServiceError
 
