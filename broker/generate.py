@@ -18,7 +18,7 @@ from pathlib import Path
 from broker import dynsec
 from broker.dynsec_control import set_client_password
 from runtime.mqtt import MqttEndpoint
-from gumei.services import (
+from devstack.services import (
     ServiceError,
     TlsFiles,
     find_binary,

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gumei.services import ServiceError, TlsFiles, find_binary
+from devstack.services import ServiceError, TlsFiles, find_binary
 
 CA_DAYS = 3650
 LEAF_DAYS = 825

@@ -27,11 +27,11 @@ from cloud.influx import InfluxClient
 from cloud.ingest.loadgen import Load, Publisher, make_load, paced, waste_sites
 from cloud.lineproto import join_lines
 from contract.topics import SHARED_INGEST
-from gumei import proc_stats
+from devstack import proc_stats
 from broker.dynsec import worker_name
 from runtime.mqtt import connect_persistent, make_client
-from gumei.services import ServiceError, stop_process
-from gumei.stack import LocalStack
+from devstack.services import ServiceError, stop_process
+from devstack.stack import LocalStack
 
 DAY_MS = 86_400_000
 # Each phase writes its own Shanghai day, from 60 days ago on: inside the workers' default 90-day

@@ -24,9 +24,9 @@ from contract.models import FUTURE_TOLERANCE_MS
 from firmware_sim.fleet import Fleet
 from firmware_sim.truth import api_daily, compare, expected_daily
 from broker.dynsec import DEFAULT_WORKERS
-from gumei.proc_stats import ProcStats, sample
-from gumei.services import ServiceError, free_port
-from gumei.stack import LocalStack
+from devstack.proc_stats import ProcStats, sample
+from devstack.services import ServiceError, free_port
+from devstack.stack import LocalStack
 
 Fault = Callable[["LoadRun"], Awaitable[None]]
 

@@ -29,11 +29,11 @@ import paho.mqtt.client as mqtt
 from contract import WasteReading, now_ms
 from edge.queue import DurableQueue
 from firmware_sim.scales.station import SimStation
-from gumei import proc_stats
+from devstack import proc_stats
 from broker.generate import Mosquitto
 from broker.dynsec import gateway_identity, monitor_identity, monitor_name
 from runtime.mqtt import MqttEndpoint, connect_persistent, make_client
-from gumei.services import ServiceError, stop_process, write_private
+from devstack.services import ServiceError, stop_process, write_private
 from broker.tls import make_server_cert
 
 SITE = "WS-0901"

@@ -7,7 +7,7 @@ from cloud.registry import RegistryError
 from cloud.settings import SettingsError
 from contract.errors import ContractError
 from dashboards.push import PushError
-from gumei.services import ServiceError
+from devstack.services import ServiceError
 
 KNOWN_ERRORS: tuple[type[Exception], ...] = (
     AuditError,

@@ -18,8 +18,8 @@ from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from broker.dynsec import worker_name
 from runtime.mqtt import make_client
-from gumei.services import free_port
-from gumei.stack import LocalStack
+from devstack.services import free_port
+from devstack.stack import LocalStack
 
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parent.parent

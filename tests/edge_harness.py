@@ -19,8 +19,8 @@ from cloud.influx import InfluxClient
 from contract import now_ms
 from firmware_sim.scales.station import SimStation
 from gumei.edge_bench import queue_counters
-from gumei.services import stop_process, write_private
-from gumei.stack import LocalStack
+from devstack.services import stop_process, write_private
+from devstack.stack import LocalStack
 from tests.conftest import rows_of, wait_for_log
 
 

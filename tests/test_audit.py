@@ -20,7 +20,7 @@ import pytest
 from cloud.audit import AuditLog, parse_since, utc_iso
 from cloud.health.lines import health_line
 from contract.models import HealthMeasurement
-from gumei.services import free_port, stop_process
+from devstack.services import free_port, stop_process
 from tests.conftest import gumei, wait_for_api
 
 DAY = "2023-04-11"  # this test's own day

@@ -14,8 +14,8 @@ from cloud import registry as registry_mod
 from broker import dynsec
 from broker.generate import Mosquitto
 from runtime.mqtt import MqttEndpoint
-from gumei.services import find_binary, free_port, stop_process, wait_for_port
-from gumei.stack import generate_broker
+from devstack.services import find_binary, free_port, stop_process, wait_for_port
+from devstack.stack import generate_broker
 from broker.tls import make_server_cert
 from tests.conftest import gumei, wait_until
 from tests.security_helpers import connack, probe

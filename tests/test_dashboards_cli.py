@@ -20,7 +20,7 @@ from dashboards import generate as gen
 from dashboards.influxql import DATASOURCE_UID
 from dashboards.render import _text
 from gumei.cli import app
-from gumei.services import free_port
+from devstack.services import free_port
 from tests.conftest import PROJECT, gumei
 from tests.grafana_stub_server import GrafanaStub
 

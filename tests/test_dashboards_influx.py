@@ -17,7 +17,7 @@ from cloud.lineproto import line, point_time_ns
 from dashboards import generate as gen
 from dashboards import render, schema, verify
 from dashboards.macros import Raw
-from gumei.services import Influxd
+from devstack.services import Influxd
 
 HOUR = 3_600_000
 TODAY = 20419  # Shanghai day number of 2025-11-27

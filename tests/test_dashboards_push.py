@@ -9,7 +9,7 @@ import pytest
 from dashboards import generate as gen
 from dashboards import push as p
 from dashboards.influxql import DATASOURCE_UID
-from gumei.services import free_port
+from devstack.services import free_port
 from tests.grafana_stub_server import GrafanaStub
 
 TOKEN = "glsa_test_token"

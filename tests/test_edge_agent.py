@@ -17,7 +17,7 @@ from contract.topics import status as status_topic
 from firmware_sim.scales.station import SimStation
 from broker.dynsec import monitor_name
 from runtime.mqtt import make_client
-from gumei.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.conftest import wait_until
 from tests.edge_harness import (
     AgentRun,

@@ -12,7 +12,7 @@ from edge.queue import DurableQueue
 from firmware_sim.scales.serial_sim import PtyIndicator
 from firmware_sim.scales.station import frames, staircase
 from runtime.mqtt import MqttEndpoint
-from gumei.services import free_port
+from devstack.services import free_port
 from tests.conftest import wait_until
 
 KEY = bytes(range(32))

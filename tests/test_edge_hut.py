@@ -30,8 +30,8 @@ from edge.hut_gateway import SerialCardSource, make_source
 from firmware_sim.health import HealthHutSim, make_residents, measure
 from broker.dynsec import monitor_name
 from runtime.mqtt import make_client
-from gumei.services import stop_process, write_private
-from gumei.stack import LocalStack
+from devstack.services import stop_process, write_private
+from devstack.stack import LocalStack
 from tests.conftest import PROJECT, gumei, rows_of, wait_until
 
 SITE = "HH-01"

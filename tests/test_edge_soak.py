@@ -11,7 +11,7 @@ import pytest
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from firmware_sim.scales.station import SimStation
-from gumei.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.conftest import wait_until
 from tests.edge_harness import (
     AgentRun,

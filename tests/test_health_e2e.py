@@ -33,7 +33,7 @@ from firmware_sim.health import HealthHutSim, make_residents, measure
 from firmware_sim.health.hut import Visit
 from broker.dynsec import monitor_name
 from runtime.mqtt import make_client
-from gumei.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.conftest import gumei, rows_of, wait_until
 
 SITE = "HH-01"

@@ -15,7 +15,7 @@ from cloud.health.suppress import Cell, suppress_group
 from cloud.influx import FatalInfluxError, InfluxClient
 from cloud.influx_grants import GRANTS, grant_table
 from cloud.lineproto import line
-from gumei.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.conftest import gumei
 
 # -- suppression, plain data ---------------------------------------------------------------

@@ -17,8 +17,8 @@ from cloud.influx import (
     WriteRejected,
     error_for,
 )
-from gumei.services import free_port
-from gumei.stack import LocalStack
+from devstack.services import free_port
+from devstack.stack import LocalStack
 
 
 def test_basic_auth_write_query_and_gzip(stack: LocalStack) -> None:

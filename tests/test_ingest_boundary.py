@@ -16,7 +16,7 @@ from cloud.ingest.worker import IngestWorker, WorkerOptions
 from cloud.quarantine import DeadLetterBudget, QuarantineRecord
 from cloud.registry import Registry
 from contract.topics import status, waste_readings
-from gumei.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.hostile_helpers import Gateway
 
 NOW = 1_764_201_600_000

@@ -17,7 +17,7 @@ from cloud.api.app import create_app
 from cloud.api.deps import RouteInfo, route_roles
 from cloud.auth import ROLES, FailedAuthLimiter, FailureLimits, TokenStore
 from cloud.settings import CloudSettings
-from gumei.services import free_port, stop_process
+from devstack.services import free_port, stop_process
 from tests.conftest import wait_for_api
 
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz"}

@@ -137,7 +137,7 @@ def bench_influxql(r: Readings, count: int, sites: int, progress: Callable[[int]
                    repeats: int = 2) -> Figure:
     """Load the first `count` readings into a private influxd and time the server-side daily SUM."""
     from cloud.influx import InfluxClient, InfluxConfig
-    from gumei.services import Influxd
+    from devstack.services import Influxd
 
     k = min(count, len(r))
     with tempfile.TemporaryDirectory(prefix="gumei-bench-") as tmp:

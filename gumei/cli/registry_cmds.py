@@ -105,7 +105,7 @@ def broker_gen(
     plugin: Annotated[Path | None, typer.Option(help="mosquitto_dynamic_security.so on the broker host")] = None,
 ) -> None:
     """Generate the broker from the registry: identities, ACLs, TLS (existing passwords and CA are kept)."""
-    from gumei.stack import generate_broker
+    from devstack.stack import generate_broker
 
     files = generate_broker(out, reg_mod.load(registry), host or ["localhost", "127.0.0.1"], port, bind, client_certs,
                             workers, monitors, state_dir, plugin)
@@ -123,7 +123,7 @@ def broker_rotate(
 ) -> None:
     """Give one identity a new password; every other credential stays byte-for-byte the same."""
     from runtime.mqtt import MqttEndpoint
-    from gumei.stack import rotate_password
+    from devstack.stack import rotate_password
 
     live = None
     if live_port is not None:

@@ -18,8 +18,8 @@ import typer
 from cloud import registry as registry_mod
 from cloud.days import today
 from broker.dynsec import worker_name
-from gumei.services import ServiceError, free_port
-from gumei.stack import LocalStack
+from devstack.services import ServiceError, free_port
+from devstack.stack import LocalStack
 
 PROJECT = Path(__file__).resolve().parents[2]
 ONE_SHOT = {"health-hut"}  # finishes its simulated visits and exits 0

@@ -22,7 +22,7 @@ from broker import dynsec
 from broker.generate import DEBIAN_PLUGIN, BrokerLayout, Listener, Mosquitto, find_plugin, write_broker
 from broker.dynsec_control import set_client_password
 from runtime.mqtt import MqttEndpoint
-from gumei.services import (
+from devstack.services import (
     Influxd,
     ServiceError,
     TlsFiles,
