@@ -14,12 +14,12 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
+from broker.dynsec import worker_name
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
-from broker.dynsec import worker_name
-from runtime.mqtt import make_client
 from devstack.services import free_port
 from devstack.stack import LocalStack
+from runtime.mqtt import make_client
 
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parent.parent

@@ -23,9 +23,9 @@ from cloud.influx import InfluxClient
 from cloud.ingest.handler import DEFAULT_MAX_AGE_DAYS
 from contract.models import WASTE_SCHEMA
 from contract.topics import waste_readings
-from runtime.mqtt import MqttEndpoint, make_client, session_properties
 from devstack.services import stop_process
 from devstack.stack import LocalStack
+from runtime.mqtt import MqttEndpoint, make_client, session_properties
 from tests.conftest import rows_of
 
 THREAD_DIED = "Exception in thread"  # what threading's excepthook prints when a worker thread dies

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from dashboards import generate as gen
 from dashboards.influxql import DATASOURCE_UID
 from dashboards.render import _text
-from gumei.cli import app
 from devstack.services import free_port
+from gumei.cli import app
 from tests.conftest import PROJECT, gumei
 from tests.grafana_stub_server import GrafanaStub
 

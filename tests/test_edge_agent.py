@@ -11,13 +11,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from broker.dynsec import monitor_name
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from contract.topics import status as status_topic
-from firmware_sim.scales.station import SimStation
-from broker.dynsec import monitor_name
-from runtime.mqtt import make_client
 from devstack.stack import LocalStack
+from firmware_sim.scales.station import SimStation
+from runtime.mqtt import make_client
 from tests.conftest import wait_until
 from tests.edge_harness import (
     AgentRun,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contract import now_ms, pseudonymize
+from devstack.services import free_port
 from edge.agent import WasteAgent
 from edge.card import CardPseudonymizer
 from edge.config import GatewayConfig
@@ -12,7 +13,6 @@ from edge.queue import DurableQueue
 from firmware_sim.scales.serial_sim import PtyIndicator
 from firmware_sim.scales.station import frames, staircase
 from runtime.mqtt import MqttEndpoint
-from devstack.services import free_port
 from tests.conftest import wait_until
 
 KEY = bytes(range(32))

@@ -10,8 +10,8 @@ import pytest
 
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
-from firmware_sim.scales.station import SimStation
 from devstack.stack import LocalStack
+from firmware_sim.scales.station import SimStation
 from tests.conftest import wait_until
 from tests.edge_harness import (
     AgentRun,

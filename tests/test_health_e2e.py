@@ -19,11 +19,13 @@ import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from broker.dynsec import monitor_name
 from cloud import measurements as m
 from cloud.aggregate.runner import Aggregator
 from cloud.influx import InfluxClient
 from cloud.registry import Registry
 from contract import HealthBatch, pseudonymize
+from devstack.stack import LocalStack
 from edge.ble.transport import SocketTransport
 from edge.health_session import SessionTracker
 from edge.hut import HutAgent
@@ -31,9 +33,7 @@ from edge.publisher import Publisher
 from edge.queue import DurableQueue
 from firmware_sim.health import HealthHutSim, make_residents, measure
 from firmware_sim.health.hut import Visit
-from broker.dynsec import monitor_name
 from runtime.mqtt import make_client
-from devstack.stack import LocalStack
 from tests.conftest import gumei, rows_of, wait_until
 
 SITE = "HH-01"

@@ -17,9 +17,9 @@ import pytest
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from cloud.ingest.loadgen import Load, Outgoing, Publisher, make_load, paced, waste_sites
-from runtime.mqtt import make_client
 from devstack.services import stop_process
 from devstack.stack import LocalStack
+from runtime.mqtt import make_client
 from tests.conftest import count, gumei, wait_until
 
 DAY_MS = 86_400_000

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from broker.dynsec import ADMIN, monitor_name, worker_name
 from cloud import measurements as m
 from contract import CATEGORIES, WasteBatch, WasteReading, encode
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
-from broker.dynsec import ADMIN, monitor_name, worker_name
 from runtime.mqtt import MqttEndpoint
 from tests.conftest import count, rows_of, wait_until
 from tests.security_helpers import connack, probe
