@@ -21,7 +21,7 @@ from typing import Any
 
 from cloud.registry import Registry
 from contract.topics import PREFIX, SHARED_INGEST, kind_of_site
-from devstack.services import ServiceError
+from runtime.system import ServiceError
 
 SALT_BYTES = 12  # SALT_LEN in Mosquitto's dynamic_security.h
 HASH_BYTES = 64  # SHA-512

@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 
 from broker.dynsec import ADMIN
 from runtime.mqtt import MqttEndpoint, make_client
-from devstack.services import ServiceError
+from runtime.system import ServiceError
 
 CONTROL = "$CONTROL/dynamic-security/v1"
 RESPONSE = CONTROL + "/response"

@@ -15,11 +15,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.services import ServiceError, TlsFiles, find_binary
+from runtime.system import ServiceError, find_binary
 
 CA_DAYS = 3650
 LEAF_DAYS = 825
 _EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Paths of a CA certificate and a server certificate and key signed by it."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    require_certificate: bool = False  # True: clients must also present a certificate from the CA
 
 
 class TlsError(ServiceError):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from broker.dynsec import worker_name
 from cloud import registry as registry_mod
 from cloud.days import day_start_ms, number_of, today
 from cloud.influx import InfluxClient
@@ -28,10 +29,10 @@ from cloud.ingest.loadgen import Load, Publisher, make_load, paced, waste_sites
 from cloud.lineproto import join_lines
 from contract.topics import SHARED_INGEST
 from devstack import proc_stats
-from broker.dynsec import worker_name
-from runtime.mqtt import connect_persistent, make_client
-from devstack.services import ServiceError, stop_process
+from devstack.services import stop_process
 from devstack.stack import LocalStack
+from runtime.mqtt import connect_persistent, make_client
+from runtime.system import ServiceError
 
 DAY_MS = 86_400_000
 # Each phase writes its own Shanghai day, from 60 days ago on: inside the workers' default 90-day

@@ -1,23 +1,18 @@
-"""Start and stop private service processes on free ports (influxd here; Mosquitto in broker.generate)."""
+"""Start and stop private service processes on free ports (influxd here; Mosquitto in devstack.mosquitto)."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-
-class ServiceError(RuntimeError):
-    """A local service could not be started or did not become ready."""
+from runtime.system import ServiceError, find_binary
 
 
 def free_port() -> int:
@@ -25,19 +20,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def find_binary(name: str, extra_dirs: Iterable[str] = ("/usr/sbin", "/usr/bin")) -> str:
-    """Locate a Debian-installed binary, or raise a one-line ServiceError saying what to install."""
-    found = shutil.which(name)
-    if found:
-        return found
-    for d in extra_dirs:
-        candidate = Path(d) / name
-        if candidate.exists():
-            return str(candidate)
-    package = {"influxd": "influxdb"}.get(name, name)
-    raise ServiceError(f"{name} not found: run scripts/setup.sh (or apt-get install {package})")
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
@@ -72,24 +54,6 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> N
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file that only its owner may read (created 0600, never briefly world-readable)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """Paths of a CA certificate and a server certificate and key signed by it."""
-
-    ca_cert: Path
-    server_cert: Path
-    server_key: Path
-    require_certificate: bool = False  # True: clients must also present a certificate from the CA
 
 
 @dataclass

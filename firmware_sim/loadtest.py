@@ -17,16 +17,17 @@ from pathlib import Path
 
 import httpx
 
+from broker.dynsec import DEFAULT_WORKERS
 from cloud import registry as registry_mod
 from cloud.days import date_of, day_number
 from cloud.influx import InfluxClient, InfluxError
 from contract.models import FUTURE_TOLERANCE_MS
+from devstack.proc_stats import ProcStats, sample
+from devstack.services import free_port
+from devstack.stack import LocalStack
 from firmware_sim.fleet import Fleet
 from firmware_sim.truth import api_daily, compare, expected_daily
-from broker.dynsec import DEFAULT_WORKERS
-from devstack.proc_stats import ProcStats, sample
-from devstack.services import ServiceError, free_port
-from devstack.stack import LocalStack
+from runtime.system import ServiceError
 
 Fault = Callable[["LoadRun"], Awaitable[None]]
 

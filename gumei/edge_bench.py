@@ -26,15 +26,16 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from broker.dynsec import gateway_identity, monitor_identity, monitor_name
+from broker.tls import make_server_cert
 from contract import WasteReading, now_ms
+from devstack import proc_stats
+from devstack.mosquitto import Mosquitto
+from devstack.services import stop_process
 from edge.queue import DurableQueue
 from firmware_sim.scales.station import SimStation
-from devstack import proc_stats
-from broker.generate import Mosquitto
-from broker.dynsec import gateway_identity, monitor_identity, monitor_name
 from runtime.mqtt import MqttEndpoint, connect_persistent, make_client
-from devstack.services import ServiceError, stop_process, write_private
-from broker.tls import make_server_cert
+from runtime.system import ServiceError, write_private
 
 SITE = "WS-0901"
 

@@ -7,7 +7,7 @@ from cloud.registry import RegistryError
 from cloud.settings import SettingsError
 from contract.errors import ContractError
 from dashboards.push import PushError
-from devstack.services import ServiceError
+from runtime.system import ServiceError
 
 KNOWN_ERRORS: tuple[type[Exception], ...] = (
     AuditError,

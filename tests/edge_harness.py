@@ -17,10 +17,11 @@ from pathlib import Path
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from contract import now_ms
+from devstack.services import stop_process
+from devstack.stack import LocalStack
 from firmware_sim.scales.station import SimStation
 from gumei.edge_bench import queue_counters
-from devstack.services import stop_process, write_private
-from devstack.stack import LocalStack
+from runtime.system import write_private
 from tests.conftest import rows_of, wait_for_log
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import yaml
 
-from cloud import registry as registry_mod
 from broker import dynsec
-from broker.generate import Mosquitto
-from runtime.mqtt import MqttEndpoint
-from devstack.services import find_binary, free_port, stop_process, wait_for_port
-from devstack.stack import generate_broker
+from broker.generate import generate_broker
 from broker.tls import make_server_cert
+from cloud import registry as registry_mod
+from devstack.mosquitto import Mosquitto
+from devstack.services import free_port, stop_process, wait_for_port
+from runtime.mqtt import MqttEndpoint
+from runtime.system import find_binary
 from tests.conftest import gumei, wait_until
 from tests.security_helpers import connack, probe
 

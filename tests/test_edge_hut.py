@@ -18,20 +18,21 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from broker.dynsec import monitor_name
 from cloud import measurements as m
 from cloud.influx import InfluxClient
 from contract import pseudonymize
 from contract.topics import status as status_topic
+from devstack.services import stop_process
+from devstack.stack import LocalStack
 from edge.ble.transport import BleakTransport
 from edge.config import HutConfig, check_files, load_config
 from edge.errors import ConfigError
 from edge.health_session import CARD_TAP_UUID
 from edge.hut_gateway import SerialCardSource, make_source
 from firmware_sim.health import HealthHutSim, make_residents, measure
-from broker.dynsec import monitor_name
 from runtime.mqtt import make_client
-from devstack.services import stop_process, write_private
-from devstack.stack import LocalStack
+from runtime.system import write_private
 from tests.conftest import PROJECT, gumei, rows_of, wait_until
 
 SITE = "HH-01"

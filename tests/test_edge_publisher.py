@@ -14,14 +14,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from broker.dynsec import gateway_identity, monitor_identity, monitor_name
+from broker.tls import make_server_cert
 from contract import HealthMeasurement, WasteReading, decode_health, decode_waste
 from contract.topics import health_measurements, parse, status, waste_readings
+from devstack.mosquitto import Mosquitto
 from edge.publisher import Publisher, PublishTuning
 from edge.queue import DurableQueue
-from broker.generate import Mosquitto
-from broker.dynsec import gateway_identity, monitor_identity, monitor_name
 from runtime.mqtt import MqttEndpoint, make_client
-from broker.tls import make_server_cert
 from tests.conftest import wait_until
 
 

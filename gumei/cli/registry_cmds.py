@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cloud import registry as reg_mod
 from broker.dynsec import ADMIN, DEFAULT_MONITORS, DEFAULT_WORKERS
+from cloud import registry as reg_mod
 
 RegistryOpt = Annotated[Path, typer.Option("--registry", "-r", help="site registry YAML")]
 registry_app = typer.Typer(no_args_is_help=True, help="The site registry: areas, sites and devices.")
@@ -105,7 +105,7 @@ def broker_gen(
     plugin: Annotated[Path | None, typer.Option(help="mosquitto_dynamic_security.so on the broker host")] = None,
 ) -> None:
     """Generate the broker from the registry: identities, ACLs, TLS (existing passwords and CA are kept)."""
-    from devstack.stack import generate_broker
+    from broker.generate import generate_broker
 
     files = generate_broker(out, reg_mod.load(registry), host or ["localhost", "127.0.0.1"], port, bind, client_certs,
                             workers, monitors, state_dir, plugin)
@@ -122,8 +122,8 @@ def broker_rotate(
     live_port: Annotated[int | None, typer.Option(help="broker TLS port: apply the change live through the control topic")] = None,
 ) -> None:
     """Give one identity a new password; every other credential stays byte-for-byte the same."""
+    from broker.generate import rotate_password
     from runtime.mqtt import MqttEndpoint
-    from devstack.stack import rotate_password
 
     live = None
     if live_port is not None:

@@ -15,11 +15,12 @@ from typing import Annotated
 import httpx
 import typer
 
+from broker.dynsec import worker_name
 from cloud import registry as registry_mod
 from cloud.days import today
-from broker.dynsec import worker_name
-from devstack.services import ServiceError, free_port
+from devstack.services import free_port
 from devstack.stack import LocalStack
+from runtime.system import ServiceError
 
 PROJECT = Path(__file__).resolve().parents[2]
 ONE_SHOT = {"health-hut"}  # finishes its simulated visits and exits 0
