@@ -20,7 +20,7 @@ from gumei.cli import (
     sim_cmds,
     tools_cmds,
 )
-from gumei.errors import KNOWN_ERRORS
+from gumei.cli.errors import KNOWN_ERRORS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Gumei community IoT: waste-sorting scales and smart health hut, edge to cloud.")
