@@ -40,7 +40,6 @@ DAY_MS = 86_400_000
 BASE_MS = day_start_ms(number_of(today()) - 60)
 
 
-_UP = "connected (session present"
 RECEIVE_MAXIMUM = 2000  # the workers' default; Mosquitto 2.0 drains a deep in-flight window far slower
 
 
@@ -127,9 +126,7 @@ class IngestBench:
         return int(series[0].values[0][1]) if series and series[0].values else 0
 
     def _start_workers(self, names: list[str]) -> float:
-        """Spawn `gumei ingest` processes together; return when the first MQTT session was up."""
-        logs = {n: self.stack.root / "logs" / f"{n}.log" for n in names}
-        before = {n: logs[n].read_text(errors="replace").count(_UP) if logs[n].exists() else 0 for n in names}
+        """Spawn `gumei ingest` processes together; return when the first one's subscription was granted."""
         for name in names:
             self._workers[name] = self.stack.spawn(name, "ingest", "--config", str(self.config), "--name", name)
             self._sessions.add(name)
@@ -140,10 +137,10 @@ class IngestBench:
                 proc = self._workers[name]
                 if proc.poll() is not None:
                     raise BenchError(f"worker {name} exited with {proc.returncode}: {self.stack.log_of(name)[-300:]}")
-                if name not in up and logs[name].exists() and logs[name].read_text(errors="replace").count(_UP) > before[name]:
+                if name not in up and self.stack.worker_ready(name, proc) is not None:
                     up[name] = time.monotonic()
             if time.monotonic() > deadline:
-                raise BenchError(f"workers {sorted(set(names) - set(up))} did not connect within 30s")
+                raise BenchError(f"workers {sorted(set(names) - set(up))} did not subscribe within 30s")
             time.sleep(0.01)
         return min(up.values())
 

@@ -88,6 +88,8 @@ class IngestSettings(BaseModel):
     # Readings older than this are dead letters (`too_old`): replays after an outage are welcome,
     # rewriting history is not (docs/security.md).
     max_age_days: float = Field(90.0, gt=0, le=3650)
+    # Written after each granted subscription, removed on stop: what waiters read (cloud.ingest.ready).
+    ready_file: Path | None = None
 
 
 class TargetSettings(BaseModel):

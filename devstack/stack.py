@@ -9,6 +9,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from broker.tls import make_server_cert
 from cloud.auth import TokenStore
 from cloud.influx import InfluxClient, InfluxConfig
 from cloud.influx_grants import DEFAULT_USERS, SERVICES, Service, apply, statements
+from cloud.ingest.ready import Ready, read_ready
 from cloud.registry import Registry
 from cloud.settings import IngestSettings
 from devstack.mosquitto import Mosquitto
@@ -148,11 +150,14 @@ port = {ep.port}
         """Start `python -m gumei.cli <args>` with its output in <root>/logs/<name>.log.
 
         An `ingest` worker gets its own identity: username = its --name (default ingest-1), its
-        password through the environment, as a systemd instance gets it from its env file.
+        password through the environment, as a systemd instance gets it from its env file; and its
+        ready file, ready_file(worker) (wait_ready()).
         """
         if args and args[0] == "ingest":
             worker = args[args.index("--name") + 1] if "--name" in args else IngestSettings().name
             env = {**self.worker_env(worker), **(env or {})}
+            if "--ready-file" not in args:
+                args = (*args, "--ready-file", str(self.ready_file(worker)))
         logs = self.root / "logs"
         logs.mkdir(exist_ok=True)
         with open(logs / f"{name}.log", "ab") as out:
@@ -164,6 +169,27 @@ port = {ep.port}
             )
         self.processes.append((name, proc))
         return proc
+
+    def ready_file(self, worker: str) -> Path:
+        """Where a spawned ingestion worker signals readiness (cloud.ingest.ready)."""
+        return self.root / "ready" / f"{worker}.json"
+
+    def worker_ready(self, worker: str, proc: subprocess.Popen[bytes]) -> Ready | None:
+        """The ready file of worker process proc, or None until that very process has subscribed."""
+        ready = read_ready(self.ready_file(worker))
+        return ready if ready is not None and ready.pid == proc.pid else None
+
+    def wait_ready(self, worker: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> Ready:
+        """Wait until worker process proc has its subscription granted; ServiceError if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while (ready := self.worker_ready(worker, proc)) is None:
+            name = next((n for n, p in self.processes if p is proc), worker)
+            if proc.poll() is not None:
+                raise ServiceError(f"{worker} exited with {proc.returncode}:\n{self.log_of(name)}")
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{worker} did not subscribe within {timeout:.0f}s:\n{self.log_of(name)}")
+            time.sleep(0.05)
+        return ready
 
     def log_of(self, name: str) -> str:
         """The tail of a spawned process's log."""

@@ -27,7 +27,6 @@ from devstack.services import free_port
 from devstack.stack import LocalStack
 from firmware_sim.fleet import Fleet
 from firmware_sim.truth import api_daily, compare, expected_daily
-from runtime.system import ServiceError
 
 Fault = Callable[["LoadRun"], Awaitable[None]]
 
@@ -123,11 +122,7 @@ class LoadRun:
         self.stack.spawn("api", "api", "--config", str(self.config))
         deadline = time.monotonic() + 60
         for name in self.worker_names:
-            log = self.stack.root / "logs" / f"{name}.log"
-            while "subscribed to" not in (log.read_text(errors="replace") if log.exists() else ""):
-                if time.monotonic() > deadline:
-                    raise ServiceError(f"{name} did not subscribe:\n{self.stack.log_of(name)}")
-                time.sleep(0.1)
+            self.stack.wait_ready(name, self.process(name), timeout=max(0.0, deadline - time.monotonic()))
 
     def start_worker(self, name: str) -> None:
         assert self.config is not None

@@ -43,11 +43,6 @@ def wait_until(probe: Callable[[], T], timeout: float = 30.0, interval: float = 
         time.sleep(interval)
 
 
-def wait_for_log(path: Path, text: str, timeout: float = 30.0) -> None:
-    """Wait until a process log contains text."""
-    wait_until(lambda: path.exists() and text in path.read_text(errors="replace"), timeout, what=f"{text!r} in {path.name}")
-
-
 def wait_for_api(url: str) -> None:
     """Wait until an API process answers /healthz."""
 
@@ -96,7 +91,7 @@ def influx(stack: LocalStack) -> Iterator[InfluxClient]:
 def ingest_worker(stack: LocalStack, cloud_config: Path) -> subprocess.Popen[bytes]:
     """One ingestion worker process (identity ingest-1), subscribed."""
     proc = stack.spawn("ingest", "ingest", "--config", str(cloud_config), "--name", worker_name(1))
-    wait_for_log(stack.root / "logs" / "ingest.log", "subscribed to")
+    stack.wait_ready(worker_name(1), proc)
     return proc
 
 

@@ -22,7 +22,7 @@ from devstack.stack import LocalStack
 from firmware_sim.scales.station import SimStation
 from gumei.edge_bench import queue_counters
 from runtime.system import write_private
-from tests.conftest import rows_of, wait_for_log
+from tests.conftest import rows_of
 
 
 @contextmanager
@@ -32,8 +32,7 @@ def stack_with_worker(root: Path, registry: registry_mod.Registry, worker: str =
     s.start()
     try:
         config = s.write_cloud_config(registry_mod.DEFAULT_PATH)
-        s.spawn("ingest", "ingest", "--config", str(config), "--name", worker)
-        wait_for_log(s.root / "logs" / "ingest.log", "subscribed to")
+        s.wait_ready(worker, s.spawn("ingest", "ingest", "--config", str(config), "--name", worker))
         yield s
     finally:
         s.stop()

@@ -202,16 +202,12 @@ class Hostile:
 
     # -- the worker -------------------------------------------------------------------
 
-    def _subscribed_count(self) -> int:
-        return self.log.read_text(errors="replace").count("subscribed to") if self.log.exists() else 0
-
     def _spawn(self) -> subprocess.Popen[bytes]:
-        before = self._subscribed_count()
         # the production default horizon (the session's tests replay older history; see conftest)
         proc = self.stack.spawn("ingest", "ingest", "--config", str(self.config), "--name", self.worker_name,
                                 env={"GUMEI_INGEST__MAX_AGE_DAYS": str(DEFAULT_MAX_AGE_DAYS)})
         deadline = time.monotonic() + 30
-        while self._subscribed_count() <= before:
+        while self.stack.worker_ready(self.worker_name, proc) is None:
             assert proc.poll() is None, self.stack.log_of("ingest")
             assert time.monotonic() < deadline, "worker did not subscribe"
             time.sleep(0.1)

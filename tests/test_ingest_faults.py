@@ -50,11 +50,8 @@ class Faults:
         Every scenario's workers join the one group the broker allows; end_sessions() afterwards,
         since an offline persistent member keeps getting its share queued (Mosquitto, #2662).
         """
-        log = self.stack.root / "logs" / f"{name}.log"
-        before = log.read_text(errors="replace").count("subscribed to") if log.exists() else 0
         proc = self.stack.spawn(name, "ingest", "--config", str(self.config), "--name", name)
-        wait_until(lambda: proc.poll() is not None or log.read_text(errors="replace").count("subscribed to") > before,
-                   what=f"{name} subscribed")
+        wait_until(lambda: proc.poll() is not None or self.stack.worker_ready(name, proc), what=f"{name} subscribed")
         assert proc.poll() is None, self.stack.log_of(name)
         return proc
 

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
@@ -42,6 +43,7 @@ from cloud.ingest.handler import (
     quarantine_lines,
     topic_of,
 )
+from cloud.ingest.ready import Ready, remove_ready, write_ready
 from cloud.lineproto import join_lines, line
 from cloud.quarantine import DEFAULT_KEEP_DAYS, DeadLetterBudget, QuarantineStore, split_health
 from cloud.redact import mask_digits
@@ -69,6 +71,7 @@ class WorkerOptions:
     prune_interval_s: float = 3600.0
     max_backoff_s: float = 10.0
     qos0_inbox: int = 1000  # QoS 0 messages waiting at most (QoS 1 is bounded by receive_maximum)
+    ready_file: Path | None = None  # written after each granted subscription, removed on stop (cloud.ingest.ready)
 
 
 @dataclass
@@ -132,6 +135,7 @@ class IngestWorker:
         self._ignored_logged = 0.0
         self._stop = threading.Event()
         self._connection = 0
+        self._subscriptions = 0  # granted SUBACKs (network thread only)
         # Reconnect within 2 s of the broker coming back: Mosquitto 2.0 forgets shared subscriptions
         # on restart, and until a worker subscribes again its messages have nowhere to go.
         self._client = make_client(endpoint, options.name, manual_ack=True, reconnect_max_s=2)
@@ -174,6 +178,9 @@ class IngestWorker:
             log.error("%s: subscription refused: %s", self.options.name, reasons)
         else:
             log.info("%s subscribed to %s", self.options.name, shared_subscription(self.options.group))
+            self._subscriptions += 1
+            if self.options.ready_file is not None:
+                write_ready(self.options.ready_file, Ready(os.getpid(), self._subscriptions))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
         self.connected.clear()
@@ -452,6 +459,8 @@ class IngestWorker:
         self._committer.join(timeout=30)
         self._client.disconnect()
         self._client.loop_stop()
+        if self.options.ready_file is not None:
+            remove_ready(self.options.ready_file)
 
 
 def _exit_process(why: str) -> None:

@@ -28,7 +28,11 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(help="worker name = broker username = MQTT client id (ingest-1..N)")] = None) -> None:
+def ingest(
+    config: ConfigOpt = None,
+    name: Annotated[str | None, typer.Option(help="worker name = broker username = MQTT client id (ingest-1..N)")] = None,
+    ready_file: Annotated[Path | None, typer.Option(help="written after each granted subscription, removed on stop")] = None,
+) -> None:
     """Run one ingestion worker until SIGTERM/Ctrl-C."""
     from cloud.health.lines import health_lines
     from cloud.influx import InfluxClient
@@ -38,6 +42,8 @@ def ingest(config: ConfigOpt = None, name: Annotated[str | None, typer.Option(he
     s = _settings(config)
     if name:
         s = s.model_copy(update={"ingest": s.ingest.model_copy(update={"name": name})})
+    if ready_file:
+        s = s.model_copy(update={"ingest": s.ingest.model_copy(update={"ready_file": ready_file})})
     endpoint = s.worker_endpoint()
     influx = InfluxClient(s.influx_config("ingest"))
     opts = s.ingest.model_dump()
