@@ -1,1 +1,1 @@
-"""Neutral runtime library for product code (edge, cloud, firmware_sim): the MQTT client factory."""
+"""Neutral runtime library for product code (edge, cloud, firmware_sim, broker): the MQTT client factory, host helpers."""
