@@ -14,7 +14,7 @@ PX_PER_COLUMN = 60  # a 1440 px wide screen over Grafana's 24 columns; Grafana's
 DEFAULT_MIN_INTERVAL = "10s"  # the data source's timeInterval (provisioning.MIN_INTERVAL)
 
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'")
-_REGEX = re.compile(r"/(?:[^/\\]|\\.)*/")
+_REGEX = re.compile(r"(?<=[=!]~)\s*/(?:[^/\\]|\\.)*/")  # a regex literal follows =~ or !~ (a lone / divides)
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _FROM = re.compile(r'\bFROM\s+"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _ALIAS = re.compile(r'\bAS\s+"((?:[^"\\]|\\.)*)"', re.IGNORECASE)

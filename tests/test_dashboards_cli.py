@@ -39,7 +39,7 @@ def grafana() -> Iterator[GrafanaStub]:
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "cloud.toml"
     path.write_text("[influx]\nurl = 'http://influx.internal:8086'\ndatabase = 'gumei_prod'\nauth = 'basic'\n"
-                    "username = 'grafana_reader'\npassword = 'r3ader'\n")
+                    "[influx.grafana]\nusername = 'grafana_reader'\npassword = 'r3ader'\n")  # Grafana's own read-only user
     return path
 
 

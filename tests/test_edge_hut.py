@@ -33,7 +33,7 @@ from edge.hut_gateway import SerialCardSource, make_source
 from firmware_sim.health import HealthHutSim, make_residents, measure
 from runtime.mqtt import make_client
 from runtime.system import write_private
-from tests.conftest import PROJECT, gumei, rows_of, wait_until
+from tests.conftest import PROJECT, gumei, wait_until
 
 SITE = "HH-01"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -188,12 +188,19 @@ class StatusWatch:
         self.client.loop_stop()
 
 
+def stored(influx: InfluxClient, q: str) -> list[dict[str, Any]]:
+    """Rows of a query on the per-resident health database (where ingestion puts measurements)."""
+    return [{**s.tags, **dict(zip(s.columns, v, strict=True))} for s in influx.query(q, db=influx.config.health_database)
+            for v in s.values]
+
+
 @pytest.fixture
 def clean_hut_day(influx: InfluxClient) -> Iterator[int]:
     """Start time; afterwards this test's HH-01 points are deleted (other modules count the hut's day)."""
     t0 = int(dt.datetime.now(dt.UTC).timestamp() * 1000) - 1000
     yield t0
-    influx.execute(f"DELETE FROM {m.HEALTH_MEASUREMENT.name} WHERE site = '{SITE}' AND time >= {t0}ms")
+    influx.execute(f"DELETE FROM {m.HEALTH_MEASUREMENT.name} WHERE site = '{SITE}' AND time >= {t0}ms",
+                   db=influx.config.health_database)
 
 
 def test_hut_gateway_process_delivers_every_visit_with_pseudonyms_only(
@@ -227,7 +234,7 @@ def test_hut_gateway_process_delivers_every_visit_with_pseudonyms_only(
                 wait_until(lambda: all(watch.frames(d) >= n for d, n in frames.items()), what=f"visit {i + 1} handled")
             total = sum(want.values())
             q = f"SELECT device, seq, resident FROM {m.HEALTH_MEASUREMENT.name} WHERE site = '{SITE}' AND time >= {clean_hut_day}ms"
-            rows = wait_until(lambda: r if len(r := rows_of(influx, q)) >= total else None, timeout=40,
+            rows = wait_until(lambda: r if len(r := stored(influx, q)) >= total else None, timeout=40,
                               what=f"{total} measurements in InfluxDB")
             status = watch.last
             proc.terminate()

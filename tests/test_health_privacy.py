@@ -178,3 +178,33 @@ def test_production_never_falls_back_to_the_admin_user() -> None:
         s.influx_config("grafana")
     dev = CloudSettings.model_validate({**base, "environment": "development"})
     assert dev.influx_config("grafana").username == "admin"  # development: the fall-back of an upgrade
+
+
+def test_the_credentials_table_in_security_md_is_the_generated_grants() -> None:
+    """docs/security.md says who can read and write which database; it must be what the one grants
+    table deploys (a grant changed without the doc, or the doc without the grant, fails here)."""
+    import re
+    from pathlib import Path
+
+    from cloud.influx_grants import DEFAULT_USERS, SERVICES, grant_table
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    section = doc.split("## Credentials and what they can do", 1)[1].split("\n## ", 1)[0]
+    dbs = ("gumei", "gumei_health")
+
+    def named(cell: str) -> set[str]:
+        return {d for d in re.findall(r"`([a-z_]+)`", cell.split("(")[0]) if d in dbs}
+
+    said: dict[str, tuple[set[str], set[str]]] = {}
+    for row in section.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        m = re.match(r"`(gumei_\w+)`", cells[0]) if len(cells) == 5 else None
+        if m:
+            said[m.group(1)] = (named(cells[2]), named(cells[3]))
+    deployed: dict[str, tuple[set[str], set[str]]] = {DEFAULT_USERS[s]: (set(), set()) for s in SERVICES}
+    for g in grant_table(*dbs):
+        if g.privilege in ("READ", "ALL"):
+            deployed[g.username][0].add(g.database)
+        if g.privilege in ("WRITE", "ALL"):
+            deployed[g.username][1].add(g.database)
+    assert said == deployed
