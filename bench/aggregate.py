@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import Figure, Goal, Report
 from cloud.aggregate.tonnage import Readings, daily_totals
 from cloud.days import DAY_MS, SHANGHAI_OFFSET_MS, day_start_ms, number_of
 from contract import CATEGORIES
@@ -22,8 +23,8 @@ CATEGORY_SHARE = (0.36, 0.48, 0.155, 0.005)  # dry, wet, recyclable, hazardous: 
 
 
 @dataclass(frozen=True)
-class Figure:
-    """One measured method: how many readings it processed in how many seconds."""
+class Method:
+    """One measured method: how many readings it processed in how many seconds (a `Figure` in the report)."""
 
     name: str
     readings: int
@@ -66,7 +67,7 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
     return best
 
 
-def bench_numpy(r: Readings, sites: int, repeats: int = 5) -> tuple[Figure, Figure, Figure]:
+def bench_numpy(r: Readings, sites: int, repeats: int = 5) -> tuple[Method, Method, Method]:
     """daily_totals as the aggregator runs it (series order, with the duplicate proof), the kernel
     alone, and the same readings in time order (the general proofs, for comparison)."""
     full = best_of(repeats, lambda: daily_totals(r, sites, 4))
@@ -74,12 +75,12 @@ def bench_numpy(r: Readings, sites: int, repeats: int = 5) -> tuple[Figure, Figu
     kernel = best_of(repeats, lambda: daily_totals(r, sites, 4, keep))
     t = r.take(np.argsort(r.ts_ms, kind="stable"))
     timed = best_of(max(1, repeats // 2), lambda: daily_totals(t, sites, 4))
-    return (Figure("numpy daily_totals (dedup proof + sums)", len(r), full, "series order, as the runner reads"),
-            Figure("numpy kernel only (dedup known)", len(r), kernel),
-            Figure("numpy daily_totals, time order", len(r), timed, "the same readings by time: general proofs"))
+    return (Method("numpy daily_totals (dedup proof + sums)", len(r), full, "series order, as the runner reads"),
+            Method("numpy kernel only (dedup known)", len(r), kernel),
+            Method("numpy daily_totals, time order", len(r), timed, "the same readings by time: general proofs"))
 
 
-def bench_pandas(r: Readings, repeats: int = 2) -> Figure:
+def bench_pandas(r: Readings, repeats: int = 2) -> Method:
     """A tz-aware pandas groupby as a user would write it (dedup with drop_duplicates)."""
     import pandas as pd
 
@@ -95,7 +96,7 @@ def bench_pandas(r: Readings, repeats: int = 2) -> Figure:
 
     out = run()
     assert int(out["deposits"].sum()) == len(r)  # type: ignore[index]
-    return Figure("pandas tz-aware groupby", len(r), best_of(repeats, run))
+    return Method("pandas tz-aware groupby", len(r), best_of(repeats, run))
 
 
 def python_loop(ts: list[int], site: list[int], cat: list[int], dev: list[int], seq: list[int],
@@ -117,24 +118,24 @@ def python_loop(ts: list[int], site: list[int], cat: list[int], dev: list[int], 
     return out
 
 
-def bench_python(r: Readings, sample: int) -> Figure:
+def bench_python(r: Readings, sample: int) -> Method:
     """The plain loop on the first `sample` readings, scaled to all of them."""
     k = min(sample, len(r))
     cols = [a[:k].tolist() for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)]
     seconds = best_of(1, lambda: python_loop(*cols))
-    return Figure("python loop", len(r), seconds * len(r) / k, f"measured on {k:,}, scaled")
+    return Method("python loop", len(r), seconds * len(r) / k, f"measured on {k:,}, scaled")
 
 
-def bench_bandwidth(r: Readings, repeats: int = 5) -> Figure:
+def bench_bandwidth(r: Readings, repeats: int = 5) -> Method:
     """A NumPy sum over the same bytes daily_totals reads (all six int64 columns)."""
     cols = (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)
     nbytes = sum(c.nbytes for c in cols)
     seconds = best_of(repeats, lambda: [c.sum() for c in cols])
-    return Figure("memory-bandwidth bound (numpy sum)", len(r), seconds, f"{nbytes / seconds / 1e9:.1f} GB/s over {nbytes / len(r):.0f} B/reading")
+    return Method("memory-bandwidth bound (numpy sum)", len(r), seconds, f"{nbytes / seconds / 1e9:.1f} GB/s over {nbytes / len(r):.0f} B/reading")
 
 
 def bench_influxql(r: Readings, count: int, sites: int, progress: Callable[[int], None] | None = None,
-                   repeats: int = 2) -> Figure:
+                   repeats: int = 2) -> Method:
     """Load the first `count` readings into a private influxd and time the server-side daily SUM."""
     from cloud.influx import InfluxClient, InfluxConfig
     from devstack.services import Influxd
@@ -170,33 +171,34 @@ def bench_influxql(r: Readings, count: int, sites: int, progress: Callable[[int]
         finally:
             server.stop()
     note = "all readings" if k == len(r) else f"on the first {k:,} readings (a subset: --influx-readings), rate applies"
-    return Figure("InfluxQL SUM ... GROUP BY time(1d) tz()", k, seconds, note)
+    return Method("InfluxQL SUM ... GROUP BY time(1d) tz()", k, seconds, note)
 
 
-def report(figures: list[Figure]) -> list[str]:
-    """Table lines plus the two goal checks."""
-    by = {f.name: f for f in figures}
-    np_fig = figures[0]
-    lines = [f"{'method':44} {'readings':>12} {'seconds':>9} {'readings/s':>14} {'numpy ×':>9}  note (numpy × = how many times faster the full numpy path is)"]
-    for f in figures:
-        lines.append(f"{f.name:44} {f.readings:>12,} {f.seconds:>9.3f} {f.rate:>14,.0f} {np_fig.rate / f.rate:>8.2f}×  {f.note}")
+def report(methods: list[Method]) -> Report:
+    """One figure per method (readings/s; readings, seconds, numpy × and note as detail), the two goals."""
+    by = {m.name: m for m in methods}
+    ref = methods[0]
+    figures = [Figure(m.name, "readings/s", m.rate, m.seconds,
+                      f"{m.readings:,} in {m.seconds:.3f} s, numpy {ref.rate / m.rate:.2f}×" + (f"; {m.note}" if m.note else ""))
+               for m in methods]
+    notes = ["(numpy × = how many times faster the full numpy path is)"]
+    goals = []
     pandas = by.get("pandas tz-aware groupby")
     bound = by.get("memory-bandwidth bound (numpy sum)")
     if pandas:
-        ratio = np_fig.rate / pandas.rate
-        lines.append(f"goal numpy ≥ {GOAL_VS_PANDAS:.0f}× pandas: {ratio:.1f}× — {'met' if ratio >= GOAL_VS_PANDAS else 'NOT met'}")
+        goals.append(Goal(f"numpy / pandas (goal numpy ≥ {GOAL_VS_PANDAS:.0f}× pandas)", ref.rate / pandas.rate,
+                          GOAL_VS_PANDAS, "min", "×"))
     if bound:
-        share = np_fig.rate / bound.rate
-        lines.append(f"goal numpy ≥ {GOAL_VS_BANDWIDTH:.0%} of bandwidth bound: {share:.1%} — {'met' if share >= GOAL_VS_BANDWIDTH else 'NOT met'}")
+        goals.append(Goal("numpy share of bandwidth bound", ref.rate / bound.rate, GOAL_VS_BANDWIDTH, "min", "%"))
         kernel = by.get("numpy kernel only (dedup known)")
         if kernel:
-            lines.append(f"  (the sums alone, duplicates excluded beforehand: {kernel.rate / bound.rate:.1%} of the bound; "
-                         f"the rest is the (device, seq) duplicate proof)")
-    return lines
+            notes.append(f"the sums alone, duplicates excluded beforehand: {kernel.rate / bound.rate:.1%} of the bound; "
+                         f"the rest is the (device, seq) duplicate proof")
+    return Report(figures=figures, notes=notes, goals=goals)
 
 
 @dataclass(frozen=True)
-class BenchOptions:
+class AggregateOptions:
     """What to measure and on how much data."""
 
     readings: int = 10_000_000
@@ -207,8 +209,8 @@ class BenchOptions:
     seed: int = 6
 
 
-def run_bench(opts: BenchOptions, say: Callable[[str], None] = print,
-              influx_progress: Callable[[int], None] | None = None) -> list[Figure]:
+def run_aggregate_bench(opts: AggregateOptions, say: Callable[[str], None] = print,
+              influx_progress: Callable[[int], None] | None = None) -> list[Method]:
     """Every method on the same generated readings, NumPy first (the ratios' reference)."""
     t0 = time.perf_counter()
     r = make_readings(opts.readings, opts.days, opts.sites, opts.seed)

@@ -26,10 +26,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from bench import proc_stats
 from broker.dynsec import gateway_identity, monitor_identity, monitor_name
 from broker.tls import make_server_cert
 from contract import WasteReading, now_ms
-from devstack import proc_stats
 from devstack.mosquitto import Mosquitto
 from devstack.services import stop_process
 from edge.queue import DurableQueue

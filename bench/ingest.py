@@ -21,14 +21,15 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from bench import proc_stats
+from bench.loadgen import Load, LoadPublisher, make_load, paced, waste_sites
+from bench.report import Figure, Goal, Report
 from broker.dynsec import worker_name
 from cloud import registry as registry_mod
 from cloud.days import day_start_ms, number_of, today
 from cloud.influx import InfluxClient
-from cloud.ingest.loadgen import Load, Publisher, make_load, paced, waste_sites
 from cloud.lineproto import join_lines
 from contract.topics import SHARED_INGEST
-from devstack import proc_stats
 from devstack.services import stop_process
 from devstack.stack import LocalStack
 from runtime.mqtt import connect_persistent, make_client
@@ -48,7 +49,7 @@ class BenchError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class BenchOptions:
+class IngestOptions:
     """Sizes of one run; scale multiplies every count (0.01 for a smoke run)."""
 
     scale: float = 1.0
@@ -66,23 +67,12 @@ class BenchOptions:
 
 
 @dataclass
-class Figure:
-    """One measured rate."""
-
-    name: str
-    unit: str
-    value: float
-    seconds: float
-    detail: str = ""
-
-
-@dataclass
 class BenchResult:
     """All figures of one run and the goals' ratios."""
 
     figures: dict[str, Figure] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
-    ratios: list[tuple[str, float, float]] = field(default_factory=list)  # (what, ratio, goal)
+    goals: list[Goal] = field(default_factory=list)
 
     def add(self, key: str, fig: Figure) -> None:
         self.figures[key] = fig
@@ -91,7 +81,7 @@ class BenchResult:
 class IngestBench:
     """Runs the phases in order; `report` is called with one line per finished figure."""
 
-    def __init__(self, workdir: Path, options: BenchOptions, report: Callable[[str], None] = print) -> None:
+    def __init__(self, workdir: Path, options: IngestOptions, report: Callable[[str], None] = print) -> None:
         self.options = options
         self.report = report
         self.registry = registry_mod.load()
@@ -112,7 +102,7 @@ class IngestBench:
         return load
 
     def _publish_backlog(self, load: Load) -> None:
-        pub = Publisher(self.stack.endpoint, [s.id for s in self.sites])
+        pub = LoadPublisher(self.stack.endpoint, [s.id for s in self.sites])
         try:
             pub.wait_connected()
             pub.publish_all(load.messages)
@@ -309,7 +299,7 @@ class IngestBench:
 
         stop_time = [0.0]
         poller = threading.Thread(target=poll, daemon=True)
-        pub = Publisher(self.stack.endpoint, [s.id for s in self.sites] + [self.probe_site.id])
+        pub = LoadPublisher(self.stack.endpoint, [s.id for s in self.sites] + [self.probe_site.id])
         try:
             pub.wait_connected()
             poller.start()
@@ -376,10 +366,10 @@ class IngestBench:
         influx_best = max(f[k].value for k in ("influx1", "influx2", "influx1gz", "influx2gz"))
         batched = max(f["e2e_1x100"].value, f["e2e_2x100"].value)
         single_msgs = max(f["e2e_1x1"].value, f["e2e_2x1"].value)  # 1 reading = 1 message
-        result.ratios = [
-            ("batched e2e / InfluxDB ceiling", batched / influx_best, 0.5),
-            ("single-reading e2e msg/s / MQTT ceiling", single_msgs / f["mqtt"].value, 0.6),
-            ("p99 publish->queryable (s), goal is a maximum", result.latency_ms["p99_ms"] / 1000, 1.0),
+        result.goals = [
+            Goal("batched e2e / InfluxDB ceiling", batched / influx_best, 0.5, "min", "%"),
+            Goal("single-reading e2e msg/s / MQTT ceiling", single_msgs / f["mqtt"].value, 0.6, "min", "%"),
+            Goal("p99 publish->queryable (s)", result.latency_ms["p99_ms"] / 1000, 1.0, "max"),
         ]
         return result
 
@@ -389,7 +379,7 @@ class IngestBench:
         self.report(f"{fig.name:<58} {fig.value:>12,.0f} {fig.unit:<10} ({fig.seconds:.2f}s, {fig.detail})")
 
 
-def run_bench(options: BenchOptions, workdir: Path | None = None, report: Callable[[str], None] = print) -> BenchResult:
+def run_ingest_bench(options: IngestOptions, workdir: Path | None = None, report: Callable[[str], None] = print) -> BenchResult:
     """Run the benchmark in workdir (a fresh temp dir by default)."""
     with tempfile.TemporaryDirectory(prefix="gumei-bench-") as tmp:
         try:
@@ -399,19 +389,9 @@ def run_bench(options: BenchOptions, workdir: Path | None = None, report: Callab
 
 
 def format_result(result: BenchResult) -> str:
-    """The side-by-side table printed at the end."""
-    out = ["", f"{'figure':<58} {'rate':>12}  unit"]
-    for fig in result.figures.values():
-        out.append(f"{fig.name:<58} {fig.value:>12,.0f}  {fig.unit}")
+    """The side-by-side table printed at the end (`bench.report.Report`)."""
     lat = result.latency_ms
-    out.append(f"{'publish->queryable at ' + format(lat['rate_readings_s'], ',.0f') + ' readings/s':<58} "
+    latency = (f"{'publish->queryable at ' + format(lat['rate_readings_s'], ',.0f') + ' readings/s':<58} "
                f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms ({lat['probes']:.0f} probes)")
-    out.append("")
-    for what, ratio, goal in result.ratios:
-        if "maximum" in what:
-            verdict = "meets" if ratio < goal else "MISSES"
-            out.append(f"{what:<58} {ratio:>12.3f}  goal < {goal}: {verdict}")
-        else:
-            verdict = "meets" if ratio >= goal else "MISSES"
-            out.append(f"{what:<58} {ratio:>12.0%}  goal >= {goal:.0%}: {verdict}")
-    return "\n".join(out)
+    report = Report(figures=[replace(f, detail="") for f in result.figures.values()], notes=[latency], goals=result.goals)
+    return "\n".join(["", *report.lines()])

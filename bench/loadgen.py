@@ -80,7 +80,7 @@ def make_load(sites: Sequence[Site], messages: int, per_message: int, start_ms: 
     return load
 
 
-class Publisher:
+class LoadPublisher:
     """QoS 1 publishing with one persistent MQTT v5 session per site (a gateway's own identity).
 
     paho keeps every unacknowledged message (also one published while disconnected) and resends

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import httpx
 
+from bench.proc_stats import ProcStats, sample
+from bench.report import Goal
 from broker.dynsec import DEFAULT_WORKERS
 from cloud import registry as registry_mod
 from cloud.days import date_of, day_number
 from cloud.influx import InfluxClient, InfluxError
 from contract.models import FUTURE_TOLERANCE_MS
-from devstack.proc_stats import ProcStats, sample
 from devstack.services import free_port
 from devstack.stack import LocalStack
 from firmware_sim.fleet import Fleet
@@ -76,6 +77,14 @@ class Report:
     def ok(self) -> bool:
         return self.lost == 0 and self.unsent == 0 and self.duplicated == 0 and not self.mismatches and self.stored == self.sent - self.expected_quarantined
 
+    def goals(self) -> list[Goal]:
+        """The checks `ok` makes, in the benchmarks' report format (`bench.report.Goal`)."""
+        return [
+            Goal("readings lost, duplicated or still queued", self.lost + self.duplicated + self.unsent, 1, "max"),
+            Goal("stored - (sent - expected quarantined)", abs(self.stored - (self.sent - self.expected_quarantined)), 1, "max"),
+            Goal("daily tonnage mismatches", len(self.mismatches), 1, "max"),
+        ]
+
     def lines(self) -> list[str]:
         """The printed report."""
         out = [
@@ -90,6 +99,7 @@ class Report:
         ]
         out += [f"worker {w.name:<11} cpu {w.cpu_s:.1f} s ({w.cpu_pct:.0f} %), peak RSS {w.peak_rss_mb:.0f} MB" for w in self.workers]
         out.append(f"daily rows checked {self.daily_rows}; tonnage error {self.tonnage_error_g} g")
+        out += ["", *(g.line() for g in self.goals())]
         out += [f"MISMATCH {m}" for m in self.mismatches[:20]]
         out.append("RESULT " + ("OK: nothing lost, tonnage exact" if self.ok else "FAILED"))
         return out

@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.edge import queue_counters
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from contract import now_ms
 from devstack.services import stop_process
 from devstack.stack import LocalStack
 from firmware_sim.scales.station import SimStation
-from gumei.edge_bench import queue_counters
 from runtime.system import write_private
 from tests.conftest import rows_of
 

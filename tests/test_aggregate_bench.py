@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud.aggregate.bench import make_readings, python_loop
+from bench.aggregate import make_readings, python_loop
 from cloud.aggregate.tonnage import daily_totals
 from tests.conftest import gumei
 from tests.test_tonnage_properties import rows_of_totals

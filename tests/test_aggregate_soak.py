@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from cloud.aggregate.bench import make_readings
+from bench.aggregate import make_readings
 from cloud.aggregate.runner import Aggregator
 from cloud.aggregate.tonnage import daily_totals, mg_to_grams
 from cloud.days import date_of

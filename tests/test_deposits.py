@@ -187,7 +187,7 @@ def test_any_stream_gives_positive_bounded_deposits_and_feed_equals_detect(raw: 
 
 
 def test_accuracy_bench_on_a_morning_peak_meets_the_targets() -> None:
-    from firmware_sim.scales.accuracy import run_accuracy_bench
+    from bench.scales import run_accuracy_bench
 
     r = run_accuracy_bench(hours=2.0, seed=11)
     assert r["passed"], r

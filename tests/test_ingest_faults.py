@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.loadgen import Load, LoadPublisher, Outgoing, make_load, paced, waste_sites
 from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
-from cloud.ingest.loadgen import Load, Outgoing, Publisher, make_load, paced, waste_sites
 from devstack.services import stop_process
 from devstack.stack import LocalStack
 from runtime.mqtt import make_client
@@ -79,7 +79,7 @@ class Faults:
         errors: list[BaseException] = []
 
         def run() -> None:
-            pub = Publisher(self.stack.endpoint, [s.id for s in self.sites])
+            pub = LoadPublisher(self.stack.endpoint, [s.id for s in self.sites])
             try:
                 pub.wait_connected()
                 for _due, msg in paced(load.messages, per_second):
@@ -182,7 +182,7 @@ def test_poison_batch_is_split_and_only_the_bad_lines_quarantined(faults: Faults
          **({"gross_kg": 20.5} if i % 5 == 0 else {})}
         for i in range(20)
     ]
-    pub = Publisher(faults.stack.endpoint, [site.id])
+    pub = LoadPublisher(faults.stack.endpoint, [site.id])
     try:
         pub.wait_connected()
         good = make_load([site], 1, 10, start + 10_000, 950_000).messages[0]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from firmware_sim.loadtest import LoadConfig, LoadRun, Report, run_loadtest
+from bench.loadtest import LoadConfig, LoadRun, Report, run_loadtest
 
 
 def run_and_print(cfg: LoadConfig, capsys: pytest.CaptureFixture[str], title: str) -> Report:

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import pytest
 from pymodbus.constants import ExcCodes
 
+from bench.scales import BENCH_START_MS, match_deposits
 from edge.deposits import DepositDetector, EventKind, ScaleEvent
 from edge.errors import ScaleUnavailable
 from edge.scales import ScaleSource, WeightSample
 from edge.scales.modbus_driver import ModbusScaleSource, decode_registers
 from edge.scales.serial_driver import SerialIndicatorSource
-from firmware_sim.scales.accuracy import BENCH_START_MS, match_deposits
 from firmware_sim.scales.ascii_indicator import encode_frame, stream_bytes
 from firmware_sim.scales.modbus_sim import ModbusTransmitter, registers_for
 from firmware_sim.scales.physics import PhysicsParams, ScaleModel, TrueDeposit

@@ -216,7 +216,7 @@ def test_sums_exact_to_the_milligram_at_scale() -> None:
 def test_series_order_takes_the_one_pass_proof_and_a_duplicate_does_not() -> None:
     """The bench data (series order, as the runner reads) is proved in one pass; a redelivered copy
     inside a device's run makes the proof fail and the general path count it once."""
-    from cloud.aggregate.bench import make_readings
+    from bench.aggregate import make_readings
     from cloud.aggregate.tonnage import _segment_sums
 
     r = make_readings(200_000, days=3, sites=20, seed=3)

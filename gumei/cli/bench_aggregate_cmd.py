@@ -17,9 +17,9 @@ def aggregate(
     seed: int = 6,
 ) -> None:
     """Measure in one run on the same data; print readings/s and ratios against the goals."""
-    from cloud.aggregate.bench import BenchOptions, report, run_bench
+    from bench.aggregate import AggregateOptions, report, run_aggregate_bench
 
-    opts = BenchOptions(readings, days, sites, python_sample, influx_readings, seed)
+    opts = AggregateOptions(readings, days, sites, python_sample, influx_readings, seed)
     with Progress(transient=True) as bar:
         tasks: list[int] = []
 
@@ -28,8 +28,8 @@ def aggregate(
                 tasks.append(bar.add_task("loading influxd", total=min(influx_readings, readings)))
             bar.advance(tasks[0], n)
 
-        figures = run_bench(opts, say=bar.console.print, influx_progress=advance)
-    for line in report(figures):
+        methods = run_aggregate_bench(opts, say=bar.console.print, influx_progress=advance)
+    for line in report(methods).lines():
         typer.echo(line)
 
 

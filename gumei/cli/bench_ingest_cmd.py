@@ -15,10 +15,10 @@ def ingest(
 ) -> None:
     """Measure, in one run: MQTT ceiling, InfluxDB ceiling, end to end (1 and 100 readings per
     message, 1 and 2 workers), publish->queryable latency at half the sustained rate; print ratios."""
-    from cloud.bench_ingest import BenchError, BenchOptions, format_result, run_bench
+    from bench.ingest import BenchError, IngestOptions, format_result, run_ingest_bench
 
     try:
-        result = run_bench(BenchOptions(scale=scale, latency_seconds=latency_seconds), workdir, report=typer.echo)
+        result = run_ingest_bench(IngestOptions(scale=scale, latency_seconds=latency_seconds), workdir, report=typer.echo)
     except BenchError as exc:
         typer.echo(f"gumei: error: benchmark failed: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -58,7 +58,7 @@ def bench_scales(
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
 ) -> None:
     """Deposit detection accuracy against the scale simulator's ground truth (4 scales)."""
-    from firmware_sim.scales.accuracy import run_accuracy_bench
+    from bench.scales import run_accuracy_bench
 
     r = run_accuracy_bench(hours, seed)
     for s in r["scales"]:
@@ -79,7 +79,7 @@ def bench_edge(
     via_cli: Annotated[bool, typer.Option(help="run the agent as `gumei edge run` instead of `python -m edge.agent`")] = False,
 ) -> None:
     """Footprint of one agent (4 scales at `fps`) and its replay rate after an outage, in one run."""
-    from gumei.edge_bench import run_edge_bench
+    from bench.edge import run_edge_bench
 
     r = run_edge_bench(seconds=seconds, backlog=backlog, fps=fps, via_cli=via_cli, progress=typer.echo)
     typer.echo(

@@ -15,7 +15,7 @@ def loadtest(
     seed: Annotated[int, typer.Option(help="random seed of the fleet")] = 7,
 ) -> None:
     """Run a load test; print the report; exit 1 on any loss or tonnage mismatch."""
-    from firmware_sim.loadtest import LoadConfig, run_loadtest
+    from bench.loadtest import LoadConfig, run_loadtest
 
     report = run_loadtest(LoadConfig(gateways=gateways, seconds=seconds, workers=workers, warp=warp, seed=seed),
                           progress=lambda s: typer.echo(s, err=True))
