@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 import os
 import queue
-import random
 import threading
 import time
 from collections import Counter
@@ -48,6 +47,7 @@ from cloud.lineproto import join_lines, line
 from cloud.quarantine import DEFAULT_KEEP_DAYS, DeadLetterBudget, QuarantineStore, split_health
 from cloud.redact import mask_digits
 from contract.topics import shared_subscription
+from runtime.backoff import Backoff
 from runtime.mqtt import MqttEndpoint, connect_persistent, make_client
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ class IngestWorker:
 
     def _write_until_done(self, body: bytes, db: str | None = None) -> None:
         """Retry a retryable failure until it succeeds or the worker stops (no ack meanwhile)."""
-        delay = 0.25
+        backoff = Backoff(0.25, self.options.max_backoff_s)
         while True:
             try:
                 self.influx.write_lines(body, retries=0, db=db)
@@ -343,9 +343,8 @@ class IngestWorker:
             except FatalInfluxError as exc:
                 log.error("InfluxDB refused the write: %s", exc)
             self.counters.write_errors += 1
-            if self._stop.wait(delay * (0.5 + random.random())):
+            if self._stop.wait(backoff.next_delay()):
                 raise _Stopped
-            delay = min(delay * 2, self.options.max_backoff_s)
 
     def _write_isolating(self, messages: list[Message]) -> Plan:
         """Bisect a rejected batch down to messages, then to lines; quarantine the poison lines.
