@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
@@ -42,9 +41,10 @@ from cloud.ingest.handler import (
     quarantine_lines,
     topic_of,
 )
+from cloud.ingest.options import WorkerOptions
 from cloud.ingest.ready import Ready, remove_ready, write_ready
 from cloud.lineproto import join_lines, line
-from cloud.quarantine import DEFAULT_KEEP_DAYS, DeadLetterBudget, QuarantineStore, split_health
+from cloud.quarantine import DeadLetterBudget, QuarantineStore, split_health
 from cloud.redact import mask_digits
 from contract.topics import shared_subscription
 from runtime.backoff import Backoff
@@ -55,23 +55,6 @@ log = logging.getLogger(__name__)
 ENTRY_BYTES_ESTIMATE = 150  # a JSON waste reading is 110-190 bytes: payload size / this ~ entries
 EXIT_THREAD_DIED = 70  # EX_SOFTWARE: a worker thread died; systemd restarts the process
 IGNORED_LOG_INTERVAL_S = 60.0
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """Tuning of one worker: a batch is written when it holds batch_readings or batch_ms passed."""
-
-    name: str = "ingest-1"
-    group: str = "ingest"
-    batch_readings: int = 10_000
-    batch_ms: int = 200
-    receive_maximum: int = 2000
-    stats_interval_s: float = 5.0
-    quarantine_keep_days: float = DEFAULT_KEEP_DAYS
-    prune_interval_s: float = 3600.0
-    max_backoff_s: float = 10.0
-    qos0_inbox: int = 1000  # QoS 0 messages waiting at most (QoS 1 is bounded by receive_maximum)
-    ready_file: Path | None = None  # written after each granted subscription, removed on stop (cloud.ingest.ready)
 
 
 @dataclass
