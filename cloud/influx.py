@@ -57,7 +57,7 @@ class InfluxConfig:
     retention_policy: str = ""
     timeout_s: float = 30.0
     retries: int = 5
-    gzip: bool | None = None  # None: compress large writes unless the server is on this host
+    gzip: bool | None = None  # None: compress writes over 4 KiB unless the server is on this host
 
 
 def is_loopback(url: str) -> bool:
