@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from cloud.aggregate.targets import TargetRules
+from cloud.auth import FailLimit, FailureLimits, FailWindowS, MaxClients
 from cloud.influx import InfluxConfig
 from cloud.influx_grants import SERVICES, Service
 from cloud.ingest.options import DEFAULT_MAX_AGE_DAYS, WorkerOptions
@@ -26,6 +27,7 @@ from runtime.mqtt import MqttEndpoint
 _INFLUX = InfluxConfig()
 _WORKER = WorkerOptions()
 _RULES = TargetRules()
+_LIMITS = FailureLimits()
 
 
 class SettingsError(ValueError):
@@ -163,6 +165,15 @@ class CloudSettings(BaseSettings):
 
     # operator-visible health aggregates hide any cell of fewer distinct residents (docs/health.md)
     health_min_residents: int = Field(5, ge=1, le=1000)
+    # failed-authentication limits of the API (docs/security.md): GUMEI_AUTH_FAIL_LIMIT etc.
+    auth_fail_limit: FailLimit = _LIMITS.fail_limit
+    auth_fail_window_s: FailWindowS = _LIMITS.fail_window_s
+    auth_max_clients: MaxClients = _LIMITS.max_clients
+
+    def failure_limits(self) -> FailureLimits:
+        """The API's failed-authentication limits."""
+        return FailureLimits(fail_limit=self.auth_fail_limit, fail_window_s=self.auth_fail_window_s,
+                             max_clients=self.auth_max_clients)
 
     @model_validator(mode="after")
     def _no_defaults_in_production(self) -> CloudSettings:
