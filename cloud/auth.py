@@ -13,10 +13,9 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["operator", "health", "admin"]
 ROLES: tuple[Role, ...] = ("operator", "health", "admin")
@@ -158,13 +157,18 @@ def token_id_of(token: str) -> str:
     return parts[1][:12] if len(parts) == 3 and parts[0] == PREFIX else "?"
 
 
-class FailureLimits(BaseSettings):
-    """Limits on failed authentication attempts (GUMEI_AUTH_FAIL_LIMIT etc. in the environment)."""
+FailLimit = Annotated[int, Field(ge=1, le=100_000)]
+FailWindowS = Annotated[float, Field(gt=0, le=86_400)]
+MaxClients = Annotated[int, Field(ge=1, le=10_000_000)]
 
-    model_config = SettingsConfigDict(env_prefix="GUMEI_AUTH_", extra="ignore")
-    fail_limit: int = Field(20, ge=1, le=100_000)
-    fail_window_s: float = Field(60.0, gt=0, le=86_400)
-    max_clients: int = Field(10_000, ge=1, le=10_000_000)
+
+class FailureLimits(BaseModel):
+    """Limits on failed authentication attempts; read by CloudSettings (auth_fail_limit etc., i.e.
+    GUMEI_AUTH_FAIL_LIMIT, GUMEI_AUTH_FAIL_WINDOW_S, GUMEI_AUTH_MAX_CLIENTS), which builds it."""
+
+    fail_limit: FailLimit = 20
+    fail_window_s: FailWindowS = 60.0
+    max_clients: MaxClients = 10_000
 
 
 class FailedAuthLimiter:

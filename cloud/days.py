@@ -1,42 +1,14 @@
-"""Asia/Shanghai calendar days as integer day numbers (vectorizable, host-zone independent)."""
+"""Asia/Shanghai calendar days: defined once in `contract.days` (edge and cloud both use it)."""
 
-from __future__ import annotations
+from contract.days import (
+    DAY_MS,
+    SHANGHAI,
+    SHANGHAI_OFFSET_MS,
+    date_of,
+    day_number,
+    day_start_ms,
+    number_of,
+    today,
+)
 
-import datetime as dt
-from typing import TypeVar
-
-import numpy as np
-import numpy.typing as npt
-
-# China has kept UTC+8 without daylight saving since 1991; all contract timestamps are later.
-SHANGHAI_OFFSET_MS = 8 * 3600 * 1000
-DAY_MS = 86_400_000
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-_EPOCH = dt.date(1970, 1, 1)
-
-T = TypeVar("T", int, npt.NDArray[np.int64])
-
-
-def day_number(ts_ms: T) -> T:
-    """Shanghai day number (days since 1970-01-01 in Shanghai) of epoch-ms timestamps."""
-    return (ts_ms + SHANGHAI_OFFSET_MS) // DAY_MS  # type: ignore[return-value]
-
-
-def day_start_ms(day: int) -> int:
-    """Epoch ms of Shanghai midnight starting day number `day`."""
-    return day * DAY_MS - SHANGHAI_OFFSET_MS
-
-
-def date_of(day: int) -> dt.date:
-    """Calendar date of a Shanghai day number."""
-    return _EPOCH + dt.timedelta(days=int(day))
-
-
-def number_of(date: dt.date) -> int:
-    """Shanghai day number of a calendar date."""
-    return (date - _EPOCH).days
-
-
-def today() -> dt.date:
-    """Today's date in Shanghai, whatever the host's zone."""
-    return dt.datetime.now(SHANGHAI).date()
+__all__ = ["DAY_MS", "SHANGHAI", "SHANGHAI_OFFSET_MS", "date_of", "day_number", "day_start_ms", "number_of", "today"]

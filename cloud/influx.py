@@ -10,13 +10,14 @@ import gzip
 import ipaddress
 import json
 import logging
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import httpx
+
+from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class InfluxConfig:
     retention_policy: str = ""
     timeout_s: float = 30.0
     retries: int = 5
-    gzip: bool | None = None  # None: compress large writes unless the server is on this host
+    gzip: bool | None = None  # None: compress writes over 4 KiB unless the server is on this host
 
 
 def is_loopback(url: str) -> bool:
@@ -127,16 +128,15 @@ class InfluxClient:
 
     def _with_retries(self, method: str, path: str, retries: int | None = None, **kwargs: Any) -> httpx.Response:
         attempts = self.config.retries if retries is None else retries
-        delay = 0.2
+        backoff = Backoff(0.2, 10.0)
         for attempt in range(attempts + 1):
             try:
                 return self._send(method, path, **kwargs)
             except RetryableInfluxError as exc:
                 if attempt == attempts:
                     raise
-                log.warning("retrying in %.1fs: %s", delay, exc)
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 10.0)
+                log.warning("retrying in %.1fs: %s", backoff.step, exc)
+                time.sleep(backoff.next_delay())
         raise AssertionError("unreachable")
 
     # -- API -------------------------------------------------------------------------

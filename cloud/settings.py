@@ -14,11 +14,20 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from cloud.aggregate.targets import TargetRules
+from cloud.auth import FailLimit, FailureLimits, FailWindowS, MaxClients
 from cloud.influx import InfluxConfig
 from cloud.influx_grants import SERVICES, Service
+from cloud.ingest.options import DEFAULT_MAX_AGE_DAYS, WorkerOptions
 from cloud.registry import DEFAULT_PATH as DEFAULT_REGISTRY
 from contract.errors import first_error
 from runtime.mqtt import MqttEndpoint
+
+# Each default is defined once, by the object the setting configures; the sections below refer to it.
+_INFLUX = InfluxConfig()
+_WORKER = WorkerOptions()
+_RULES = TargetRules()
+_LIMITS = FailureLimits()
 
 
 class SettingsError(ValueError):
@@ -48,15 +57,15 @@ class InfluxSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    url: str = "http://127.0.0.1:8086"
-    database: str = "gumei"
-    health_database: str = "gumei_health"
-    auth: Literal["none", "basic", "token"] = "none"
-    username: str = ""
-    password: str = Field("", repr=False)
-    token: str = Field("", repr=False)
-    retention_policy: str = ""
-    gzip: bool | None = None  # unset: compress writes unless InfluxDB is on this host
+    url: str = _INFLUX.url
+    database: str = _INFLUX.database
+    health_database: str = _INFLUX.health_database
+    auth: Literal["none", "basic", "token"] = _INFLUX.auth
+    username: str = _INFLUX.username
+    password: str = Field(_INFLUX.password, repr=False)
+    token: str = Field(_INFLUX.token, repr=False)
+    retention_policy: str = _INFLUX.retention_policy
+    gzip: bool | None = _INFLUX.gzip  # see InfluxConfig.gzip
     ingest: InfluxCredential = InfluxCredential()
     aggregate: InfluxCredential = InfluxCredential()
     api: InfluxCredential = InfluxCredential()
@@ -80,32 +89,40 @@ class IngestSettings(BaseModel):
     """Tuning of an ingestion worker."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = "ingest-1"
-    group: str = "ingest"
-    batch_readings: int = Field(10_000, ge=1, le=100_000)
-    batch_ms: int = Field(200, ge=1, le=60_000)
-    receive_maximum: int = Field(2000, ge=1, le=65_535)
+    name: str = _WORKER.name
+    group: str = _WORKER.group
+    batch_readings: int = Field(_WORKER.batch_readings, ge=1, le=100_000)
+    batch_ms: int = Field(_WORKER.batch_ms, ge=1, le=60_000)
+    receive_maximum: int = Field(_WORKER.receive_maximum, ge=1, le=65_535)
     # Readings older than this are dead letters (`too_old`): replays after an outage are welcome,
     # rewriting history is not (docs/security.md).
-    max_age_days: float = Field(90.0, gt=0, le=3650)
+    max_age_days: float = Field(DEFAULT_MAX_AGE_DAYS, gt=0, le=3650)
     # Written after each granted subscription, removed on stop: what waiters read (cloud.ingest.ready).
-    ready_file: Path | None = None
+    ready_file: Path | None = _WORKER.ready_file
+
+    def options(self) -> WorkerOptions:
+        """The worker's WorkerOptions of this section (max_age_days goes to the planner)."""
+        return WorkerOptions(**self.model_dump(exclude={"max_age_days"}))
 
 
 class TargetSettings(BaseModel):
     """The plan's targets and the sorting standard (docs/aggregation.md explains each rule)."""
 
     model_config = ConfigDict(extra="forbid")
-    recyclable_tonnes_per_day: float = Field(80.0, gt=0)
-    dry_change_pct: float = Field(-20.0, ge=-100, le=100)
-    dry_window_days: int = Field(30, ge=1, le=366)
-    dry_baseline_tonnes_per_day: float | None = Field(None, gt=0)
-    dry_year_coverage: float = Field(0.8, gt=0, le=1)
-    sorting_pct: float = Field(85.0, ge=0, le=100)
-    sorting_min_deposits: int = Field(20, ge=1)
-    sorting_min_wet_share: float = Field(0.30, ge=0, le=1)
-    sorting_max_dry_share: float = Field(0.55, ge=0, le=1)
-    sorting_max_hazardous_share: float = Field(0.05, ge=0, le=1)
+    recyclable_tonnes_per_day: float = Field(_RULES.recyclable_tonnes_per_day, gt=0)
+    dry_change_pct: float = Field(_RULES.dry_change_pct, ge=-100, le=100)
+    dry_window_days: int = Field(_RULES.dry_window_days, ge=1, le=366)
+    dry_baseline_tonnes_per_day: float | None = Field(_RULES.dry_baseline_tonnes_per_day, gt=0)
+    dry_year_coverage: float = Field(_RULES.dry_year_coverage, gt=0, le=1)
+    sorting_pct: float = Field(_RULES.sorting_pct, ge=0, le=100)
+    sorting_min_deposits: int = Field(_RULES.sorting_min_deposits, ge=1)
+    sorting_min_wet_share: float = Field(_RULES.sorting_min_wet_share, ge=0, le=1)
+    sorting_max_dry_share: float = Field(_RULES.sorting_max_dry_share, ge=0, le=1)
+    sorting_max_hazardous_share: float = Field(_RULES.sorting_max_hazardous_share, ge=0, le=1)
+
+    def rules(self) -> TargetRules:
+        """The aggregator's TargetRules of this section."""
+        return TargetRules(**self.model_dump())
 
 
 class CloudSettings(BaseSettings):
@@ -148,6 +165,15 @@ class CloudSettings(BaseSettings):
 
     # operator-visible health aggregates hide any cell of fewer distinct residents (docs/health.md)
     health_min_residents: int = Field(5, ge=1, le=1000)
+    # failed-authentication limits of the API (docs/security.md): GUMEI_AUTH_FAIL_LIMIT etc.
+    auth_fail_limit: FailLimit = _LIMITS.fail_limit
+    auth_fail_window_s: FailWindowS = _LIMITS.fail_window_s
+    auth_max_clients: MaxClients = _LIMITS.max_clients
+
+    def failure_limits(self) -> FailureLimits:
+        """The API's failed-authentication limits."""
+        return FailureLimits(fail_limit=self.auth_fail_limit, fail_window_s=self.auth_fail_window_s,
+                             max_clients=self.auth_max_clients)
 
     @model_validator(mode="after")
     def _no_defaults_in_production(self) -> CloudSettings:

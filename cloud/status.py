@@ -19,8 +19,9 @@ GatewayState = Literal["online", "offline", "unknown"]
 
 
 @dataclass(frozen=True)
-class DeviceStatus:
-    """The last report about one device (from its gateway's status message)."""
+class DeviceReport:
+    """The last report about one device as stored by the cloud (read side; the wire model is
+    `contract.DeviceStatus`, from its gateway's status message)."""
 
     device: str
     ok: bool | None
@@ -39,7 +40,7 @@ class GatewayStatus:
     last_seen_ms: int | None  # when it last reported itself online
     changed_ms: int | None  # when the latest status (online, or the Last Will) arrived
     buffered: int | None
-    devices: list[DeviceStatus] = field(default_factory=list)
+    devices: list[DeviceReport] = field(default_factory=list)
 
 
 def _latest_by(series: list[Series], tag: str) -> dict[str, dict[str, object]]:
@@ -76,7 +77,7 @@ def read_statuses(influx: InfluxClient, registry: Registry, site: str | None = N
             if d.retired:
                 continue
             rep = devices.get(d.id)
-            dev.append(DeviceStatus(
+            dev.append(DeviceReport(
                 d.id,
                 None if rep is None or rep.get("ok") is None else bool(rep["ok"]),
                 None if rep is None or rep.get("fill_pct") is None else float(rep["fill_pct"]),  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from cloud.days import DAY_MS, SHANGHAI_OFFSET_MS
 
@@ -45,10 +45,13 @@ def format_interval(ms: int) -> str:
     return f"{ms}ms"
 
 
-def parse_duration(text: str) -> int:
-    """Milliseconds of a Grafana/InfluxQL duration such as 10s, 5m, 1d."""
+def parse_duration(text: str, units: Collection[str] = tuple(_UNITS_MS)) -> int:
+    """Milliseconds of a Grafana/InfluxQL duration such as 10s, 5m, 1d (only the suffixes in `units`).
+
+    The project's one duration parser: `gumei quarantine list --since` uses it too (s, m, h, d).
+    """
     match = re.fullmatch(r"(\d+)(ms|s|m|h|d|w|y)", text.strip())
-    if match is None:
+    if match is None or match.group(2) not in units:
         raise ValueError(f"not a duration: {text!r}")
     return int(match.group(1)) * _UNITS_MS[match.group(2)]
 

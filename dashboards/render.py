@@ -17,7 +17,7 @@ from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cloud.days import SHANGHAI
+from cloud.days import DAY_MS, SHANGHAI
 from cloud.influx import InfluxClient, Series
 from dashboards import generate as gen
 from dashboards.macros import Raw, VariableValue, expand, interval_ms, panel_range, parse_duration
@@ -121,7 +121,7 @@ def _draw(ax: Axes, panel: Mapping[str, Any], frames: list[tuple[str, list[int],
             y = [v if isinstance(v, int | float) else 0.0 for v in values]
             color = colors.get(name)
             if custom.get("drawStyle") == "bars":
-                step_days = (times[1] - times[0]) / 86_400_000 if len(times) > 1 else 0.5
+                step_days = (times[1] - times[0]) / DAY_MS if len(times) > 1 else 0.5
                 width = 0.8 * step_days / (1 if stacked else len(frames))
                 shift = dt.timedelta(days=0 if stacked else (i - (len(frames) - 1) / 2) * width)
                 base = [bottom.get(t, 0.0) for t in times] if stacked else None

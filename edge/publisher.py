@@ -22,6 +22,7 @@ from contract.models import HEALTH_SCHEMA, MAX_PAYLOAD_BYTES, WASTE_SCHEMA
 from contract.topics import Kind, health_measurements, status, waste_readings
 from edge.errors import EdgeError
 from edge.queue import DurableQueue
+from runtime.backoff import Backoff
 from runtime.mqtt import MqttEndpoint, Will, make_client, session_properties
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,9 @@ class Publisher:
     # ---- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
         t = self.tuning
-        backoff = t.backoff_min_s
+        # the first failure already waits the second step, as a connection that never held would
+        backoff = Backoff(t.backoff_min_s, t.backoff_max_s, start_s=min(t.backoff_min_s * 2, t.backoff_max_s),
+                          cap=True, rng=self._rng)
         while not self._stop.is_set():
             try:
                 ok = self._session()
@@ -160,9 +163,9 @@ class Publisher:
             # back to the shortest step only after a connection that held; a broker that accepts
             # and drops at once is retried with growing delays like one that refuses
             held = ok and time.monotonic() - self._connected_at >= _STABLE_S
-            backoff = t.backoff_min_s if held else min(backoff * 2, t.backoff_max_s)
-            delay = backoff * (0.5 + self._rng.random())  # jitter: 50-150 % of the step
-            self._stop.wait(min(delay, t.backoff_max_s))
+            if held:
+                backoff.reset()
+            self._stop.wait(backoff.next_delay())  # jitter: 50-150 % of the step, at most the maximum
 
     def _new_client(self) -> mqtt.Client:
         will = Will(self._status_topic, encode(Status(site=self.site, state="offline")), qos=1, retain=True)

@@ -21,6 +21,7 @@ import aiomqtt
 
 from cloud.registry import Registry, Site
 from contract import Status, WasteBatch, WasteReading, encode
+from contract.days import DAY_MS, local_hour
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
 from runtime.mqtt import MqttEndpoint
@@ -133,10 +134,10 @@ class SimGateway:
         t0, self.last_ms = self.last_ms, t1
         if t1 <= t0:
             return []
-        hour = (((t0 + t1) / 2 + 8 * 3_600_000) % 86_400_000) / 3_600_000
+        hour = local_hour((t0 + t1) / 2)
         out = []
         for device, category in self.scales:
-            per_ms = DAILY_KG[category] / MEAN_DEPOSIT_KG[category] / 86_400_000
+            per_ms = DAILY_KG[category] / MEAN_DEPOSIT_KG[category] / DAY_MS
             n = poisson(self.rng, per_ms * (t1 - t0) * hour_weight(hour) / _MEAN_WEIGHT)
             for ts in sorted(self.rng.randrange(t0, t1) for _ in range(n)):
                 self.seq[device] += 1

@@ -1,1 +1,1 @@
-"""Neutral runtime library for product code (edge, cloud, firmware_sim, broker): the MQTT client factory, host helpers."""
+"""Neutral runtime library for product code (edge, cloud, firmware_sim, broker): the MQTT client factory, host helpers, back-off."""

@@ -29,7 +29,7 @@ from cloud.aggregate.tonnage import (
     mg_to_tonnes,
     unique_mask,
 )
-from cloud.days import DAY_MS, date_of, day_start_ms, number_of, today
+from cloud.days import DAY_MS, date_of, day_number, day_start_ms, number_of, today
 from cloud.health.daily import recompute_health_days
 from cloud.health.suppress import DEFAULT_K
 from cloud.influx import InfluxClient
@@ -218,7 +218,7 @@ class Aggregator:
             if a is None or c is None or not s.values:
                 continue
             v = np.array(s.values, dtype=np.int64)
-            di = (v[:, 0] + 8 * 3600 * 1000) // DAY_MS - first_day
+            di = day_number(v[:, 0]) - first_day
             net[di, a, c] = v[:, 1]
             dep[di, a, c] = v[:, 2]
         return net, dep

@@ -23,7 +23,7 @@ MG_PER_TONNE = 1e9
 
 @dataclass(frozen=True)
 class TargetRules:
-    """Goals and the sorting standard; built from settings.TargetSettings."""
+    """Goals and the sorting standard; the defaults of settings.TargetSettings, which builds it (`rules()`)."""
 
     recyclable_tonnes_per_day: float = 80.0
     dry_change_pct: float = -20.0

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cloud.audit import AuditLog
-from cloud.auth import FailedAuthLimiter, FailureLimits, Role, TokenRecord, TokenStore, token_id_of
+from cloud.auth import FailedAuthLimiter, Role, TokenRecord, TokenStore, token_id_of
 from cloud.influx import InfluxClient
 from cloud.registry import Registry
 from cloud.settings import CloudSettings
@@ -42,11 +42,11 @@ _limiter_lock = threading.Lock()
 
 
 def auth_limiter(app: FastAPI) -> FailedAuthLimiter:
-    """The app's failed-authentication limiter, made on first use from GUMEI_AUTH_* settings."""
+    """The app's failed-authentication limiter, made on first use from the settings (GUMEI_AUTH_*)."""
     with _limiter_lock:
         limiter = getattr(app.state, "auth_limiter", None)
         if limiter is None:
-            limiter = app.state.auth_limiter = FailedAuthLimiter(FailureLimits())
+            limiter = app.state.auth_limiter = FailedAuthLimiter(app.state.gumei.settings.failure_limits())
         return limiter  # type: ignore[no-any-return]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from cloud.days import SHANGHAI
 from cloud.health.flags import Flag, flag
 from contract.models import HealthMeasurement
 
@@ -24,7 +25,6 @@ PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 RESIDENT_SYSTEM = "urn:gumei:resident-pseudonym"
 MEASUREMENT_SYSTEM = "urn:gumei:measurement"
 _NAMESPACE = uuid.UUID("9a6c0f0e-5b1d-4f4e-8f33-67756d656931")
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cloud import measurements as m
-from cloud.days import date_of, day_number
+from cloud.days import DAY_MS, date_of, day_number
 from cloud.health.flags import screen
+from cloud.ingest.options import DEFAULT_MAX_AGE_DAYS
 from cloud.lineproto import (
     LineProtocolError,
     WasteHeads,
@@ -38,9 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["BatchPlanner", "Message", "Plan", "QuarantineRecord", "day_marker_lines", "quarantine_lines", "topic_of"]
 
 PAYLOAD_EXCERPT = 2048
-DEFAULT_MAX_AGE_DAYS = 90.0  # a replay after an outage is welcome; rewriting history is not
 MAX_STATUS_DEVICES = 64  # device_status points one status may write (only registered devices)
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)

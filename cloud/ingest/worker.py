@@ -16,13 +16,11 @@ import datetime as dt
 import logging
 import os
 import queue
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
@@ -43,11 +41,13 @@ from cloud.ingest.handler import (
     quarantine_lines,
     topic_of,
 )
+from cloud.ingest.options import WorkerOptions
 from cloud.ingest.ready import Ready, remove_ready, write_ready
 from cloud.lineproto import join_lines, line
-from cloud.quarantine import DEFAULT_KEEP_DAYS, DeadLetterBudget, QuarantineStore, split_health
+from cloud.quarantine import DeadLetterBudget, QuarantineStore, split_health
 from cloud.redact import mask_digits
 from contract.topics import shared_subscription
+from runtime.backoff import Backoff
 from runtime.mqtt import MqttEndpoint, connect_persistent, make_client
 
 log = logging.getLogger(__name__)
@@ -55,23 +55,6 @@ log = logging.getLogger(__name__)
 ENTRY_BYTES_ESTIMATE = 150  # a JSON waste reading is 110-190 bytes: payload size / this ~ entries
 EXIT_THREAD_DIED = 70  # EX_SOFTWARE: a worker thread died; systemd restarts the process
 IGNORED_LOG_INTERVAL_S = 60.0
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """Tuning of one worker: a batch is written when it holds batch_readings or batch_ms passed."""
-
-    name: str = "ingest-1"
-    group: str = "ingest"
-    batch_readings: int = 10_000
-    batch_ms: int = 200
-    receive_maximum: int = 2000
-    stats_interval_s: float = 5.0
-    quarantine_keep_days: float = DEFAULT_KEEP_DAYS
-    prune_interval_s: float = 3600.0
-    max_backoff_s: float = 10.0
-    qos0_inbox: int = 1000  # QoS 0 messages waiting at most (QoS 1 is bounded by receive_maximum)
-    ready_file: Path | None = None  # written after each granted subscription, removed on stop (cloud.ingest.ready)
 
 
 @dataclass
@@ -331,7 +314,7 @@ class IngestWorker:
 
     def _write_until_done(self, body: bytes, db: str | None = None) -> None:
         """Retry a retryable failure until it succeeds or the worker stops (no ack meanwhile)."""
-        delay = 0.25
+        backoff = Backoff(0.25, self.options.max_backoff_s)
         while True:
             try:
                 self.influx.write_lines(body, retries=0, db=db)
@@ -343,9 +326,8 @@ class IngestWorker:
             except FatalInfluxError as exc:
                 log.error("InfluxDB refused the write: %s", exc)
             self.counters.write_errors += 1
-            if self._stop.wait(delay * (0.5 + random.random())):
+            if self._stop.wait(backoff.next_delay()):
                 raise _Stopped
-            delay = min(delay * 2, self.options.max_backoff_s)
 
     def _write_isolating(self, messages: list[Message]) -> Plan:
         """Bisect a rejected batch down to messages, then to lines; quarantine the poison lines.

@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from contract.days import SHANGHAI
 from contract.models import VALUE_KEYS
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 UUID_BASE = "0000{:04x}-0000-1000-8000-00805f9b34fb"
 
 Value = float | str

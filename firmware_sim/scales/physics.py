@@ -7,8 +7,9 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-SHANGHAI_OFFSET_MS = 8 * 3600 * 1000
-DAY_MS = 86_400_000
+from contract.days import local_hour
+
+__all__ = ["local_hour"]  # re-exported: the Shanghai hour is defined once, in contract.days
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +33,6 @@ PROFILES: dict[str, CategoryProfile] = {
 MIN_DEPOSIT_KG = 0.05
 MAX_DEPOSIT_KG = 25.0
 COLLECTION_HOURS = (9.5, 20.5)  # bins emptied after the morning and evening drop windows
-
-
-def local_hour(ts_ms: int) -> float:
-    """Hour of day in Asia/Shanghai (UTC+8, no DST) as a float."""
-    return ((ts_ms + SHANGHAI_OFFSET_MS) % DAY_MS) / 3_600_000
 
 
 def activity(hour: float) -> float:

@@ -37,7 +37,7 @@ def ingest(
     from cloud.health.lines import health_lines
     from cloud.influx import InfluxClient
     from cloud.ingest.handler import BatchPlanner
-    from cloud.ingest.worker import IngestWorker, WorkerOptions
+    from cloud.ingest.worker import IngestWorker
 
     s = _settings(config)
     if name:
@@ -46,9 +46,8 @@ def ingest(
         s = s.model_copy(update={"ingest": s.ingest.model_copy(update={"ready_file": ready_file})})
     endpoint = s.worker_endpoint()
     influx = InfluxClient(s.influx_config("ingest"))
-    opts = s.ingest.model_dump()
-    planner = BatchPlanner(registry.load(s.registry), health_lines, max_age_days=opts.pop("max_age_days"))
-    worker = IngestWorker(endpoint, influx, planner, WorkerOptions(**opts))
+    planner = BatchPlanner(registry.load(s.registry), health_lines, max_age_days=s.ingest.max_age_days)
+    worker = IngestWorker(endpoint, influx, planner, s.ingest.options())
     worker.start()
     _wait_for_signal()
     worker.stop()
@@ -60,9 +59,7 @@ aggregate = typer.Typer(no_args_is_help=True, help="Daily tonnage aggregation an
 
 def _rules(s: CloudSettings):  # type: ignore[no-untyped-def]
     """The target rules of the settings' [targets] section."""
-    from cloud.aggregate.targets import TargetRules
-
-    return TargetRules(**s.targets.model_dump())
+    return s.targets.rules()
 
 
 @aggregate.command("run")

@@ -15,10 +15,10 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
+from contract.days import now_local
 from gumei.cli.cloud_cmds import ConfigOpt
 
 health = typer.Typer(no_args_is_help=True, help="Smart health hut: daily statistics.")
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 def sim_health(
@@ -77,7 +77,7 @@ def sim_health(
                     hut.tap(resident.card)  # tap, and let the gateway open the session before measuring
                     sent += 1
                     handled(sent)
-                    when = dt.datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+                    when = now_local()
                     sent += len(hut.visit(None, when, measure(resident, rng)).sent)
                     handled(sent)
                     agent.tracker.end()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -14,16 +13,16 @@ import typer
 quarantine = typer.Typer(no_args_is_help=True, help="Dead letters: payloads and entries the ingestion rejected.")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")]
-_DURATION = re.compile(r"^(\d+)([smhd])$")
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    """`90s`, `15m`, `6h`, `7d` as a timedelta."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 6h or 7d")
-    n, unit = int(match.group(1)), match.group(2)
-    return dt.timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+def parse_window(text: str) -> dt.timedelta:
+    """`90s`, `15m`, `6h`, `7d` as a timedelta (parsed by the one duration parser, dashboards.macros)."""
+    from dashboards.macros import parse_duration
+
+    try:
+        return dt.timedelta(milliseconds=parse_duration(text, units=("s", "m", "h", "d")))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 6h or 7d") from None
 
 
 @quarantine.command("list")
@@ -41,7 +40,7 @@ def list_dead_letters(
     from cloud.quarantine import QuarantineStore
     from cloud.settings import load_settings
 
-    window = parse_duration(since)
+    window = parse_window(since)
     settings = load_settings(config)
     with InfluxClient(settings.influx_config("api")) as influx:
         letters = QuarantineStore(influx).recent(window, site=site, code=code, limit=limit)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from cloud import measurements as m
 from cloud.api.deps import Operator, State, bounded
-from cloud.days import date_of, day_number, day_start_ms, number_of
+from cloud.days import DAY_MS, date_of, day_number, day_start_ms, number_of
 from contract.models import ID_PATTERN, Category
 
 router = APIRouter(prefix="/api/v1/waste", tags=["waste"])
@@ -184,7 +184,7 @@ def targets(
     """The plan's targets for one day, as the aggregator last computed them."""
     check_day(date)
     lo = day_start_ms(number_of(date))
-    hi = lo + 86_400_000
+    hi = lo + DAY_MS
     found = state.influx.query(f"SELECT * FROM {m.WASTE_TARGETS.name} WHERE time >= {lo}ms AND time < {hi}ms")
     if not found or not found[0].values:
         raise HTTPException(404, detail=f"no targets computed for {date} (no waste data that day yet)")
