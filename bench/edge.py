@@ -30,6 +30,7 @@ from bench import proc_stats
 from broker.dynsec import gateway_identity, monitor_identity, monitor_name
 from broker.tls import make_server_cert
 from contract import WasteReading, now_ms
+from contract.topics import waste_readings
 from devstack.mosquitto import Mosquitto
 from devstack.services import stop_process
 from edge.queue import DurableQueue
@@ -68,7 +69,7 @@ class Reader:
         self._lock = threading.Lock()
         self.client = make_client(endpoint, str(endpoint.username))  # a monitor identity: client id = username
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("gumei/v1/waste/+/readings", qos=1)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(waste_readings("+"), qos=1)
         self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.2)  # type: ignore[arg-type]  # back before the agent
         connect_persistent(self.client, endpoint)
         self.client.loop_start()

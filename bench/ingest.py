@@ -26,7 +26,7 @@ from bench.loadgen import Load, LoadPublisher, make_load, paced, waste_sites
 from bench.report import Figure, Goal, Report
 from broker.dynsec import worker_name
 from cloud import registry as registry_mod
-from cloud.days import day_start_ms, number_of, today
+from cloud.days import DAY_MS, day_start_ms, number_of, today
 from cloud.influx import InfluxClient
 from cloud.lineproto import join_lines
 from contract.topics import SHARED_INGEST
@@ -35,7 +35,6 @@ from devstack.stack import LocalStack
 from runtime.mqtt import connect_persistent, make_client
 from runtime.system import ServiceError
 
-DAY_MS = 86_400_000
 # Each phase writes its own Shanghai day, from 60 days ago on: inside the workers' default 90-day
 # horizon (older readings are too_old dead letters), never in the future.
 BASE_MS = day_start_ms(number_of(today()) - 60)
