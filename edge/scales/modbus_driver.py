@@ -82,9 +82,11 @@ class ModbusScaleSource:
     def _poll(self, client: ModbusTcpClient) -> list[int] | None:
         try:
             rr = client.read_holding_registers(REG_BASE, count=REG_COUNT, device_id=self.unit)
-        except ModbusException as exc:
-            if self._closed.is_set():
-                return None
+        except (ModbusException, OSError, AttributeError) as exc:
+            if self._closed.is_set():  # closed from another thread mid-read: pymodbus may drop its
+                return None  # socket under the read (AttributeError on None) or fail it (OSError)
+            if isinstance(exc, AttributeError):
+                raise
             raise ScaleUnavailable(f"Modbus {self.host}:{self.port}: {exc}") from exc
         if rr.isError():
             self.stats.malformed[f"exception_{getattr(rr, 'exception_code', 0)}"] += 1
