@@ -18,13 +18,14 @@ import json
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from runtime.system import replace_durably
 
 log = logging.getLogger("gumei.audit")
 
@@ -214,22 +215,7 @@ class AuditLog:
                         kept.append(line if line.endswith(b"\n") else line + b"\n")
             if removed == 0:
                 return 0
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.writelines(kept)
-                    f.flush()
-                    os.fsync(f.fileno())
-                tmp.replace(self.path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            replace_durably(self.path, b"".join(kept))
             self._write([{"time": utc_iso(now), "event": "prune", "removed": removed, "kept": len(kept),
                           "retention_days": self.retention_days, "before": utc_iso(cutoff), "pid": os.getpid()}])
         log.info("audit log pruned: %d record(s) older than %s removed", removed, utc_iso(cutoff))

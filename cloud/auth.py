@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from runtime.system import replace_durably
+
 Role = Literal["operator", "health", "admin"]
 ROLES: tuple[Role, ...] = ("operator", "health", "admin")
 PREFIX = "gm"
@@ -80,22 +82,7 @@ class TokenStore:
 
     def _save(self, doc: TokenFile) -> None:
         """Replace the file atomically (write a temporary file, fsync, rename, fsync the folder)."""
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(doc.model_dump_json(indent=2))
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_durably(self.path, doc.model_dump_json(indent=2).encode())
 
     def create(self, name: str, role: str) -> str:
         """Create a token and return it; only its hash is stored, so show it once."""
