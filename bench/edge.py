@@ -67,7 +67,9 @@ class Reader:
     def __init__(self, endpoint: MqttEndpoint, device: str) -> None:
         self.device, self.seqs = device, set[int]()
         self._lock = threading.Lock()
-        self.client = make_client(endpoint, str(endpoint.username))  # a monitor identity: client id = username
+        self.client = make_client(
+            endpoint, str(endpoint.username)
+        )  # a monitor identity: client id = username
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(waste_readings("+"), qos=1)
         self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.2)  # type: ignore[arg-type]  # back before the agent
@@ -100,7 +102,10 @@ def queue_counters(path: Path) -> dict[str, int]:
         return dict(EMPTY_COUNTERS)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
-        return {**EMPTY_COUNTERS, **dict(conn.execute("SELECT name, value FROM counters").fetchall())}
+        return {
+            **EMPTY_COUNTERS,
+            **dict(conn.execute("SELECT name, value FROM counters").fetchall()),
+        }
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return dict(EMPTY_COUNTERS)
@@ -116,19 +121,32 @@ def _connected_at(log: Path, skip: int) -> float:
     return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _wait(probe: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes], log: Path,
-          interval: float = 0.05) -> None:
+def _wait(
+    probe: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    interval: float = 0.05,
+) -> None:
     deadline = time.monotonic() + timeout
     while not probe():
         if proc.poll() is not None:
-            raise ServiceError(f"agent exited with {proc.returncode}: {log.read_text(errors='replace')[-1500:]}")
+            raise ServiceError(
+                f"agent exited with {proc.returncode}: {log.read_text(errors='replace')[-1500:]}"
+            )
         if time.monotonic() > deadline:
             raise ServiceError(f"timed out waiting for {what}")
         time.sleep(interval)
 
 
-def run_edge_bench(seconds: float = 60.0, backlog: int = 20_000, fps: float = 1.0, via_cli: bool = False,
-                   progress: Callable[[str], None] = lambda s: None) -> EdgeBench:
+def run_edge_bench(
+    seconds: float = 60.0,
+    backlog: int = 20_000,
+    fps: float = 1.0,
+    via_cli: bool = False,
+    progress: Callable[[str], None] = lambda s: None,
+) -> EdgeBench:
     """Run the benchmark in a temp dir; returns the figures.
 
     The agent runs as `python -m edge.agent` (what the systemd unit starts), or with via_cli as
@@ -138,44 +156,88 @@ def run_edge_bench(seconds: float = 60.0, backlog: int = 20_000, fps: float = 1.
         root = Path(tmp)
         password, reader_pw = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
         monitor = monitor_name(1)
-        broker = Mosquitto(root / "mosquitto", [gateway_identity(SITE), monitor_identity(monitor)],
-                           {SITE: password, monitor: reader_pw}, tls=make_server_cert(root / "tls"))
+        broker = Mosquitto(
+            root / "mosquitto",
+            [gateway_identity(SITE), monitor_identity(monitor)],
+            {SITE: password, monitor: reader_pw},
+            tls=make_server_cert(root / "tls"),
+        )
         broker.start()
         assert broker.tls is not None
-        reader = Reader(MqttEndpoint(port=broker.tls_port, username=monitor, password=reader_pw,
-                                     ca_file=broker.tls.ca_cert), f"{SITE}-S9")
+        reader = Reader(
+            MqttEndpoint(
+                port=broker.tls_port,
+                username=monitor,
+                password=reader_pw,
+                ca_file=broker.tls.ca_cert,
+            ),
+            f"{SITE}-S9",
+        )
         station = SimStation(SITE, serial=3, modbus=1, fps=fps)
         station.start(now_ms())
         creds = root / "mqtt-password"
         write_private(creds, password + "\n")
         qpath = root / "queue.db"
         cfg = root / "gateway.toml"
-        cfg.write_text(station.config_text(broker_url=f"mqtts://127.0.0.1:{broker.tls_port}", ca_file=broker.tls.ca_cert if broker.tls else None,
-                                           credentials_file=creds, queue_path=qpath, backoff_max_s=2.0))
+        cfg.write_text(
+            station.config_text(
+                broker_url=f"mqtts://127.0.0.1:{broker.tls_port}",
+                ca_file=broker.tls.ca_cert if broker.tls else None,
+                credentials_file=creds,
+                queue_path=qpath,
+                backoff_max_s=2.0,
+            )
+        )
         log = root / "agent.log"
         with open(log, "wb") as out:
             entry = ["gumei.cli", "edge", "run"] if via_cli else ["edge.agent"]
-            agent = subprocess.Popen([sys.executable, "-m", *entry, "--config", str(cfg)],
-                                     stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            agent = subprocess.Popen(
+                [sys.executable, "-m", *entry, "--config", str(cfg)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
         try:
-            _wait(lambda: "connected to" in log.read_text(errors="replace"), 30, "the agent to connect", agent, log)
-            progress(f"agent pid {agent.pid} connected; warming up 5 s, then measuring {seconds:.0f} s")
+            _wait(
+                lambda: "connected to" in log.read_text(errors="replace"),
+                30,
+                "the agent to connect",
+                agent,
+                log,
+            )
+            progress(
+                f"agent pid {agent.pid} connected; warming up 5 s, then measuring {seconds:.0f} s"
+            )
             time.sleep(5)
-            acked0, cpu0, t0 = queue_counters(qpath)["acked"], proc_stats.cpu_seconds(agent.pid), time.monotonic()
+            acked0, cpu0, t0 = (
+                queue_counters(qpath)["acked"],
+                proc_stats.cpu_seconds(agent.pid),
+                time.monotonic(),
+            )
             time.sleep(seconds)
             wall = time.monotonic() - t0
             steady = proc_stats.sample("agent", agent.pid, wall)
             cpu_pct = 100 * (proc_stats.cpu_seconds(agent.pid) - cpu0) / wall
             deposits = queue_counters(qpath)["acked"] - acked0
 
-            progress(f"broker stopped; committing a backlog of {backlog} readings to the agent's queue")
+            progress(
+                f"broker stopped; committing a backlog of {backlog} readings to the agent's queue"
+            )
             broker.stop()
             dev = f"{SITE}-S9"
             with DurableQueue.open(qpath) as q:
                 ts = now_ms() - 3_600_000
                 for i in range(backlog):
-                    q.put(dev, lambda s, i=i: WasteReading(device=dev, seq=s, ts=ts + i, category="dry",  # type: ignore[arg-type, misc]
-                                                           net_kg=round(0.05 + (i % 500) / 100, 2)))
+                    q.put(
+                        dev,
+                        lambda s, i=i: WasteReading(
+                            device=dev,
+                            seq=s,
+                            ts=ts + i,
+                            category="dry",  # type: ignore[arg-type, misc]
+                            net_kg=round(0.05 + (i % 500) / 100, 2),
+                        ),
+                    )
             c = queue_counters(qpath)
             pending = c["accepted"] - c["acked"] - c["dropped"]
             target = c["acked"] + pending
@@ -184,20 +246,41 @@ def run_edge_bench(seconds: float = 60.0, backlog: int = 20_000, fps: float = 1.
             connects = log.read_text(errors="replace").count("connected to")
             broker.start()
             t_start, wall_start = time.monotonic(), time.time()
-            _wait(lambda: queue_counters(qpath)["acked"] >= target, 300, "the backlog to be acknowledged", agent, log,
-                  interval=0.01)
+            _wait(
+                lambda: queue_counters(qpath)["acked"] >= target,
+                300,
+                "the backlog to be acknowledged",
+                agent,
+                log,
+                interval=0.01,
+            )
             t_done, wall_done = time.monotonic(), time.time()
-            _wait(lambda: reader.count() >= backlog, 300, "the backlog at a subscriber", agent, log, interval=0.01)
+            _wait(
+                lambda: reader.count() >= backlog,
+                300,
+                "the backlog at a subscriber",
+                agent,
+                log,
+                interval=0.01,
+            )
             wall_received = time.time()
             replay = proc_stats.sample("agent", agent.pid, t_done - t_start)
             replay_cpu = 100 * (proc_stats.cpu_seconds(agent.pid) - cpu1) / (t_done - t_start)
             wall_connack = _connected_at(log, connects)
             replay_s = max(wall_done - wall_connack, 1e-3)
             return EdgeBench(
-                scales=len(station.devices()), seconds=wall, cpu_pct=cpu_pct, rss_mb=steady.rss_mb,
-                peak_rss_mb=steady.peak_rss_mb, deposits=deposits, backlog=pending,
-                reconnect_s=wall_connack - wall_start, replay_s=replay_s, replay_rate=pending / replay_s,
-                replay_cpu_pct=replay_cpu, replay_peak_rss_mb=replay.peak_rss_mb,
+                scales=len(station.devices()),
+                seconds=wall,
+                cpu_pct=cpu_pct,
+                rss_mb=steady.rss_mb,
+                peak_rss_mb=steady.peak_rss_mb,
+                deposits=deposits,
+                backlog=pending,
+                reconnect_s=wall_connack - wall_start,
+                replay_s=replay_s,
+                replay_rate=pending / replay_s,
+                replay_cpu_pct=replay_cpu,
+                replay_peak_rss_mb=replay.peak_rss_mb,
                 received_rate=backlog / max(wall_received - wall_connack, 1e-3),
             )
         finally:

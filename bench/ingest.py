@@ -40,7 +40,9 @@ from runtime.system import ServiceError
 BASE_MS = day_start_ms(number_of(today()) - 60)
 
 
-RECEIVE_MAXIMUM = 2000  # the workers' default; Mosquitto 2.0 drains a deep in-flight window far slower
+RECEIVE_MAXIMUM = (
+    2000  # the workers' default; Mosquitto 2.0 drains a deep in-flight window far slower
+)
 
 
 class BenchError(RuntimeError):
@@ -80,7 +82,9 @@ class BenchResult:
 class IngestBench:
     """Runs the phases in order; `report` is called with one line per finished figure."""
 
-    def __init__(self, workdir: Path, options: IngestOptions, report: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, workdir: Path, options: IngestOptions, report: Callable[[str], None] = print
+    ) -> None:
         self.options = options
         self.report = report
         self.registry = registry_mod.load()
@@ -117,7 +121,9 @@ class IngestBench:
     def _start_workers(self, names: list[str]) -> float:
         """Spawn `gumei ingest` processes together; return when the first one's subscription was granted."""
         for name in names:
-            self._workers[name] = self.stack.spawn(name, "ingest", "--config", str(self.config), "--name", name)
+            self._workers[name] = self.stack.spawn(
+                name, "ingest", "--config", str(self.config), "--name", name
+            )
             self._sessions.add(name)
         up: dict[str, float] = {}
         deadline = time.monotonic() + 30
@@ -125,11 +131,15 @@ class IngestBench:
             for name in names:
                 proc = self._workers[name]
                 if proc.poll() is not None:
-                    raise BenchError(f"worker {name} exited with {proc.returncode}: {self.stack.log_of(name)[-300:]}")
+                    raise BenchError(
+                        f"worker {name} exited with {proc.returncode}: {self.stack.log_of(name)[-300:]}"
+                    )
                 if name not in up and self.stack.worker_ready(name, proc) is not None:
                     up[name] = time.monotonic()
             if time.monotonic() > deadline:
-                raise BenchError(f"workers {sorted(set(names) - set(up))} did not subscribe within 30s")
+                raise BenchError(
+                    f"workers {sorted(set(names) - set(up))} did not subscribe within 30s"
+                )
             time.sleep(0.01)
         return min(up.values())
 
@@ -150,8 +160,11 @@ class IngestBench:
         """
         last = load.messages[-1]
         tail_start = load.end_ms - max(1, (load.end_ms - load.start_ms) // 100)
-        tail = sum(max(0, m.first_ts + m.readings - max(m.first_ts, tail_start))
-                   for m in load.messages if m.site == last.site and m.first_ts + m.readings > tail_start)
+        tail = sum(
+            max(0, m.first_ts + m.readings - max(m.first_ts, tail_start))
+            for m in load.messages
+            if m.site == last.site and m.first_ts + m.readings > tail_start
+        )
         probe = f"site = '{last.site}' AND time >= {tail_start}ms AND time < {load.end_ms}ms"
         deadline = time.monotonic() + self.options.timeout_s
         while True:
@@ -163,7 +176,9 @@ class IngestBench:
                     raise BenchError(f"{n} readings stored, {load.readings} published: duplicates")
                 time.sleep(0.03)
             if time.monotonic() > deadline:
-                raise BenchError(f"only {self._count(influx, load.where())} of {load.readings} readings stored after {self.options.timeout_s:.0f}s")
+                raise BenchError(
+                    f"only {self._count(influx, load.where())} of {load.readings} readings stored after {self.options.timeout_s:.0f}s"
+                )
             time.sleep(0.02)
 
     # -- phases --------------------------------------------------------------------------
@@ -182,7 +197,9 @@ class IngestBench:
             if got >= len(load.messages):
                 done.set()
 
-        def on_connect(c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
+        def on_connect(
+            c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object
+        ) -> None:
             t_up[0] = time.monotonic()
             c.subscribe(SHARED_INGEST, qos=1)
             up.set()
@@ -208,8 +225,13 @@ class IngestBench:
         client.unsubscribe(SHARED_INGEST)
         client.disconnect()
         client.loop_stop()
-        return Figure("MQTT ceiling: bare paho QoS 1 subscriber, counting", "msg/s", len(load.messages) / seconds, seconds,
-                      f"{len(load.messages)} msgs")
+        return Figure(
+            "MQTT ceiling: bare paho QoS 1 subscriber, counting",
+            "msg/s",
+            len(load.messages) / seconds,
+            seconds,
+            f"{len(load.messages)} msgs",
+        )
 
     def influx_ceiling(self, influx: InfluxClient, connections: int) -> Figure:
         """Pre-built 10k-point line-protocol batches posted over 1 or 2 connections."""
@@ -232,8 +254,13 @@ class IngestBench:
         seconds = time.monotonic() - started
         points = len(bodies) * size
         how = ", gzip" if influx.gzip else ""
-        return Figure(f"InfluxDB ceiling: {size}-point batches, {connections} connection(s){how}", "points/s",
-                      points / seconds, seconds, f"{points} points")
+        return Figure(
+            f"InfluxDB ceiling: {size}-point batches, {connections} connection(s){how}",
+            "points/s",
+            points / seconds,
+            seconds,
+            f"{points} points",
+        )
 
     def end_to_end(self, influx: InfluxClient, workers: int, per_message: int) -> Figure:
         """Backlog of messages → N worker processes → InfluxDB, until COUNT equals what was sent."""
@@ -252,16 +279,32 @@ class IngestBench:
         cpu = {k: v - cpu0.get(k, 0.0) for k, v in self._cpu().items()}
         seconds = finished - started
         cores = ", ".join(f"{k} {v / seconds:.2f}" for k, v in cpu.items())
-        return Figure(f"end to end: {per_message}-reading messages, {workers} worker(s)", "readings/s",
-                      load.readings / seconds, seconds,
-                      f"{load.readings} readings in {messages} msgs ({messages / seconds:,.0f} msg/s); cores used: {cores}")
+        return Figure(
+            f"end to end: {per_message}-reading messages, {workers} worker(s)",
+            "readings/s",
+            load.readings / seconds,
+            seconds,
+            f"{load.readings} readings in {messages} msgs ({messages / seconds:,.0f} msg/s); cores used: {cores}",
+        )
 
     def _cpu(self) -> dict[str, float]:
         """CPU seconds so far of the workers (together), influxd and Mosquitto."""
-        procs = {"influxd": self.stack.influxd.proc if self.stack.influxd else None,
-                 "mosquitto": self.stack.mosquitto.proc if self.stack.mosquitto else None}
-        out = {"workers": sum(proc_stats.cpu_seconds(p.pid) for p in self._workers.values() if p.poll() is None)}
-        out.update({k: proc_stats.cpu_seconds(p.pid) for k, p in procs.items() if p is not None and p.poll() is None})
+        procs = {
+            "influxd": self.stack.influxd.proc if self.stack.influxd else None,
+            "mosquitto": self.stack.mosquitto.proc if self.stack.mosquitto else None,
+        }
+        out = {
+            "workers": sum(
+                proc_stats.cpu_seconds(p.pid) for p in self._workers.values() if p.poll() is None
+            )
+        }
+        out.update(
+            {
+                k: proc_stats.cpu_seconds(p.pid)
+                for k, p in procs.items()
+                if p is not None and p.poll() is None
+            }
+        )
         return out
 
     def latency(self, influx: InfluxClient, readings_per_s: float) -> dict[str, float]:
@@ -276,13 +319,20 @@ class IngestBench:
         probe_start = BASE_MS + self._day * DAY_MS
         self._day += 1
         # probe p: `per` readings of the probe site, all inside second p of its day
-        probes = [make_load([self.probe_site], 1, per, probe_start + p * 1000, self._seq + p * per).messages[0] for p in range(n_probes)]
+        probes = [
+            make_load(
+                [self.probe_site], 1, per, probe_start + p * 1000, self._seq + p * per
+            ).messages[0]
+            for p in range(n_probes)
+        ]
         self._seq += n_probes * per
         sent: dict[int, float] = {}
         seen: dict[int, float] = {}
         stop = threading.Event()
-        q = (f"SELECT count(net_kg) FROM waste_reading WHERE site = '{self.probe_site.id}' AND time >= {probe_start}ms "
-             f"AND time < {probe_start + n_probes * 1000}ms GROUP BY time(1s)")
+        q = (
+            f"SELECT count(net_kg) FROM waste_reading WHERE site = '{self.probe_site.id}' AND time >= {probe_start}ms "
+            f"AND time < {probe_start + n_probes * 1000}ms GROUP BY time(1s)"
+        )
 
         def poll() -> None:
             while not stop.is_set() or len(seen) < len(sent):
@@ -321,7 +371,9 @@ class IngestBench:
             pub.close()
         lat = sorted((seen[p] - sent[p]) * 1000 for p in sent if p in seen)
         if len(lat) < len(sent):
-            raise BenchError(f"{len(sent) - len(lat)} of {len(sent)} probe messages never became queryable")
+            raise BenchError(
+                f"{len(sent) - len(lat)} of {len(sent)} probe messages never became queryable"
+            )
         return {
             "rate_readings_s": msg_rate * per,
             "probes": float(len(lat)),
@@ -338,7 +390,10 @@ class IngestBench:
         try:
             self.config = self.stack.write_cloud_config(registry_mod.DEFAULT_PATH)
             config = self.stack.influx_config()
-            with InfluxClient(config) as influx, InfluxClient(replace(config, gzip=True)) as gzipped:
+            with (
+                InfluxClient(config) as influx,
+                InfluxClient(replace(config, gzip=True)) as gzipped,
+            ):
                 self._phase(result, "mqtt", self.mqtt_ceiling)
                 # As the workers write (no gzip on loopback), and gzip-compressed: the best counts.
                 self._phase(result, "influx1", lambda: self.influx_ceiling(influx, 1))
@@ -349,13 +404,21 @@ class IngestBench:
                 # share queued (Mosquitto), so ingest-2's session must not exist yet.
                 self._phase(result, "e2e_1x1", lambda: self.end_to_end(influx, 1, 1))
                 self._stop_workers()
-                self._phase(result, "e2e_1x100", lambda: self.end_to_end(influx, 1, self.options.per_batch))
+                self._phase(
+                    result, "e2e_1x100", lambda: self.end_to_end(influx, 1, self.options.per_batch)
+                )
                 self._stop_workers()
                 self._phase(result, "e2e_2x1", lambda: self.end_to_end(influx, 2, 1))
                 self._stop_workers()
-                self._phase(result, "e2e_2x100", lambda: self.end_to_end(influx, 2, self.options.per_batch))
-                sustained = max(result.figures["e2e_1x100"].value, result.figures["e2e_2x100"].value)
-                self.report(f"latency at half the sustained rate ({sustained / 2:,.0f} readings/s, 2 workers) ...")
+                self._phase(
+                    result, "e2e_2x100", lambda: self.end_to_end(influx, 2, self.options.per_batch)
+                )
+                sustained = max(
+                    result.figures["e2e_1x100"].value, result.figures["e2e_2x100"].value
+                )
+                self.report(
+                    f"latency at half the sustained rate ({sustained / 2:,.0f} readings/s, 2 workers) ..."
+                )
                 result.latency_ms = self.latency(influx, sustained / 2)
                 self._stop_workers()
         finally:
@@ -367,7 +430,13 @@ class IngestBench:
         single_msgs = max(f["e2e_1x1"].value, f["e2e_2x1"].value)  # 1 reading = 1 message
         result.goals = [
             Goal("batched e2e / InfluxDB ceiling", batched / influx_best, 0.5, "min", "%"),
-            Goal("single-reading e2e msg/s / MQTT ceiling", single_msgs / f["mqtt"].value, 0.6, "min", "%"),
+            Goal(
+                "single-reading e2e msg/s / MQTT ceiling",
+                single_msgs / f["mqtt"].value,
+                0.6,
+                "min",
+                "%",
+            ),
             Goal("p99 publish->queryable (s)", result.latency_ms["p99_ms"] / 1000, 1.0, "max"),
         ]
         return result
@@ -375,10 +444,14 @@ class IngestBench:
     def _phase(self, result: BenchResult, key: str, fn: Callable[[], Figure]) -> None:
         fig = fn()
         result.add(key, fig)
-        self.report(f"{fig.name:<58} {fig.value:>12,.0f} {fig.unit:<10} ({fig.seconds:.2f}s, {fig.detail})")
+        self.report(
+            f"{fig.name:<58} {fig.value:>12,.0f} {fig.unit:<10} ({fig.seconds:.2f}s, {fig.detail})"
+        )
 
 
-def run_ingest_bench(options: IngestOptions, workdir: Path | None = None, report: Callable[[str], None] = print) -> BenchResult:
+def run_ingest_bench(
+    options: IngestOptions, workdir: Path | None = None, report: Callable[[str], None] = print
+) -> BenchResult:
     """Run the benchmark in workdir (a fresh temp dir by default)."""
     with tempfile.TemporaryDirectory(prefix="gumei-bench-") as tmp:
         try:
@@ -390,7 +463,13 @@ def run_ingest_bench(options: IngestOptions, workdir: Path | None = None, report
 def format_result(result: BenchResult) -> str:
     """The side-by-side table printed at the end (`bench.report.Report`)."""
     lat = result.latency_ms
-    latency = (f"{'publish->queryable at ' + format(lat['rate_readings_s'], ',.0f') + ' readings/s':<58} "
-               f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms ({lat['probes']:.0f} probes)")
-    report = Report(figures=[replace(f, detail="") for f in result.figures.values()], notes=[latency], goals=result.goals)
+    latency = (
+        f"{'publish->queryable at ' + format(lat['rate_readings_s'], ',.0f') + ' readings/s':<58} "
+        f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms ({lat['probes']:.0f} probes)"
+    )
+    report = Report(
+        figures=[replace(f, detail="") for f in result.figures.values()],
+        notes=[latency],
+        goals=result.goals,
+    )
     return "\n".join(["", *report.lines()])

@@ -48,13 +48,19 @@ class Load:
 
 def waste_sites(registry: Registry, count: int, skip: int = 0) -> list[Site]:
     """`count` active waste sites with at least one scale, after skipping `skip` of them."""
-    sites = [s for s in registry.sites if s.kind == "waste" and not s.retired and any(not d.retired for d in s.devices)]
+    sites = [
+        s
+        for s in registry.sites
+        if s.kind == "waste" and not s.retired and any(not d.retired for d in s.devices)
+    ]
     if len(sites) < skip + count:
         raise ValueError(f"the registry has {len(sites)} waste sites; {skip + count} needed")
     return sites[skip : skip + count]
 
 
-def make_load(sites: Sequence[Site], messages: int, per_message: int, start_ms: int, seq_start: int = 1) -> Load:
+def make_load(
+    sites: Sequence[Site], messages: int, per_message: int, start_ms: int, seq_start: int = 1
+) -> Load:
     """`messages` batches of `per_message` readings, round-robin over sites; ts unique per reading."""
     load = Load(start_ms=start_ms)
     seq = seq_start
@@ -68,13 +74,23 @@ def make_load(sites: Sequence[Site], messages: int, per_message: int, start_ms: 
             d = devices[j % len(devices)]
             grams = 1 + (seq * 7919 + j) % 49_999
             readings.append(
-                {"device": d.id, "seq": seq, "ts": ts, "category": str(d.category or "dry"), "net_kg": grams / 1000}
+                {
+                    "device": d.id,
+                    "seq": seq,
+                    "ts": ts,
+                    "category": str(d.category or "dry"),
+                    "net_kg": grams / 1000,
+                }
             )
             load.net_g += grams
             seq += 1
             ts += 1
-        payload = json.dumps({"schema": WASTE_SCHEMA, "site": site.id, "readings": readings}, separators=(",", ":")).encode()
-        load.messages.append(Outgoing(site.id, waste_readings(site.id), payload, per_message, first_ts))
+        payload = json.dumps(
+            {"schema": WASTE_SCHEMA, "site": site.id, "readings": readings}, separators=(",", ":")
+        ).encode()
+        load.messages.append(
+            Outgoing(site.id, waste_readings(site.id), payload, per_message, first_ts)
+        )
         load.readings += per_message
     load.end_ms = ts
     return load
@@ -96,11 +112,15 @@ class LoadPublisher:
         self._cond = threading.Condition()
         for site in sites:
             ep = endpoint_of(site)
-            client = make_client(ep, site)  # a gateway's client id is its site id (bound by the broker)
+            client = make_client(
+                ep, site
+            )  # a gateway's client id is its site id (bound by the broker)
             client.max_inflight_messages_set(1000)
             client.max_queued_messages_set(0)
             ready = threading.Event()
-            client.on_connect = lambda _c, _u, _f, rc, _p, ready=ready: None if rc.is_failure else ready.set()
+            client.on_connect = lambda _c, _u, _f, rc, _p, ready=ready: (
+                None if rc.is_failure else ready.set()
+            )
             client.on_disconnect = lambda *_a, ready=ready: ready.clear()
             client.on_publish = self._on_publish
             connect_persistent(client, ep)
@@ -138,7 +158,9 @@ class LoadPublisher:
         """Block until the broker acknowledged everything published so far."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._acked >= self._sent, timeout):
-                raise TimeoutError(f"{self._sent - self._acked} messages still unacknowledged by the broker after {timeout:.0f}s")
+                raise TimeoutError(
+                    f"{self._sent - self._acked} messages still unacknowledged by the broker after {timeout:.0f}s"
+                )
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -75,13 +75,29 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.unsent == 0 and self.duplicated == 0 and not self.mismatches and self.stored == self.sent - self.expected_quarantined
+        return (
+            self.lost == 0
+            and self.unsent == 0
+            and self.duplicated == 0
+            and not self.mismatches
+            and self.stored == self.sent - self.expected_quarantined
+        )
 
     def goals(self) -> list[Goal]:
         """The checks `ok` makes, in the benchmarks' report format (`bench.report.Goal`)."""
         return [
-            Goal("readings lost, duplicated or still queued", self.lost + self.duplicated + self.unsent, 1, "max"),
-            Goal("stored - (sent - expected quarantined)", abs(self.stored - (self.sent - self.expected_quarantined)), 1, "max"),
+            Goal(
+                "readings lost, duplicated or still queued",
+                self.lost + self.duplicated + self.unsent,
+                1,
+                "max",
+            ),
+            Goal(
+                "stored - (sent - expected quarantined)",
+                abs(self.stored - (self.sent - self.expected_quarantined)),
+                1,
+                "max",
+            ),
             Goal("daily tonnage mismatches", len(self.mismatches), 1, "max"),
         ]
 
@@ -97,7 +113,10 @@ class Report:
             f"publish->PUBACK    p50 {self.ack_p50_ms:.0f} ms, p99 {self.ack_p99_ms:.0f} ms",
             f"publish->queryable p50 {self.visible_p50_ms:.0f} ms, p99 {self.visible_p99_ms:.0f} ms (probe readings)",
         ]
-        out += [f"worker {w.name:<11} cpu {w.cpu_s:.1f} s ({w.cpu_pct:.0f} %), peak RSS {w.peak_rss_mb:.0f} MB" for w in self.workers]
+        out += [
+            f"worker {w.name:<11} cpu {w.cpu_s:.1f} s ({w.cpu_pct:.0f} %), peak RSS {w.peak_rss_mb:.0f} MB"
+            for w in self.workers
+        ]
         out.append(f"daily rows checked {self.daily_rows}; tonnage error {self.tonnage_error_g} g")
         out += ["", *(g.line() for g in self.goals())]
         out += [f"MISMATCH {m}" for m in self.mismatches[:20]]
@@ -119,20 +138,26 @@ class LoadRun:
         self.registry_path = root / "sites.yaml"
         root.mkdir(parents=True, exist_ok=True)
         registry_mod.save(self.registry, self.registry_path)
-        self.stack = LocalStack(root / "stack", self.registry, workers=max(cfg.workers, DEFAULT_WORKERS))
+        self.stack = LocalStack(
+            root / "stack", self.registry, workers=max(cfg.workers, DEFAULT_WORKERS)
+        )
         self.api_port = free_port()
         self.config: Path | None = None
         self.worker_names: list[str] = []
 
     def start_services(self) -> None:
         self.stack.start()
-        self.config = self.stack.write_cloud_config(self.registry_path, extra=f"api_port = {self.api_port}")
+        self.config = self.stack.write_cloud_config(
+            self.registry_path, extra=f"api_port = {self.api_port}"
+        )
         for i in range(1, self.cfg.workers + 1):
             self.start_worker(f"ingest-{i}")
         self.stack.spawn("api", "api", "--config", str(self.config))
         deadline = time.monotonic() + 60
         for name in self.worker_names:
-            self.stack.wait_ready(name, self.process(name), timeout=max(0.0, deadline - time.monotonic()))
+            self.stack.wait_ready(
+                name, self.process(name), timeout=max(0.0, deadline - time.monotonic())
+            )
 
     def start_worker(self, name: str) -> None:
         assert self.config is not None
@@ -148,7 +173,9 @@ class LoadRun:
         raise KeyError(name)
 
 
-async def _probe_latency(run: LoadRun, influx: InfluxClient, stop: asyncio.Event, out: list[float]) -> None:
+async def _probe_latency(
+    run: LoadRun, influx: InfluxClient, stop: asyncio.Event, out: list[float]
+) -> None:
     """Once a second, publish one probe reading and time until InfluxDB returns it.
 
     After a lost connection the probe waits REPLAY_DELAY_S, then re-sends its recent readings,
@@ -169,8 +196,14 @@ async def _probe_latency(run: LoadRun, influx: InfluxClient, stop: asyncio.Event
     replay = False
     while not stop.is_set():
         try:
-            async with aiomqtt.Client(ep.host, ep.port, username=ep.username, password=ep.password,
-                                      identifier=site.id, tls_params=tls) as client:
+            async with aiomqtt.Client(
+                ep.host,
+                ep.port,
+                username=ep.username,
+                password=ep.password,
+                identifier=site.id,
+                tls_params=tls,
+            ) as client:
                 if replay and sent:
                     again = WasteBatch(site=site.id, readings=sent[-60:])
                     await client.publish(waste_readings(site.id), encode(again), qos=1)
@@ -178,10 +211,16 @@ async def _probe_latency(run: LoadRun, influx: InfluxClient, stop: asyncio.Event
                 while not stop.is_set():
                     seq += 1
                     ts = int(time.time() * 1000)
-                    r = WasteReading(device=device.id, seq=seq, ts=ts, category=device.category, net_kg=0.01)  # type: ignore[arg-type]
+                    r = WasteReading(
+                        device=device.id, seq=seq, ts=ts, category=device.category, net_kg=0.01
+                    )  # type: ignore[arg-type]
                     sent.append(r)  # accepted: it must arrive
                     t0 = time.monotonic()
-                    await client.publish(waste_readings(site.id), encode(WasteBatch(site=site.id, readings=[r])), qos=1)
+                    await client.publish(
+                        waste_readings(site.id),
+                        encode(WasteBatch(site=site.id, readings=[r])),
+                        qos=1,
+                    )
                     q = f"SELECT count(net_kg) FROM waste_reading WHERE device = '{device.id}' AND seq = {seq} AND time >= {ts - 1}ms"
                     while time.monotonic() - t0 < 30 and not stop.is_set():
                         series = await asyncio.to_thread(influx.query, q, 0)
@@ -203,27 +242,41 @@ async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
     start_ms = int(time.time() * 1000 - cfg.seconds * cfg.warp * 1000)
     # the probe is gateway sites[0] (client id = site id, bound by the broker): the fleet runs the other cfg.gateways
     others = registry_mod.Registry(areas=run.registry.areas, sites=run.registry.sites[1:])
-    fleet = Fleet(others, run.stack.endpoint, warp=cfg.warp, start_ms=start_ms, tick_s=cfg.tick_s,
-                  seed=cfg.seed, skew_ms=cfg.skew_ms)
+    fleet = Fleet(
+        others,
+        run.stack.endpoint,
+        warp=cfg.warp,
+        start_ms=start_ms,
+        tick_s=cfg.tick_s,
+        seed=cfg.seed,
+        skew_ms=cfg.skew_ms,
+    )
     run.fleet = fleet  # type: ignore[attr-defined]
     run.probe_readings = []  # type: ignore[attr-defined]
     stop = asyncio.Event()
     visible: list[float] = []
     t0 = time.monotonic()
-    tasks = [asyncio.create_task(fleet.run(stop)), asyncio.create_task(_probe_latency(run, influx, stop, visible))]
+    tasks = [
+        asyncio.create_task(fleet.run(stop)),
+        asyncio.create_task(_probe_latency(run, influx, stop, visible)),
+    ]
 
     async def faults() -> None:
         for at, fault in sorted(cfg.faults, key=lambda f: f[0]):
             await asyncio.sleep(max(0.0, at - (time.monotonic() - t0)))
-            run.progress(f"fault at {time.monotonic() - t0:.0f}s: {getattr(fault, '__name__', 'fault')}")
+            run.progress(
+                f"fault at {time.monotonic() - t0:.0f}s: {getattr(fault, '__name__', 'fault')}"
+            )
             await fault(run)
 
     fault_task = asyncio.create_task(faults())
     while time.monotonic() - t0 < cfg.seconds:
         await asyncio.sleep(min(5.0, cfg.seconds - (time.monotonic() - t0)))
         report.connected_peak = max(report.connected_peak, fleet.connected)
-        run.progress(f"{time.monotonic() - t0:5.0f}s  gateways connected {fleet.connected}/{len(fleet.gateways)}  "
-                     f"readings {len(fleet.truth.readings)}")
+        run.progress(
+            f"{time.monotonic() - t0:5.0f}s  gateways connected {fleet.connected}/{len(fleet.gateways)}  "
+            f"readings {len(fleet.truth.readings)}"
+        )
     await fault_task
     stop.set()
     await asyncio.gather(*tasks)
@@ -238,7 +291,10 @@ async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
     if lat:
         report.ack_p50_ms, report.ack_p99_ms = _pct(lat, 50), _pct(lat, 99)
     if visible:
-        report.visible_p50_ms, report.visible_p99_ms = _pct(sorted(visible), 50), _pct(sorted(visible), 99)
+        report.visible_p50_ms, report.visible_p99_ms = (
+            _pct(sorted(visible), 50),
+            _pct(sorted(visible), 99),
+        )
     run.truth = truth  # type: ignore[attr-defined]
 
 
@@ -257,11 +313,19 @@ def _diagnose_loss(influx: InfluxClient, truth, valid) -> list[str]:  # type: ig
         if (r.device, r.seq) in stored:
             continue
         payload = truth.message_of.get((r.device, r.seq), b"")
-        acks = ", ".join(time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}" for t in truth.acked_at.get(payload, []))
+        acks = ", ".join(
+            time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+            for t in truth.acked_at.get(payload, [])
+        )
         site = truth.site_of.get(r.device, "?")
-        seen = "; ".join(time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d} {e}" for t, e in truth.events
-                        if e.startswith((site + " ", "broker")))
-        out.append(f"lost {r.device} seq {r.seq}: acked at [{acks}]; gateway: {seen or 'no connection loss seen'}")
+        seen = "; ".join(
+            time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d} {e}"
+            for t, e in truth.events
+            if e.startswith((site + " ", "broker"))
+        )
+        out.append(
+            f"lost {r.device} seq {r.seq}: acked at [{acks}]; gateway: {seen or 'no connection loss seen'}"
+        )
         if len(out) >= 10:
             break
     return out
@@ -296,17 +360,31 @@ def _verify(run: LoadRun, influx: InfluxClient, report: Report, token: str) -> N
     Aggregator(influx, run.registry).recompute(days)
     exp = expected_daily(valid, truth.site_of)
     rows: list[dict[str, object]] = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{run.api_port}", headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{run.api_port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    ) as http:
         if days:
-            r = http.get("/api/v1/waste/daily", params={"start": date_of(days[0]).isoformat(), "end": date_of(days[-1]).isoformat()})
+            r = http.get(
+                "/api/v1/waste/daily",
+                params={
+                    "start": date_of(days[0]).isoformat(),
+                    "end": date_of(days[-1]).isoformat(),
+                },
+            )
             r.raise_for_status()
             rows = r.json()["rows"]
     actual = api_daily(rows)
     report.daily_rows = len(actual)
     report.mismatches = diagnosis + compare(exp, actual)
-    report.tonnage_error_g = sum(abs(exp.get(k, (0, 0))[0] - actual.get(k, (0, 0))[0]) for k in set(exp) | set(actual))
+    report.tonnage_error_g = sum(
+        abs(exp.get(k, (0, 0))[0] - actual.get(k, (0, 0))[0]) for k in set(exp) | set(actual)
+    )
     if report.quarantined != report.expected_quarantined:
-        report.mismatches.append(f"quarantined {report.quarantined} != expected {report.expected_quarantined}")
+        report.mismatches.append(
+            f"quarantined {report.quarantined} != expected {report.expected_quarantined}"
+        )
 
 
 def run_loadtest(cfg: LoadConfig, progress: Callable[[str], None] = print) -> Report:
@@ -316,16 +394,22 @@ def run_loadtest(cfg: LoadConfig, progress: Callable[[str], None] = print) -> Re
         run = LoadRun(cfg, root, progress)
         report = Report()
         try:
-            progress(f"starting broker, influxd, {cfg.workers} worker(s) and the API for {cfg.gateways} gateways")
+            progress(
+                f"starting broker, influxd, {cfg.workers} worker(s) and the API for {cfg.gateways} gateways"
+            )
             run.start_services()
             token = run.stack.tokens().create("loadtest", "operator")
             with InfluxClient(run.stack.influx_config()) as influx:
                 asyncio.run(_drive(run, influx, report))
-                report.workers = [sample(name, run.process(name).pid, report.seconds) for name in run.worker_names
-                                  if run.process(name).poll() is None]
-                progress(f"fleet stopped after {report.seconds:.0f}s; waiting for the pipeline to drain")
+                report.workers = [
+                    sample(name, run.process(name).pid, report.seconds)
+                    for name in run.worker_names
+                    if run.process(name).poll() is None
+                ]
+                progress(
+                    f"fleet stopped after {report.seconds:.0f}s; waiting for the pipeline to drain"
+                )
                 _verify(run, influx, report, token)
         finally:
             run.stack.stop()
         return report
-

@@ -47,7 +47,10 @@ class Goal:
         elif self.unit == "×":
             value, target = f"{self.value:>11.1f}×", f"{self.target:g}×"
         else:
-            value, target = f"{self.value:>12.3f}", f"{self.target}{(' ' + self.unit) if self.unit else ''}"
+            value, target = (
+                f"{self.value:>12.3f}",
+                f"{self.target}{(' ' + self.unit) if self.unit else ''}",
+            )
         return f"{self.name:<{NAME_WIDTH}} {value}  goal {op} {target}: {'meets' if self.meets else 'MISSES'}"
 
 
@@ -67,7 +70,10 @@ class Report:
     def lines(self) -> list[str]:
         out = [f"{'figure':<{NAME_WIDTH}} {'rate':>12}  unit"]
         for fig in self.figures:
-            out.append(f"{fig.name:<{NAME_WIDTH}} {fig.value:>12,.0f}  {fig.unit}" + (f"  ({fig.detail})" if fig.detail else ""))
+            out.append(
+                f"{fig.name:<{NAME_WIDTH}} {fig.value:>12,.0f}  {fig.unit}"
+                + (f"  ({fig.detail})" if fig.detail else "")
+            )
         out += self.notes
         if self.goals:
             out.append("")

@@ -54,8 +54,13 @@ def _while_disconnected(ts_ms: int, gaps: list[tuple[int, int]]) -> bool:
     return any(start <= ts_ms <= end + BLIND_AFTER_MS for start, end in gaps)
 
 
-def run_scale(category: str, hours: float, seed: int, physics: PhysicsParams | None = None,
-              params: DetectorParams | None = None) -> dict:
+def run_scale(
+    category: str,
+    hours: float,
+    seed: int,
+    physics: PhysicsParams | None = None,
+    params: DetectorParams | None = None,
+) -> dict:
     """Simulate one scale, parse its frames, detect, and compare with the truth."""
     model = ScaleModel(category, seed, BENCH_START_MS, physics or PhysicsParams())
     det = DepositDetector(params or DetectorParams())

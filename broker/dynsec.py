@@ -68,7 +68,9 @@ class Identity:
 def gateway_identity(site_id: str) -> Identity:
     """A gateway publishes only its own site's topics (readings, retained status, Last Will); reads nothing."""
     own = f"{PREFIX}/{kind_of_site(site_id)}/{site_id}/+"
-    return Identity(site_id, f"gateway-{site_id}", (Acl("publishClientSend", own),), f"gateway of {site_id}")
+    return Identity(
+        site_id, f"gateway-{site_id}", (Acl("publishClientSend", own),), f"gateway of {site_id}"
+    )
 
 
 def worker_identity(name: str) -> Identity:
@@ -102,7 +104,9 @@ def admin_identity() -> Identity:
     return Identity(ADMIN, "dynsec-admin", acls, "dynamic security admin")
 
 
-def broker_identities(registry: Registry, workers: int = DEFAULT_WORKERS, monitors: int = DEFAULT_MONITORS) -> list[Identity]:
+def broker_identities(
+    registry: Registry, workers: int = DEFAULT_WORKERS, monitors: int = DEFAULT_MONITORS
+) -> list[Identity]:
     """Everyone who may connect: active gateways, N workers, k monitors and the admin."""
     out = [admin_identity()]
     out += [worker_identity(worker_name(i)) for i in range(1, workers + 1)]
@@ -136,27 +140,45 @@ def verifies(entry: dict[str, Any], password: str) -> bool:
         iterations = int(entry["iterations"])
     except (KeyError, TypeError, ValueError):
         return False
-    return len(salt) == SALT_BYTES and iterations >= 1 and hmac.compare_digest(hash_password(password, salt, iterations), want)
+    return (
+        len(salt) == SALT_BYTES
+        and iterations >= 1
+        and hmac.compare_digest(hash_password(password, salt, iterations), want)
+    )
 
 
-def dynsec_config(identities: Iterable[Identity], passwords: dict[str, str], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def dynsec_config(
+    identities: Iterable[Identity],
+    passwords: dict[str, str],
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The plugin's whole JSON document: default-deny access, one client and one role per identity."""
     old = {c.get("username"): c for c in (previous or {}).get("clients", []) if isinstance(c, dict)}
     clients, roles = [], {}
     for ident in identities:
-        clients.append({
-            "username": ident.username,
-            "clientid": ident.username,
-            "textname": ident.textname,
-            **password_fields(passwords[ident.username], old.get(ident.username)),
-            "roles": [{"rolename": ident.role}],
-        })
+        clients.append(
+            {
+                "username": ident.username,
+                "clientid": ident.username,
+                "textname": ident.textname,
+                **password_fields(passwords[ident.username], old.get(ident.username)),
+                "roles": [{"rolename": ident.role}],
+            }
+        )
         roles[ident.role] = {
             "rolename": ident.role,
-            "acls": [{"acltype": a.acltype, "topic": a.topic, "priority": 0, "allow": True} for a in ident.acls],
+            "acls": [
+                {"acltype": a.acltype, "topic": a.topic, "priority": 0, "allow": True}
+                for a in ident.acls
+            ],
         }
     return {
-        "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False, "subscribe": False, "unsubscribe": False},
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": False,
+            "subscribe": False,
+            "unsubscribe": False,
+        },
         "clients": clients,
         "groups": [],
         "roles": list(roles.values()),

@@ -21,7 +21,9 @@ class ControlError(ServiceError):
     """The broker refused the admin or a command (one line says which and why)."""
 
 
-def run_commands(endpoint: MqttEndpoint, commands: list[dict[str, Any]], timeout: float = 10.0) -> list[dict[str, Any]]:
+def run_commands(
+    endpoint: MqttEndpoint, commands: list[dict[str, Any]], timeout: float = 10.0
+) -> list[dict[str, Any]]:
     """Send commands to the plugin and return its responses; any refused command raises ControlError."""
     state: dict[str, Any] = {}
     ready, answered = threading.Event(), threading.Event()
@@ -34,7 +36,9 @@ def run_commands(endpoint: MqttEndpoint, commands: list[dict[str, Any]], timeout
         else:
             c.subscribe(RESPONSE, qos=1)
 
-    def on_subscribe(_c: mqtt.Client, _u: object, _m: int, rcs: list[mqtt.ReasonCode], _p: object) -> None:
+    def on_subscribe(
+        _c: mqtt.Client, _u: object, _m: int, rcs: list[mqtt.ReasonCode], _p: object
+    ) -> None:
         if rcs[0].is_failure:
             state["refused"] = f"subscribe {RESPONSE}: {rcs[0]}"
             answered.set()
@@ -48,7 +52,9 @@ def run_commands(endpoint: MqttEndpoint, commands: list[dict[str, Any]], timeout
     try:
         client.connect(endpoint.host, endpoint.port, keepalive=endpoint.keepalive_s)
     except (OSError, ssl.SSLError) as exc:
-        raise ControlError(f"cannot reach the broker at {endpoint.host}:{endpoint.port}: {exc}") from None
+        raise ControlError(
+            f"cannot reach the broker at {endpoint.host}:{endpoint.port}: {exc}"
+        ) from None
     client.loop_start()
     try:
         if ready.wait(timeout) and "refused" not in state:
@@ -69,4 +75,6 @@ def run_commands(endpoint: MqttEndpoint, commands: list[dict[str, Any]], timeout
 
 def set_client_password(endpoint: MqttEndpoint, username: str, password: str) -> None:
     """Give one client a new password now; the plugin disconnects its sessions and saves its file."""
-    run_commands(endpoint, [{"command": "setClientPassword", "username": username, "password": password}])
+    run_commands(
+        endpoint, [{"command": "setClientPassword", "username": username, "password": password}]
+    )

@@ -45,7 +45,9 @@ class ClientCert:
 
 
 def _openssl(*args: str) -> None:
-    proc = subprocess.run([find_binary("openssl"), *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [find_binary("openssl"), *args], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise TlsError(f"openssl {args[0]} failed: {last}")
@@ -62,16 +64,29 @@ def make_ca(directory: Path, name: str = "Gumei community IoT local CA") -> tupl
     if cert.exists() and key.exists():
         return cert, key
     _openssl(
-        "req", "-x509", *_EC, "-keyout", str(key), "-out", str(cert), "-days", str(CA_DAYS),
-        "-subj", f"/O=Gumei community IoT/CN={name}",
-        "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        *_EC,
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+        "-days",
+        str(CA_DAYS),
+        "-subj",
+        f"/O=Gumei community IoT/CN={name}",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE,pathlen:0",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     )
     _private(key)
     return cert, key
 
 
-def _sign(directory: Path, stem: str, subject: str, extensions: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+def _sign(
+    directory: Path, stem: str, subject: str, extensions: str, ca: tuple[Path, Path]
+) -> tuple[Path, Path]:
     cert, key, csr = directory / f"{stem}.crt", directory / f"{stem}.key", directory / f"{stem}.csr"
     _openssl("req", "-new", *_EC, "-keyout", str(key), "-out", str(csr), "-subj", subject)
     _private(key)
@@ -79,8 +94,22 @@ def _sign(directory: Path, stem: str, subject: str, extensions: str, ca: tuple[P
         ext.write(extensions)
     try:
         _openssl(
-            "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
-            "-out", str(cert), "-days", str(LEAF_DAYS), "-sha256", "-extfile", ext.name,
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca[0]),
+            "-CAkey",
+            str(ca[1]),
+            "-CAcreateserial",
+            "-out",
+            str(cert),
+            "-days",
+            str(LEAF_DAYS),
+            "-sha256",
+            "-extfile",
+            ext.name,
         )
     finally:
         os.unlink(ext.name)
@@ -122,5 +151,7 @@ def make_client_cert(directory: Path, common_name: str) -> ClientCert:
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
         "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
     )
-    cert, key = _sign(directory / "clients", common_name, f"/O=Gumei community IoT/CN={common_name}", ext, ca)
+    cert, key = _sign(
+        directory / "clients", common_name, f"/O=Gumei community IoT/CN={common_name}", ext, ca
+    )
     return ClientCert(cert, key)

@@ -30,7 +30,9 @@ from runtime.system import replace_durably
 log = logging.getLogger("gumei.audit")
 
 DAY_S = 86_400.0
-TAIL_BYTES = 32 << 20  # on start (or after a prune) the bulk window is rebuilt from at most this much of the tail
+TAIL_BYTES = (
+    32 << 20
+)  # on start (or after a prune) the bulk window is rebuilt from at most this much of the tail
 _SINCE = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -41,7 +43,11 @@ class AuditError(ValueError):
 
 def utc_iso(t: float) -> str:
     """An epoch time as ISO 8601 UTC with milliseconds and a Z."""
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        dt.datetime.fromtimestamp(t, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def epoch_of(record: dict[str, Any]) -> float | None:
@@ -60,7 +66,9 @@ def parse_since(text: str, now: float) -> float:
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise AuditError(f"since must be like 7d, 24h, 30m or an ISO date/time, not {text[:40]!r}") from None
+        raise AuditError(
+            f"since must be like 7d, 24h, 30m or an ISO date/time, not {text[:40]!r}"
+        ) from None
     return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
 
 
@@ -81,8 +89,13 @@ class AuditLog:
         self.bulk_window_s = bulk_window_s
         self._clock = clock
         self._mutex = threading.Lock()
-        self._seen: tuple[int, int] = (-1, 0)  # (inode, offset) of the file read into the window so far
-        self._reads: deque[tuple[float, str, str]] = deque()  # (time, token id, resident) of successful reads
+        self._seen: tuple[int, int] = (
+            -1,
+            0,
+        )  # (inode, offset) of the file read into the window so far
+        self._reads: deque[tuple[float, str, str]] = (
+            deque()
+        )  # (time, token id, resident) of successful reads
         self._flagged: dict[str, float] = {}  # token id -> time of its last bulk_access record
         self._last_prune = clock()
 
@@ -113,10 +126,17 @@ class AuditLog:
                     out = [record, *self._bulk(record, now)]
                     self._write(out)
         except OSError as exc:
-            raise AuditError(f"audit log {self.path} cannot be written: {exc.strerror or exc}") from None
+            raise AuditError(
+                f"audit log {self.path} cannot be written: {exc.strerror or exc}"
+            ) from None
         for extra in out[1:]:
-            log.warning("bulk access: token %s (%s) read %d distinct residents within %.0f s",
-                        extra["token_id"], extra.get("token_name"), extra["residents"], self.bulk_window_s)
+            log.warning(
+                "bulk access: token %s (%s) read %d distinct residents within %.0f s",
+                extra["token_id"],
+                extra.get("token_name"),
+                extra["residents"],
+                self.bulk_window_s,
+            )
         return out
 
     def _write(self, records: list[dict[str, Any]]) -> None:
@@ -165,7 +185,11 @@ class AuditLog:
             return
         if rec.get("event") == "bulk_access":
             self._flagged[rec["token_id"]] = t
-        elif rec.get("event") == "access" and rec.get("resident") and 200 <= int(rec.get("status", 0)) < 300:
+        elif (
+            rec.get("event") == "access"
+            and rec.get("resident")
+            and 200 <= int(rec.get("status", 0)) < 300
+        ):
             self._reads.append((t, rec["token_id"], rec["resident"]))
 
     def _expire(self, now: float) -> None:
@@ -176,17 +200,29 @@ class AuditLog:
         """A bulk_access record when this read takes its token past the threshold (once per window)."""
         self._observe(record)
         token = record.get("token_id")
-        if record.get("event") != "access" or not token or self._flagged.get(token, -1e18) >= now - self.bulk_window_s:
+        if (
+            record.get("event") != "access"
+            or not token
+            or self._flagged.get(token, -1e18) >= now - self.bulk_window_s
+        ):
             return []
         residents = {r for _, tok, r in self._reads if tok == token}
         if len(residents) <= self.bulk_residents:
             return []
         self._flagged[token] = now
-        return [{
-            "time": utc_iso(now), "event": "bulk_access", "token_id": token, "token_name": record.get("token_name"),
-            "role": record.get("role"), "residents": len(residents), "threshold": self.bulk_residents,
-            "window_s": self.bulk_window_s, "client": record.get("client"),
-        }]
+        return [
+            {
+                "time": utc_iso(now),
+                "event": "bulk_access",
+                "token_id": token,
+                "token_name": record.get("token_name"),
+                "role": record.get("role"),
+                "residents": len(residents),
+                "threshold": self.bulk_residents,
+                "window_s": self.bulk_window_s,
+                "client": record.get("client"),
+            }
+        ]
 
     def prune(self) -> int:
         """Drop records older than the retention (atomic rewrite under the lock); returns how many."""
@@ -194,7 +230,9 @@ class AuditLog:
             try:
                 return self._prune_locked_out(self._clock())
             except OSError as exc:
-                raise AuditError(f"audit log {self.path} cannot be pruned: {exc.strerror or exc}") from None
+                raise AuditError(
+                    f"audit log {self.path} cannot be pruned: {exc.strerror or exc}"
+                ) from None
 
     def _prune_locked_out(self, now: float) -> int:
         self._last_prune = now
@@ -216,13 +254,28 @@ class AuditLog:
             if removed == 0:
                 return 0
             replace_durably(self.path, b"".join(kept))
-            self._write([{"time": utc_iso(now), "event": "prune", "removed": removed, "kept": len(kept),
-                          "retention_days": self.retention_days, "before": utc_iso(cutoff), "pid": os.getpid()}])
+            self._write(
+                [
+                    {
+                        "time": utc_iso(now),
+                        "event": "prune",
+                        "removed": removed,
+                        "kept": len(kept),
+                        "retention_days": self.retention_days,
+                        "before": utc_iso(cutoff),
+                        "pid": os.getpid(),
+                    }
+                ]
+            )
         log.info("audit log pruned: %d record(s) older than %s removed", removed, utc_iso(cutoff))
         return removed
 
     def read(
-        self, since: float | None = None, token: str | None = None, resident: str | None = None, limit: int = 1000
+        self,
+        since: float | None = None,
+        token: str | None = None,
+        resident: str | None = None,
+        limit: int = 1000,
     ) -> list[dict[str, Any]]:
         """The newest `limit` records matching the filters, oldest first (`token`: by or about that token)."""
         out: deque[dict[str, Any]] = deque(maxlen=max(limit, 0))
@@ -237,7 +290,10 @@ class AuditLog:
                         continue
                     if since is not None and (epoch_of(rec) or 0) < since:
                         continue
-                    if token is not None and token not in (rec.get("token_id"), rec.get("subject_token")):
+                    if token is not None and token not in (
+                        rec.get("token_id"),
+                        rec.get("subject_token"),
+                    ):
                         continue
                     if resident is not None and rec.get("resident") != resident:
                         continue

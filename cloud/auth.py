@@ -63,7 +63,9 @@ class TokenStore:
         try:
             return TokenFile.model_validate_json(self.path.read_bytes())
         except (OSError, ValidationError) as exc:
-            raise AuthError(f"token store {self.path} is unreadable: {str(exc).splitlines()[0]}") from None
+            raise AuthError(
+                f"token store {self.path} is unreadable: {str(exc).splitlines()[0]}"
+            ) from None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -92,7 +94,15 @@ class TokenStore:
         token = f"{PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
         with self._locked():
             doc = self._load()
-            doc.tokens.append(TokenRecord(id=token_id, name=name, role=role, sha256=_digest(token), created_ms=int(time.time() * 1000)))  # type: ignore[arg-type]
+            doc.tokens.append(
+                TokenRecord(
+                    id=token_id,
+                    name=name,
+                    role=role,
+                    sha256=_digest(token),
+                    created_ms=int(time.time() * 1000),
+                )
+            )  # type: ignore[arg-type]
             self._save(doc)
         return token
 
@@ -130,7 +140,11 @@ class TokenStore:
         except FileNotFoundError:
             self._by_id = {}
             return
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # the store is replaced atomically: new inode
+        stamp = (
+            st.st_ino,
+            st.st_mtime_ns,
+            st.st_size,
+        )  # the store is replaced atomically: new inode
         # A file changed within the last 2 s may change again without a visible stamp change
         # (inode reuse, coarse timestamps): re-read it until it has settled ("racy clean").
         if stamp != self._stamp or time.time_ns() - st.st_mtime_ns < 2_000_000_000:

@@ -11,4 +11,13 @@ from contract.days import (
     today,
 )
 
-__all__ = ["DAY_MS", "SHANGHAI", "SHANGHAI_OFFSET_MS", "date_of", "day_number", "day_start_ms", "number_of", "today"]
+__all__ = [
+    "DAY_MS",
+    "SHANGHAI",
+    "SHANGHAI_OFFSET_MS",
+    "date_of",
+    "day_number",
+    "day_start_ms",
+    "number_of",
+    "today",
+]

@@ -126,7 +126,9 @@ class InfluxClient:
             return r
         raise error_for(r.status_code, path, _error_text(r))
 
-    def _with_retries(self, method: str, path: str, retries: int | None = None, **kwargs: Any) -> httpx.Response:
+    def _with_retries(
+        self, method: str, path: str, retries: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
         attempts = self.config.retries if retries is None else retries
         backoff = Backoff(0.2, 10.0)
         for attempt in range(attempts + 1):
@@ -149,7 +151,9 @@ class InfluxClient:
             return False
         return True
 
-    def write_lines(self, body: bytes, precision: str = "ns", retries: int | None = None, db: str | None = None) -> None:
+    def write_lines(
+        self, body: bytes, precision: str = "ns", retries: int | None = None, db: str | None = None
+    ) -> None:
         """POST line protocol (to `db`, default the main database); raise WriteRejected for a poison
         batch, Retryable after the retries run out."""
         if not body:
@@ -161,16 +165,31 @@ class InfluxClient:
         if self.gzip and len(body) > 4096:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
-        self._with_retries("POST", "/write", retries=retries, params=params, content=body, headers=headers)
+        self._with_retries(
+            "POST", "/write", retries=retries, params=params, content=body, headers=headers
+        )
 
     def query(self, q: str, retries: int | None = None, db: str | None = None) -> list[Series]:
         """Run InfluxQL (times as epoch ms) in `db` (default the main database); return every series of every statement."""
-        r = self._with_retries("POST", "/query", retries=retries, data={"q": q, "db": db or self.config.database, "epoch": "ms"})
+        r = self._with_retries(
+            "POST",
+            "/query",
+            retries=retries,
+            data={"q": q, "db": db or self.config.database, "epoch": "ms"},
+        )
         return list(_series_of(r.json()))
 
-    def query_chunks(self, q: str, chunk_size: int = 50_000, db: str | None = None) -> Iterator[Series]:
+    def query_chunks(
+        self, q: str, chunk_size: int = 50_000, db: str | None = None
+    ) -> Iterator[Series]:
         """Stream a large result in chunks of at most chunk_size rows (bounded memory)."""
-        data = {"q": q, "db": db or self.config.database, "epoch": "ms", "chunked": "true", "chunk_size": str(chunk_size)}
+        data = {
+            "q": q,
+            "db": db or self.config.database,
+            "epoch": "ms",
+            "chunked": "true",
+            "chunk_size": str(chunk_size),
+        }
         try:
             with self._http.stream("POST", "/query", data=data) as r:
                 if r.status_code >= 300:
@@ -223,4 +242,6 @@ def _series_of(doc: dict[str, Any]) -> Iterator[Series]:
         if "error" in result:
             raise FatalInfluxError(f"InfluxDB query error: {result['error']}")
         for s in result.get("series", []):
-            yield Series(s.get("name", ""), s.get("tags", {}) or {}, s["columns"], s.get("values", []))
+            yield Series(
+                s.get("name", ""), s.get("tags", {}) or {}, s["columns"], s.get("values", [])
+            )

@@ -42,11 +42,15 @@ class Grant:
     privilege: Privilege
 
 
-def grant_table(database: str, health_database: str, users: Mapping[Service, str] | None = None) -> list[Grant]:
+def grant_table(
+    database: str, health_database: str, users: Mapping[Service, str] | None = None
+) -> list[Grant]:
     """The grants as rows (for docs, tests and the statements)."""
     names = {**DEFAULT_USERS, **(users or {})}
     dbs = {MAIN: database, HEALTH: health_database}
-    return [Grant(s, names[s], dbs[where], priv) for s in SERVICES for where, priv in GRANTS[s].items()]
+    return [
+        Grant(s, names[s], dbs[where], priv) for s in SERVICES for where, priv in GRANTS[s].items()
+    ]
 
 
 def _ident(name: str) -> str:
@@ -57,7 +61,9 @@ def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def statements(database: str, health_database: str, credentials: Mapping[Service, tuple[str, str]]) -> list[str]:
+def statements(
+    database: str, health_database: str, credentials: Mapping[Service, tuple[str, str]]
+) -> list[str]:
     """InfluxQL that creates both databases and every service user (name, password) with exactly
     its grants; re-running it resets passwords and privileges to the table (idempotent)."""
     out = [f"CREATE DATABASE {_ident(database)}", f"CREATE DATABASE {_ident(health_database)}"]
@@ -74,7 +80,9 @@ def statements(database: str, health_database: str, credentials: Mapping[Service
             f"REVOKE ALL ON {_ident(database)} FROM {_ident(name)}",
             f"REVOKE ALL ON {_ident(health_database)} FROM {_ident(name)}",
         ]
-        out += [f"GRANT {g.privilege} ON {_ident(g.database)} TO {_ident(name)}" for g in by_user[name]]
+        out += [
+            f"GRANT {g.privilege} ON {_ident(g.database)} TO {_ident(name)}" for g in by_user[name]
+        ]
     return out
 
 

@@ -40,7 +40,9 @@ def escape_tag(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise LineProtocolError(f"newline in tag value {value[:40]!r}")
     if "\\" in value and _AMBIGUOUS_BACKSLASH.search(value):
-        raise LineProtocolError(f"backslash before a separator or at the end of tag value {value[:40]!r}")
+        raise LineProtocolError(
+            f"backslash before a separator or at the end of tag value {value[:40]!r}"
+        )
     return value.translate(_TAG_ESCAPE)
 
 
@@ -69,10 +71,14 @@ def field_value(value: FieldValue) -> str:
     return escape_string(value)
 
 
-def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], time_ns: int) -> str:
+def line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], time_ns: int
+) -> str:
     """One line of line protocol (tags sorted, None fields left out)."""
     tag_part = "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()))
-    field_part = ",".join(f"{escape_tag(k)}={field_value(v)}" for k, v in fields.items() if v is not None)
+    field_part = ",".join(
+        f"{escape_tag(k)}={field_value(v)}" for k, v in fields.items() if v is not None
+    )
     if not field_part:
         raise LineProtocolError("a point needs at least one field")
     return f"{escape_measurement(measurement)}{tag_part} {field_part} {time_ns}"
@@ -86,7 +92,9 @@ def point_time_ns(ts_ms: int, seq: int) -> int:
 WasteHeads = dict[str, dict[str, str]]  # device -> category -> its line up to "net_kg="
 
 
-def waste_line_heads(site: str, area: str, devices: Iterable[str] | Mapping[str, Iterable[str]]) -> WasteHeads:
+def waste_line_heads(
+    site: str, area: str, devices: Iterable[str] | Mapping[str, Iterable[str]]
+) -> WasteHeads:
     """Per device and category, the start of its waste_reading line up to `net_kg=`.
 
     `devices` maps each device to the categories it may weigh (a plain iterable: all four).
@@ -99,7 +107,9 @@ def waste_line_heads(site: str, area: str, devices: Iterable[str] | Mapping[str,
     return {d: {c: f"{prefix}{c},device={d}{tail}" for c in cs} for d, cs in cats.items()}
 
 
-def waste_lines_from(heads: WasteHeads, readings: Iterable[WasteReading | FastWasteReading]) -> list[str]:
+def waste_lines_from(
+    heads: WasteHeads, readings: Iterable[WasteReading | FastWasteReading]
+) -> list[str]:
     """Line protocol for waste readings (pydantic or msgspec) from their devices' heads; KeyError
     for a device that has none. Residents are contract-validated (`r-<hex>`): nothing to escape."""
     out: list[str] = []
@@ -116,7 +126,9 @@ def waste_lines_from(heads: WasteHeads, readings: Iterable[WasteReading | FastWa
         elif resident is None:
             append(f"{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r} {time_ns}")
         else:
-            append(f'{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r},resident="{resident}" {time_ns}')
+            append(
+                f'{head}{r.net_kg!r},seq={seq}i,gross_kg={gross!r},resident="{resident}" {time_ns}'
+            )
     return out
 
 

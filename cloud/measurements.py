@@ -34,8 +34,14 @@ WASTE_DAILY = Measurement(
 WASTE_AREA_DAILY = Measurement(
     "waste_area_daily",
     tags=("area", "category"),
-    fields={"tonnes": "float", "net_g": "integer", "net_mg": "integer", "deposits": "integer",
-            "residents": "integer", "meets_standard": "boolean"},
+    fields={
+        "tonnes": "float",
+        "net_g": "integer",
+        "net_mg": "integer",
+        "deposits": "integer",
+        "residents": "integer",
+        "meets_standard": "boolean",
+    },
 )
 """Roll-up per (Shanghai day, area, category), deduplicated like waste_daily; residents = distinct
 resident pseudonyms that deposited. area "all" is the whole district, category "all" every category;
@@ -79,8 +85,15 @@ HEALTH_MEASUREMENT = Measurement(
 HEALTH_DAILY = Measurement(
     "health_daily",
     tags=("site", "type"),
-    fields={"visits": "integer", "measurements": "integer", "anonymous": "integer",
-            "abnormal": "integer", "abnormal_rate": "float", "residents": "integer", "suppressed": "boolean"},
+    fields={
+        "visits": "integer",
+        "measurements": "integer",
+        "anonymous": "integer",
+        "abnormal": "integer",
+        "abnormal_rate": "float",
+        "residents": "integer",
+        "suppressed": "boolean",
+    },
 )
 """Aggregate statistics per (Asia/Shanghai day, hut, measurement type); type "all" is the whole hut
 and alone carries visits (distinct resident pseudonyms) and anonymous (no card tap); time = that
@@ -91,7 +104,12 @@ complement, has only suppressed=true (docs/health.md)."""
 GATEWAY_STATUS = Measurement(
     "gateway_status",
     tags=("site", "kind"),
-    fields={"online": "boolean", "buffered": "integer", "devices_ok": "integer", "devices": "integer"},
+    fields={
+        "online": "boolean",
+        "buffered": "integer",
+        "devices_ok": "integer",
+        "devices": "integer",
+    },
 )
 
 DEVICE_STATUS = Measurement(

@@ -61,8 +61,18 @@ def quarantine_lines(records: Sequence[QuarantineRecord], worker: str, time_ns: 
     """Line protocol for dead letters; each gets its own nanosecond so none overwrites another."""
     out = []
     for i, r in enumerate(records):
-        tags = {"site": _safe_tag(r.site), "kind": _safe_tag(r.kind), "code": _safe_tag(r.code), "worker": _safe_tag(worker)}
-        fields = {"reason": r.reason[:500], "topic": r.topic[:300], "payload": r.payload[:PAYLOAD_EXCERPT], "entries": r.entries}
+        tags = {
+            "site": _safe_tag(r.site),
+            "kind": _safe_tag(r.kind),
+            "code": _safe_tag(r.code),
+            "worker": _safe_tag(worker),
+        }
+        fields = {
+            "reason": r.reason[:500],
+            "topic": r.topic[:300],
+            "payload": r.payload[:PAYLOAD_EXCERPT],
+            "entries": r.entries,
+        }
         try:
             out.append(line(m.QUARANTINE.name, tags, fields, time_ns + i))
         except LineProtocolError:  # pragma: no cover - tags are sanitized above
@@ -73,7 +83,9 @@ def quarantine_lines(records: Sequence[QuarantineRecord], worker: str, time_ns: 
 HEALTH_STUB_REASON = "health dead letter: details in the health database (health role)"
 
 
-def split_health(records: Sequence[QuarantineRecord]) -> tuple[list[QuarantineRecord], list[QuarantineRecord]]:
+def split_health(
+    records: Sequence[QuarantineRecord],
+) -> tuple[list[QuarantineRecord], list[QuarantineRecord]]:
     """(for the main database, for the health database): health dead letters go whole to the health
     database and leave a stub (tags and entries, no payload, no reason) in the main one."""
     main: list[QuarantineRecord] = []
@@ -81,7 +93,9 @@ def split_health(records: Sequence[QuarantineRecord]) -> tuple[list[QuarantineRe
     for r in records:
         if r.kind == "health":
             health.append(r)
-            main.append(QuarantineRecord(r.site, r.kind, r.code, HEALTH_STUB_REASON, r.topic, "", r.entries))
+            main.append(
+                QuarantineRecord(r.site, r.kind, r.code, HEALTH_STUB_REASON, r.topic, "", r.entries)
+            )
         else:
             main.append(r)
     return main, health
@@ -97,7 +111,9 @@ class DeadLetterBudget:
     Not thread-safe: the planner thread owns it.
     """
 
-    def __init__(self, per_window: int = 60, window_s: float = 60.0, max_sites: int = 10_000) -> None:
+    def __init__(
+        self, per_window: int = 60, window_s: float = 60.0, max_sites: int = 10_000
+    ) -> None:
         self.per_window, self.window_s, self.max_sites = per_window, window_s, max_sites
         self._used: dict[str, tuple[float, int]] = {}
 
@@ -118,11 +134,19 @@ class DeadLetterBudget:
                 folded.setdefault((r.site, r.kind, r.code), []).append(r)
         for (site, kind, code), rs in folded.items():
             first = rs[0]
-            kept.append(QuarantineRecord(
-                site, kind, code,
-                f"{len(rs)} dead letters folded (over {self.per_window} in {self.window_s:.0f} s from this site); first: {first.reason}"[:500],
-                first.topic, first.payload, sum(r.entries for r in rs),
-            ))
+            kept.append(
+                QuarantineRecord(
+                    site,
+                    kind,
+                    code,
+                    f"{len(rs)} dead letters folded (over {self.per_window} in {self.window_s:.0f} s from this site); first: {first.reason}"[
+                        :500
+                    ],
+                    first.topic,
+                    first.payload,
+                    sum(r.entries for r in rs),
+                )
+            )
         return kept
 
 
@@ -138,7 +162,11 @@ class QuarantineStore:
         self.db = db  # None: the main database
 
     def recent(
-        self, since: dt.timedelta = dt.timedelta(days=1), site: str | None = None, code: str | None = None, limit: int = 50
+        self,
+        since: dt.timedelta = dt.timedelta(days=1),
+        site: str | None = None,
+        code: str | None = None,
+        limit: int = 50,
     ) -> list[DeadLetter]:
         """Newest dead letters first, at most `limit`, received within `since`."""
         where = [f"time > now() - {int(since.total_seconds())}s"]
@@ -175,8 +203,15 @@ class QuarantineStore:
             f"SELECT sum(entries) FROM {m.QUARANTINE.name} WHERE time > now() - {int(since.total_seconds())}s "
             "GROUP BY site, code"
         )
-        return {(s.tags.get("site", ""), s.tags.get("code", "")): int(s.values[0][1] or 0) for s in self.influx.query(q, db=self.db) if s.values}
+        return {
+            (s.tags.get("site", ""), s.tags.get("code", "")): int(s.values[0][1] or 0)
+            for s in self.influx.query(q, db=self.db)
+            if s.values
+        }
 
     def prune(self, keep: dt.timedelta = dt.timedelta(days=DEFAULT_KEEP_DAYS)) -> None:
         """Delete dead letters older than `keep` (idempotent; safe from every worker)."""
-        self.influx.execute(f"DELETE FROM {m.QUARANTINE.name} WHERE time < now() - {int(keep.total_seconds())}s", db=self.db)
+        self.influx.execute(
+            f"DELETE FROM {m.QUARANTINE.name} WHERE time < now() - {int(keep.total_seconds())}s",
+            db=self.db,
+        )

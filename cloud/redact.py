@@ -46,7 +46,9 @@ def _field_names(*models: type[Any]) -> set[str]:
     return {f.alias or name for m in models for name, f in m.model_fields.items()}
 
 
-_KNOWN = _field_names(WasteBatch, WasteReading, HealthBatch, HealthMeasurement, Status, DeviceStatus)
+_KNOWN = _field_names(
+    WasteBatch, WasteReading, HealthBatch, HealthMeasurement, Status, DeviceStatus
+)
 _VALUE_KEYS = {k for required, optional in VALUE_KEYS.values() for k in required | optional}
 _STRINGS = {"schema", "site", "device", "category", "type", "state", "agent_version", "meal"}
 _CONTAINERS = {"readings", "measurements", "devices", "values"}
@@ -74,7 +76,11 @@ def _redact(value: Any, field: str | None, depth: int) -> Any:
             for k, v in list(value.items())[:_MAX_ITEMS]
         }
     if isinstance(value, list):
-        return [_redact(v, field, depth + 1) for v in value[:_MAX_ITEMS]] if field in _CONTAINERS or field is None else REDACTED
+        return (
+            [_redact(v, field, depth + 1) for v in value[:_MAX_ITEMS]]
+            if field in _CONTAINERS or field is None
+            else REDACTED
+        )
     if value is None or isinstance(value, bool):
         return value
     if field == "resident":
@@ -82,7 +88,11 @@ def _redact(value: Any, field: str | None, depth: int) -> Any:
     if isinstance(value, str):
         return mask_digits(value)[:100] if field in _STRINGS else REDACTED
     if isinstance(value, (int, float)):
-        return value if field is not None and field not in _STRINGS and field not in _CONTAINERS else REDACTED
+        return (
+            value
+            if field is not None and field not in _STRINGS and field not in _CONTAINERS
+            else REDACTED
+        )
     return REDACTED
 
 

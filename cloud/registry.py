@@ -52,7 +52,9 @@ class Device(_Model):
 
     def allowed_categories(self) -> tuple[str, ...]:
         """The categories a reading of this scale may carry (anything else is a forgery or a bug)."""
-        return tuple(c.value for c in ([self.category] if self.category else []) + self.also_categories)
+        return tuple(
+            c.value for c in ([self.category] if self.category else []) + self.also_categories
+        )
 
 
 class Site(_Model):
@@ -105,7 +107,9 @@ class Registry(_Model):
             parts = s.id.split("-")
             for i in range(1, len(parts)):
                 if "-".join(parts[:i]) in seen:
-                    raise ValueError(f"site {s.id} starts with site id {'-'.join(parts[:i])}- (device ids would be ambiguous)")
+                    raise ValueError(
+                        f"site {s.id} starts with site id {'-'.join(parts[:i])}- (device ids would be ambiguous)"
+                    )
         devices = [d.id for s in self.sites for d in s.devices]
         if len(set(devices)) != len(devices):
             dup = next(d for d in devices if devices.count(d) > 1)
@@ -132,7 +136,9 @@ def load(path: Path = DEFAULT_PATH) -> Registry:
     except OSError as exc:
         raise RegistryError(f"cannot read registry {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise RegistryError(f"registry {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise RegistryError(
+            f"registry {path} is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from None
     try:
         return Registry.model_validate(doc)
     except ValidationError as exc:
@@ -150,14 +156,23 @@ _ID_RE = re.compile(ID_PATTERN)
 
 def _check_id(what: str, value: str) -> None:
     if not _ID_RE.match(value):
-        raise RegistryError(f"bad {what} id {value!r}: ids are 1-64 of A-Z a-z 0-9 _ - and start with a letter or digit")
+        raise RegistryError(
+            f"bad {what} id {value!r}: ids are 1-64 of A-Z a-z 0-9 _ - and start with a letter or digit"
+        )
 
 
-def _rebuild(registry: Registry, areas: list[Area] | None = None, sites: list[Site] | None = None) -> Registry:
+def _rebuild(
+    registry: Registry, areas: list[Area] | None = None, sites: list[Site] | None = None
+) -> Registry:
     try:
-        return Registry(areas=registry.areas if areas is None else areas, sites=registry.sites if sites is None else sites)
+        return Registry(
+            areas=registry.areas if areas is None else areas,
+            sites=registry.sites if sites is None else sites,
+        )
     except ValidationError as exc:
-        raise RegistryError(exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")) from None
+        raise RegistryError(
+            exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        ) from None
 
 
 def add_area(registry: Registry, area_id: str, name: str) -> Registry:
@@ -168,11 +183,16 @@ def add_area(registry: Registry, area_id: str, name: str) -> Registry:
     return _rebuild(registry, areas=[*registry.areas, Area(id=area_id, name=name)])
 
 
-def add_site(registry: Registry, site_id: str, area: str, name: str, lat: float, lon: float) -> Registry:
+def add_site(
+    registry: Registry, site_id: str, area: str, name: str, lat: float, lon: float
+) -> Registry:
     """A registry with one more site (kind from the id: HH-… health hut, else waste station)."""
     _check_id("site", site_id)
     if registry.site(site_id) is not None:
-        raise RegistryError(f"site {site_id} already exists" + (" (retired; ids are never reused)" if registry.site(site_id).retired else ""))  # type: ignore[union-attr]
+        raise RegistryError(
+            f"site {site_id} already exists"
+            + (" (retired; ids are never reused)" if registry.site(site_id).retired else "")
+        )  # type: ignore[union-attr]
     if all(a.id != area for a in registry.areas):
         raise RegistryError(f"unknown area {area!r}: add it first (gumei registry add-area)")
     kind = "health" if site_id.startswith("HH-") else "waste"
@@ -184,27 +204,46 @@ def add_site(registry: Registry, site_id: str, area: str, name: str, lat: float,
 
 
 def add_device(
-    registry: Registry, device_id: str, interface: str = "sim", category: str | None = None,
-    type_: str | None = None, capacity_kg: float | None = None,
+    registry: Registry,
+    device_id: str,
+    interface: str = "sim",
+    category: str | None = None,
+    type_: str | None = None,
+    capacity_kg: float | None = None,
 ) -> Registry:
     """A registry with one more device at the site its id starts with."""
     _check_id("device", device_id)
     owner = next((s for s in registry.sites if device_belongs(device_id, s.id)), None)
     if owner is None:
-        raise RegistryError(f"device {device_id} does not start with a known site id and a dash (e.g. WS-0101-S5)")
+        raise RegistryError(
+            f"device {device_id} does not start with a known site id and a dash (e.g. WS-0101-S5)"
+        )
     if owner.retired:
         raise RegistryError(f"site {owner.id} is retired")
     if any(d.id == device_id for s in registry.sites for d in s.devices):
         raise RegistryError(f"device {device_id} already exists")
     if owner.kind == "waste" and (category is None or type_ is not None):
-        raise RegistryError(f"{device_id} is a scale at waste station {owner.id}: give --category, not --type")
+        raise RegistryError(
+            f"{device_id} is a scale at waste station {owner.id}: give --category, not --type"
+        )
     if owner.kind == "health" and (type_ is None or category is not None):
-        raise RegistryError(f"{device_id} is an instrument at health hut {owner.id}: give --type, not --category")
+        raise RegistryError(
+            f"{device_id} is an instrument at health hut {owner.id}: give --type, not --category"
+        )
     try:
-        device = Device(id=device_id, interface=interface, category=category, type=type_, capacity_kg=capacity_kg)  # type: ignore[arg-type]
+        device = Device(
+            id=device_id,
+            interface=interface,
+            category=category,
+            type=type_,
+            capacity_kg=capacity_kg,
+        )  # type: ignore[arg-type]
     except ValidationError as exc:
         raise RegistryError(f"device {device_id}: {first_error(exc)}") from None
-    sites = [s.model_copy(update={"devices": [*s.devices, device]}) if s.id == owner.id else s for s in registry.sites]
+    sites = [
+        s.model_copy(update={"devices": [*s.devices, device]}) if s.id == owner.id else s
+        for s in registry.sites
+    ]
     return _rebuild(registry, sites=sites)
 
 
@@ -215,7 +254,12 @@ def retire_site(registry: Registry, site_id: str) -> Registry:
         raise RegistryError(f"no site {site_id}")
     if site.retired:
         raise RegistryError(f"site {site_id} is already retired")
-    return _rebuild(registry, sites=[s.model_copy(update={"retired": True}) if s.id == site_id else s for s in registry.sites])
+    return _rebuild(
+        registry,
+        sites=[
+            s.model_copy(update={"retired": True}) if s.id == site_id else s for s in registry.sites
+        ],
+    )
 
 
 def retire_device(registry: Registry, device_id: str) -> Registry:
@@ -225,22 +269,44 @@ def retire_device(registry: Registry, device_id: str) -> Registry:
             if d.id == device_id:
                 if d.retired:
                     raise RegistryError(f"device {device_id} is already retired")
-                devices = [x.model_copy(update={"retired": True}) if x.id == device_id else x for x in s.devices]
-                return _rebuild(registry, sites=[x.model_copy(update={"devices": devices}) if x.id == s.id else x for x in registry.sites])
+                devices = [
+                    x.model_copy(update={"retired": True}) if x.id == device_id else x
+                    for x in s.devices
+                ]
+                return _rebuild(
+                    registry,
+                    sites=[
+                        x.model_copy(update={"devices": devices}) if x.id == s.id else x
+                        for x in registry.sites
+                    ],
+                )
     raise RegistryError(f"no device {device_id}")
 
 
 # Gumei Road sub-district sits around 31.150 N, 121.400 E (Minhang, Shanghai).
 _CENTER = (31.1505, 121.4020)
-_HEALTH_TYPES = ("blood_pressure", "blood_glucose", "body_composition", "body_temperature", "pulse_oximetry")
-_HEALTH_SUFFIX = {"blood_pressure": "BP", "blood_glucose": "GLU", "body_composition": "BC",
-                  "body_temperature": "TEMP", "pulse_oximetry": "SPO2"}
+_HEALTH_TYPES = (
+    "blood_pressure",
+    "blood_glucose",
+    "body_composition",
+    "body_temperature",
+    "pulse_oximetry",
+)
+_HEALTH_SUFFIX = {
+    "blood_pressure": "BP",
+    "blood_glucose": "GLU",
+    "body_composition": "BC",
+    "body_temperature": "TEMP",
+    "pulse_oximetry": "SPO2",
+}
 
 
 def default_registry(areas: int = 40, seed: int = 20261127) -> Registry:
     """The realistic Gumei default: 40 areas, about 8 stations each (4 scales), one health hut."""
     rng = random.Random(seed)
-    area_list = [Area(id=f"A{i:02d}", name=f"古美第{i}居民区 Gumei area {i}") for i in range(1, areas + 1)]
+    area_list = [
+        Area(id=f"A{i:02d}", name=f"古美第{i}居民区 Gumei area {i}") for i in range(1, areas + 1)
+    ]
     sites: list[Site] = []
     for i, area in enumerate(area_list, start=1):
         alat = _CENTER[0] + rng.uniform(-0.012, 0.012)
@@ -248,17 +314,34 @@ def default_registry(areas: int = 40, seed: int = 20261127) -> Registry:
         for j in range(1, rng.choice((6, 7, 8, 8, 9, 10)) + 1):
             sid = f"WS-{i:02d}{j:02d}"
             devices = [
-                Device(id=f"{sid}-S{k}", interface="serial" if k % 2 else "modbus", category=cat, capacity_kg=240.0)
+                Device(
+                    id=f"{sid}-S{k}",
+                    interface="serial" if k % 2 else "modbus",
+                    category=cat,
+                    capacity_kg=240.0,
+                )
                 for k, cat in enumerate(Category, start=1)
             ]
             sites.append(
-                Site(id=sid, kind="waste", area=area.id, name=f"{area.name.split()[0]} 投放点 {j}",
-                     lat=round(alat + rng.uniform(-0.002, 0.002), 6),
-                     lon=round(alon + rng.uniform(-0.002, 0.002), 6), devices=devices)
+                Site(
+                    id=sid,
+                    kind="waste",
+                    area=area.id,
+                    name=f"{area.name.split()[0]} 投放点 {j}",
+                    lat=round(alat + rng.uniform(-0.002, 0.002), 6),
+                    lon=round(alon + rng.uniform(-0.002, 0.002), 6),
+                    devices=devices,
+                )
             )
     hut = Site(
-        id="HH-01", kind="health", area="A01", name="古美社区智慧健康小屋 Smart health hut",
-        lat=_CENTER[0], lon=_CENTER[1],
-        devices=[Device(id=f"HH-01-{_HEALTH_SUFFIX[t]}", interface="ble", type=t) for t in _HEALTH_TYPES],
+        id="HH-01",
+        kind="health",
+        area="A01",
+        name="古美社区智慧健康小屋 Smart health hut",
+        lat=_CENTER[0],
+        lon=_CENTER[1],
+        devices=[
+            Device(id=f"HH-01-{_HEALTH_SUFFIX[t]}", interface="ble", type=t) for t in _HEALTH_TYPES
+        ],
     )
     return Registry(areas=area_list, sites=[*sites, hut])

@@ -128,7 +128,9 @@ class TargetSettings(BaseModel):
 class CloudSettings(BaseSettings):
     """Everything a cloud process needs; built once in main() and passed down."""
 
-    model_config = SettingsConfigDict(env_prefix="GUMEI_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="GUMEI_", env_nested_delimiter="__", extra="forbid"
+    )
 
     environment: Literal["development", "production"] = "development"
     influx: InfluxSettings = InfluxSettings()
@@ -144,10 +146,14 @@ class CloudSettings(BaseSettings):
     # peers (addresses or CIDR networks) whose X-Forwarded-For names the real client; [] = none.
     api_forwarded_allow_ips: list[str] = ["127.0.0.1", "::1"]
     api_max_rows: int = Field(100_000, ge=1, le=10_000_000)  # a bigger answer is a 422
-    audit_log: Path | None = None  # per-resident access records (JSON lines); default: audit.jsonl beside `tokens`
+    audit_log: Path | None = (
+        None  # per-resident access records (JSON lines); default: audit.jsonl beside `tokens`
+    )
     audit_retention_days: float = Field(1096.0, gt=0, le=36_600)  # 3 years
     audit_bulk_residents: int = Field(50, ge=1)  # one token reading more distinct residents ...
-    audit_bulk_window_s: float = Field(3600.0, gt=0, le=86_400 * 31)  # ... within this rolling window is flagged
+    audit_bulk_window_s: float = Field(
+        3600.0, gt=0, le=86_400 * 31
+    )  # ... within this rolling window is flagged
 
     @field_validator("api_forwarded_allow_ips")
     @classmethod
@@ -156,7 +162,9 @@ class CloudSettings(BaseSettings):
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise ValueError(f"api_forwarded_allow_ips: {item!r} is not an IP address or network") from None
+                raise ValueError(
+                    f"api_forwarded_allow_ips: {item!r} is not an IP address or network"
+                ) from None
         return value
 
     def audit_path(self) -> Path:
@@ -172,8 +180,11 @@ class CloudSettings(BaseSettings):
 
     def failure_limits(self) -> FailureLimits:
         """The API's failed-authentication limits."""
-        return FailureLimits(fail_limit=self.auth_fail_limit, fail_window_s=self.auth_fail_window_s,
-                             max_clients=self.auth_max_clients)
+        return FailureLimits(
+            fail_limit=self.auth_fail_limit,
+            fail_window_s=self.auth_fail_window_s,
+            max_clients=self.auth_max_clients,
+        )
 
     @model_validator(mode="after")
     def _no_defaults_in_production(self) -> CloudSettings:
@@ -188,18 +199,24 @@ class CloudSettings(BaseSettings):
         """How `service` reaches InfluxDB, as its own user; in production a missing section is an
         error, never a quiet fall-back to the administrator's identity."""
         if self.environment == "production" and not getattr(self.influx, service).is_set:
-            raise SettingsError(f"production needs [influx.{service}] (the {service} service's own InfluxDB user "
-                                "or token; `gumei influx grants --print` creates them), not the administrator's")
+            raise SettingsError(
+                f"production needs [influx.{service}] (the {service} service's own InfluxDB user "
+                "or token; `gumei influx grants --print` creates them), not the administrator's"
+            )
         return self.influx.config(service)
 
     def worker_endpoint(self) -> MqttEndpoint:
         """The broker identity of this ingestion worker: username = client id = ingest.name."""
         if self.mqtt.username not in (None, self.ingest.name):
-            raise SettingsError(f"mqtt.username {self.mqtt.username!r} is not the worker name {self.ingest.name!r}: "
-                                "a worker connects as its name (ingest-1..N); drop mqtt.username")
+            raise SettingsError(
+                f"mqtt.username {self.mqtt.username!r} is not the worker name {self.ingest.name!r}: "
+                "a worker connects as its name (ingest-1..N); drop mqtt.username"
+            )
         if self.environment == "production" and not self.mqtt.password:
-            raise SettingsError(f"production needs {self.ingest.name}'s broker password (GUMEI_MQTT__PASSWORD, "
-                                f"from /etc/gumei/ingest/{self.ingest.name}.env)")
+            raise SettingsError(
+                f"production needs {self.ingest.name}'s broker password (GUMEI_MQTT__PASSWORD, "
+                f"from /etc/gumei/ingest/{self.ingest.name}.env)"
+            )
         return self.mqtt.model_copy(update={"username": self.ingest.name})
 
     @classmethod

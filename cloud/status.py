@@ -51,43 +51,63 @@ def _latest_by(series: list[Series], tag: str) -> dict[str, dict[str, object]]:
     return out
 
 
-def read_statuses(influx: InfluxClient, registry: Registry, site: str | None = None, area: str | None = None) -> list[GatewayStatus]:
+def read_statuses(
+    influx: InfluxClient, registry: Registry, site: str | None = None, area: str | None = None
+) -> list[GatewayStatus]:
     """Every active gateway of the registry (optionally one site or area) with its latest status."""
     where = f" WHERE \"site\" = '{site}'" if site else ""
-    latest = _latest_by(influx.query(
-        f'SELECT "online", "buffered" FROM {m.GATEWAY_STATUS.name}{where} GROUP BY "site" ORDER BY time DESC LIMIT 1'
-    ), "site")
+    latest = _latest_by(
+        influx.query(
+            f'SELECT "online", "buffered" FROM {m.GATEWAY_STATUS.name}{where} GROUP BY "site" ORDER BY time DESC LIMIT 1'
+        ),
+        "site",
+    )
     online_where = f"{where} AND" if where else " WHERE"
-    seen = _latest_by(influx.query(
-        f'SELECT "online" FROM {m.GATEWAY_STATUS.name}{online_where} "online" = true '
-        'GROUP BY "site" ORDER BY time DESC LIMIT 1'
-    ), "site")
-    devices = _latest_by(influx.query(
-        f'SELECT "ok", "fill_pct" FROM {m.DEVICE_STATUS.name}{where} GROUP BY "device" ORDER BY time DESC LIMIT 1'
-    ), "device")
+    seen = _latest_by(
+        influx.query(
+            f'SELECT "online" FROM {m.GATEWAY_STATUS.name}{online_where} "online" = true '
+            'GROUP BY "site" ORDER BY time DESC LIMIT 1'
+        ),
+        "site",
+    )
+    devices = _latest_by(
+        influx.query(
+            f'SELECT "ok", "fill_pct" FROM {m.DEVICE_STATUS.name}{where} GROUP BY "device" ORDER BY time DESC LIMIT 1'
+        ),
+        "device",
+    )
     out = []
     for s in registry.sites:
         if s.retired or (site and s.id != site) or (area and s.area != area):
             continue
         last = latest.get(s.id)
-        state: GatewayState = "unknown" if last is None else ("online" if last["online"] else "offline")
+        state: GatewayState = (
+            "unknown" if last is None else ("online" if last["online"] else "offline")
+        )
         buffered = last.get("buffered") if last else None
         dev = []
         for d in s.devices:
             if d.retired:
                 continue
             rep = devices.get(d.id)
-            dev.append(DeviceReport(
-                d.id,
-                None if rep is None or rep.get("ok") is None else bool(rep["ok"]),
-                None if rep is None or rep.get("fill_pct") is None else float(rep["fill_pct"]),  # type: ignore[arg-type]
-                None if rep is None else int(rep["time"]),  # type: ignore[call-overload]
-            ))
-        out.append(GatewayStatus(
-            site=s.id, kind=s.kind, area=s.area, state=state,
-            last_seen_ms=int(seen[s.id]["time"]) if s.id in seen else None,  # type: ignore[call-overload]
-            changed_ms=int(last["time"]) if last else None,  # type: ignore[call-overload]
-            buffered=int(buffered) if buffered is not None else None,  # type: ignore[call-overload]
-            devices=dev,
-        ))
+            dev.append(
+                DeviceReport(
+                    d.id,
+                    None if rep is None or rep.get("ok") is None else bool(rep["ok"]),
+                    None if rep is None or rep.get("fill_pct") is None else float(rep["fill_pct"]),  # type: ignore[arg-type]
+                    None if rep is None else int(rep["time"]),  # type: ignore[call-overload]
+                )
+            )
+        out.append(
+            GatewayStatus(
+                site=s.id,
+                kind=s.kind,
+                area=s.area,
+                state=state,
+                last_seen_ms=int(seen[s.id]["time"]) if s.id in seen else None,  # type: ignore[call-overload]
+                changed_ms=int(last["time"]) if last else None,  # type: ignore[call-overload]
+                buffered=int(buffered) if buffered is not None else None,  # type: ignore[call-overload]
+                devices=dev,
+            )
+        )
     return out

@@ -57,10 +57,15 @@ def load_json(payload: bytes) -> Any:
 
     Any input, however shaped, ends in a value or a PayloadRejected: never a RecursionError."""
     try:
-        return json.loads(payload.decode("utf-8"), parse_constant=_no_constant)  # UTF-8 only: no UTF-16/32 guessing
+        return json.loads(
+            payload.decode("utf-8"), parse_constant=_no_constant
+        )  # UTF-8 only: no UTF-16/32 guessing
     except RecursionError:
         raise PayloadRejected("not_json", "JSON nested too deeply") from None
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, NaN/Infinity, >4300-digit ints
+    except (
+        UnicodeDecodeError,
+        ValueError,
+    ) as exc:  # JSONDecodeError, NaN/Infinity, >4300-digit ints
         raise PayloadRejected("not_json", f"payload is not UTF-8 JSON ({str(exc)[:120]})") from None
 
 
@@ -72,8 +77,9 @@ _WASTE_FAST = TypeAdapter(WasteBatch)
 _HEALTH_FAST = TypeAdapter(HealthBatch)
 
 
-
-def _check_entry(entry: WasteReading | HealthMeasurement, site: str, limit_ms: int) -> tuple[str, str] | None:
+def _check_entry(
+    entry: WasteReading | HealthMeasurement, site: str, limit_ms: int
+) -> tuple[str, str] | None:
     if not device_belongs(entry.device, site):
         return "device_not_of_site", f"device {entry.device} does not belong to site {site}"
     if entry.ts > limit_ms:
@@ -86,14 +92,18 @@ def _load_envelope(payload: bytes, schema: str, list_key: str) -> tuple[str, lis
     if not isinstance(doc, dict):
         raise PayloadRejected("bad_schema", "payload is not a JSON object")
     if doc.get("schema") != schema:
-        raise PayloadRejected("bad_schema", f"schema must be {schema!r}, got {type(doc.get('schema')).__name__}")
+        raise PayloadRejected(
+            "bad_schema", f"schema must be {schema!r}, got {type(doc.get('schema')).__name__}"
+        )
     extra = sorted(set(doc) - {"schema", "site", list_key})
     site = doc.get("site")
     entries = doc.get(list_key)
     if not isinstance(site, str):
         raise PayloadRejected("bad_schema", "site must be a string")
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BATCH:
-        raise PayloadRejected("bad_schema", f"{list_key} must be a list of 1 to {MAX_BATCH} entries")
+        raise PayloadRejected(
+            "bad_schema", f"{list_key} must be a list of 1 to {MAX_BATCH} entries"
+        )
     return site, entries, extra
 
 
@@ -112,12 +122,19 @@ def _decode(
         raise PayloadRejected("too_large", f"payload of {len(payload)} bytes exceeds 256 KiB")
     try:
         batch = fast.validate_json(payload)
-        site, entries, raw_entries, extra = batch.site, getattr(batch, list_key), None, ignored_fields(batch)
+        site, entries, raw_entries, extra = (
+            batch.site,
+            getattr(batch, list_key),
+            None,
+            ignored_fields(batch),
+        )
     except ValidationError:
         site, raw_entries, extra = _load_envelope(payload, schema, list_key)
         entries = raw_entries
     if site != topic.site:
-        raise PayloadRejected("site_mismatch", f"payload site {site[:64]!r} differs from topic site {topic.site!r}")
+        raise PayloadRejected(
+            "site_mismatch", f"payload site {site[:64]!r} differs from topic site {topic.site!r}"
+        )
     out: Decoded[E] = Decoded(site=site)
     out.ignored.update(extra)
     for i, item in enumerate(entries):
@@ -131,7 +148,9 @@ def _decode(
             out.ignored.update(f"{list_key}[].{name}" for name in item.model_extra)
         problem = _check_entry(item, site, limit)
         if problem:
-            out.rejected.append(RejectedEntry(i, problem[0], problem[1], item.model_dump(mode="json")))
+            out.rejected.append(
+                RejectedEntry(i, problem[0], problem[1], item.model_dump(mode="json"))
+            )
         else:
             out.valid.append(item)
     return out
@@ -142,9 +161,13 @@ def decode_waste(payload: bytes, topic: Topic, now: int | None = None) -> Decode
     return _decode(payload, topic, _WASTE_FAST, WasteReading, WASTE_SCHEMA, "readings", now)
 
 
-def decode_health(payload: bytes, topic: Topic, now: int | None = None) -> Decoded[HealthMeasurement]:
+def decode_health(
+    payload: bytes, topic: Topic, now: int | None = None
+) -> Decoded[HealthMeasurement]:
     """Decode a health measurements payload; raise PayloadRejected when the whole payload is bad."""
-    return _decode(payload, topic, _HEALTH_FAST, HealthMeasurement, HEALTH_SCHEMA, "measurements", now)
+    return _decode(
+        payload, topic, _HEALTH_FAST, HealthMeasurement, HEALTH_SCHEMA, "measurements", now
+    )
 
 
 def decode_status(payload: bytes, topic: Topic) -> Status:
@@ -157,7 +180,9 @@ def decode_status(payload: bytes, topic: Topic) -> Status:
         code = "not_json" if exc.errors()[0]["type"] == "json_invalid" else "bad_schema"
         raise PayloadRejected(code, first_error(exc)) from None
     if status.site != topic.site:
-        raise PayloadRejected("site_mismatch", f"payload site {status.site!r} differs from topic site {topic.site!r}")
+        raise PayloadRejected(
+            "site_mismatch", f"payload site {status.site!r} differs from topic site {topic.site!r}"
+        )
     return status
 
 
@@ -165,4 +190,3 @@ DECODERS: dict[str, Callable[..., Any]] = {
     "readings": decode_waste,
     "measurements": decode_health,
 }
-

@@ -48,7 +48,9 @@ class FastWasteReading(msgspec.Struct, forbid_unknown_fields=True, frozen=True, 
     category: Category
     net_kg: Annotated[float, msgspec.Meta(gt=0, le=MAX_NET_KG)]
     gross_kg: Annotated[float, msgspec.Meta(ge=0, le=10_000)] | None = None
-    resident: Annotated[str, msgspec.Meta(min_length=RESIDENT_LENGTH, max_length=RESIDENT_LENGTH)] | None = None
+    resident: (
+        Annotated[str, msgspec.Meta(min_length=RESIDENT_LENGTH, max_length=RESIDENT_LENGTH)] | None
+    ) = None
 
 
 class FastWasteBatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):

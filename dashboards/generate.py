@@ -71,11 +71,15 @@ def generate(
     if gazetteer_path is not None:
         gazetteer_path.parent.mkdir(parents=True, exist_ok=True)
         entries = gazetteer(registry.load(registry_path))
-        gazetteer_path.write_text(json.dumps(entries, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        gazetteer_path.write_text(
+            json.dumps(entries, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
         written.append(gazetteer_path)
     return written
 
 
 def load(json_dir: Path = JSON_DIR) -> dict[str, dict[str, Any]]:
     """The committed dashboard JSON files, by file stem."""
-    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(json_dir.glob("*.json"))}
+    return {
+        p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(json_dir.glob("*.json"))
+    }

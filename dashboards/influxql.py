@@ -55,14 +55,24 @@ class InfluxQLQuery(cogvariants.Dataquery):
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
-        unknown = set(data) - {"refId", "datasource", "query", "rawQuery", "resultFormat", "alias", "hide"}
+        unknown = set(data) - {
+            "refId",
+            "datasource",
+            "query",
+            "rawQuery",
+            "resultFormat",
+            "alias",
+            "hide",
+        }
         if unknown:
             raise ValueError(f"unexpected InfluxQL target keys: {sorted(unknown)}")
         if data.get("rawQuery") is not True:
             raise ValueError("InfluxQL target must be a raw query (rawQuery: true)")
         if data.get("resultFormat") not in ("time_series", "table"):
             raise ValueError(f"bad resultFormat {data.get('resultFormat')!r}")
-        return cls(data["refId"], data["query"], data["resultFormat"], data.get("alias"), data.get("hide"))
+        return cls(
+            data["refId"], data["query"], data["resultFormat"], data.get("alias"), data.get("hide")
+        )
 
 
 class InfluxQL(cogbuilder.Builder[cogvariants.Dataquery]):
@@ -87,5 +97,7 @@ def register() -> None:
     """Register the SDK's panel plugins and this dataquery so Dashboard.from_json decodes targets."""
     cogplugins.register_default_plugins()
     cogruntime.Runtime().register_dataquery_variant(
-        cogruntime.DataqueryConfig(identifier=DATASOURCE_TYPE, from_json_hook=InfluxQLQuery.from_json)
+        cogruntime.DataqueryConfig(
+            identifier=DATASOURCE_TYPE, from_json_hook=InfluxQLQuery.from_json
+        )
     )

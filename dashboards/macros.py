@@ -24,7 +24,15 @@ _ROUNDING = (
     (3628800000, 2592000000),
 )  # fmt: skip
 _YEAR_MS = 31536000000
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS, "y": _YEAR_MS}
+_UNITS_MS = {
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": DAY_MS,
+    "w": 7 * DAY_MS,
+    "y": _YEAR_MS,
+}
 _VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::\w+)?\]\]|\$\{(\w+)(?::[^}]+)?\}")
 _REGEX_SPECIAL = re.compile(r"[\\^$*+?.()|\[\]{}/]")
 
@@ -56,7 +64,9 @@ def parse_duration(text: str, units: Collection[str] = tuple(_UNITS_MS)) -> int:
     return int(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
-def interval_ms(time_from_ms: int, time_to_ms: int, max_data_points: int, min_interval: str = "10s") -> int:
+def interval_ms(
+    time_from_ms: int, time_to_ms: int, max_data_points: int, min_interval: str = "10s"
+) -> int:
     """$__interval_ms for a time range drawn with at most max_data_points points."""
     raw = (time_to_ms - time_from_ms) / max(1, max_data_points)
     return max(round_interval(raw), parse_duration(min_interval))

@@ -41,24 +41,49 @@ def health() -> dm.Dashboard:
         "now-30d",
         ["health"],
     )
-    d = d.with_variable(query_variable("hut", "健康小屋 Hut", f"SHOW TAG VALUES FROM {q(HD.name)} WITH KEY = {q('site')}"))
+    d = d.with_variable(
+        query_variable(
+            "hut", "健康小屋 Hut", f"SHOW TAG VALUES FROM {q(HD.name)} WITH KEY = {q('site')}"
+        )
+    )
     where = f"{q('site')} =~ /^$hut$/ AND $timeFilter"
     whole = f"{q('type')} = 'all' AND {where}"
     types = f"{q('type')} != 'all' AND {where}"
     g = Grid()
-    total = InfluxQL(f"SELECT sum({q('measurements')}) FROM {q(HD.name)} WHERE {whole}").alias("测量 Measurements")
-    d = d.with_panel(g.place(stat_panel("测量总数 Measurements (shown hut-days)", [total], "short"), 6, 5))
-    people = InfluxQL(f"SELECT sum({q('visits')}) FROM {q(HD.name)} WHERE {whole}").alias("人次 Resident-days")
-    d = d.with_panel(g.place(stat_panel("到访人次 Visits (resident-days)", [people], "short"), 6, 5))
-    abnormal_total = InfluxQL(f"SELECT sum({q('abnormal')}) FROM {q(HD.name)} WHERE {whole}").alias("异常 Abnormal")
-    d = d.with_panel(
-        g.place(stat_panel("异常测量数 Abnormal measurements", [abnormal_total], "short").thresholds(thresholds((None, "green"), (1, "orange"))), 6, 5)
+    total = InfluxQL(f"SELECT sum({q('measurements')}) FROM {q(HD.name)} WHERE {whole}").alias(
+        "测量 Measurements"
     )
-    hidden = InfluxQL(f"SELECT count({q('suppressed')}) FROM {q(HD.name)} WHERE {q('suppressed')} = true AND {where}").alias("隐藏 Suppressed")
+    d = d.with_panel(
+        g.place(stat_panel("测量总数 Measurements (shown hut-days)", [total], "short"), 6, 5)
+    )
+    people = InfluxQL(f"SELECT sum({q('visits')}) FROM {q(HD.name)} WHERE {whole}").alias(
+        "人次 Resident-days"
+    )
+    d = d.with_panel(
+        g.place(stat_panel("到访人次 Visits (resident-days)", [people], "short"), 6, 5)
+    )
+    abnormal_total = InfluxQL(f"SELECT sum({q('abnormal')}) FROM {q(HD.name)} WHERE {whole}").alias(
+        "异常 Abnormal"
+    )
     d = d.with_panel(
         g.place(
-            stat_panel("隐藏格 Suppressed cells (too few residents)", [hidden], "short").no_value("0")
-            .description("Hut-day figures from fewer than k distinct residents (and their complements) are never shown."),
+            stat_panel("异常测量数 Abnormal measurements", [abnormal_total], "short").thresholds(
+                thresholds((None, "green"), (1, "orange"))
+            ),
+            6,
+            5,
+        )
+    )
+    hidden = InfluxQL(
+        f"SELECT count({q('suppressed')}) FROM {q(HD.name)} WHERE {q('suppressed')} = true AND {where}"
+    ).alias("隐藏 Suppressed")
+    d = d.with_panel(
+        g.place(
+            stat_panel("隐藏格 Suppressed cells (too few residents)", [hidden], "short")
+            .no_value("0")
+            .description(
+                "Hut-day figures from fewer than k distinct residents (and their complements) are never shown."
+            ),
             6,
             5,
         )
@@ -66,15 +91,35 @@ def health() -> dm.Dashboard:
     visits = InfluxQL(
         f"SELECT sum({q('visits')}) FROM {q(HD.name)} WHERE {whole} GROUP BY {SHANGHAI_DAYS} fill(none)"
     ).alias("到访居民 Residents")
-    d = d.with_panel(g.place(timeseries_panel("每日到访 Visits per day (distinct residents)", [visits], "short", bars=True), 12, 8))
+    d = d.with_panel(
+        g.place(
+            timeseries_panel(
+                "每日到访 Visits per day (distinct residents)", [visits], "short", bars=True
+            ),
+            12,
+            8,
+        )
+    )
     by_type = InfluxQL(
         f"SELECT sum({q('measurements')}) FROM {q(HD.name)} WHERE {types} GROUP BY {SHANGHAI_DAYS}, {q('type')} fill(none)"
     ).alias("$tag_type")
-    d = d.with_panel(g.place(timeseries_panel("各类测量 Measurements by type per day", [by_type], "short", bars=True, stacked=True), 12, 8))
+    d = d.with_panel(
+        g.place(
+            timeseries_panel(
+                "各类测量 Measurements by type per day", [by_type], "short", bars=True, stacked=True
+            ),
+            12,
+            8,
+        )
+    )
     abnormal = InfluxQL(
-        f"SELECT sum({q('abnormal')}) AS {q('abnormal')} FROM {q(HD.name)} WHERE {types} GROUP BY {q('type')}", "A"
+        f"SELECT sum({q('abnormal')}) AS {q('abnormal')} FROM {q(HD.name)} WHERE {types} GROUP BY {q('type')}",
+        "A",
     ).table()
-    measured = InfluxQL(f"SELECT sum({q('measurements')}) AS {q('measured')} FROM {q(HD.name)} WHERE {types} GROUP BY {q('type')}", "B").table()
+    measured = InfluxQL(
+        f"SELECT sum({q('measurements')}) AS {q('measured')} FROM {q(HD.name)} WHERE {types} GROUP BY {q('type')}",
+        "B",
+    ).table()
     rate = DataTransformerConfig(
         id_val="calculateField",
         options={
@@ -89,7 +134,9 @@ def health() -> dm.Dashboard:
             table_panel("各类异常率 Abnormal rate by type", [abnormal, measured])
             .with_transformation(DataTransformerConfig(id_val="merge", options={}))
             .with_transformation(rate)
-            .description("Home cut-offs as flagged at ingestion (BP ≥ 135/85 mmHg, glucose by meal context); shown hut-days only."),
+            .description(
+                "Home cut-offs as flagged at ingestion (BP ≥ 135/85 mmHg, glucose by meal context); shown hut-days only."
+            ),
             12,
             8,
         )
@@ -97,7 +144,11 @@ def health() -> dm.Dashboard:
     rate_daily = InfluxQL(
         f"SELECT sum({q('abnormal')}) / sum({q('measurements')}) AS {q('rate')} FROM {q(HD.name)} WHERE {whole} GROUP BY {SHANGHAI_DAYS} fill(none)"
     ).alias("异常率 Abnormal rate")
-    d = d.with_panel(g.place(timeseries_panel("每日异常率 Abnormal rate per day", [rate_daily], "percentunit"), 12, 8))
+    d = d.with_panel(
+        g.place(
+            timeseries_panel("每日异常率 Abnormal rate per day", [rate_daily], "percentunit"), 12, 8
+        )
+    )
     return d.build()
 
 
@@ -112,31 +163,73 @@ def fleet() -> dm.Dashboard:
     )
     g = Grid()
     latest = f"SELECT last({q('online')}) AS {q('online')} FROM {q(G.name)} WHERE $timeFilter GROUP BY {q('site')}"
-    online = InfluxQL(f"SELECT count({q('online')}) FROM ({latest}) WHERE {q('online')} = true").alias("在线 Online")
-    d = d.with_panel(g.place(stat_panel("在线网关 Gateways online", [online], "short").thresholds(thresholds((None, "green"))), 5, 5))
-    offline = InfluxQL(f"SELECT count({q('online')}) FROM ({latest}) WHERE {q('online')} = false").alias("离线 Offline")
+    online = InfluxQL(
+        f"SELECT count({q('online')}) FROM ({latest}) WHERE {q('online')} = true"
+    ).alias("在线 Online")
     d = d.with_panel(
-        g.place(stat_panel("离线网关 Gateways offline", [offline], "short").thresholds(thresholds((None, "green"), (1, "red"))).no_value("0"), 5, 5)
+        g.place(
+            stat_panel("在线网关 Gateways online", [online], "short").thresholds(
+                thresholds((None, "green"))
+            ),
+            5,
+            5,
+        )
+    )
+    offline = InfluxQL(
+        f"SELECT count({q('online')}) FROM ({latest}) WHERE {q('online')} = false"
+    ).alias("离线 Offline")
+    d = d.with_panel(
+        g.place(
+            stat_panel("离线网关 Gateways offline", [offline], "short")
+            .thresholds(thresholds((None, "green"), (1, "red")))
+            .no_value("0"),
+            5,
+            5,
+        )
     )
     dev_latest = f"SELECT last({q('ok')}) AS {q('ok')} FROM {q(D.name)} WHERE $timeFilter GROUP BY {q('device')}"
-    faulty = InfluxQL(f"SELECT count({q('ok')}) FROM ({dev_latest}) WHERE {q('ok')} = false").alias("故障 Faulty")
-    d = d.with_panel(
-        g.place(stat_panel("故障设备 Devices reporting a fault", [faulty], "short").thresholds(thresholds((None, "green"), (1, "orange"))).no_value("0"), 5, 5)
+    faulty = InfluxQL(f"SELECT count({q('ok')}) FROM ({dev_latest}) WHERE {q('ok')} = false").alias(
+        "故障 Faulty"
     )
-    quarantined = InfluxQL(f"SELECT sum({q('entries')}) FROM {q(QU.name)} WHERE $timeFilter").alias("隔离 Quarantined")
     d = d.with_panel(
-        g.place(stat_panel("隔离条目 Quarantined entries (all reasons)", [quarantined], "short").thresholds(thresholds((None, "green"), (1, "orange"))).no_value("0"), 4, 5)
+        g.place(
+            stat_panel("故障设备 Devices reporting a fault", [faulty], "short")
+            .thresholds(thresholds((None, "green"), (1, "orange")))
+            .no_value("0"),
+            5,
+            5,
+        )
     )
-    watermark = InfluxQL(f"SELECT last({q('watermark_ms')}) FROM {q(A.name)} WHERE $timeFilter").alias("聚合进度 Aggregated up to")
-    d = d.with_panel(g.place(stat_panel("聚合进度 Aggregator watermark", [watermark], "dateTimeAsIso"), 5, 5))
+    quarantined = InfluxQL(f"SELECT sum({q('entries')}) FROM {q(QU.name)} WHERE $timeFilter").alias(
+        "隔离 Quarantined"
+    )
+    d = d.with_panel(
+        g.place(
+            stat_panel("隔离条目 Quarantined entries (all reasons)", [quarantined], "short")
+            .thresholds(thresholds((None, "green"), (1, "orange")))
+            .no_value("0"),
+            4,
+            5,
+        )
+    )
+    watermark = InfluxQL(
+        f"SELECT last({q('watermark_ms')}) FROM {q(A.name)} WHERE $timeFilter"
+    ).alias("聚合进度 Aggregated up to")
+    d = d.with_panel(
+        g.place(stat_panel("聚合进度 Aggregator watermark", [watermark], "dateTimeAsIso"), 5, 5)
+    )
     last_seen = InfluxQL(
         f"SELECT last({q('online')}) AS {q('online')}, {q('buffered')}, {q('devices_ok')}, {q('devices')} FROM {q(G.name)} "
         f"WHERE $timeFilter GROUP BY {q('site')}, {q('kind')}"
     ).table()
     d = d.with_panel(
         g.place(
-            table_panel("网关最后上报 Gateways: last seen (time), state, buffered", [last_seen]).with_transformation(
-                DataTransformerConfig(id_val="sortBy", options={"sort": [{"field": "Time", "desc": False}]})
+            table_panel(
+                "网关最后上报 Gateways: last seen (time), state, buffered", [last_seen]
+            ).with_transformation(
+                DataTransformerConfig(
+                    id_val="sortBy", options={"sort": [{"field": "Time", "desc": False}]}
+                )
             ),
             10,
             10,
@@ -146,7 +239,13 @@ def fleet() -> dm.Dashboard:
         f"SELECT sum({q('buffered')}) FROM (SELECT last({q('buffered')}) AS {q('buffered')} FROM {q(G.name)} "
         f"WHERE $timeFilter GROUP BY time($__interval), {q('site')} fill(previous)) WHERE $timeFilter GROUP BY time($__interval)"
     ).alias("缓冲 Buffered")
-    d = d.with_panel(g.place(timeseries_panel("网关缓冲读数 Readings buffered at gateways", [buffered], "short"), 14, 10))
+    d = d.with_panel(
+        g.place(
+            timeseries_panel("网关缓冲读数 Readings buffered at gateways", [buffered], "short"),
+            14,
+            10,
+        )
+    )
     written = InfluxQL(
         f"SELECT non_negative_derivative(last({q('written')}), 1s) FROM {q(I.name)} WHERE $timeFilter "
         f"GROUP BY time($__interval), {q('worker')} fill(none)"
@@ -156,19 +255,41 @@ def fleet() -> dm.Dashboard:
         f"GROUP BY time($__interval), {q('worker')} fill(none)",
         "B",
     ).alias("接收 received $tag_worker")
-    d = d.with_panel(g.place(timeseries_panel("写入速率 Ingestion rate", [written, received], "ops"), 12, 8))
+    d = d.with_panel(
+        g.place(timeseries_panel("写入速率 Ingestion rate", [written, received], "ops"), 12, 8)
+    )
     latency = InfluxQL(
         f"SELECT mean({q('batch_latency_ms')}) FROM {q(I.name)} WHERE $timeFilter GROUP BY time($__interval), {q('worker')} fill(none)"
     ).alias("$tag_worker")
-    d = d.with_panel(g.place(timeseries_panel("批量写入延迟 Batch write latency", [latency], "ms"), 12, 8))
+    d = d.with_panel(
+        g.place(timeseries_panel("批量写入延迟 Batch write latency", [latency], "ms"), 12, 8)
+    )
     by_reason = InfluxQL(
         f"SELECT sum({q('entries')}) FROM {q(QU.name)} WHERE $timeFilter GROUP BY time($__interval), {q('code')} fill(0)"
     ).alias("$tag_code")
-    d = d.with_panel(g.place(timeseries_panel("隔离原因 Quarantined entries by reason", [by_reason], "short", bars=True, stacked=True), 12, 8))
-    reasons = InfluxQL(f"SELECT sum({q('entries')}) AS {q('entries')} FROM {q(QU.name)} WHERE $timeFilter GROUP BY {q('code')}").table()
-    d = d.with_panel(g.place(bars_panel("隔离原因合计 Quarantine totals by reason", [reasons], "short"), 6, 8))
+    d = d.with_panel(
+        g.place(
+            timeseries_panel(
+                "隔离原因 Quarantined entries by reason",
+                [by_reason],
+                "short",
+                bars=True,
+                stacked=True,
+            ),
+            12,
+            8,
+        )
+    )
+    reasons = InfluxQL(
+        f"SELECT sum({q('entries')}) AS {q('entries')} FROM {q(QU.name)} WHERE $timeFilter GROUP BY {q('code')}"
+    ).table()
+    d = d.with_panel(
+        g.place(bars_panel("隔离原因合计 Quarantine totals by reason", [reasons], "short"), 6, 8)
+    )
     depth = InfluxQL(
         f"SELECT max({q('queue_depth')}) FROM {q(I.name)} WHERE $timeFilter GROUP BY time($__interval), {q('worker')} fill(none)"
     ).alias("$tag_worker")
-    d = d.with_panel(g.place(timeseries_panel("写入队列 Ingestion queue depth", [depth], "short"), 6, 8))
+    d = d.with_panel(
+        g.place(timeseries_panel("写入队列 Ingestion queue depth", [depth], "short"), 6, 8)
+    )
     return d.build()

@@ -49,7 +49,9 @@ def _reduce(calc: str, fields: str = "") -> common.ReduceDataOptions:
     return r.fields(fields) if fields else r
 
 
-def stat_panel(title: str, queries: Sequence[InfluxQL], unit: str, calc: str = "lastNotNull") -> stat.Panel:
+def stat_panel(
+    title: str, queries: Sequence[InfluxQL], unit: str, calc: str = "lastNotNull"
+) -> stat.Panel:
     """A big number."""
     return (
         _targets(stat.Panel().title(title), queries)
@@ -60,7 +62,9 @@ def stat_panel(title: str, queries: Sequence[InfluxQL], unit: str, calc: str = "
     )
 
 
-def gauge_panel(title: str, queries: Sequence[InfluxQL], unit: str, lo: float, hi: float) -> gauge.Panel:
+def gauge_panel(
+    title: str, queries: Sequence[InfluxQL], unit: str, lo: float, hi: float
+) -> gauge.Panel:
     """A gauge between lo and hi."""
     return (
         _targets(gauge.Panel().title(title), queries)
@@ -72,12 +76,19 @@ def gauge_panel(title: str, queries: Sequence[InfluxQL], unit: str, lo: float, h
     )
 
 
-def timeseries_panel(title: str, queries: Sequence[InfluxQL], unit: str, bars: bool = False, stacked: bool = False) -> timeseries.Panel:
+def timeseries_panel(
+    title: str, queries: Sequence[InfluxQL], unit: str, bars: bool = False, stacked: bool = False
+) -> timeseries.Panel:
     """Lines (or bars) over time, legend as a table with the sum/last."""
     p = (
         _targets(timeseries.Panel().title(title), queries)
         .unit(unit)
-        .legend(common.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST).placement(cm.LegendPlacement.BOTTOM).show_legend(True))
+        .legend(
+            common.VizLegendOptions()
+            .display_mode(cm.LegendDisplayMode.LIST)
+            .placement(cm.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
         .line_width(2)
         .fill_opacity(20 if bars else 10)
     )
@@ -90,7 +101,9 @@ def timeseries_panel(title: str, queries: Sequence[InfluxQL], unit: str, bars: b
 
 def target_line(p: timeseries.Panel, steps: dashboard.ThresholdsConfig) -> timeseries.Panel:
     """Draw the thresholds as a dashed line: how a target shows on a trend."""
-    return p.thresholds(steps).thresholds_style(common.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED))
+    return p.thresholds(steps).thresholds_style(
+        common.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
+    )
 
 
 def bars_panel(title: str, queries: Sequence[InfluxQL], unit: str) -> bargauge.Panel:
@@ -121,7 +134,14 @@ def table_panel(title: str, queries: Sequence[InfluxQL], unit: str = "none") -> 
     return _targets(table.Panel().title(title), queries).unit(unit).filterable(True)
 
 
-def geomap_panel(title: str, query: InfluxQL, value_field: str, lookup_field: str, gazetteer: str, center: tuple[float, float]) -> geomap.Panel:
+def geomap_panel(
+    title: str,
+    query: InfluxQL,
+    value_field: str,
+    lookup_field: str,
+    gazetteer: str,
+    center: tuple[float, float],
+) -> geomap.Panel:
     """Markers looked up by id in a gazetteer, sized and coloured by value_field."""
     style = {
         "color": {"field": value_field, "fixed": "dark-green"},
@@ -134,7 +154,12 @@ def geomap_panel(title: str, query: InfluxQL, value_field: str, lookup_field: st
         .type("markers")
         .name("站点 Stations")
         .config({"showLegend": True, "style": style})
-        .location(common.FrameGeometrySource().mode(cm.FrameGeometrySourceMode.LOOKUP).lookup(lookup_field).gazetteer(gazetteer))
+        .location(
+            common.FrameGeometrySource()
+            .mode(cm.FrameGeometrySourceMode.LOOKUP)
+            .lookup(lookup_field)
+            .gazetteer(gazetteer)
+        )
         .tooltip(True)
     )
     return (
@@ -148,7 +173,9 @@ def geomap_panel(title: str, query: InfluxQL, value_field: str, lookup_field: st
     )
 
 
-def query_variable(name: str, label: str, query: str, all_regex: str | None = ".*") -> dashboard.QueryVariable:
+def query_variable(
+    name: str, label: str, query: str, all_regex: str | None = ".*"
+) -> dashboard.QueryVariable:
     """A multi-value template variable from InfluxDB; 'All' is all_regex, or every option when None."""
     v = (
         dashboard.QueryVariable(name)
@@ -183,17 +210,25 @@ class Grid:
         return p
 
 
-def display_names(p: AnyPanel, labels: dict[str, str], colors: dict[str, str] | None = None) -> AnyPanel:
+def display_names(
+    p: AnyPanel, labels: dict[str, str], colors: dict[str, str] | None = None
+) -> AnyPanel:
     """Show bilingual names for series named by a tag value (e.g. category 'dry' → 干垃圾 Dry)."""
     for name, label in labels.items():
         props = [dm.DynamicConfigValue(id_val="displayName", value=label)]
         if colors and name in colors:
-            props.append(dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": colors[name]}))
+            props.append(
+                dm.DynamicConfigValue(
+                    id_val="color", value={"mode": "fixed", "fixedColor": colors[name]}
+                )
+            )
         p = p.override_by_name(name, props)
     return p
 
 
-def new_dashboard(uid: str, title: str, description: str, time_from: str, tags: Sequence[str]) -> dashboard.Dashboard:
+def new_dashboard(
+    uid: str, title: str, description: str, time_from: str, tags: Sequence[str]
+) -> dashboard.Dashboard:
     """A read-only dashboard in Shanghai time, refreshed every 5 minutes."""
     return (
         dashboard.Dashboard(title)

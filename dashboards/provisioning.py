@@ -37,7 +37,12 @@ def datasource_model(
         "url": url,
         "database": database,
         "isDefault": False,
-        "jsonData": {"dbName": database, "httpMode": "POST", "timeInterval": MIN_INTERVAL, "version": "InfluxQL"},
+        "jsonData": {
+            "dbName": database,
+            "httpMode": "POST",
+            "timeInterval": MIN_INTERVAL,
+            "version": "InfluxQL",
+        },
         "secureJsonData": {},
     }
     if auth == "basic":
@@ -50,7 +55,10 @@ def datasource_model(
 
 
 def _datasource_file(auth: Auth, comment: str) -> str:
-    env = {"basic": {"user": "$INFLUXDB_USER", "password": "$INFLUXDB_PASSWORD"}, "token": {"token": "$INFLUXDB_TOKEN"}}
+    env = {
+        "basic": {"user": "$INFLUXDB_USER", "password": "$INFLUXDB_PASSWORD"},
+        "token": {"token": "$INFLUXDB_TOKEN"},
+    }
     model = datasource_model("$INFLUXDB_URL", "$INFLUXDB_DB", auth, **env.get(auth, {}))
     model["editable"] = False
     doc = {"apiVersion": 1, "datasources": [model]}
@@ -75,7 +83,9 @@ def provider_file(dashboards_path: str = "/var/lib/grafana/dashboards/gumei") ->
             }
         ],
     }
-    head = "# Copy to <grafana>/provisioning/dashboards/ and dashboards/json/*.json to options.path.\n"
+    head = (
+        "# Copy to <grafana>/provisioning/dashboards/ and dashboards/json/*.json to options.path.\n"
+    )
     return head + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 

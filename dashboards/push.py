@@ -65,17 +65,27 @@ class _Session:
         try:
             return fn()
         except GrafanaUnauthorizedError as exc:
-            raise BadToken(f"Grafana at {self.url} refused the token (401 {_message(exc)}): check the service-account token") from None
+            raise BadToken(
+                f"Grafana at {self.url} refused the token (401 {_message(exc)}): check the service-account token"
+            ) from None
         except GrafanaTimeoutError as exc:
-            raise GrafanaUnreachable(f"Grafana at {self.url} timed out ({exc}) while {what}") from None
+            raise GrafanaUnreachable(
+                f"Grafana at {self.url} timed out ({exc}) while {what}"
+            ) from None
         except GrafanaClientError as exc:
             if exc.status_code == 404 and missing_ok:
                 return None
             if exc.status_code == 403:
-                raise BadToken(f"the token may not do this at {self.url} (403 {_message(exc)}) while {what}: it needs the Editor or Admin role") from None
+                raise BadToken(
+                    f"the token may not do this at {self.url} (403 {_message(exc)}) while {what}: it needs the Editor or Admin role"
+                ) from None
             if exc.status_code == 412:
-                raise VersionConflict(f"{what}: changed in Grafana since it was read (412 {_message(exc)}); re-run push, or push with overwrite to replace it") from None
-            raise PushError(f"Grafana at {self.url} answered {exc.status_code} {_message(exc)} while {what}") from None
+                raise VersionConflict(
+                    f"{what}: changed in Grafana since it was read (412 {_message(exc)}); re-run push, or push with overwrite to replace it"
+                ) from None
+            raise PushError(
+                f"Grafana at {self.url} answered {exc.status_code} {_message(exc)} while {what}"
+            ) from None
         except GrafanaException as exc:
             raise PushError(f"Grafana at {self.url} failed while {what}: {_message(exc)}") from None
         except niquests.exceptions.RequestException as exc:
@@ -98,30 +108,50 @@ def _check_grafana(s: _Session) -> str:
             raise
         raise GrafanaUnreachable(f"{s.url} does not look like Grafana's HTTP API ({exc})") from None
     if not isinstance(info, dict) or "version" not in info:
-        raise GrafanaUnreachable(f"{s.url} does not look like Grafana's HTTP API (no buildInfo in /api/frontend/settings)")
+        raise GrafanaUnreachable(
+            f"{s.url} does not look like Grafana's HTTP API (no buildInfo in /api/frontend/settings)"
+        )
     return str(info["version"])
 
 
 def _push_datasource(s: _Session, model: dict[str, Any]) -> str:
-    current = s.call("reading the data source", lambda: s.api.datasource.get_datasource_by_uid(DATASOURCE_UID), missing_ok=True)
+    current = s.call(
+        "reading the data source",
+        lambda: s.api.datasource.get_datasource_by_uid(DATASOURCE_UID),
+        missing_ok=True,
+    )
     if current is None:
         s.call("creating the data source", lambda: s.api.datasource.create_datasource(model))
         return "created"
     same = all(current.get(k) == model.get(k) for k in _COMPARED_DS_KEYS if k in model)
     if same and not any(model["secureJsonData"].values()):
         return "unchanged"
-    s.call("updating the data source", lambda: s.api.datasource.update_datasource_by_uid(DATASOURCE_UID, {**model, "id": current.get("id")}))
+    s.call(
+        "updating the data source",
+        lambda: s.api.datasource.update_datasource_by_uid(
+            DATASOURCE_UID, {**model, "id": current.get("id")}
+        ),
+    )
     return "updated"  # secrets cannot be read back, so given secrets are always written
 
 
 def _push_folder(s: _Session) -> str:
-    current = s.call("reading the folder", lambda: s.api.folder.get_folder(FOLDER_UID), missing_ok=True)
+    current = s.call(
+        "reading the folder", lambda: s.api.folder.get_folder(FOLDER_UID), missing_ok=True
+    )
     if current is None:
-        s.call("creating the folder", lambda: s.api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID))
+        s.call(
+            "creating the folder", lambda: s.api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
+        )
         return "created"
     if current.get("title") == FOLDER_TITLE:
         return "unchanged"
-    s.call(f"renaming folder {FOLDER_UID}", lambda: s.api.folder.update_folder(FOLDER_UID, title=FOLDER_TITLE, version=current.get("version")))
+    s.call(
+        f"renaming folder {FOLDER_UID}",
+        lambda: s.api.folder.update_folder(
+            FOLDER_UID, title=FOLDER_TITLE, version=current.get("version")
+        ),
+    )
     return "updated"
 
 
@@ -131,8 +161,15 @@ def _strip(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _push_dashboard(s: _Session, doc: dict[str, Any], overwrite: bool) -> str:
     uid = doc["uid"]
-    current = s.call(f"reading dashboard {uid}", lambda: s.api.dashboard.get_dashboard(uid), missing_ok=True)
-    body: dict[str, Any] = {"dashboard": dict(doc), "folderUid": FOLDER_UID, "overwrite": overwrite, "message": "gumei dashboards push"}
+    current = s.call(
+        f"reading dashboard {uid}", lambda: s.api.dashboard.get_dashboard(uid), missing_ok=True
+    )
+    body: dict[str, Any] = {
+        "dashboard": dict(doc),
+        "folderUid": FOLDER_UID,
+        "overwrite": overwrite,
+        "message": "gumei dashboards push",
+    }
     if current is not None:
         same_folder = current.get("meta", {}).get("folderUid") == FOLDER_UID
         if same_folder and _strip(current["dashboard"]) == _strip(doc):
@@ -165,7 +202,9 @@ def push(
     s = _Session(url, token, timeout)
     try:
         result = PushResult(grafana_version=_check_grafana(s))
-        model = datasource_model(influx_url, influx_database, influx_auth, influx_user, influx_password, influx_token)
+        model = datasource_model(
+            influx_url, influx_database, influx_auth, influx_user, influx_password, influx_token
+        )
         result.datasource = _push_datasource(s, model)
         result.folder = _push_folder(s)
         for doc in dashboards.values():

@@ -20,7 +20,14 @@ CATEGORY_LABELS = {
     "hazardous": "有害垃圾 Hazardous",
 }
 HEALTH_VALUE_FIELDS: tuple[str, ...] = tuple(
-    sorted({k for required, optional in VALUE_KEYS.values() for k in required | optional if k != "meal"})
+    sorted(
+        {
+            k
+            for required, optional in VALUE_KEYS.values()
+            for k in required | optional
+            if k != "meal"
+        }
+    )
 )
 
 

@@ -14,18 +14,57 @@ PX_PER_COLUMN = 60  # a 1440 px wide screen over Grafana's 24 columns; Grafana's
 DEFAULT_MIN_INTERVAL = "10s"  # the data source's timeInterval (provisioning.MIN_INTERVAL)
 
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'")
-_REGEX = re.compile(r"(?<=[=!]~)\s*/(?:[^/\\]|\\.)*/")  # a regex literal follows =~ or !~ (a lone / divides)
+_REGEX = re.compile(
+    r"(?<=[=!]~)\s*/(?:[^/\\]|\\.)*/"
+)  # a regex literal follows =~ or !~ (a lone / divides)
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _FROM = re.compile(r'\bFROM\s+"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _ALIAS = re.compile(r'\bAS\s+"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _DURATION = re.compile(r"-?\d+(?:ms|s|m|h|d|w)?\b")
-KEYWORDS = frozenset([
-    "select", "from", "where", "and", "or", "group", "by", "as", "fill", "null", "none",
-    "previous", "linear", "true", "false", "show", "tag", "values", "with", "key", "time", "tz",
-    "sum", "count", "mean", "median", "last", "first", "max", "min", "distinct", "spread",
-    "stddev", "non_negative_derivative", "derivative", "difference", "limit", "order", "desc",
-    "asc",
-])
+KEYWORDS = frozenset(
+    [
+        "select",
+        "from",
+        "where",
+        "and",
+        "or",
+        "group",
+        "by",
+        "as",
+        "fill",
+        "null",
+        "none",
+        "previous",
+        "linear",
+        "true",
+        "false",
+        "show",
+        "tag",
+        "values",
+        "with",
+        "key",
+        "time",
+        "tz",
+        "sum",
+        "count",
+        "mean",
+        "median",
+        "last",
+        "first",
+        "max",
+        "min",
+        "distinct",
+        "spread",
+        "stddev",
+        "non_negative_derivative",
+        "derivative",
+        "difference",
+        "limit",
+        "order",
+        "desc",
+        "asc",
+    ]
+)
 
 
 def panels(doc: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -66,7 +105,13 @@ def panel_queries(
         for t in p.get("targets", []):
             if t.get("hide") or "query" not in t:
                 continue
-            out.append((p.get("title", ""), t.get("refId", ""), expand(t["query"], start, end, variables, step)))
+            out.append(
+                (
+                    p.get("title", ""),
+                    t.get("refId", ""),
+                    expand(t["query"], start, end, variables, step),
+                )
+            )
     return out
 
 
@@ -100,7 +145,9 @@ def unknown_names(query: str, catalogue: Mapping[str, Measurement]) -> list[str]
     allowed: set[str] = set()
     for x in names.measurements & set(catalogue):
         allowed |= set(catalogue[x].tags) | set(catalogue[x].fields)
-    problems += [f"unknown tag/field {x}" for x in sorted(names.identifiers - allowed - names.aliases)]
+    problems += [
+        f"unknown tag/field {x}" for x in sorted(names.identifiers - allowed - names.aliases)
+    ]
     problems += [f"unquoted word {x}" for x in sorted(names.bare_words)]
     if not names.measurements:
         problems.append("no FROM measurement")

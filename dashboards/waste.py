@@ -27,8 +27,15 @@ from dashboards.panels import (
 
 W, R, D, G, T = m.WASTE_DAILY, m.WASTE_READING, m.DEVICE_STATUS, m.GATEWAY_STATUS, s.WASTE_TARGETS
 TODAY = "now/d"  # with the dashboard in Asia/Shanghai, "today so far" starts at Shanghai midnight
-SHANGHAI_DAYS = "time(1d, -8h)"  # daily buckets at Shanghai midnight; no tzdata needed, China has no DST
-CATEGORY_COLORS = {"dry": "#8c8c8c", "wet": "#8b5a2b", "recyclable": "#1f77b4", "hazardous": "#d62728"}
+SHANGHAI_DAYS = (
+    "time(1d, -8h)"  # daily buckets at Shanghai midnight; no tzdata needed, China has no DST
+)
+CATEGORY_COLORS = {
+    "dry": "#8c8c8c",
+    "wet": "#8b5a2b",
+    "recyclable": "#1f77b4",
+    "hazardous": "#d62728",
+}
 GAZETTEER = "public/gazetteer/gumei-sites.json"
 CENTER = (31.1505, 121.4020)
 
@@ -38,7 +45,9 @@ def _categories(p):  # type: ignore[no-untyped-def]
 
 
 def _sort_desc(field: str) -> DataTransformerConfig:
-    return DataTransformerConfig(id_val="sortBy", options={"sort": [{"field": field, "desc": True}]})
+    return DataTransformerConfig(
+        id_val="sortBy", options={"sort": [{"field": field, "desc": True}]}
+    )
 
 
 def overview() -> dm.Dashboard:
@@ -54,35 +63,75 @@ def overview() -> dm.Dashboard:
     today_by_cat = InfluxQL(
         f"SELECT sum({q('tonnes')}) FROM {q(W.name)} WHERE $timeFilter GROUP BY {q('category')}"
     ).alias("$tag_category")
-    d = d.with_panel(g.place(_categories(stat_panel("今日各类垃圾 Today's tonnes by category", [today_by_cat], "t", "sum")).time_from(TODAY).decimals(2), 12, 5))
+    d = d.with_panel(
+        g.place(
+            _categories(
+                stat_panel("今日各类垃圾 Today's tonnes by category", [today_by_cat], "t", "sum")
+            )
+            .time_from(TODAY)
+            .decimals(2),
+            12,
+            5,
+        )
+    )
     recyclable_today = InfluxQL(
         f"SELECT sum({q('tonnes')}) AS {q('tonnes')} FROM {q(W.name)} WHERE {q('category')} = 'recyclable' AND $timeFilter"
     )
     d = d.with_panel(
         g.place(
-            gauge_panel("可回收物 今日 / 目标 80 t Recyclables today vs 80 t/day", [recyclable_today], "t", 0, 100)
+            gauge_panel(
+                "可回收物 今日 / 目标 80 t Recyclables today vs 80 t/day",
+                [recyclable_today],
+                "t",
+                0,
+                100,
+            )
             .time_from(TODAY)
-            .thresholds(thresholds((None, "red"), (s.RECYCLABLE_TARGET_T * 0.9, "orange"), (s.RECYCLABLE_TARGET_T, "green"))),
+            .thresholds(
+                thresholds(
+                    (None, "red"),
+                    (s.RECYCLABLE_TARGET_T * 0.9, "orange"),
+                    (s.RECYCLABLE_TARGET_T, "green"),
+                )
+            ),
             4,
             5,
         )
     )
-    dry_change = InfluxQL(f"SELECT last({q('dry_change_pct')}) AS {q('dry_change_pct')} FROM {q(T.name)} WHERE $timeFilter")
+    dry_change = InfluxQL(
+        f"SELECT last({q('dry_change_pct')}) AS {q('dry_change_pct')} FROM {q(T.name)} WHERE $timeFilter"
+    )
     d = d.with_panel(
         g.place(
-            stat_panel("干垃圾 30 日同比 / 目标 −20 % Dry waste change vs −20 %", [dry_change], "percent")
-            .thresholds(thresholds((None, "green"), (s.DRY_CHANGE_TARGET_PCT, "orange"), (0, "red")))
-            .description("Last 30 days against the same 30 days a year earlier (or the configured baseline); from the aggregator."),
+            stat_panel(
+                "干垃圾 30 日同比 / 目标 −20 % Dry waste change vs −20 %", [dry_change], "percent"
+            )
+            .thresholds(
+                thresholds((None, "green"), (s.DRY_CHANGE_TARGET_PCT, "orange"), (0, "red"))
+            )
+            .description(
+                "Last 30 days against the same 30 days a year earlier (or the configured baseline); from the aggregator."
+            ),
             4,
             5,
         )
     )
-    effective = InfluxQL(f"SELECT last({q('sorting_pct')}) AS {q('sorting_pct')} FROM {q(T.name)} WHERE $timeFilter")
+    effective = InfluxQL(
+        f"SELECT last({q('sorting_pct')}) AS {q('sorting_pct')} FROM {q(T.name)} WHERE $timeFilter"
+    )
     d = d.with_panel(
         g.place(
-            gauge_panel("分类实效达标率 / 目标 85 % Sorting effectiveness vs 85 %", [effective], "percent", 0, 100)
+            gauge_panel(
+                "分类实效达标率 / 目标 85 % Sorting effectiveness vs 85 %",
+                [effective],
+                "percent",
+                0,
+                100,
+            )
             .thresholds(thresholds((None, "red"), (s.EFFECTIVE_TARGET_PCT, "green")))
-            .description("Share of areas whose day meets the sorting standard; from the aggregator."),
+            .description(
+                "Share of areas whose day meets the sorting standard; from the aggregator."
+            ),
             4,
             5,
         )
@@ -90,16 +139,30 @@ def overview() -> dm.Dashboard:
     trend = InfluxQL(
         f"SELECT sum({q('tonnes')}) FROM {q(W.name)} WHERE $timeFilter GROUP BY {SHANGHAI_DAYS}, {q('category')} fill(0)"
     ).alias("$tag_category")
-    d = d.with_panel(g.place(_categories(timeseries_panel("每日分类吨数 Daily tonnes per category", [trend], "t", bars=True, stacked=True)), 14, 9))
+    d = d.with_panel(
+        g.place(
+            _categories(
+                timeseries_panel(
+                    "每日分类吨数 Daily tonnes per category", [trend], "t", bars=True, stacked=True
+                )
+            ),
+            14,
+            9,
+        )
+    )
     recyclable_trend = InfluxQL(
         f"SELECT sum({q('tonnes')}) FROM {q(W.name)} WHERE {q('category')} = 'recyclable' AND $timeFilter GROUP BY {SHANGHAI_DAYS} fill(0)"
     ).alias("可回收物 Recyclables")
     d = d.with_panel(
         g.place(
             target_line(
-                timeseries_panel("可回收物每日 vs 80 t Recyclables per day vs target", [recyclable_trend], "t"),
+                timeseries_panel(
+                    "可回收物每日 vs 80 t Recyclables per day vs target", [recyclable_trend], "t"
+                ),
                 thresholds((None, "red"), (s.RECYCLABLE_TARGET_T, "green")),
-            ).axis_soft_min(0).axis_soft_max(s.RECYCLABLE_TARGET_T * 1.1),
+            )
+            .axis_soft_min(0)
+            .axis_soft_max(s.RECYCLABLE_TARGET_T * 1.1),
             10,
             9,
         )
@@ -109,7 +172,9 @@ def overview() -> dm.Dashboard:
     ).table()
     d = d.with_panel(
         g.place(
-            bars_panel("各居民区今日吨数排名 Areas ranked by today's tonnes", [areas], "t").time_from(TODAY).with_transformation(_sort_desc("tonnes")),
+            bars_panel("各居民区今日吨数排名 Areas ranked by today's tonnes", [areas], "t")
+            .time_from(TODAY)
+            .with_transformation(_sort_desc("tonnes")),
             10,
             14,
         )
@@ -119,9 +184,18 @@ def overview() -> dm.Dashboard:
     ).table()
     d = d.with_panel(
         g.place(
-            geomap_panel("投放点地图 (今日吨数) Stations by today's tonnes", stations, "tonnes", "site", GAZETTEER, CENTER)
+            geomap_panel(
+                "投放点地图 (今日吨数) Stations by today's tonnes",
+                stations,
+                "tonnes",
+                "site",
+                GAZETTEER,
+                CENTER,
+            )
             .time_from(TODAY)
-            .description(f"Coordinates come from the site registry via the gazetteer {GAZETTEER} (generated by `gumei dashboards generate`)."),
+            .description(
+                f"Coordinates come from the site registry via the gazetteer {GAZETTEER} (generated by `gumei dashboards generate`)."
+            ),
             14,
             14,
         )
@@ -133,9 +207,18 @@ def overview() -> dm.Dashboard:
     d = d.with_panel(
         g.place(
             display_names(
-                target_line(timeseries_panel("目标走势 Targets per day", [targets], "percent"),
-                            thresholds((None, "red"), (s.DRY_CHANGE_TARGET_PCT, "orange"), (s.EFFECTIVE_TARGET_PCT, "green"))),
-                {"sorting_pct": "分类实效达标率 Sorting effectiveness %", "dry_change_pct": "干垃圾变化 Dry waste change %"},
+                target_line(
+                    timeseries_panel("目标走势 Targets per day", [targets], "percent"),
+                    thresholds(
+                        (None, "red"),
+                        (s.DRY_CHANGE_TARGET_PCT, "orange"),
+                        (s.EFFECTIVE_TARGET_PCT, "green"),
+                    ),
+                ),
+                {
+                    "sorting_pct": "分类实效达标率 Sorting effectiveness %",
+                    "dry_change_pct": "干垃圾变化 Dry waste change %",
+                },
             ),
             24,
             8,
@@ -153,29 +236,60 @@ def station() -> dm.Dashboard:
         "now-7d",
         ["waste"],
     )
-    d = d.with_variable(query_variable("area", "居民区 Area", f"SHOW TAG VALUES FROM {q(W.name)} WITH KEY = {q('area')}"))
+    d = d.with_variable(
+        query_variable(
+            "area", "居民区 Area", f"SHOW TAG VALUES FROM {q(W.name)} WITH KEY = {q('area')}"
+        )
+    )
     # "All" stations expands to the chosen areas' stations (device_status has no area tag).
-    stations_q = f"SHOW TAG VALUES FROM {q(R.name)} WITH KEY = {q('site')} WHERE {q('area')} =~ /^$area$/"
+    stations_q = (
+        f"SHOW TAG VALUES FROM {q(R.name)} WITH KEY = {q('site')} WHERE {q('area')} =~ /^$area$/"
+    )
     d = d.with_variable(query_variable("station", "投放点 Station", stations_q, all_regex=None))
     where = f"{q('area')} =~ /^$area$/ AND {q('site')} =~ /^$station$/ AND $timeFilter"
     g = Grid()
     deposits = InfluxQL(
         f"SELECT count({q('net_kg')}) FROM {q(R.name)} WHERE {where} GROUP BY time($__interval), {q('category')} fill(0)"
     ).alias("$tag_category")
-    d = d.with_panel(g.place(_categories(timeseries_panel("投放次数 Deposits over time", [deposits], "short", bars=True, stacked=True)), 16, 9))
-    mix = InfluxQL(f"SELECT sum({q('net_kg')}) FROM {q(R.name)} WHERE {where} GROUP BY {q('category')}").alias("$tag_category")
-    d = d.with_panel(g.place(_categories(pie_panel("类别构成 Category mix (kg)", [mix], "kg")), 8, 9))
+    d = d.with_panel(
+        g.place(
+            _categories(
+                timeseries_panel(
+                    "投放次数 Deposits over time", [deposits], "short", bars=True, stacked=True
+                )
+            ),
+            16,
+            9,
+        )
+    )
+    mix = InfluxQL(
+        f"SELECT sum({q('net_kg')}) FROM {q(R.name)} WHERE {where} GROUP BY {q('category')}"
+    ).alias("$tag_category")
+    d = d.with_panel(
+        g.place(_categories(pie_panel("类别构成 Category mix (kg)", [mix], "kg")), 8, 9)
+    )
     daily = InfluxQL(
         f"SELECT sum({q('tonnes')}) FROM {q(W.name)} WHERE {where} GROUP BY {SHANGHAI_DAYS}, {q('category')} fill(0)"
     ).alias("$tag_category")
-    d = d.with_panel(g.place(_categories(timeseries_panel("每日吨数 Daily tonnes", [daily], "t", bars=True, stacked=True)), 12, 8))
+    d = d.with_panel(
+        g.place(
+            _categories(
+                timeseries_panel("每日吨数 Daily tonnes", [daily], "t", bars=True, stacked=True)
+            ),
+            12,
+            8,
+        )
+    )
     fill = InfluxQL(
         f"SELECT last({q('fill_pct')}) FROM {q(D.name)} WHERE {q('site')} =~ /^$station$/ AND $timeFilter "
         f"GROUP BY time($__interval), {q('device')} fill(previous)"
     ).alias("$tag_device")
     d = d.with_panel(
         g.place(
-            target_line(timeseries_panel("桶满度 Bin fill level", [fill], "percent"), thresholds((None, "green"), (80, "orange"), (95, "red")))
+            target_line(
+                timeseries_panel("桶满度 Bin fill level", [fill], "percent"),
+                thresholds((None, "green"), (80, "orange"), (95, "red")),
+            )
             .min(0)
             .max(100),
             12,
@@ -191,5 +305,7 @@ def station() -> dm.Dashboard:
         f"SELECT last({q('online')}) AS {q('online')}, {q('buffered')}, {q('devices_ok')}, {q('devices')} FROM {q(G.name)} "
         f"WHERE {q('site')} =~ /^$station$/ AND $timeFilter GROUP BY {q('site')}"
     ).table()
-    d = d.with_panel(g.place(table_panel("网关状态 Gateway status (last report)", [gateways]), 12, 8))
+    d = d.with_panel(
+        g.place(table_panel("网关状态 Gateway status (last report)", [gateways]), 12, 8)
+    )
     return d.build()

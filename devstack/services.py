@@ -114,7 +114,9 @@ bind-address = "127.0.0.1:{rpc}"
     def start(self, timeout: float = 30) -> None:
         conf = self.write_config()
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([find_binary("influxd"), "-config", str(conf)], stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                [find_binary("influxd"), "-config", str(conf)], stdout=log, stderr=log
+            )
         wait_for_port(self.port, self.proc, timeout, self.log)
         self._bootstrap(timeout)
 
@@ -126,7 +128,9 @@ bind-address = "127.0.0.1:{rpc}"
                 try:
                     r = client.post(
                         "/query",
-                        data={"q": f"CREATE USER \"{self.username}\" WITH PASSWORD '{self.password}' WITH ALL PRIVILEGES"},
+                        data={
+                            "q": f"CREATE USER \"{self.username}\" WITH PASSWORD '{self.password}' WITH ALL PRIVILEGES"
+                        },
                     )
                     if r.status_code in (200, 401, 403):
                         break

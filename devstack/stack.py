@@ -45,21 +45,38 @@ class LocalStack:
     mosquitto: Mosquitto | None = None
     influxd: Influxd | None = None
     passwords: dict[str, str] = field(default_factory=dict)
-    influx_passwords: dict[str, str] = field(default_factory=dict)  # per service (cloud.influx_grants)
+    influx_passwords: dict[str, str] = field(
+        default_factory=dict
+    )  # per service (cloud.influx_grants)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         identities = dynsec.broker_identities(self.registry, self.workers, self.monitors)
-        self.passwords = load_or_make_passwords(self.root / "secrets" / "mqtt.json", [i.username for i in identities])
+        self.passwords = load_or_make_passwords(
+            self.root / "secrets" / "mqtt.json", [i.username for i in identities]
+        )
         tls_files = make_server_cert(self.root / "tls") if self.tls else None
-        self.mosquitto = Mosquitto(self.root / "mosquitto", identities, self.passwords, tls=tls_files)
+        self.mosquitto = Mosquitto(
+            self.root / "mosquitto", identities, self.passwords, tls=tls_files
+        )
         self.mosquitto.start()
         self.influxd = Influxd(self.root / "influxd")
         self.influxd.start()
-        self.influx_passwords = load_or_make_passwords(self.root / "secrets" / "influx.json", list(SERVICES))
-        with InfluxClient(self.influx_config()) as admin:  # the same grants `gumei influx grants` deploys
-            apply(admin, statements(self.influxd.database, self.influx_config().health_database, self.influx_credentials()))
+        self.influx_passwords = load_or_make_passwords(
+            self.root / "secrets" / "influx.json", list(SERVICES)
+        )
+        with InfluxClient(
+            self.influx_config()
+        ) as admin:  # the same grants `gumei influx grants` deploys
+            apply(
+                admin,
+                statements(
+                    self.influxd.database,
+                    self.influx_config().health_database,
+                    self.influx_credentials(),
+                ),
+            )
 
     def endpoint(self, username: str, keepalive_s: int = 30) -> MqttEndpoint:
         """How `username` reaches the broker: over TLS (verifying the stack's CA) when the stack has it."""
@@ -67,14 +84,23 @@ class LocalStack:
         assert m is not None
         if m.tls is None:
             return self.plain_endpoint(username, keepalive_s)
-        return MqttEndpoint(port=m.tls_port, username=username, password=self.passwords[username],
-                            ca_file=m.tls.ca_cert, keepalive_s=keepalive_s)
+        return MqttEndpoint(
+            port=m.tls_port,
+            username=username,
+            password=self.passwords[username],
+            ca_file=m.tls.ca_cert,
+            keepalive_s=keepalive_s,
+        )
 
     def plain_endpoint(self, username: str, keepalive_s: int = 30) -> MqttEndpoint:
         """The loopback-only plain listener (same identities and ACLs), for on-host tools."""
         assert self.mosquitto is not None
-        return MqttEndpoint(port=self.mosquitto.port, username=username, password=self.passwords[username],
-                            keepalive_s=keepalive_s)
+        return MqttEndpoint(
+            port=self.mosquitto.port,
+            username=username,
+            password=self.passwords[username],
+            keepalive_s=keepalive_s,
+        )
 
     @property
     def ca_file(self) -> Path | None:
@@ -98,9 +124,20 @@ class LocalStack:
         assert self.influxd is not None
         i = self.influxd
         if service is None:
-            return InfluxConfig(url=i.url, database=i.database, auth="basic", username=i.username, password=i.password)
-        return InfluxConfig(url=i.url, database=i.database, auth="basic", username=DEFAULT_USERS[service],
-                            password=self.influx_passwords[service])
+            return InfluxConfig(
+                url=i.url,
+                database=i.database,
+                auth="basic",
+                username=i.username,
+                password=i.password,
+            )
+        return InfluxConfig(
+            url=i.url,
+            database=i.database,
+            auth="basic",
+            username=DEFAULT_USERS[service],
+            password=self.influx_passwords[service],
+        )
 
     def admin_env(self) -> dict[str, str]:
         """The environment giving a `gumei influx ...` command the administrator's InfluxDB identity."""
@@ -113,12 +150,12 @@ class LocalStack:
         ep = self.endpoint(dynsec.worker_name(1))
         path = self.root / "cloud.toml"
         services = "".join(
-            f'\n[influx.{s}]\nusername = "{user}"\npassword = "{password}"\n' for s, (user, password) in self.influx_credentials().items()
+            f'\n[influx.{s}]\nusername = "{user}"\npassword = "{password}"\n'
+            for s, (user, password) in self.influx_credentials().items()
         )
-        text = (
-            f"""# generated by gumei for the local stack (the InfluxDB administrator is not in here: admin_env())
+        text = f"""# generated by gumei for the local stack (the InfluxDB administrator is not in here: admin_env())
 registry = "{registry_path}"
-tokens = "{self.root / 'tokens.json'}"
+tokens = "{self.root / "tokens.json"}"
 {extra}
 [influx]
 url = "{c.url}"
@@ -132,7 +169,6 @@ host = "{ep.host}"
 port = {ep.port}
 {f'ca_file = "{ep.ca_file}"' if ep.ca_file else ""}
 """
-        )
         write_private(path, text)
         return path
 
@@ -143,10 +179,14 @@ port = {ep.port}
     def worker_env(self, worker: str) -> dict[str, str]:
         """The environment that gives ingestion worker `worker` its own broker password."""
         if worker not in self.passwords or not worker.startswith("ingest-"):
-            raise ServiceError(f"no broker identity {worker!r}: workers are ingest-1..ingest-{self.workers}")
+            raise ServiceError(
+                f"no broker identity {worker!r}: workers are ingest-1..ingest-{self.workers}"
+            )
         return {PASSWORD_ENV: self.passwords[worker]}
 
-    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start `python -m gumei.cli <args>` with its output in <root>/logs/<name>.log.
 
         An `ingest` worker gets its own identity: username = its --name (default ingest-1), its
@@ -179,7 +219,9 @@ port = {ep.port}
         ready = read_ready(self.ready_file(worker))
         return ready if ready is not None and ready.pid == proc.pid else None
 
-    def wait_ready(self, worker: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> Ready:
+    def wait_ready(
+        self, worker: str, proc: subprocess.Popen[bytes], timeout: float = 30.0
+    ) -> Ready:
         """Wait until worker process proc has its subscription granted; ServiceError if it exits or times out."""
         deadline = time.monotonic() + timeout
         while (ready := self.worker_ready(worker, proc)) is None:
@@ -187,7 +229,9 @@ port = {ep.port}
             if proc.poll() is not None:
                 raise ServiceError(f"{worker} exited with {proc.returncode}:\n{self.log_of(name)}")
             if time.monotonic() > deadline:
-                raise ServiceError(f"{worker} did not subscribe within {timeout:.0f}s:\n{self.log_of(name)}")
+                raise ServiceError(
+                    f"{worker} did not subscribe within {timeout:.0f}s:\n{self.log_of(name)}"
+                )
             time.sleep(0.05)
         return ready
 

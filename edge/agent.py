@@ -45,9 +45,14 @@ RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
 def make_source(dev: SerialDevice | ModbusDevice) -> ScaleSource:
     """The driver for one configured device (no I/O until open())."""
     if isinstance(dev, SerialDevice):
-        return SerialIndicatorSource(dev.port, device=dev.id, baudrate=dev.baudrate, checksum=dev.checksum,
-                                     terminator=b"\r\n" if dev.terminator == "crlf" else b"\r",
-                                     silence_s=dev.silence_s)
+        return SerialIndicatorSource(
+            dev.port,
+            device=dev.id,
+            baudrate=dev.baudrate,
+            checksum=dev.checksum,
+            terminator=b"\r\n" if dev.terminator == "crlf" else b"\r",
+            silence_s=dev.silence_s,
+        )
     return ModbusScaleSource(dev.host, dev.port, unit=dev.unit, device=dev.id, poll_s=dev.poll_s)
 
 
@@ -71,8 +76,15 @@ class ScaleState:
         if cap and self.gross_kg is not None:
             fill = round(min(max(self.gross_kg / cap * 100, 0.0), 200.0), 1)
         st = self.source.stats
-        return DeviceStatus(device=self.device.id, ok=self.ok, fill_pct=fill, frames=st.frames,  # type: ignore[call-arg]
-                            malformed=dict(st.malformed), reconnects=st.reconnects, deposits=self.deposits)
+        return DeviceStatus(
+            device=self.device.id,
+            ok=self.ok,
+            fill_pct=fill,
+            frames=st.frames,  # type: ignore[call-arg]
+            malformed=dict(st.malformed),
+            reconnects=st.reconnects,
+            deposits=self.deposits,
+        )
 
 
 class WasteAgent:
@@ -101,16 +113,28 @@ class WasteAgent:
         params = cfg.detector.params()
         window_ms = int(cfg.cards.window_s * 1000) if cfg.cards else 0
         self.scales = [
-            ScaleState(d, (sources or {}).get(d.id) or make_source(d), DepositDetector(params),
-                       TapWindow(pseudonymizer, window_ms) if pseudonymizer else None)
+            ScaleState(
+                d,
+                (sources or {}).get(d.id) or make_source(d),
+                DepositDetector(params),
+                TapWindow(pseudonymizer, window_ms) if pseudonymizer else None,
+            )
             for d in cfg.devices
         ]
         p = cfg.publish
-        tuning = PublishTuning(batch_max=p.batch_max, max_inflight=p.max_inflight, backoff_min_s=p.backoff_min_s,
-                               backoff_max_s=p.backoff_max_s, status_interval_s=p.status_interval_s,
-                               replay_window_s=p.replay_window_s, replay_delay_s=p.replay_delay_s,
-                               keep_acked_s=cfg.queue.keep_acked_s)
-        self.publisher = Publisher(endpoint, cfg.site, "waste", queue, tuning=tuning, status_fn=self.status)
+        tuning = PublishTuning(
+            batch_max=p.batch_max,
+            max_inflight=p.max_inflight,
+            backoff_min_s=p.backoff_min_s,
+            backoff_max_s=p.backoff_max_s,
+            status_interval_s=p.status_interval_s,
+            replay_window_s=p.replay_window_s,
+            replay_delay_s=p.replay_delay_s,
+            keep_acked_s=cfg.queue.keep_acked_s,
+        )
+        self.publisher = Publisher(
+            endpoint, cfg.site, "waste", queue, tuning=tuning, status_fn=self.status
+        )
         self._threads: list[threading.Thread] = []
         self._rng = random.Random()
 
@@ -118,7 +142,9 @@ class WasteAgent:
         """Start the publisher and one thread per scale."""
         self.publisher.start()
         for st in self.scales:
-            t = threading.Thread(target=self._scale_loop, args=(st,), name=f"scale-{st.device.id}", daemon=True)
+            t = threading.Thread(
+                target=self._scale_loop, args=(st,), name=f"scale-{st.device.id}", daemon=True
+            )
             t.start()
             self._threads.append(t)
 
@@ -179,11 +205,25 @@ class WasteAgent:
         gross = ev.gross_kg if 0 <= ev.gross_kg <= 10_000 else None
         dev = st.device
         try:
-            self.queue.put(dev.id, lambda seq: WasteReading(device=dev.id, seq=seq, ts=ev.ts_ms, category=dev.category,
-                                                            net_kg=ev.delta_kg, gross_kg=gross, resident=resident))
-        except ValidationError as exc:  # cannot happen with a validated config; never stop the scale for it
+            self.queue.put(
+                dev.id,
+                lambda seq: WasteReading(
+                    device=dev.id,
+                    seq=seq,
+                    ts=ev.ts_ms,
+                    category=dev.category,
+                    net_kg=ev.delta_kg,
+                    gross_kg=gross,
+                    resident=resident,
+                ),
+            )
+        except (
+            ValidationError
+        ) as exc:  # cannot happen with a validated config; never stop the scale for it
             st.events["invalid"] += 1
-            log.error("%s: deposit not representable in the contract: %s", dev.id, exc.errors()[0]["msg"])
+            log.error(
+                "%s: deposit not representable in the contract: %s", dev.id, exc.errors()[0]["msg"]
+            )
             return
         st.deposits += 1
         self.publisher.notify()
@@ -194,11 +234,15 @@ class WasteAgent:
         for st in self.scales:
             s = st.source.stats
             bad = ",".join(f"{k}={v}" for k, v in sorted(s.malformed.items())) or "0"
-            parts.append(f"{st.device.id} ok={st.ok} frames={s.frames} malformed[{bad}] deposits={st.deposits}")
+            parts.append(
+                f"{st.device.id} ok={st.ok} frames={s.frames} malformed[{bad}] deposits={st.deposits}"
+            )
         q = self.queue.stats()
         ps = self.publisher.stats
-        parts.append(f"queue buffered={q.buffered} accepted={q.accepted} acked={q.acked} dropped={q.dropped} "
-                     f"connected={ps.connected} replayed={ps.entries_replayed}")
+        parts.append(
+            f"queue buffered={q.buffered} accepted={q.accepted} acked={q.acked} dropped={q.dropped} "
+            f"connected={ps.connected} replayed={ps.entries_replayed}"
+        )
         return "; ".join(parts)
 
 
@@ -219,8 +263,12 @@ def _card_reader(port: str, agent: WasteAgent) -> None:
 def run(cfg: GatewayConfig, *, on_started: Callable[[WasteAgent], None] | None = None) -> int:
     """Run the agent until SIGTERM/SIGINT; returns the process exit code."""
     password = read_secret(cfg.broker.credentials_file, "broker.credentials_file")
-    pseudo = CardPseudonymizer(load_district_key(cfg.cards.district_key_file)) if cfg.cards else None
-    queue = DurableQueue.open(cfg.queue.path, max_items=cfg.queue.max_items, max_bytes=cfg.queue.max_mb * 1024 * 1024)
+    pseudo = (
+        CardPseudonymizer(load_district_key(cfg.cards.district_key_file)) if cfg.cards else None
+    )
+    queue = DurableQueue.open(
+        cfg.queue.path, max_items=cfg.queue.max_items, max_bytes=cfg.queue.max_mb * 1024 * 1024
+    )
     agent = WasteAgent(cfg, queue, cfg.endpoint(password), pseudonymizer=pseudo)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -231,10 +279,17 @@ def run(cfg: GatewayConfig, *, on_started: Callable[[WasteAgent], None] | None =
     signal.signal(signal.SIGINT, on_signal)
     agent.start()
     if cfg.cards is not None and cfg.cards.reader_port:
-        threading.Thread(target=_card_reader, args=(cfg.cards.reader_port, agent), daemon=True).start()
+        threading.Thread(
+            target=_card_reader, args=(cfg.cards.reader_port, agent), daemon=True
+        ).start()
     s = queue.stats()
-    log.info("agent %s started: %d scales, %d entries pending, %d accepted so far", cfg.site, len(agent.scales),
-             s.buffered, s.accepted)
+    log.info(
+        "agent %s started: %d scales, %d entries pending, %d accepted so far",
+        cfg.site,
+        len(agent.scales),
+        s.buffered,
+        s.accepted,
+    )
     if on_started is not None:
         on_started(agent)
     while not agent.stop_event.wait(cfg.log_stats_s):
@@ -269,12 +324,20 @@ def main(argv: list[str] | None = None) -> None:
     from edge.config import check_files, describe, load_config
     from edge.errors import EdgeError
 
-    parser = argparse.ArgumentParser(prog="python -m edge.agent",
-                                     description="Run a site gateway agent (WS-… waste station or HH-… health hut).")
-    parser.add_argument("--config", "-c", default="/etc/gumei/gateway.toml", help="gateway TOML file")
-    parser.add_argument("--check", action="store_true", help="only validate the config and its files")
+    parser = argparse.ArgumentParser(
+        prog="python -m edge.agent",
+        description="Run a site gateway agent (WS-… waste station or HH-… health hut).",
+    )
+    parser.add_argument(
+        "--config", "-c", default="/etc/gumei/gateway.toml", help="gateway TOML file"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only validate the config and its files"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         cfg = load_config(args.config)
         problems = check_files(cfg)

@@ -32,7 +32,9 @@ def load_district_key(path: str | Path) -> bytes:
     except ValueError:
         raise ConfigError(f"district key file {p} must hold hex digits only") from None
     if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"district key in {p} is {len(key)} bytes; at least {MIN_KEY_BYTES} needed")
+        raise ConfigError(
+            f"district key in {p} is {len(key)} bytes; at least {MIN_KEY_BYTES} needed"
+        )
     return key
 
 

@@ -66,7 +66,9 @@ class BrokerConfig(_Strict):
     url: str  # mqtts://host:8883 (TLS) or mqtt://host:1883 (loopback tests only)
     ca_file: Path | None = None
     credentials_file: Path
-    keepalive_s: int = Field(30, ge=5, le=3600)  # the MQTT client id is the site id (the broker binds it)
+    keepalive_s: int = Field(
+        30, ge=5, le=3600
+    )  # the MQTT client id is the site id (the broker binds it)
 
     @field_validator("url")
     @classmethod
@@ -83,7 +85,9 @@ class BrokerConfig(_Strict):
     @model_validator(mode="after")
     def _tls_needs_ca(self) -> BrokerConfig:
         if urlsplit(self.url).scheme == "mqtts" and self.ca_file is None:
-            raise ValueError("ca_file is required for mqtts:// (the CA that signed the broker's certificate)")
+            raise ValueError(
+                "ca_file is required for mqtts:// (the CA that signed the broker's certificate)"
+            )
         if urlsplit(self.url).scheme == "mqtt" and self.ca_file is not None:
             raise ValueError("ca_file given but url is mqtt:// (use mqtts:// for TLS)")
         return self
@@ -171,7 +175,9 @@ class GatewayConfig(_Strict):
         ports: set[str] = set()
         for i, d in enumerate(self.devices):
             if not device_belongs(d.id, self.site):
-                raise ValueError(f"devices[{i}].id {d.id!r} must start with the site id {self.site}-")
+                raise ValueError(
+                    f"devices[{i}].id {d.id!r} must start with the site id {self.site}-"
+                )
             if d.id in seen:
                 raise ValueError(f"devices[{i}].id {d.id!r} is listed twice")
             seen.add(d.id)
@@ -180,14 +186,22 @@ class GatewayConfig(_Strict):
                 raise ValueError(f"devices[{i}] uses {where} like another device")
             ports.add(where)
         if not self.site.startswith("WS-"):
-            raise ValueError(f"site {self.site!r}: a waste-station gateway's site id starts with WS-")
+            raise ValueError(
+                f"site {self.site!r}: a waste-station gateway's site id starts with WS-"
+            )
         return self
 
     def endpoint(self, password: str) -> MqttEndpoint:
         """The broker endpoint with this gateway's credentials."""
         b = self.broker
-        return MqttEndpoint(host=b.host, port=b.port, username=self.site, password=password,
-                            ca_file=b.ca_file, keepalive_s=b.keepalive_s)
+        return MqttEndpoint(
+            host=b.host,
+            port=b.port,
+            username=self.site,
+            password=password,
+            ca_file=b.ca_file,
+            keepalive_s=b.keepalive_s,
+        )
 
 
 MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
@@ -198,7 +212,9 @@ def _characteristic(v: str) -> str:
     try:
         uuid = normalize_uuid(v)
     except ValueError:
-        raise ValueError(f"{v!r} is not a characteristic UUID (e.g. 2a35 or a full 128-bit UUID)") from None
+        raise ValueError(
+            f"{v!r} is not a characteristic UUID (e.g. 2a35 or a full 128-bit UUID)"
+        ) from None
     return uuid
 
 
@@ -236,7 +252,9 @@ class SerialCardReader(_Strict):
 
 
 Instrument = Annotated[BleDevice | SocketDevice, Field(discriminator="transport")]
-CardReader = Annotated[BleDevice | SocketDevice | SerialCardReader, Field(discriminator="transport")]
+CardReader = Annotated[
+    BleDevice | SocketDevice | SerialCardReader, Field(discriminator="transport")
+]
 
 
 class HutSection(_Strict):
@@ -253,12 +271,16 @@ class HutSection(_Strict):
         for i, d in enumerate(self.instruments):
             if isinstance(d, BleDevice):
                 if not d.characteristics:
-                    raise ValueError(f"instruments[{i}].characteristics: list the measurement characteristics "
-                                     "(e.g. [\"2a35\"] for blood pressure)")
+                    raise ValueError(
+                        f"instruments[{i}].characteristics: list the measurement characteristics "
+                        '(e.g. ["2a35"] for blood pressure)'
+                    )
                 for u in d.characteristics:
                     if u not in SUPPORTED_CHARACTERISTICS:
-                        raise ValueError(f"instruments[{i}].characteristics: {u} has no decoder "
-                                         "(supported: 2a35, 2a9d, 2a9c, 2a1c, 2a18, 2a34, 2a5e)")
+                        raise ValueError(
+                            f"instruments[{i}].characteristics: {u} has no decoder "
+                            "(supported: 2a35, 2a9d, 2a9c, 2a1c, 2a18, 2a34, 2a5e)"
+                        )
         return self
 
     def card_characteristics(self) -> list[str]:
@@ -283,14 +305,22 @@ class HutConfig(_Strict):
             raise ValueError(f"site {self.site!r}: a health hut's site id starts with HH-")
         seen: set[str] = set()
         where: set[str] = set()
-        for name, d in [("hut.card_reader", self.hut.card_reader),
-                        *((f"hut.instruments[{i}]", d) for i, d in enumerate(self.hut.instruments))]:
+        for name, d in [
+            ("hut.card_reader", self.hut.card_reader),
+            *((f"hut.instruments[{i}]", d) for i, d in enumerate(self.hut.instruments)),
+        ]:
             if not device_belongs(d.id, self.site):
                 raise ValueError(f"{name}.id {d.id!r} must start with the site id {self.site}-")
             if d.id in seen:
                 raise ValueError(f"{name}.id {d.id!r} is listed twice")
             seen.add(d.id)
-            at = d.address if isinstance(d, BleDevice) else d.port if isinstance(d, SerialCardReader) else f"{d.host}:{d.port}"
+            at = (
+                d.address
+                if isinstance(d, BleDevice)
+                else d.port
+                if isinstance(d, SerialCardReader)
+                else f"{d.host}:{d.port}"
+            )
             if at in where:
                 raise ValueError(f"{name} uses {at} like another device")
             where.add(at)
@@ -299,8 +329,14 @@ class HutConfig(_Strict):
     def endpoint(self, password: str) -> MqttEndpoint:
         """The broker endpoint with this gateway's credentials (username = client id = site id)."""
         b = self.broker
-        return MqttEndpoint(host=b.host, port=b.port, username=self.site, password=password,
-                            ca_file=b.ca_file, keepalive_s=b.keepalive_s)
+        return MqttEndpoint(
+            host=b.host,
+            port=b.port,
+            username=self.site,
+            password=password,
+            ca_file=b.ca_file,
+            keepalive_s=b.keepalive_s,
+        )
 
 
 AnyGatewayConfig = GatewayConfig | HutConfig
@@ -319,7 +355,7 @@ def _where(loc: tuple[int | str, ...]) -> str:
 
 
 def _or(tags: str) -> str:
-    """"'a', 'b', 'c'" -> "'a', 'b' or 'c'"."""
+    """ "'a', 'b', 'c'" -> "'a', 'b' or 'c'"."""
     head, _, last = tags.rpartition(", ")
     return f"{head} or {last}" if head else last
 
@@ -337,7 +373,11 @@ def _describe(exc: ValidationError) -> list[str]:
             tag = str(err.get("ctx", {}).get("discriminator", "interface")).strip("'")
             default = "'serial', 'modbus'" if tag == "interface" else "'ble', 'socket', 'serial'"
             tags = _or(str(err.get("ctx", {}).get("expected_tags", default)))
-            msg = f"{tag} must be {tags}" if err["type"] == "union_tag_invalid" else f"{tag} missing: {tags}"
+            msg = (
+                f"{tag} must be {tags}"
+                if err["type"] == "union_tag_invalid"
+                else f"{tag} missing: {tags}"
+            )
         elif err["type"] == "string_pattern_mismatch" and where.endswith("address"):
             msg = "must be a Bluetooth address like A4:C1:38:00:00:01"
         elif err["type"] == "string_pattern_mismatch":
@@ -358,7 +398,8 @@ def load_config(path: str | Path) -> AnyGatewayConfig:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     site = data.get("site")
     model: type[GatewayConfig | HutConfig] = (
-        HutConfig if isinstance(site, str) and site.startswith("HH-") else GatewayConfig)
+        HutConfig if isinstance(site, str) and site.startswith("HH-") else GatewayConfig
+    )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -395,24 +436,35 @@ def check_files(cfg: AnyGatewayConfig) -> list[str]:
         problems.append(f"queue.path: directory {qdir} is not writable by this user")
     from edge.card import load_district_key
 
-    key_file, what = ((cfg.hut.district_key_file, "hut.district_key_file") if isinstance(cfg, HutConfig)
-                      else (cfg.cards.district_key_file, "cards.district_key_file") if cfg.cards else (None, ""))
+    key_file, what = (
+        (cfg.hut.district_key_file, "hut.district_key_file")
+        if isinstance(cfg, HutConfig)
+        else (cfg.cards.district_key_file, "cards.district_key_file")
+        if cfg.cards
+        else (None, "")
+    )
     if key_file is not None:
         try:
             load_district_key(key_file)
         except ConfigError as exc:
             problems.append(f"{what}: {exc}")
-    if isinstance(cfg, HutConfig) and any(isinstance(d, BleDevice) for d in (cfg.hut.card_reader, *cfg.hut.instruments)):
+    if isinstance(cfg, HutConfig) and any(
+        isinstance(d, BleDevice) for d in (cfg.hut.card_reader, *cfg.hut.instruments)
+    ):
         import importlib.util
 
         if importlib.util.find_spec("bleak") is None:
-            problems.append("hut: Bluetooth devices configured but bleak is not installed: pip install '.[ble]'")
+            problems.append(
+                "hut: Bluetooth devices configured but bleak is not installed: pip install '.[ble]'"
+            )
     return problems
 
 
 def describe(cfg: AnyGatewayConfig) -> str:
     """One line saying what a valid config runs."""
     if isinstance(cfg, HutConfig):
-        return (f"site {cfg.site} (health hut), {len(cfg.hut.instruments)} instruments and card reader "
-                f"{cfg.hut.card_reader.id}, broker {cfg.broker.url}")
+        return (
+            f"site {cfg.site} (health hut), {len(cfg.hut.instruments)} instruments and card reader "
+            f"{cfg.hut.card_reader.id}, broker {cfg.broker.url}"
+        )
     return f"site {cfg.site}, {len(cfg.devices)} devices, broker {cfg.broker.url}"

@@ -121,7 +121,9 @@ def _median(values: Iterable[int]) -> int:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def detect(samples: Iterable[WeightSample], params: DetectorParams | None = None) -> Iterator[ScaleEvent]:
+def detect(
+    samples: Iterable[WeightSample], params: DetectorParams | None = None
+) -> Iterator[ScaleEvent]:
     """All events of a sample stream (pure: a fresh detector per call)."""
     det = DepositDetector(params or DetectorParams())
     for s in samples:
@@ -130,6 +132,8 @@ def detect(samples: Iterable[WeightSample], params: DetectorParams | None = None
             yield ev
 
 
-def deposits(samples: Iterable[WeightSample], params: DetectorParams | None = None) -> list[ScaleEvent]:
+def deposits(
+    samples: Iterable[WeightSample], params: DetectorParams | None = None
+) -> list[ScaleEvent]:
     """Only the deposit events of a sample stream."""
     return [e for e in detect(samples, params) if e.kind is EventKind.DEPOSIT]

@@ -102,7 +102,9 @@ class HutAgent:
                 self.stats.rejected[exc.reason] += 1
                 if state is not None:
                     state.rejected[exc.reason] += 1
-                log.warning("%s: frame rejected: %s", device, exc.reason)  # never the frame: it may be a card
+                log.warning(
+                    "%s: frame rejected: %s", device, exc.reason
+                )  # never the frame: it may be a card
                 return []
             finally:
                 self.stats.notifications += 1
@@ -111,7 +113,9 @@ class HutAgent:
     def flush(self) -> list[HealthMeasurement]:
         """Release readings the assemblers still hold (call when the instruments go quiet)."""
         with self._changed:
-            out = [self._queue(d, r, now_ms()) for d, a in self._assemblers.items() for r in a.flush()]
+            out = [
+                self._queue(d, r, now_ms()) for d, a in self._assemblers.items() for r in a.flush()
+            ]
             self._changed.notify_all()
             return out
 
@@ -119,21 +123,34 @@ class HutAgent:
         """Release held readings of devices that have sent nothing for quiet_s (a production timer)."""
         now = time.monotonic()
         with self._changed:
-            out = [self._queue(d, r, now_ms()) for d, a in self._assemblers.items()
-                   if now - self.devices[d].last_monotonic >= quiet_s for r in a.flush()]
+            out = [
+                self._queue(d, r, now_ms())
+                for d, a in self._assemblers.items()
+                if now - self.devices[d].last_monotonic >= quiet_s
+                for r in a.flush()
+            ]
             if out:
                 self._changed.notify_all()
             return out
 
     def status(self) -> list[DeviceStatus]:
         """Per-device status for the retained status message: link up, frames, rejected by reason."""
-        return [DeviceStatus(device=d, ok=st.connected, frames=st.notifications,  # type: ignore[call-arg]
-                             malformed=dict(st.rejected)) for d, st in self.devices.items()]
+        return [
+            DeviceStatus(
+                device=d,
+                ok=st.connected,
+                frames=st.notifications,  # type: ignore[call-arg]
+                malformed=dict(st.rejected),
+            )
+            for d, st in self.devices.items()
+        ]
 
     def _queue(self, device: str, reading: BleReading, received_ms: int) -> HealthMeasurement:
         ts = measured_ms(reading, received_ms)
         type_, values = reading.contract()
-        stored = self._put(device, lambda seq: self.tracker.measurement(device, seq, ts, type_, values))
+        stored = self._put(
+            device, lambda seq: self.tracker.measurement(device, seq, ts, type_, values)
+        )
         self.stats.measurements += 1
         self._on_queued()
         return stored
@@ -146,7 +163,9 @@ class HutAgent:
     def start(self) -> None:
         """Start one reader thread per device (each opens its source; an absent device is retried)."""
         for device, source in self._sources.items():
-            t = threading.Thread(target=self._read, args=(device, source), name=f"hut-{device}", daemon=True)
+            t = threading.Thread(
+                target=self._read, args=(device, source), name=f"hut-{device}", daemon=True
+            )
             t.start()
             self._threads.append(t)
 

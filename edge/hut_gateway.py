@@ -61,7 +61,11 @@ class SerialCardSource:
         while not self._closed.is_set():
             try:
                 line = ser.readline()
-            except (serial.SerialException, OSError, TypeError) as exc:  # TypeError: closed under readline
+            except (
+                serial.SerialException,
+                OSError,
+                TypeError,
+            ) as exc:  # TypeError: closed under readline
                 if self._closed.is_set():
                     return
                 raise BleUnavailable(f"card reader {self._port}: {exc}") from exc
@@ -77,10 +81,14 @@ class SerialCardSource:
             ser.close()
 
 
-def make_source(dev: BleDevice | SocketDevice | SerialCardReader, card_uuids: list[str]) -> NotificationSource:
+def make_source(
+    dev: BleDevice | SocketDevice | SerialCardReader, card_uuids: list[str]
+) -> NotificationSource:
     """The transport for one configured device (no I/O until open())."""
     if isinstance(dev, BleDevice):
-        return BleakTransport(dev.address, dev.characteristics or card_uuids, connect_timeout=dev.connect_timeout_s)
+        return BleakTransport(
+            dev.address, dev.characteristics or card_uuids, connect_timeout=dev.connect_timeout_s
+        )
     if isinstance(dev, SerialCardReader):
         return SerialCardSource(dev.port, dev.baudrate)
     return SocketTransport(dev.host, dev.port)
@@ -89,10 +97,16 @@ def make_source(dev: BleDevice | SocketDevice | SerialCardReader, card_uuids: li
 def publish_tuning(cfg: HutConfig) -> PublishTuning:
     """The publisher's tuning from the [publish] and [queue] sections."""
     p = cfg.publish
-    return PublishTuning(batch_max=p.batch_max, max_inflight=p.max_inflight, backoff_min_s=p.backoff_min_s,
-                         backoff_max_s=p.backoff_max_s, status_interval_s=p.status_interval_s,
-                         replay_window_s=p.replay_window_s, replay_delay_s=p.replay_delay_s,
-                         keep_acked_s=cfg.queue.keep_acked_s)
+    return PublishTuning(
+        batch_max=p.batch_max,
+        max_inflight=p.max_inflight,
+        backoff_min_s=p.backoff_min_s,
+        backoff_max_s=p.backoff_max_s,
+        status_interval_s=p.status_interval_s,
+        replay_window_s=p.replay_window_s,
+        replay_delay_s=p.replay_delay_s,
+        keep_acked_s=cfg.queue.keep_acked_s,
+    )
 
 
 class HutGateway:
@@ -102,18 +116,35 @@ class HutGateway:
     Threading: start()/stop()/tick() from the main thread; status() on the publisher thread.
     """
 
-    def __init__(self, cfg: HutConfig, queue: DurableQueue, endpoint: MqttEndpoint, district_key: bytes, *,
-                 sources: Mapping[str, NotificationSource] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: HutConfig,
+        queue: DurableQueue,
+        endpoint: MqttEndpoint,
+        district_key: bytes,
+        *,
+        sources: Mapping[str, NotificationSource] | None = None,
+    ) -> None:
         self.cfg, self.queue = cfg, queue
         self.stop_event = threading.Event()
         h = cfg.hut
         card_uuids = h.card_characteristics()
-        self.sources = dict(sources) if sources is not None else {
-            d.id: make_source(d, card_uuids) for d in (h.card_reader, *h.instruments)}
-        self.publisher = Publisher(endpoint, cfg.site, "health", queue, tuning=publish_tuning(cfg),
-                                   status_fn=self.status)
-        self.agent = HutAgent(self.sources, h.card_reader.id, SessionTracker(district_key, h.session_timeout_s),
-                              queue.put, self.publisher.notify, on_failure=self.stop_event.set)
+        self.sources = (
+            dict(sources)
+            if sources is not None
+            else {d.id: make_source(d, card_uuids) for d in (h.card_reader, *h.instruments)}
+        )
+        self.publisher = Publisher(
+            endpoint, cfg.site, "health", queue, tuning=publish_tuning(cfg), status_fn=self.status
+        )
+        self.agent = HutAgent(
+            self.sources,
+            h.card_reader.id,
+            SessionTracker(district_key, h.session_timeout_s),
+            queue.put,
+            self.publisher.notify,
+            on_failure=self.stop_event.set,
+        )
 
     @property
     def failed(self) -> str | None:
@@ -149,8 +180,10 @@ class HutGateway:
             parts.append(f"{d} ok={st.connected} frames={st.notifications} rejected[{bad}]")
         s, q, ps = self.agent.stats, self.queue.stats(), self.publisher.stats
         parts.append(f"taps={s.taps} measurements={s.measurements} link_errors={s.link_errors}")
-        parts.append(f"queue buffered={q.buffered} accepted={q.accepted} acked={q.acked} dropped={q.dropped} "
-                     f"connected={ps.connected} replayed={ps.entries_replayed}")
+        parts.append(
+            f"queue buffered={q.buffered} accepted={q.accepted} acked={q.acked} dropped={q.dropped} "
+            f"connected={ps.connected} replayed={ps.entries_replayed}"
+        )
         return "; ".join(parts)
 
 
@@ -158,7 +191,9 @@ def run(cfg: HutConfig, *, on_started: Callable[[HutGateway], None] | None = Non
     """Run the hut gateway until SIGTERM/SIGINT; returns the process exit code."""
     password = read_secret(cfg.broker.credentials_file, "broker.credentials_file")
     key = load_district_key(cfg.hut.district_key_file)
-    queue = DurableQueue.open(cfg.queue.path, max_items=cfg.queue.max_items, max_bytes=cfg.queue.max_mb * 1024 * 1024)
+    queue = DurableQueue.open(
+        cfg.queue.path, max_items=cfg.queue.max_items, max_bytes=cfg.queue.max_mb * 1024 * 1024
+    )
     gw = HutGateway(cfg, queue, cfg.endpoint(password), key)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -169,8 +204,14 @@ def run(cfg: HutConfig, *, on_started: Callable[[HutGateway], None] | None = Non
     signal.signal(signal.SIGINT, on_signal)
     gw.start()
     s = queue.stats()
-    log.info("hut %s started: %d instruments and card reader %s, %d entries pending, %d accepted so far",
-             cfg.site, len(cfg.hut.instruments), cfg.hut.card_reader.id, s.buffered, s.accepted)
+    log.info(
+        "hut %s started: %d instruments and card reader %s, %d entries pending, %d accepted so far",
+        cfg.site,
+        len(cfg.hut.instruments),
+        cfg.hut.card_reader.id,
+        s.buffered,
+        s.accepted,
+    )
     if on_started is not None:
         on_started(gw)
     next_stats = time.monotonic() + cfg.log_stats_s

@@ -45,7 +45,9 @@ class PublishTuning:
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
     status_interval_s: float = 60.0
-    replay_window_s: float = 60.0  # re-send what was acknowledged this long before a lost connection
+    replay_window_s: float = (
+        60.0  # re-send what was acknowledged this long before a lost connection
+    )
     replay_delay_s: float = 10.0  # ... once, this long after reconnecting
     keep_acked_s: float = 120.0  # acknowledged entries kept at least this long (>= window)
 
@@ -130,7 +132,9 @@ class Publisher:
         owed = self.queue.get_meta(self._replay_key)
         window_start = now_ms() - int(self.tuning.replay_window_s * 1000)
         self._set_replay_from(window_start if owed is None else min(owed, window_start))
-        self._thread = threading.Thread(target=self._run, name=f"publisher-{self.site}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"publisher-{self.site}", daemon=True
+        )
         self._thread.start()
 
     def notify(self) -> None:
@@ -148,8 +152,13 @@ class Publisher:
     def _run(self) -> None:
         t = self.tuning
         # the first failure already waits the second step, as a connection that never held would
-        backoff = Backoff(t.backoff_min_s, t.backoff_max_s, start_s=min(t.backoff_min_s * 2, t.backoff_max_s),
-                          cap=True, rng=self._rng)
+        backoff = Backoff(
+            t.backoff_min_s,
+            t.backoff_max_s,
+            start_s=min(t.backoff_min_s * 2, t.backoff_max_s),
+            cap=True,
+            rng=self._rng,
+        )
         while not self._stop.is_set():
             try:
                 ok = self._session()
@@ -165,10 +174,14 @@ class Publisher:
             held = ok and time.monotonic() - self._connected_at >= _STABLE_S
             if held:
                 backoff.reset()
-            self._stop.wait(backoff.next_delay())  # jitter: 50-150 % of the step, at most the maximum
+            self._stop.wait(
+                backoff.next_delay()
+            )  # jitter: 50-150 % of the step, at most the maximum
 
     def _new_client(self) -> mqtt.Client:
-        will = Will(self._status_topic, encode(Status(site=self.site, state="offline")), qos=1, retain=True)
+        will = Will(
+            self._status_topic, encode(Status(site=self.site, state="offline")), qos=1, retain=True
+        )
         client = make_client(self.endpoint, self.client_id, will=will)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -185,8 +198,13 @@ class Publisher:
         self._inflight.clear()
         self._cursor = 0
         try:
-            client.connect(ep.host, ep.port, keepalive=ep.keepalive_s, clean_start=False,
-                           properties=session_properties())
+            client.connect(
+                ep.host,
+                ep.port,
+                keepalive=ep.keepalive_s,
+                clean_start=False,
+                properties=session_properties(),
+            )
         except (OSError, ValueError) as exc:  # refused, unreachable, TLS handshake or verification
             self._failed(f"cannot connect to {ep.host}:{ep.port}: {exc}")
             return False
@@ -267,7 +285,9 @@ class Publisher:
         assert self._replay_from_ms is not None
         t = self.tuning
         while len(self._inflight) < t.max_inflight and not self._lost:
-            rows = self.queue.acked_since(self._replay_from_ms, t.batch_max, after_id=self._replay_cursor, kind=self.kind)
+            rows = self.queue.acked_since(
+                self._replay_from_ms, t.batch_max, after_id=self._replay_cursor, kind=self.kind
+            )
             if not rows:
                 log.info("replay done: %d entries re-sent", self.stats.entries_replayed)
                 self._set_replay_from(None)
@@ -292,8 +312,14 @@ class Publisher:
     def _publish_status(self, state: str) -> mqtt.MQTTMessageInfo | None:
         if self._client is None:
             return None
-        msg = Status(site=self.site, state=state, ts=now_ms(), agent_version=self.agent_version,  # type: ignore[arg-type]
-                     buffered=len(self.queue), devices=self.status_fn() if state == "online" else [])
+        msg = Status(
+            site=self.site,
+            state=state,
+            ts=now_ms(),
+            agent_version=self.agent_version,  # type: ignore[arg-type]
+            buffered=len(self.queue),
+            devices=self.status_fn() if state == "online" else [],
+        )
         info = self._client.publish(self._status_topic, encode(msg), qos=1, retain=True)
         return info if info.rc == mqtt.MQTT_ERR_SUCCESS else None
 
@@ -342,13 +368,19 @@ class Publisher:
         log.warning("%s", why)
 
     # ---- paho callbacks (run on the publisher thread, inside client.loop()) -------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
         self._connack = reason
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
         self._lost = True
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+    ) -> None:
         ids = self._inflight.pop(mid, None)
         if ids is None:
             return  # a status message

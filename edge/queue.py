@@ -84,7 +84,9 @@ class DurableQueue:
     pending entries are dropped and counted; retained entries are bounded by purge_acked().
     """
 
-    def __init__(self, conn: sqlite3.Connection, max_items: int, max_bytes: int, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, max_items: int, max_bytes: int, clock: Callable[[], int]
+    ) -> None:
         self._db, self.max_items, self.max_bytes, self._clock = conn, max_items, max_bytes, clock
         self._lock = threading.Lock()
 
@@ -101,7 +103,9 @@ class DurableQueue:
         if max_items < 1 or max_bytes < 1024:
             raise QueueError("max_items must be >= 1 and max_bytes >= 1024")
         try:
-            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+            conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=10
+            )
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
@@ -110,7 +114,9 @@ class DurableQueue:
                 conn.execute("ALTER TABLE entries ADD COLUMN acked_at INTEGER")
             conn.executescript(_INDEXES)
             # `pending` is kept in step by put/ack/drop (a count(*) per put is O(n)); recount at open.
-            conn.execute(f"INSERT OR REPLACE INTO counters VALUES ('pending', (SELECT count(*) FROM entries WHERE {PENDING}))")
+            conn.execute(
+                f"INSERT OR REPLACE INTO counters VALUES ('pending', (SELECT count(*) FROM entries WHERE {PENDING}))"
+            )
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open queue {path}: {exc}") from exc
         if mode != "wal":
@@ -134,7 +140,9 @@ class DurableQueue:
         self.close()
 
     def _next_seq(self, device: str) -> int:
-        row = self._db.execute("SELECT last_seq FROM device_seq WHERE device = ?", (device,)).fetchone()
+        row = self._db.execute(
+            "SELECT last_seq FROM device_seq WHERE device = ?", (device,)
+        ).fetchone()
         # A new device starts at clock_ms * 1000 so that seq still increases if this file is lost.
         seq = row[0] + 1 if row else max(1, self._clock() * 1000)
         self._db.execute("INSERT OR REPLACE INTO device_seq VALUES (?, ?)", (device, seq))
@@ -150,7 +158,8 @@ class DurableQueue:
         while n and (n + 1 > self.max_items or size + incoming > self.max_bytes):
             over = max(1, n + 1 - self.max_items)
             rows = self._db.execute(
-                f"SELECT id, length(payload) FROM entries WHERE {PENDING} ORDER BY id LIMIT ?", (over,)
+                f"SELECT id, length(payload) FROM entries WHERE {PENDING} ORDER BY id LIMIT ?",
+                (over,),
             ).fetchall()
             self._db.executemany("DELETE FROM entries WHERE id = ?", [(r[0],) for r in rows])
             freed = sum(r[1] for r in rows)
@@ -191,18 +200,26 @@ class DurableQueue:
         rows = self._select(f"{PENDING} AND id > ?", [after_id], kind, limit)
         return [Queued(i, MODELS[k].model_validate_json(p)) for i, k, p in rows]
 
-    def peek_payloads(self, limit: int = 500, *, after_id: int = 0, kind: str | None = None) -> list[tuple[int, str]]:
+    def peek_payloads(
+        self, limit: int = 500, *, after_id: int = 0, kind: str | None = None
+    ) -> list[tuple[int, str]]:
         """Like peek() but (id, stored JSON of the entry) without parsing: for building batches fast."""
-        return [(i, p) for i, _, p in self._select(f"{PENDING} AND id > ?", [after_id], kind, limit)]
+        return [
+            (i, p) for i, _, p in self._select(f"{PENDING} AND id > ?", [after_id], kind, limit)
+        ]
 
     def acked_since(
         self, since_ms: int, limit: int = 500, *, after_id: int = 0, kind: str | None = None
     ) -> list[tuple[int, str]]:
         """Retained entries acknowledged at or after since_ms (id > after_id), oldest first, as (id, JSON)."""
-        rows = self._select("acked_at IS NOT NULL AND acked_at >= ? AND id > ?", [since_ms, after_id], kind, limit)
+        rows = self._select(
+            "acked_at IS NOT NULL AND acked_at >= ? AND id > ?", [since_ms, after_id], kind, limit
+        )
         return [(i, p) for i, _, p in rows]
 
-    def _select(self, where: str, args: list[object], kind: str | None, limit: int) -> list[tuple[int, str, str]]:
+    def _select(
+        self, where: str, args: list[object], kind: str | None, limit: int
+    ) -> list[tuple[int, str, str]]:
         sql = f"SELECT id, kind, payload FROM entries WHERE {where}"
         if kind is not None:
             sql += " AND kind = ?"
@@ -218,7 +235,9 @@ class DurableQueue:
         """Delete retained entries acknowledged before before_ms; returns how many."""
         with self._lock:
             try:
-                cur = self._db.execute("DELETE FROM entries WHERE acked_at IS NOT NULL AND acked_at < ?", (before_ms,))
+                cur = self._db.execute(
+                    "DELETE FROM entries WHERE acked_at IS NOT NULL AND acked_at < ?", (before_ms,)
+                )
             except sqlite3.Error as exc:
                 raise QueueError(f"queue purge failed: {exc}") from exc
         return cur.rowcount
@@ -233,7 +252,9 @@ class DurableQueue:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.execute("CREATE TEMP TABLE IF NOT EXISTS ack_ids (id INTEGER PRIMARY KEY)")
+                    self._db.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS ack_ids (id INTEGER PRIMARY KEY)"
+                    )
                     self._db.execute("DELETE FROM ack_ids")
                     self._db.executemany("INSERT OR IGNORE INTO ack_ids VALUES (?)", id_list)
                     pending = f"id IN (SELECT id FROM ack_ids) AND {PENDING}"
@@ -241,7 +262,9 @@ class DurableQueue:
                         f"SELECT count(*), coalesce(sum(length(payload)), 0) FROM entries WHERE {pending}"
                     ).fetchone()
                     if retain:
-                        self._db.execute(f"UPDATE entries SET acked_at = ? WHERE {pending}", (self._clock(),))
+                        self._db.execute(
+                            f"UPDATE entries SET acked_at = ? WHERE {pending}", (self._clock(),)
+                        )
                     else:
                         self._db.execute("DELETE FROM entries WHERE id IN (SELECT id FROM ack_ids)")
                     self._counter("bytes", -size)
@@ -275,19 +298,31 @@ class DurableQueue:
     def last_seq(self, device: str) -> int | None:
         """The last seq given to a device, or None if it never had one."""
         with self._lock:
-            row = self._db.execute("SELECT last_seq FROM device_seq WHERE device = ?", (device,)).fetchone()
+            row = self._db.execute(
+                "SELECT last_seq FROM device_seq WHERE device = ?", (device,)
+            ).fetchone()
         return row[0] if row else None
 
     def __len__(self) -> int:
         """Pending (not yet acknowledged) entries."""
         with self._lock:
-            return int(self._db.execute("SELECT value FROM counters WHERE name = 'pending'").fetchone()[0])
+            return int(
+                self._db.execute("SELECT value FROM counters WHERE name = 'pending'").fetchone()[0]
+            )
 
     def stats(self) -> QueueStats:
         """Buffered (pending) count, retained count and the persisted counters."""
         with self._lock:
             c = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
             n = c["pending"]
-            kept = self._db.execute("SELECT count(*) FROM entries WHERE acked_at IS NOT NULL").fetchone()[0]
-        return QueueStats(buffered=n, bytes=c["bytes"], accepted=c["accepted"], acked=c["acked"], dropped=c["dropped"],
-                          retained=kept)
+            kept = self._db.execute(
+                "SELECT count(*) FROM entries WHERE acked_at IS NOT NULL"
+            ).fetchone()[0]
+        return QueueStats(
+            buffered=n,
+            bytes=c["bytes"],
+            accepted=c["accepted"],
+            acked=c["acked"],
+            dropped=c["dropped"],
+            retained=kept,
+        )

@@ -106,21 +106,33 @@ class SimClock:
 class SimGateway:
     """One simulated gateway: scales, an in-memory outbox, reconnects and resends until acked."""
 
-    def __init__(self, site: Site, endpoint: MqttEndpoint, clock: SimClock, truth: GroundTruth, seed: int,
-                 seq_base: int, skew_ms: int = 0) -> None:
+    def __init__(
+        self,
+        site: Site,
+        endpoint: MqttEndpoint,
+        clock: SimClock,
+        truth: GroundTruth,
+        seed: int,
+        seq_base: int,
+        skew_ms: int = 0,
+    ) -> None:
         self.site = site
         self.endpoint = endpoint
         self.clock = clock
         self.truth = truth
         self.rng = random.Random(seed)
-        self.scales = [(d.id, d.category.value) for d in site.devices if d.category and not d.retired]
+        self.scales = [
+            (d.id, d.category.value) for d in site.devices if d.category and not d.retired
+        ]
         self.seq = {d: seq_base for d, _ in self.scales}
         self.skew_ms = skew_ms
         self.outbox: deque[tuple[bytes, float]] = deque()
         self.last_ms = clock.now_ms()
         self.connected = False
         self.offline_until = 0.0  # monotonic time; while offline the gateway keeps weighing
-        self.recent: deque[tuple[float, bytes]] = deque()  # (acked at, payload) within the replay window
+        self.recent: deque[tuple[float, bytes]] = (
+            deque()
+        )  # (acked at, payload) within the replay window
         self.replay_at = 0.0
         self.replay_from = 0.0
 
@@ -141,8 +153,15 @@ class SimGateway:
             n = poisson(self.rng, per_ms * (t1 - t0) * hour_weight(hour) / _MEAN_WEIGHT)
             for ts in sorted(self.rng.randrange(t0, t1) for _ in range(n)):
                 self.seq[device] += 1
-                out.append(WasteReading(device=device, seq=self.seq[device], ts=ts + self.skew_ms,
-                                        category=category, net_kg=deposit_kg(self.rng, category)))  # type: ignore[arg-type]
+                out.append(
+                    WasteReading(
+                        device=device,
+                        seq=self.seq[device],
+                        ts=ts + self.skew_ms,
+                        category=category,
+                        net_kg=deposit_kg(self.rng, category),
+                    )
+                )  # type: ignore[arg-type]
         return out
 
     def accept(self) -> int:
@@ -162,13 +181,37 @@ class SimGateway:
         ep = self.endpoint
         tls = None
         if ep.ca_file is not None:
-            tls = aiomqtt.TLSParameters(ca_certs=str(ep.ca_file), certfile=str(ep.cert_file) if ep.cert_file else None,
-                                        keyfile=str(ep.key_file) if ep.key_file else None, cert_reqs=ssl.CERT_REQUIRED)
-        will = aiomqtt.Will(status_topic("waste", self.site.id), encode(Status(site=self.site.id, state="offline")), qos=1, retain=True)
-        return aiomqtt.Client(ep.host, ep.port, username=ep.username, password=ep.password, identifier=self.site.id,
-                              will=will, tls_params=tls, keepalive=ep.keepalive_s, timeout=30)
+            tls = aiomqtt.TLSParameters(
+                ca_certs=str(ep.ca_file),
+                certfile=str(ep.cert_file) if ep.cert_file else None,
+                keyfile=str(ep.key_file) if ep.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        will = aiomqtt.Will(
+            status_topic("waste", self.site.id),
+            encode(Status(site=self.site.id, state="offline")),
+            qos=1,
+            retain=True,
+        )
+        return aiomqtt.Client(
+            ep.host,
+            ep.port,
+            username=ep.username,
+            password=ep.password,
+            identifier=self.site.id,
+            will=will,
+            tls_params=tls,
+            keepalive=ep.keepalive_s,
+            timeout=30,
+        )
 
-    async def run(self, stop: asyncio.Event, tick_s: float, connect_gate: asyncio.Semaphore, flush_s: float = 60.0) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        tick_s: float,
+        connect_gate: asyncio.Semaphore,
+        flush_s: float = 60.0,
+    ) -> None:
         """Publish until stop is set and the outbox is empty, or flush_s after stop at the latest."""
         backoff = 0.5
         deadline = 0.0
@@ -186,12 +229,18 @@ class SimGateway:
                     await client.__aenter__()
                 self.connected, backoff = True, 0.5
                 try:
-                    await client.publish(status_topic("waste", self.site.id), self._status(), qos=1, retain=True)
+                    await client.publish(
+                        status_topic("waste", self.site.id), self._status(), qos=1, retain=True
+                    )
                     if not await self._publish_loop(client, stop, tick_s):
                         self._schedule_replay()
                         continue  # network cut: reconnect after the outage
-                    offline = encode(Status(site=self.site.id, state="offline", ts=int(time.time() * 1000)))
-                    await client.publish(status_topic("waste", self.site.id), offline, qos=1, retain=True)
+                    offline = encode(
+                        Status(site=self.site.id, state="offline", ts=int(time.time() * 1000))
+                    )
+                    await client.publish(
+                        status_topic("waste", self.site.id), offline, qos=1, retain=True
+                    )
                 finally:
                     self.connected = False
                     await client.__aexit__(None, None, None)
@@ -203,7 +252,9 @@ class SimGateway:
                 await asyncio.sleep(backoff * (0.5 + self.rng.random()))
                 backoff = min(backoff * 2, 10.0)
 
-    async def _publish_loop(self, client: aiomqtt.Client, stop: asyncio.Event, tick_s: float) -> bool:
+    async def _publish_loop(
+        self, client: aiomqtt.Client, stop: asyncio.Event, tick_s: float
+    ) -> bool:
         """Publish ticks until stop (True) or until the gateway goes offline (False)."""
         while True:
             if time.monotonic() < self.offline_until:
@@ -215,7 +266,9 @@ class SimGateway:
                 payload, queued = self.outbox[0]
                 self.truth.published_messages += 1
                 # aiomqtt does not fail a pending publish when the connection drops: bound the wait.
-                await client.publish(waste_readings(self.site.id), payload, qos=1, timeout=PUBACK_TIMEOUT_S)
+                await client.publish(
+                    waste_readings(self.site.id), payload, qos=1, timeout=PUBACK_TIMEOUT_S
+                )
                 self.outbox.popleft()  # only after the PUBACK
                 now = time.monotonic()
                 self.truth.acked_at.setdefault(payload, []).append(time.time())
@@ -249,8 +302,16 @@ class SimGateway:
 
     def _status(self) -> bytes:
         devices = [{"device": d, "ok": True} for d, _ in self.scales]
-        return encode(Status(site=self.site.id, state="online", ts=int(time.time() * 1000), agent_version="sim",
-                             buffered=len(self.outbox), devices=devices))  # type: ignore[arg-type]
+        return encode(
+            Status(
+                site=self.site.id,
+                state="online",
+                ts=int(time.time() * 1000),
+                agent_version="sim",
+                buffered=len(self.outbox),
+                devices=devices,
+            )
+        )  # type: ignore[arg-type]
 
 
 class Fleet:
@@ -273,14 +334,26 @@ class Fleet:
         seq_base = time.time_ns() // 1000  # microseconds: strictly increasing across restarts
         skew = skew_ms or {}
         self.gateways = [
-            SimGateway(s, endpoint_of(s.id), self.clock, self.truth, seed * 100_003 + i, seq_base, skew.get(s.id, 0))
+            SimGateway(
+                s,
+                endpoint_of(s.id),
+                self.clock,
+                self.truth,
+                seed * 100_003 + i,
+                seq_base,
+                skew.get(s.id, 0),
+            )
             for i, s in enumerate(sites)
         ]
         self.tick_s = tick_s
 
     def unsent(self) -> int:
         """Readings still queued at their gateway (accepted, never acknowledged by the broker)."""
-        return sum(len(WasteBatch.model_validate_json(p).readings) for g in self.gateways for p, _ in g.outbox)
+        return sum(
+            len(WasteBatch.model_validate_json(p).readings)
+            for g in self.gateways
+            for p, _ in g.outbox
+        )
 
     @property
     def connected(self) -> int:

@@ -9,7 +9,9 @@ from cloud.days import date_of, day_number
 from contract import WasteReading
 
 
-def expected_daily(readings: Iterable[WasteReading], site_of: dict[str, str]) -> dict[tuple[str, str, str], tuple[int, int]]:
+def expected_daily(
+    readings: Iterable[WasteReading], site_of: dict[str, str]
+) -> dict[tuple[str, str, str], tuple[int, int]]:
     """(date, site, category) -> (grams, deposits), deduplicated by (device, seq), one rounding per day."""
     seen: set[tuple[str, int]] = set()
     mg: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -29,11 +31,17 @@ def api_daily(rows: Iterable[dict[str, object]]) -> dict[tuple[str, str, str], t
     out = {}
     for row in rows:
         grams = round(float(row["tonnes"]) * 1_000_000)  # type: ignore[arg-type]
-        out[(str(row["date"]), str(row["site"]), str(row["category"]))] = (grams, int(row["deposits"]))  # type: ignore[call-overload]
+        out[(str(row["date"]), str(row["site"]), str(row["category"]))] = (
+            grams,
+            int(row["deposits"]),
+        )  # type: ignore[call-overload]
     return out
 
 
-def compare(expected: dict[tuple[str, str, str], tuple[int, int]], actual: dict[tuple[str, str, str], tuple[int, int]]) -> list[str]:
+def compare(
+    expected: dict[tuple[str, str, str], tuple[int, int]],
+    actual: dict[tuple[str, str, str], tuple[int, int]],
+) -> list[str]:
     """Differences as readable lines (empty when equal)."""
     problems = []
     for key in sorted(set(expected) | set(actual)):

@@ -14,8 +14,15 @@ class Backoff:
     `cap=True` a jittered delay never exceeds `max_s` either. `rng` defaults to the `random` module.
     """
 
-    def __init__(self, first_s: float, max_s: float, *, start_s: float | None = None,
-                 cap: bool = False, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        first_s: float,
+        max_s: float,
+        *,
+        start_s: float | None = None,
+        cap: bool = False,
+        rng: random.Random | None = None,
+    ) -> None:
         self.first_s, self.max_s, self.cap = first_s, max_s, cap
         self.step = first_s if start_s is None else start_s
         self._rng = rng

@@ -71,7 +71,9 @@ def make_client(
     return client
 
 
-def session_properties(expiry_s: int = 7 * 24 * 3600, receive_maximum: int | None = None) -> Properties:
+def session_properties(
+    expiry_s: int = 7 * 24 * 3600, receive_maximum: int | None = None
+) -> Properties:
     """CONNECT properties for a persistent MQTT v5 session (and optional flow control)."""
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = expiry_s

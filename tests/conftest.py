@@ -31,7 +31,9 @@ HISTORY_DAYS = "3650"
 os.environ["GUMEI_INGEST__MAX_AGE_DAYS"] = HISTORY_DAYS
 
 
-def wait_until(probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> T:
+def wait_until(
+    probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> T:
     """Call probe until it returns something truthy, or fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -39,7 +41,9 @@ def wait_until(probe: Callable[[], T], timeout: float = 30.0, interval: float = 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value {value!r}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}; last value {value!r}"
+            )
         time.sleep(interval)
 
 
@@ -62,7 +66,9 @@ def registry() -> registry_mod.Registry:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[LocalStack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry
+) -> Iterator[LocalStack]:
     """A real Mosquitto and influxd for the whole session."""
     s = LocalStack(tmp_path_factory.mktemp("stack"), registry)
     s.start()
@@ -111,14 +117,23 @@ def operator_token(stack: LocalStack) -> str:
     return stack.tokens().create("test operator", "operator")
 
 
-def gumei(*args: str, timeout: float = 120, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def gumei(
+    *args: str, timeout: float = 120, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the gumei CLI as a user would (env: extra variables, e.g. LocalStack.admin_env())."""
     proc = subprocess.run(
-        [sys.executable, "-m", "gumei.cli", *args], check=False, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}, cwd=PROJECT,
+        [sys.executable, "-m", "gumei.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
+        cwd=PROJECT,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"gumei {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+        raise AssertionError(
+            f"gumei {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}"
+        )
     return proc
 
 

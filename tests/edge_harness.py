@@ -26,7 +26,9 @@ from tests.conftest import rows_of
 
 
 @contextmanager
-def stack_with_worker(root: Path, registry: registry_mod.Registry, worker: str = "ingest-1") -> Iterator[LocalStack]:
+def stack_with_worker(
+    root: Path, registry: registry_mod.Registry, worker: str = "ingest-1"
+) -> Iterator[LocalStack]:
     """A private broker and influxd with one subscribed ingestion worker (an identity ingest-N), stopped afterwards."""
     s = LocalStack(root, registry)
     s.start()
@@ -59,15 +61,29 @@ class AgentRun:
         write_private(creds, self.password + "\n")
         self.t0_ms = now_ms()
         self.station.start(self.t0_ms)
-        self.config.write_text(self.station.config_text(
-            broker_url=self.broker_url, ca_file=self.ca_file, credentials_file=creds, queue_path=self.queue,
-            keep_acked_s=3600, backoff_max_s=1.0, status_interval_s=1.0, log_stats_s=2.0, replay_delay_s=3.0))
+        self.config.write_text(
+            self.station.config_text(
+                broker_url=self.broker_url,
+                ca_file=self.ca_file,
+                credentials_file=creds,
+                queue_path=self.queue,
+                keep_acked_s=3600,
+                backoff_max_s=1.0,
+                status_interval_s=1.0,
+                log_stats_s=2.0,
+                replay_delay_s=3.0,
+            )
+        )
 
     def start(self) -> None:
         self.starts += 1
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gumei.cli", "edge", "run", "--config", str(self.config)],
-                                         stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gumei.cli", "edge", "run", "--config", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
 
     def kill9(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, self.log_text()
@@ -91,7 +107,11 @@ class AgentRun:
         """True while the agent owes a replay (recorded in its queue file)."""
         conn = sqlite3.connect(f"file:{self.queue}?mode=ro", uri=True)
         try:
-            return bool(conn.execute("SELECT count(*) FROM meta WHERE name LIKE 'replay_from_ms:%'").fetchone()[0])
+            return bool(
+                conn.execute(
+                    "SELECT count(*) FROM meta WHERE name LIKE 'replay_from_ms:%'"
+                ).fetchone()[0]
+            )
         finally:
             conn.close()
 
@@ -105,15 +125,20 @@ class AgentRun:
         """Every entry the agent ever accepted (acknowledged ones are retained: keep_acked_s = 3600)."""
         conn = sqlite3.connect(f"file:{self.queue}?mode=ro", uri=True)
         try:
-            return [json.loads(p) for (p,) in conn.execute("SELECT payload FROM entries ORDER BY id")]
+            return [
+                json.loads(p) for (p,) in conn.execute("SELECT payload FROM entries ORDER BY id")
+            ]
         finally:
             conn.close()
 
 
 def stored(influx: InfluxClient, site: str, since_ms: int) -> list[dict[str, object]]:
     """Waste readings of a site stored in InfluxDB since a time."""
-    return rows_of(influx, f"SELECT device, seq, net_kg FROM waste_reading WHERE site = '{site}' "
-                           f"AND time >= {(since_ms - 60_000) * 1_000_000}")
+    return rows_of(
+        influx,
+        f"SELECT device, seq, net_kg FROM waste_reading WHERE site = '{site}' "
+        f"AND time >= {(since_ms - 60_000) * 1_000_000}",
+    )
 
 
 def assert_exact(truth: list[dict[str, object]], rows: list[dict[str, object]]) -> None:
@@ -122,8 +147,12 @@ def assert_exact(truth: list[dict[str, object]], rows: list[dict[str, object]]) 
     assert len(keys) == len(set(keys)), "a reading stored twice"
     want = {(t["device"], t["seq"]) for t in truth}
     missing, extra = sorted(want - set(keys)), sorted(set(keys) - want)  # type: ignore[type-var]
-    assert not missing and not extra, f"{len(missing)} missing, e.g. {missing[:5]}; {len(extra)} not accepted, e.g. {extra[:5]}"
-    assert sum(round(float(r["net_kg"]) * 1000) for r in rows) == sum(round(float(t["net_kg"]) * 1000) for t in truth)  # type: ignore[arg-type]
+    assert not missing and not extra, (
+        f"{len(missing)} missing, e.g. {missing[:5]}; {len(extra)} not accepted, e.g. {extra[:5]}"
+    )
+    assert sum(round(float(r["net_kg"]) * 1000) for r in rows) == sum(
+        round(float(t["net_kg"]) * 1000) for t in truth
+    )  # type: ignore[arg-type]
 
 
 def assert_seq_contiguous(truth: list[dict[str, object]]) -> None:

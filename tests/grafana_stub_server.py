@@ -26,7 +26,9 @@ class GrafanaStub:
         self.datasources: dict[str, dict[str, Any]] = {}
         self.secrets: dict[str, dict[str, Any]] = {}
         self.folders: dict[str, dict[str, Any]] = {}
-        self.dashboards: dict[str, dict[str, Any]] = {}  # uid -> {"dashboard": ..., "folderUid": ...}
+        self.dashboards: dict[
+            str, dict[str, Any]
+        ] = {}  # uid -> {"dashboard": ..., "folderUid": ...}
         self.requests: list[tuple[str, str]] = []
         self.after_get_dashboard: Callable[[str], None] | None = None
         self._ids = 0
@@ -54,7 +56,14 @@ class GrafanaStub:
 
     def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         routes: list[tuple[str, str, Callable[..., tuple[int, Any]]]] = [
-            ("GET", r"/api/frontend/settings", lambda: (200, {"buildInfo": {"version": VERSION, "commit": "stub", "edition": "Open Source"}})),
+            (
+                "GET",
+                r"/api/frontend/settings",
+                lambda: (
+                    200,
+                    {"buildInfo": {"version": VERSION, "commit": "stub", "edition": "Open Source"}},
+                ),
+            ),
             ("GET", r"/api/datasources/uid/([^/]+)", self.get_datasource),
             ("POST", r"/api/datasources", lambda: self.create_datasource(body)),
             ("PUT", r"/api/datasources/uid/([^/]+)", lambda uid: self.update_datasource(uid, body)),
@@ -88,17 +97,29 @@ class GrafanaStub:
     def create_datasource(self, body: dict[str, Any]) -> tuple[int, Any]:
         if not body.get("name") or not body.get("type"):
             return 400, {"message": "bad request data"}
-        if body.get("uid") in self.datasources or any(d["name"] == body["name"] for d in self.datasources.values()):
+        if body.get("uid") in self.datasources or any(
+            d["name"] == body["name"] for d in self.datasources.values()
+        ):
             return 409, {"message": "data source with the same name already exists"}
         stored = self._store_datasource(body, self.next_id(), 1)
-        return 200, {"datasource": stored, "id": stored["id"], "message": "Datasource added", "name": stored["name"]}
+        return 200, {
+            "datasource": stored,
+            "id": stored["id"],
+            "message": "Datasource added",
+            "name": stored["name"],
+        }
 
     def update_datasource(self, uid: str, body: dict[str, Any]) -> tuple[int, Any]:
         if uid not in self.datasources:
             return 404, {"message": "Data source not found"}
         old = self.datasources[uid]
         stored = self._store_datasource({**body, "uid": uid}, old["id"], old["version"] + 1)
-        return 200, {"datasource": stored, "id": stored["id"], "message": "Datasource updated", "name": stored["name"]}
+        return 200, {
+            "datasource": stored,
+            "id": stored["id"],
+            "message": "Datasource updated",
+            "name": stored["name"],
+        }
 
     def get_folder(self, uid: str) -> tuple[int, Any]:
         if uid not in self.folders:
@@ -107,9 +128,18 @@ class GrafanaStub:
 
     def create_folder(self, body: dict[str, Any]) -> tuple[int, Any]:
         uid = body.get("uid") or f"f{self._ids + 1}"
-        if uid in self.folders or any(f["title"] == body.get("title") for f in self.folders.values()):
+        if uid in self.folders or any(
+            f["title"] == body.get("title") for f in self.folders.values()
+        ):
             return 409, {"message": "a folder with the same name already exists"}
-        folder = {"id": self.next_id(), "uid": uid, "title": body["title"], "url": f"/dashboards/f/{uid}/", "version": 1, "hasAcl": False}
+        folder = {
+            "id": self.next_id(),
+            "uid": uid,
+            "title": body["title"],
+            "url": f"/dashboards/f/{uid}/",
+            "version": 1,
+            "hasAcl": False,
+        }
         self.folders[uid] = folder
         return 200, folder
 
@@ -118,7 +148,10 @@ class GrafanaStub:
             return 404, {"message": "folder not found", "status": "not-found"}
         folder = self.folders[uid]
         if not body.get("overwrite") and body.get("version") != folder["version"]:
-            return 412, {"message": "the folder has been changed by someone else", "status": "version-mismatch"}
+            return 412, {
+                "message": "the folder has been changed by someone else",
+                "status": "version-mismatch",
+            }
         folder.update(title=body.get("title", folder["title"]), version=folder["version"] + 1)
         return 200, folder
 
@@ -127,7 +160,13 @@ class GrafanaStub:
             return 404, {"message": "Dashboard not found"}
         entry = self.dashboards[uid]
         folder = self.folders.get(entry["folderUid"], {})
-        meta = {"slug": uid, "url": f"/d/{uid}/{uid}", "folderUid": entry["folderUid"], "folderTitle": folder.get("title", "General"), "version": entry["dashboard"]["version"]}
+        meta = {
+            "slug": uid,
+            "url": f"/d/{uid}/{uid}",
+            "folderUid": entry["folderUid"],
+            "folderTitle": folder.get("title", "General"),
+            "version": entry["dashboard"]["version"],
+        }
         answer = {"dashboard": copy.deepcopy(entry["dashboard"]), "meta": meta}
         if self.after_get_dashboard is not None:
             self.after_get_dashboard(uid)
@@ -144,14 +183,24 @@ class GrafanaStub:
         existing = self.dashboards.get(uid)
         if existing is not None and not body.get("overwrite"):
             if dash.get("version") != existing["dashboard"]["version"]:
-                return 412, {"message": "The dashboard has been changed by someone else", "status": "version-mismatch"}
+                return 412, {
+                    "message": "The dashboard has been changed by someone else",
+                    "status": "version-mismatch",
+                }
         elif existing is None and dash.get("id"):
             return 404, {"message": "Dashboard not found", "status": "not-found"}
         dash["uid"] = uid
         dash["id"] = existing["dashboard"]["id"] if existing else self.next_id()
         dash["version"] = existing["dashboard"]["version"] + 1 if existing else 1
         self.dashboards[uid] = {"dashboard": dash, "folderUid": folder_uid}
-        return 200, {"id": dash["id"], "uid": uid, "url": f"/d/{uid}/{uid}", "status": "success", "version": dash["version"], "slug": uid}
+        return 200, {
+            "id": dash["id"],
+            "uid": uid,
+            "url": f"/d/{uid}/{uid}",
+            "status": "success",
+            "version": dash["version"],
+            "slug": uid,
+        }
 
 
 def _handler(stub: GrafanaStub) -> type[BaseHTTPRequestHandler]:
@@ -166,8 +215,18 @@ def _handler(stub: GrafanaStub) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             path = self.path.split("?", 1)[0]
             stub.requests.append((self.command, path))
-            if path.startswith("/api/") and self.headers.get("Authorization") != f"Bearer {stub.token}":
-                status, body = 401, {"message": "Invalid API key", "messageId": "api-keys.invalid", "statusCode": 401}
+            if (
+                path.startswith("/api/")
+                and self.headers.get("Authorization") != f"Bearer {stub.token}"
+            ):
+                status, body = (
+                    401,
+                    {
+                        "message": "Invalid API key",
+                        "messageId": "api-keys.invalid",
+                        "statusCode": 401,
+                    },
+                )
             else:
                 try:
                     status, body = stub.route(self.command, path, json.loads(raw) if raw else None)

@@ -51,7 +51,9 @@ class Gateway:
         self.client.loop_start()
         assert self.connected.wait(10), f"{site}: no CONNACK"
 
-    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
+    def _on_connect(
+        self, _c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object
+    ) -> None:
         if not rc.is_failure:
             self.disconnected.clear()
             self.connected.set()
@@ -61,28 +63,40 @@ class Gateway:
         self.connected.clear()
         self.disconnected.set()
 
-    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, rc: mqtt.ReasonCode, _p: object) -> None:
+    def _on_publish(
+        self, _c: mqtt.Client, _u: object, mid: int, rc: mqtt.ReasonCode, _p: object
+    ) -> None:
         with self._cond:
             self.acks[mid] = rc
             self._cond.notify_all()
 
-    def send(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, timeout: float = 30) -> mqtt.ReasonCode:
+    def send(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, timeout: float = 30
+    ) -> mqtt.ReasonCode:
         """Publish and wait until sent (QoS 0) or acknowledged (PUBACK / PUBCOMP); the reason code."""
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         with self._cond:
-            assert self._cond.wait_for(lambda: info.mid in self.acks, timeout), f"{self.site}: no ack for {topic} (rc {info.rc})"
+            assert self._cond.wait_for(lambda: info.mid in self.acks, timeout), (
+                f"{self.site}: no ack for {topic} (rc {info.rc})"
+            )
             return self.acks.pop(info.mid)
 
-    def send_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+    def send_nowait(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
 
-    def wait_all(self, infos: list[mqtt.MQTTMessageInfo], timeout: float = 120) -> list[mqtt.ReasonCode]:
+    def wait_all(
+        self, infos: list[mqtt.MQTTMessageInfo], timeout: float = 120
+    ) -> list[mqtt.ReasonCode]:
         """Wait until every one of these publishes is sent / acknowledged; their reason codes."""
         mids = [i.mid for i in infos]
         with self._cond:
             ok = self._cond.wait_for(lambda: all(mid in self.acks for mid in mids), timeout)
             done = sum(1 for mid in mids if mid in self.acks)
-            assert ok, f"{self.site}: only {done} of {len(mids)} publishes acknowledged within {timeout}s"
+            assert ok, (
+                f"{self.site}: only {done} of {len(mids)} publishes acknowledged within {timeout}s"
+            )
             return [self.acks.pop(mid) for mid in mids]
 
     def close(self) -> None:
@@ -99,7 +113,13 @@ class Reading:
     grams: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"device": self.device, "seq": self.seq, "ts": self.ts, "category": self.category, "net_kg": self.grams / 1000}
+        return {
+            "device": self.device,
+            "seq": self.seq,
+            "ts": self.ts,
+            "category": self.category,
+            "net_kg": self.grams / 1000,
+        }
 
 
 @dataclass
@@ -121,12 +141,27 @@ class Ledger:
         out = []
         for _ in range(n):
             dev, cat = self.devices[self.seq % len(self.devices)]
-            out.append(Reading(dev, self.seq, self.start_ms + (self.seq - self.first_seq + 1) * 1000, cat, self.rng.randint(1, 30_000)))
+            out.append(
+                Reading(
+                    dev,
+                    self.seq,
+                    self.start_ms + (self.seq - self.first_seq + 1) * 1000,
+                    cat,
+                    self.rng.randint(1, 30_000),
+                )
+            )
             self.seq += 1
         return out
 
     def payload(self, readings: list[Reading], **extra: Any) -> bytes:
-        return json.dumps({"schema": WASTE_SCHEMA, "site": self.site, "readings": [r.as_json() for r in readings], **extra}).encode()
+        return json.dumps(
+            {
+                "schema": WASTE_SCHEMA,
+                "site": self.site,
+                "readings": [r.as_json() for r in readings],
+                **extra,
+            }
+        ).encode()
 
     def acknowledged(self, readings: list[Reading]) -> None:
         for r in readings:
@@ -136,11 +171,23 @@ class Ledger:
 class HonestTraffic(threading.Thread):
     """The honest gateway publishing QoS 1 batches until stopped (and at least min_messages)."""
 
-    def __init__(self, gw: Gateway, ledger: Ledger, per_message: int = 20, min_messages: int = 10,
-                 max_messages: int = 400, interval_s: float = 0.02) -> None:
+    def __init__(
+        self,
+        gw: Gateway,
+        ledger: Ledger,
+        per_message: int = 20,
+        min_messages: int = 10,
+        max_messages: int = 400,
+        interval_s: float = 0.02,
+    ) -> None:
         super().__init__(daemon=True, name="honest")
         self.gw, self.ledger = gw, ledger
-        self.per_message, self.min_messages, self.max_messages, self.interval_s = per_message, min_messages, max_messages, interval_s
+        self.per_message, self.min_messages, self.max_messages, self.interval_s = (
+            per_message,
+            min_messages,
+            max_messages,
+            interval_s,
+        )
         self.readings: list[Reading] = []
         self.errors: list[str] = []
         self._stop_evt = threading.Event()
@@ -178,8 +225,16 @@ def ns(ms: int) -> int:
 class Hostile:
     """A private broker and influxd, one real `gumei ingest` worker, an honest and an attacking gateway."""
 
-    def __init__(self, root: Path, registry: registry_mod.Registry, worker: str, honest: str, attacker: str,
-                 honest_start_ms: int, attacker_start_ms: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        registry: registry_mod.Registry,
+        worker: str,
+        honest: str,
+        attacker: str,
+        honest_start_ms: int,
+        attacker_start_ms: int,
+    ) -> None:
         self.worker_name, self.honest_site, self.attacker_site = worker, honest, attacker
         self.registry = registry
         self.stack = LocalStack(root, registry)
@@ -190,7 +245,9 @@ class Hostile:
         self.proc: subprocess.Popen[bytes] = self._spawn()
         self.honest = Ledger(honest, self.devices(honest), honest_start_ms)
         # a seq space of its own: an attack that mixes H's seqs with X's devices cannot collide with X's ledger
-        self.attacker_ledger = Ledger(attacker, self.devices(attacker), attacker_start_ms, first_seq=1_000_000)
+        self.attacker_ledger = Ledger(
+            attacker, self.devices(attacker), attacker_start_ms, first_seq=1_000_000
+        )
         self.h = Gateway(self.stack.endpoint(honest), honest)
         self.recoveries: list[str] = []
         self.log_mark = 0
@@ -204,8 +261,15 @@ class Hostile:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         # the production default horizon (the session's tests replay older history; see conftest)
-        proc = self.stack.spawn("ingest", "ingest", "--config", str(self.config), "--name", self.worker_name,
-                                env={"GUMEI_INGEST__MAX_AGE_DAYS": str(DEFAULT_MAX_AGE_DAYS)})
+        proc = self.stack.spawn(
+            "ingest",
+            "ingest",
+            "--config",
+            str(self.config),
+            "--name",
+            self.worker_name,
+            env={"GUMEI_INGEST__MAX_AGE_DAYS": str(DEFAULT_MAX_AGE_DAYS)},
+        )
         deadline = time.monotonic() + 30
         while self.stack.worker_ready(self.worker_name, proc) is None:
             assert proc.poll() is None, self.stack.log_of("ingest")
@@ -215,7 +279,7 @@ class Hostile:
 
     def log_since_mark(self) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return text[self.log_mark:]
+        return text[self.log_mark :]
 
     def mark(self) -> None:
         """Start of a test: remember where the worker's log and the clock are."""
@@ -228,8 +292,10 @@ class Hostile:
             return f"worker process exited with {self.proc.returncode}"
         text = self.log_since_mark()
         if THREAD_DIED in text:
-            tail = text[text.index(THREAD_DIED):].splitlines()
-            last = next((ln for ln in reversed(tail[:80]) if ln and not ln.startswith(" ")), tail[0])
+            tail = text[text.index(THREAD_DIED) :].splitlines()
+            last = next(
+                (ln for ln in reversed(tail[:80]) if ln and not ln.startswith(" ")), tail[0]
+            )
             return f"{tail[0].strip()} -> {last.strip()[:300]}"
         return None
 
@@ -264,12 +330,17 @@ class Hostile:
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(0.1)
 
-    def stored_rows(self, site_prefix: str, lo_ms: int | None = None, hi_ms: int | None = None) -> list[dict[str, Any]]:
+    def stored_rows(
+        self, site_prefix: str, lo_ms: int | None = None, hi_ms: int | None = None
+    ) -> list[dict[str, Any]]:
         """Waste readings of devices starting with site_prefix (any site tag), optionally in a ts range."""
         where = f"device =~ /^{site_prefix}-/"
         if lo_ms is not None and hi_ms is not None:
             where += f" AND time >= {ns(lo_ms)} AND time <= {ns(hi_ms) + 999_999}"
-        return rows_of(self.influx, f"SELECT net_kg, seq, site, category, device FROM {m.WASTE_READING.name} WHERE {where}")
+        return rows_of(
+            self.influx,
+            f"SELECT net_kg, seq, site, category, device FROM {m.WASTE_READING.name} WHERE {where}",
+        )
 
     def stored_of(self, readings: list[Reading]) -> list[dict[str, Any]]:
         if not readings:
@@ -277,11 +348,15 @@ class Hostile:
         site = readings[0].device.rsplit("-", 1)[0]
         return self.stored_rows(site, min(r.ts for r in readings), max(r.ts for r in readings))
 
-    def dead_letters(self, site: str | None = None, since_ns: int | None = None) -> list[dict[str, Any]]:
+    def dead_letters(
+        self, site: str | None = None, since_ns: int | None = None
+    ) -> list[dict[str, Any]]:
         where = [f"time >= {self.t0_ns if since_ns is None else since_ns}"]
         if site:
             where.append(f"site = '{site}'")
-        return rows_of(self.influx, f"SELECT * FROM {m.QUARANTINE.name} WHERE {' AND '.join(where)}")
+        return rows_of(
+            self.influx, f"SELECT * FROM {m.QUARANTINE.name} WHERE {' AND '.join(where)}"
+        )
 
     def dead_entries(self, site: str | None = None) -> int:
         """Entries dead-lettered (a folded dead letter counts all it stands for: the worker's budget
@@ -293,31 +368,51 @@ class Hostile:
         site's name that the honest gateway did not send; the worker alive and still acknowledging."""
         want = {(r.device, r.seq): r for r in readings}
         lo, hi = min(r.ts for r in readings), max(r.ts for r in readings)
-        self.wait_stored(lambda: len(self.stored_rows(self.honest_site, lo, hi)) >= len(want), timeout,
-                         f"{len(want)} honest readings stored")
+        self.wait_stored(
+            lambda: len(self.stored_rows(self.honest_site, lo, hi)) >= len(want),
+            timeout,
+            f"{len(want)} honest readings stored",
+        )
         rows = self.stored_rows(self.honest_site, lo, hi)
         got = {(r["device"], int(r["seq"])) for r in rows}
-        assert len(rows) == len(want) and got == set(want), f"{len(rows)} rows for {len(want)} honest readings"
-        assert sum(round(float(r["net_kg"]) * 1000) for r in rows) == sum(r.grams for r in want.values())
+        assert len(rows) == len(want) and got == set(want), (
+            f"{len(rows)} rows for {len(want)} honest readings"
+        )
+        assert sum(round(float(r["net_kg"]) * 1000) for r in rows) == sum(
+            r.grams for r in want.values()
+        )
         self.assert_no_forgery()
         assert self.proc.poll() is None, "the worker process died"
         final = self.honest.make(5)
-        assert not self.h.send(waste_readings(self.honest_site), self.honest.payload(final)).is_failure
+        assert not self.h.send(
+            waste_readings(self.honest_site), self.honest.payload(final)
+        ).is_failure
         self.honest.acknowledged(final)
-        self.wait_stored(lambda: len(self.stored_of(final)) == 5, 20, "a final honest message stored")
+        self.wait_stored(
+            lambda: len(self.stored_of(final)) == 5, 20, "a final honest message stored"
+        )
 
     def assert_no_forgery(self) -> None:
         """Everything stored under the honest site's devices or site tag was sent by it, to the gram."""
         rows = self.stored_rows(self.honest_site)
-        rows += rows_of(self.influx, f"SELECT net_kg, seq, site, category, device FROM {m.WASTE_READING.name} "
-                                     f"WHERE site = '{self.honest_site}' AND device !~ /^{self.honest_site}-/")
+        rows += rows_of(
+            self.influx,
+            f"SELECT net_kg, seq, site, category, device FROM {m.WASTE_READING.name} "
+            f"WHERE site = '{self.honest_site}' AND device !~ /^{self.honest_site}-/",
+        )
         bad = []
         for r in rows:
             mine = self.honest.sent.get((r["device"], int(r["seq"])))
-            if mine is None or r["site"] != self.honest_site or round(float(r["net_kg"]) * 1000) != mine.grams \
-                    or r["category"] != mine.category:
+            if (
+                mine is None
+                or r["site"] != self.honest_site
+                or round(float(r["net_kg"]) * 1000) != mine.grams
+                or r["category"] != mine.category
+            ):
                 bad.append(r)
-        assert not bad, f"{len(bad)} stored points in {self.honest_site}'s name it never sent, e.g. {bad[:3]}"
+        assert not bad, (
+            f"{len(bad)} stored points in {self.honest_site}'s name it never sent, e.g. {bad[:3]}"
+        )
 
     def close(self) -> None:
         self.h.close()
@@ -335,9 +430,13 @@ class Hostile:
             gw.close()
 
     @contextmanager
-    def under_attack(self, min_messages: int = 10, per_message: int = 20) -> Iterator[tuple[Gateway, HonestTraffic]]:
+    def under_attack(
+        self, min_messages: int = 10, per_message: int = 20
+    ) -> Iterator[tuple[Gateway, HonestTraffic]]:
         """The attacker's session while the honest gateway publishes; afterwards the honest checks."""
-        traffic = HonestTraffic(self.h, self.honest, per_message=per_message, min_messages=min_messages)
+        traffic = HonestTraffic(
+            self.h, self.honest, per_message=per_message, min_messages=min_messages
+        )
         with self.attacker() as x:
             traffic.start()
             try:
@@ -347,7 +446,9 @@ class Hostile:
         self.assert_honest_intact(readings)
 
 
-def everything_in_the_database(influx: InfluxClient, limit: int = 200_000) -> Iterator[tuple[str, str]]:
+def everything_in_the_database(
+    influx: InfluxClient, limit: int = 200_000
+) -> Iterator[tuple[str, str]]:
     """(database.measurement, text of one row incl. its tags and column names) for every row of every
     measurement of both databases (the non-personal one and the per-resident health one)."""
     for db in (influx.config.database, influx.config.health_database):
@@ -369,4 +470,3 @@ def files_under(*roots: Path) -> Iterator[Path]:
             yield root
         elif root.exists():
             yield from (p for p in root.rglob("*") if p.is_file())
-

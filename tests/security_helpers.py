@@ -18,7 +18,9 @@ def connack(endpoint: MqttEndpoint, client_id: str, timeout: float = 5.0) -> mqt
     done = threading.Event()
     client = make_client(endpoint, client_id)
 
-    def on_connect(_c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
+    def on_connect(
+        _c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object
+    ) -> None:
         got.append(rc)
         done.set()
 
@@ -55,12 +57,16 @@ class Probe:
         self.client.loop_start()
         assert self._connected.wait(10), "no CONNACK"
 
-    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, rc: mqtt.ReasonCode, _p: object) -> None:
+    def _on_publish(
+        self, _c: mqtt.Client, _u: object, mid: int, rc: mqtt.ReasonCode, _p: object
+    ) -> None:
         with self._cond:
             self.pubacks[mid] = rc
             self._cond.notify_all()
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: object, mid: int, rcs: list[mqtt.ReasonCode], _p: object) -> None:
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: object, mid: int, rcs: list[mqtt.ReasonCode], _p: object
+    ) -> None:
         with self._cond:
             self.subacks[mid] = rcs
             self._cond.notify_all()
@@ -69,7 +75,9 @@ class Probe:
         """Publish at QoS 1 and return the PUBACK's reason code."""
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         with self._cond:
-            assert self._cond.wait_for(lambda: info.mid in self.pubacks, 10), f"no PUBACK for {topic}"
+            assert self._cond.wait_for(lambda: info.mid in self.pubacks, 10), (
+                f"no PUBACK for {topic}"
+            )
             return self.pubacks[info.mid]
 
     def subscribe(self, topic: str) -> mqtt.ReasonCode:

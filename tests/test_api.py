@@ -27,18 +27,28 @@ def tokens(stack):  # type: ignore[no-untyped-def]
     ],
 )
 def test_missing_or_wrong_token_is_401(api_url, headers):  # type: ignore[no-untyped-def]
-    r = httpx.get(api_url + DAILY, params={"start": "2025-01-01", "end": "2025-01-01"}, headers=headers)
+    r = httpx.get(
+        api_url + DAILY, params={"start": "2025-01-01", "end": "2025-01-01"}, headers=headers
+    )
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
 
 
 def test_revoked_token_is_401(api_url, tokens):  # type: ignore[no-untyped-def]
-    r = httpx.get(api_url + DAILY, params={"start": "2025-01-01", "end": "2025-01-01"}, headers={"Authorization": f"Bearer {tokens['revoked']}"})
+    r = httpx.get(
+        api_url + DAILY,
+        params={"start": "2025-01-01", "end": "2025-01-01"},
+        headers={"Authorization": f"Bearer {tokens['revoked']}"},
+    )
     assert r.status_code == 401
 
 
 def test_health_role_cannot_read_waste_rows(api_url, tokens):  # type: ignore[no-untyped-def]
-    r = httpx.get(api_url + DAILY, params={"start": "2025-01-01", "end": "2025-01-01"}, headers={"Authorization": f"Bearer {tokens['health']}"})
+    r = httpx.get(
+        api_url + DAILY,
+        params={"start": "2025-01-01", "end": "2025-01-01"},
+        headers={"Authorization": f"Bearer {tokens['health']}"},
+    )
     assert r.status_code == 403
 
 
@@ -48,28 +58,44 @@ def test_health_role_cannot_read_waste_rows(api_url, tokens):  # type: ignore[no
         ({"start": "2025-13-01", "end": "2025-12-31"}, "start"),
         ({"start": "yesterday", "end": "2025-12-31"}, "start"),
         ({"start": "2025-01-02"}, "end: Field required"),
-        ({"start": "2025-01-02", "end": "2025-01-01"}, "end (2025-01-01) is before start (2025-01-02)"),
+        (
+            {"start": "2025-01-02", "end": "2025-01-01"},
+            "end (2025-01-01) is before start (2025-01-02)",
+        ),
         ({"start": "2000-01-01", "end": "2025-01-01"}, "at most"),
-        ({"start": "0210-01-01", "end": "0220-01-01"}, "start (0210-01-01) must be between 1970-01-01 and 2199-12-31"),
+        (
+            {"start": "0210-01-01", "end": "0220-01-01"},
+            "start (0210-01-01) must be between 1970-01-01 and 2199-12-31",
+        ),
         ({"start": "2025-01-01", "end": "9999-12-31"}, "end (9999-12-31) must be between"),
         ({"start": "2025-01-01", "end": "2025-01-01", "site": "WS 01'; DROP"}, "site"),
         ({"start": "2025-01-01", "end": "2025-01-01", "category": "plastic"}, "category"),
     ],
 )
 def test_bad_parameters_are_422_with_a_clear_message(api_url, operator_token, params, fragment):  # type: ignore[no-untyped-def]
-    r = httpx.get(api_url + DAILY, params=params, headers={"Authorization": f"Bearer {operator_token}"})
+    r = httpx.get(
+        api_url + DAILY, params=params, headers={"Authorization": f"Bearer {operator_token}"}
+    )
     assert r.status_code == 422
     assert fragment in r.json()["detail"]
 
 
 def test_empty_range_answers_no_rows(api_url, operator_token):  # type: ignore[no-untyped-def]
-    r = httpx.get(api_url + DAILY, params={"start": "2001-01-01", "end": "2001-01-31"}, headers={"Authorization": f"Bearer {operator_token}"})
+    r = httpx.get(
+        api_url + DAILY,
+        params={"start": "2001-01-01", "end": "2001-01-31"},
+        headers={"Authorization": f"Bearer {operator_token}"},
+    )
     assert r.status_code == 200
     assert r.json() == {"rows": []}
 
 
 @pytest.mark.parametrize("date", ["1969-12-31", "2200-01-01", "0001-01-01"])
 def test_targets_day_out_of_bounds_is_422(api_url, operator_token, date):  # type: ignore[no-untyped-def]
-    r = httpx.get(api_url + "/api/v1/waste/targets", params={"date": date}, headers={"Authorization": f"Bearer {operator_token}"})
+    r = httpx.get(
+        api_url + "/api/v1/waste/targets",
+        params={"date": date},
+        headers={"Authorization": f"Bearer {operator_token}"},
+    )
     assert r.status_code == 422
     assert f"date ({date}) must be between" in r.json()["detail"]

@@ -42,7 +42,14 @@ def records(path: Path) -> list[dict]:  # type: ignore[type-arg]
 def _append_many(path: str, worker: int, n: int) -> None:
     log = AuditLog(Path(path), bulk_residents=1000)
     for i in range(n):
-        log.append({"event": "access", "token_id": f"w{worker}", "resident": f"r-{worker:016x}{i:016x}", "status": 200})
+        log.append(
+            {
+                "event": "access",
+                "token_id": f"w{worker}",
+                "resident": f"r-{worker:016x}{i:016x}",
+                "status": 200,
+            }
+        )
 
 
 def test_appends_from_several_processes_are_whole_lines_and_none_is_lost(tmp_path: Path) -> None:
@@ -54,37 +61,59 @@ def test_appends_from_several_processes_are_whole_lines_and_none_is_lost(tmp_pat
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    recs = [r for r in records(path) if r["event"] == "access"]  # json.loads of every line: none torn
+    recs = [
+        r for r in records(path) if r["event"] == "access"
+    ]  # json.loads of every line: none torn
     assert len(recs) == 400
-    assert {(r["token_id"], r["resident"]) for r in recs} == {(f"w{w}", f"r-{w:016x}{i:016x}") for w in range(4) for i in range(100)}
+    assert {(r["token_id"], r["resident"]) for r in recs} == {
+        (f"w{w}", f"r-{w:016x}{i:016x}") for w in range(4) for i in range(100)
+    }
     assert path.stat().st_mode & 0o077 == 0
 
 
-def test_bulk_access_is_flagged_once_per_window_across_processes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_bulk_access_is_flagged_once_per_window_across_processes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "audit.jsonl"
     now = [1_800_000_000.0]
     a = AuditLog(path, bulk_residents=3, bulk_window_s=3600, clock=lambda: now[0])
-    b = AuditLog(path, bulk_residents=3, bulk_window_s=3600, clock=lambda: now[0])  # another API process
+    b = AuditLog(
+        path, bulk_residents=3, bulk_window_s=3600, clock=lambda: now[0]
+    )  # another API process
     people = [pseudonym() for _ in range(6)]
     for i, r in enumerate(people[:3]):
-        (a if i % 2 else b).append({"event": "access", "token_id": "t1", "resident": r, "status": 200})
-    a.append({"event": "access", "token_id": "t1", "resident": people[0], "status": 200})  # same one again
-    a.append({"event": "access", "token_id": "t2", "resident": people[3], "status": 200})  # another token
-    a.append({"event": "access", "token_id": "t1", "resident": people[4], "status": 403})  # not a read
+        (a if i % 2 else b).append(
+            {"event": "access", "token_id": "t1", "resident": r, "status": 200}
+        )
+    a.append(
+        {"event": "access", "token_id": "t1", "resident": people[0], "status": 200}
+    )  # same one again
+    a.append(
+        {"event": "access", "token_id": "t2", "resident": people[3], "status": 200}
+    )  # another token
+    a.append(
+        {"event": "access", "token_id": "t1", "resident": people[4], "status": 403}
+    )  # not a read
     assert not [r for r in records(path) if r["event"] == "bulk_access"]
     with caplog.at_level("WARNING", logger="gumei.audit"):
-        written = a.append({"event": "access", "token_id": "t1", "resident": people[5], "status": 200})
+        written = a.append(
+            {"event": "access", "token_id": "t1", "resident": people[5], "status": 200}
+        )
     assert [w["event"] for w in written] == ["access", "bulk_access"]
     assert written[1]["residents"] == 4 and written[1]["threshold"] == 3
     assert len([m for m in caplog.messages if "bulk access" in m]) == 1
-    b.append({"event": "access", "token_id": "t1", "resident": pseudonym(), "status": 200})  # b sees a's flag: not again
+    b.append(
+        {"event": "access", "token_id": "t1", "resident": pseudonym(), "status": 200}
+    )  # b sees a's flag: not again
     assert len([r for r in records(path) if r["event"] == "bulk_access"]) == 1
     now[0] += 3601  # the window rolled on: the old reads no longer count
     b.append({"event": "access", "token_id": "t1", "resident": pseudonym(), "status": 200})
     assert len([r for r in records(path) if r["event"] == "bulk_access"]) == 1
 
 
-def test_prune_removes_only_what_is_older_than_the_retention_and_records_itself(tmp_path: Path) -> None:
+def test_prune_removes_only_what_is_older_than_the_retention_and_records_itself(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "audit.jsonl"
     now = [1_700_000_000.0]
     log = AuditLog(path, retention_days=30, clock=lambda: now[0])
@@ -97,7 +126,11 @@ def test_prune_removes_only_what_is_older_than_the_retention_and_records_itself(
     assert log.prune() == 5
     recs = records(path)
     assert [r.get("token_id") for r in recs] == ["new", None]
-    assert recs[-1]["event"] == "prune" and recs[-1]["removed"] == 5 and recs[-1]["before"] == utc_iso(now[0] - 30 * 86_400)
+    assert (
+        recs[-1]["event"] == "prune"
+        and recs[-1]["removed"] == 5
+        and recs[-1]["before"] == utc_iso(now[0] - 30 * 86_400)
+    )
     assert path.stat().st_mode & 0o077 == 0
 
 
@@ -119,7 +152,9 @@ def audit_file(stack) -> Path:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def tokens(stack) -> dict[str, str]:  # type: ignore[no-untyped-def]
     store = stack.tokens()
-    return {role: store.create(f"audit test {role}", role) for role in ("operator", "health", "admin")}
+    return {
+        role: store.create(f"audit test {role}", role) for role in ("operator", "health", "admin")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +167,24 @@ def seed_resident(influx) -> str:  # type: ignore[no-untyped-def]
     """A new resident with three blood-pressure readings on DAY (written straight to InfluxDB)."""
     resident = pseudonym()
     lines = [
-        health_line("HH-01", HealthMeasurement.model_validate({
-            "device": "HH-01-BP", "seq": 700 + i, "ts": T0 + i * 60_000, "resident": resident, "type": "blood_pressure",
-            "values": {"systolic_mmhg": 120 + i, "diastolic_mmhg": 80, "pulse_bpm": 70},
-        }))
+        health_line(
+            "HH-01",
+            HealthMeasurement.model_validate(
+                {
+                    "device": "HH-01-BP",
+                    "seq": 700 + i,
+                    "ts": T0 + i * 60_000,
+                    "resident": resident,
+                    "type": "blood_pressure",
+                    "values": {"systolic_mmhg": 120 + i, "diastolic_mmhg": 80, "pulse_bpm": 70},
+                }
+            ),
+        )
         for i in range(3)
     ]
-    influx.write_lines("\n".join(lines).encode(), precision="ns", db=influx.config.health_database)  # where ingestion puts them
+    influx.write_lines(
+        "\n".join(lines).encode(), precision="ns", db=influx.config.health_database
+    )  # where ingestion puts them
     return resident
 
 
@@ -155,12 +201,22 @@ def test_every_access_is_recorded_whatever_its_outcome(api_url, tokens, seeded, 
             http.get(base + "/observations", params=params, headers=auth(tokens["health"])),
             http.get(base + "/fhir", params=params, headers=auth(tokens["health"])),
             http.get(base + "/observations", params=params),
-            http.get(base + "/observations", params=params, headers=auth("gm_0123456789ab_" + "x" * 43)),
+            http.get(
+                base + "/observations", params=params, headers=auth("gm_0123456789ab_" + "x" * 43)
+            ),
             http.get(base + "/observations", params=params, headers=auth(tokens["operator"])),
             http.get(base + "/observations", params=params, headers=auth(tokens["admin"])),
-            http.get(base + "/observations", params={"start": DAY, "end": CARD}, headers=auth(tokens["health"])),
+            http.get(
+                base + "/observations",
+                params={"start": DAY, "end": CARD},
+                headers=auth(tokens["health"]),
+            ),
             http.get(base + "/nothing-here", headers=auth(tokens["health"])),
-            http.get(f"/api/v1/health/residents/{CARD}/observations", params=params, headers=auth(tokens["health"])),
+            http.get(
+                f"/api/v1/health/residents/{CARD}/observations",
+                params=params,
+                headers=auth(tokens["health"]),
+            ),
         ]
     assert [r.status_code for r in got] == [200, 200, 401, 401, 403, 403, 422, 404, 422]
     assert len(got[0].json()["observations"]) == 3
@@ -169,15 +225,23 @@ def test_every_access_is_recorded_whatever_its_outcome(api_url, tokens, seeded, 
     mine = [r for r in new if r.get("client") == "127.0.0.1" and r["event"] == "access"]
     assert [r["status"] for r in mine] == [200, 200, 401, 401, 403, 403, 422, 404, 422]
     ok = mine[0]
-    assert ok["token_id"] == health_id and ok["token_name"] == "audit test health" and ok["role"] == "health"
-    assert ok["route"] == "/api/v1/health/residents/{resident}/observations" and ok["method"] == "GET"
+    assert (
+        ok["token_id"] == health_id
+        and ok["token_name"] == "audit test health"
+        and ok["role"] == "health"
+    )
+    assert (
+        ok["route"] == "/api/v1/health/residents/{resident}/observations" and ok["method"] == "GET"
+    )
     assert (ok["resident"], ok["start"], ok["end"], ok["records"]) == (seeded, DAY, DAY, 3)
     assert dt.datetime.fromisoformat(ok["time"]).tzinfo is not None
     assert mine[1]["route"].endswith("/fhir") and mine[1]["records"] == 3
     assert mine[2]["token_id"] is None and mine[2]["role"] is None
     assert mine[3]["token_id"] == "0123456789ab" and mine[3]["role"] is None
-    assert [(m["role"], m["token_id"]) for m in mine[4:6]] == [("operator", tokens["operator"].split("_")[1]),
-                                                                ("admin", tokens["admin"].split("_")[1])]
+    assert [(m["role"], m["token_id"]) for m in mine[4:6]] == [
+        ("operator", tokens["operator"].split("_")[1]),
+        ("admin", tokens["admin"].split("_")[1]),
+    ]
     assert mine[4]["records"] is None
     assert mine[8]["resident"] == "invalid"
     text = audit_file.read_text()
@@ -187,10 +251,16 @@ def test_every_access_is_recorded_whatever_its_outcome(api_url, tokens, seeded, 
 
 def test_no_record_is_lost_under_concurrent_requests(api_url, tokens, audit_file):  # type: ignore[no-untyped-def]
     people = [pseudonym() for _ in range(50)]
-    with httpx.Client(base_url=api_url, timeout=60, limits=httpx.Limits(max_connections=50)) as http:
+    with httpx.Client(
+        base_url=api_url, timeout=60, limits=httpx.Limits(max_connections=50)
+    ) as http:
+
         def one(resident: str) -> int:
-            r = http.get(f"/api/v1/health/residents/{resident}/observations", params={"start": DAY, "end": DAY},
-                         headers=auth(tokens["health"]))
+            r = http.get(
+                f"/api/v1/health/residents/{resident}/observations",
+                params={"start": DAY, "end": DAY},
+                headers=auth(tokens["health"]),
+            )
             return r.status_code
 
         with ThreadPoolExecutor(50) as pool:
@@ -202,19 +272,30 @@ def test_no_record_is_lost_under_concurrent_requests(api_url, tokens, audit_file
 
 def test_only_admins_read_the_trail(api_url, tokens, seeded, cloud_config):  # type: ignore[no-untyped-def]
     with httpx.Client(base_url=api_url, timeout=30) as http:
-        http.get(f"/api/v1/health/residents/{seeded}/observations", params={"start": DAY, "end": DAY}, headers=auth(tokens["health"]))
+        http.get(
+            f"/api/v1/health/residents/{seeded}/observations",
+            params={"start": DAY, "end": DAY},
+            headers=auth(tokens["health"]),
+        )
         for role in ("operator", "health"):
             assert http.get("/api/v1/admin/audit", headers=auth(tokens[role])).status_code == 403
         assert http.get("/api/v1/admin/audit").status_code == 401
         health_id = tokens["health"].split("_")[1]
-        r = http.get("/api/v1/admin/audit", params={"since": "1h", "token": health_id, "resident": seeded, "limit": 1},
-                     headers=auth(tokens["admin"]))
+        r = http.get(
+            "/api/v1/admin/audit",
+            params={"since": "1h", "token": health_id, "resident": seeded, "limit": 1},
+            headers=auth(tokens["admin"]),
+        )
         assert r.status_code == 200, r.text
         (rec,) = r.json()["records"]
         assert rec["resident"] == seeded and rec["token_id"] == health_id
-        bad = http.get("/api/v1/admin/audit", params={"since": "yesterday"}, headers=auth(tokens["admin"]))
+        bad = http.get(
+            "/api/v1/admin/audit", params={"since": "yesterday"}, headers=auth(tokens["admin"])
+        )
         assert bad.status_code == 422 and "since must be like" in bad.json()["detail"]
-    out = gumei("audit", "list", "--config", str(cloud_config), "--resident", seeded, "--since", "1d")  # on the cloud host
+    out = gumei(
+        "audit", "list", "--config", str(cloud_config), "--resident", seeded, "--since", "1d"
+    )  # on the cloud host
     lines = [json.loads(x) for x in out.stdout.splitlines()]
     assert lines and all(x["resident"] == seeded for x in lines)
 
@@ -225,8 +306,19 @@ def bulk_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped-d
     port = free_port()
     log = open(stack.root / "logs" / "api-bulk.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gumei.cli", "api", "--config", str(cloud_config), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "GUMEI_AUDIT_BULK_RESIDENTS": "3"},
+        [
+            sys.executable,
+            "-m",
+            "gumei.cli",
+            "api",
+            "--config",
+            str(cloud_config),
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "GUMEI_AUDIT_BULK_RESIDENTS": "3"},
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_api(url)
@@ -240,43 +332,85 @@ def test_bulk_access_is_flagged_and_logged(bulk_api, stack, audit_file):  # type
     token_id = token.split("_")[1]
     with httpx.Client(base_url=bulk_api, timeout=30, headers=auth(token)) as http:
         for _ in range(5):
-            assert http.get(f"/api/v1/health/residents/{pseudonym()}/fhir", params={"start": DAY, "end": DAY}).status_code == 200
-    flags = [r for r in records(audit_file) if r["event"] == "bulk_access" and r["token_id"] == token_id]
-    assert len(flags) == 1 and flags[0]["residents"] == 4 and flags[0]["token_name"] == "bulk reader"
+            assert (
+                http.get(
+                    f"/api/v1/health/residents/{pseudonym()}/fhir",
+                    params={"start": DAY, "end": DAY},
+                ).status_code
+                == 200
+            )
+    flags = [
+        r for r in records(audit_file) if r["event"] == "bulk_access" and r["token_id"] == token_id
+    ]
+    assert (
+        len(flags) == 1 and flags[0]["residents"] == 4 and flags[0]["token_name"] == "bulk reader"
+    )
     logged = (stack.root / "logs" / "api-bulk.log").read_text()
     assert logged.count(f"bulk access: token {token_id}") == 1
 
 
 def test_tokens_made_and_revoked_are_recorded(api_url, tokens, stack, cloud_config, audit_file):  # type: ignore[no-untyped-def]
-    made = gumei("token", "create", "--role", "health", "--name", "Dr Li", "--config", str(cloud_config)).stdout.strip()
+    made = gumei(
+        "token", "create", "--role", "health", "--name", "Dr Li", "--config", str(cloud_config)
+    ).stdout.strip()
     made_id = made.split("_")[1]
     gumei("token", "revoke", made_id, "--config", str(cloud_config))
     admin = auth(tokens["admin"])
-    over_api = httpx.post(api_url + "/api/v1/admin/tokens", json={"name": "desk", "role": "operator"}, headers=admin).json()["id"]
-    assert httpx.delete(api_url + f"/api/v1/admin/tokens/{over_api}", headers=admin).status_code == 204
-    about = {r["subject_token"]: r for r in records(audit_file) if r.get("subject_token") == made_id and r["event"] == "token_created"}
+    over_api = httpx.post(
+        api_url + "/api/v1/admin/tokens", json={"name": "desk", "role": "operator"}, headers=admin
+    ).json()["id"]
+    assert (
+        httpx.delete(api_url + f"/api/v1/admin/tokens/{over_api}", headers=admin).status_code == 204
+    )
+    about = {
+        r["subject_token"]: r
+        for r in records(audit_file)
+        if r.get("subject_token") == made_id and r["event"] == "token_created"
+    }
     assert about[made_id]["role"] == "health" and about[made_id]["by"].startswith("cli:")
-    events = [(r["event"], r.get("by", r.get("token_id"))) for r in records(audit_file) if r.get("subject_token") == over_api]
-    assert events == [("token_created", tokens["admin"].split("_")[1]), ("token_revoked", tokens["admin"].split("_")[1])]
-    assert made not in audit_file.read_text() and made.split("_", 2)[2] not in audit_file.read_text()
+    events = [
+        (r["event"], r.get("by", r.get("token_id")))
+        for r in records(audit_file)
+        if r.get("subject_token") == over_api
+    ]
+    assert events == [
+        ("token_created", tokens["admin"].split("_")[1]),
+        ("token_revoked", tokens["admin"].split("_")[1]),
+    ]
+    assert (
+        made not in audit_file.read_text() and made.split("_", 2)[2] not in audit_file.read_text()
+    )
 
 
 def test_no_audit_record_no_data(stack, cloud_config, tmp_path):  # type: ignore[no-untyped-def]
     """When the audit file cannot be written, a per-resident route answers 503, not the data."""
     path = tmp_path / "audit.jsonl"
     port = free_port()
-    proc = stack.spawn("api-noaudit", "api", "--config", str(cloud_config), "--port", str(port), env={"GUMEI_AUDIT_LOG": str(path)})
+    proc = stack.spawn(
+        "api-noaudit",
+        "api",
+        "--config",
+        str(cloud_config),
+        "--port",
+        str(port),
+        env={"GUMEI_AUDIT_LOG": str(path)},
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_api(url)
         token = stack.tokens().create("audit broken", "health")
-        get = lambda: httpx.get(f"{url}/api/v1/health/residents/{pseudonym()}/observations",
-                                params={"start": DAY, "end": DAY}, headers=auth(token))
+        get = lambda: httpx.get(
+            f"{url}/api/v1/health/residents/{pseudonym()}/observations",
+            params={"start": DAY, "end": DAY},
+            headers=auth(token),
+        )
         assert get().status_code == 200 and len(records(path)) == 1
         path.unlink()
         path.mkdir()  # the file can no longer be opened for writing
         r = get()
-        assert r.status_code == 503 and r.json() == {"detail": "audit log unavailable; try again later"}
+        assert r.status_code == 503 and r.json() == {
+            "detail": "audit log unavailable; try again later"
+        }
         assert "answering 503" in stack.log_of("api-noaudit")
     finally:
         stop_process(proc)

@@ -73,7 +73,9 @@ def test_bad_arguments_are_refused_without_a_trace(args: list[str]) -> None:
 def test_bad_role_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "cloud.toml"
     path.write_text(f"tokens = '{tmp_path / 'tokens.json'}'\n")
-    proc = gumei("token", "create", "--role", "root", "--name", "x", "--config", str(path), check=False)
+    proc = gumei(
+        "token", "create", "--role", "root", "--name", "x", "--config", str(path), check=False
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "gumei: error: role must be one of operator, health, admin"
 
@@ -81,7 +83,9 @@ def test_bad_role_is_one_line(tmp_path: Path) -> None:
 def test_token_lifecycle_via_cli(tmp_path: Path) -> None:
     path = tmp_path / "cloud.toml"
     path.write_text(f"tokens = '{tmp_path / 'tokens.json'}'\n")
-    token = gumei("token", "create", "--role", "health", "--name", "nurse", "--config", str(path)).stdout.strip()
+    token = gumei(
+        "token", "create", "--role", "health", "--name", "nurse", "--config", str(path)
+    ).stdout.strip()
     token_id = token.split("_")[1]
     assert token not in (tmp_path / "tokens.json").read_text()  # stored hashed
     listing = gumei("token", "list", "--config", str(path)).stdout
@@ -94,5 +98,7 @@ def test_token_lifecycle_via_cli(tmp_path: Path) -> None:
 
 def test_sim_fleet_with_unreadable_secrets(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text("{broken")
-    proc = gumei("sim", "fleet", "--port", "1883", "--secrets", str(tmp_path / "s.json"), check=False)
+    proc = gumei(
+        "sim", "fleet", "--port", "1883", "--secrets", str(tmp_path / "s.json"), check=False
+    )
     assert proc.returncode == 2 and "cannot read" in proc.stderr

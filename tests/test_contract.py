@@ -31,17 +31,28 @@ NOW = 1_764_201_600_000
 
 
 def waste_doc(*readings: dict[str, object], site: str = "WS-0101") -> bytes:
-    return json.dumps({"schema": "gumei.waste.readings.v1", "site": site, "readings": list(readings)}).encode()
+    return json.dumps(
+        {"schema": "gumei.waste.readings.v1", "site": site, "readings": list(readings)}
+    ).encode()
 
 
 def r(**over: object) -> dict[str, object]:
-    base: dict[str, object] = {"device": "WS-0101-S2", "seq": 1, "ts": NOW, "category": "recyclable", "net_kg": 3.42}
+    base: dict[str, object] = {
+        "device": "WS-0101-S2",
+        "seq": 1,
+        "ts": NOW,
+        "category": "recyclable",
+        "net_kg": 3.42,
+    }
     base.update(over)
     return base
 
 
 def test_contract_example_round_trips() -> None:
-    batch = WasteBatch(site="WS-0101", readings=[WasteReading(**r(gross_kg=57.1, resident="r-5f0c2a9b41d07e3c8a66b1f2d9e04c17"))])  # type: ignore[arg-type]
+    batch = WasteBatch(
+        site="WS-0101",
+        readings=[WasteReading(**r(gross_kg=57.1, resident="r-5f0c2a9b41d07e3c8a66b1f2d9e04c17"))],
+    )  # type: ignore[arg-type]
     decoded = decode_waste(encode(batch), T, now=NOW)
     assert decoded.valid == batch.readings and decoded.rejected == []
     assert json.loads(encode(batch))["schema"] == "gumei.waste.readings.v1"
@@ -57,13 +68,37 @@ def test_contract_example_round_trips() -> None:
         (b'"text"', "bad_schema"),
         (b'{"schema": "gumei.waste.readings.v2", "site": "WS-0101", "readings": []}', "bad_schema"),
         (waste_doc(), "bad_schema"),  # empty batch
-        (json.dumps({"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [r()] * 1001}).encode(), "bad_schema"),
-        (json.dumps({"schema": "gumei.waste.readings.v1", "site": 7, "readings": [r()]}).encode(), "bad_schema"),
-        (b"[" * 5000, "not_json"),  # deeper than any parser recursion: an answer, never a RecursionError
+        (
+            json.dumps(
+                {"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [r()] * 1001}
+            ).encode(),
+            "bad_schema",
+        ),
+        (
+            json.dumps(
+                {"schema": "gumei.waste.readings.v1", "site": 7, "readings": [r()]}
+            ).encode(),
+            "bad_schema",
+        ),
+        (
+            b"[" * 5000,
+            "not_json",
+        ),  # deeper than any parser recursion: an answer, never a RecursionError
         (b'{"a":' * 3000, "not_json"),
-        (b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [' + b"[" * 5000 + b"]}", "not_json"),
-        (b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [{"net_kg": NaN}]}', "not_json"),
-        (b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [{"net_kg": Infinity}]}', "not_json"),
+        (
+            b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": ['
+            + b"[" * 5000
+            + b"]}",
+            "not_json",
+        ),
+        (
+            b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [{"net_kg": NaN}]}',
+            "not_json",
+        ),
+        (
+            b'{"schema": "gumei.waste.readings.v1", "site": "WS-0101", "readings": [{"net_kg": Infinity}]}',
+            "not_json",
+        ),
         ("{}".encode("utf-16"), "not_json"),
         (waste_doc(r(), site="WS-0102"), "site_mismatch"),
         (b" " * (256 * 1024 + 1), "too_large"),
@@ -98,7 +133,9 @@ def test_whole_payload_rejections(payload: bytes, code: str) -> None:
         (r(ts=NOW + 5 * 60 * 1000 + 1), "future_ts", "future"),
     ],
 )
-def test_bad_entries_are_quarantined_and_the_rest_kept(entry: object, code: str, fragment: str) -> None:
+def test_bad_entries_are_quarantined_and_the_rest_kept(
+    entry: object, code: str, fragment: str
+) -> None:
     decoded = decode_waste(waste_doc(r(seq=100), entry, r(seq=101)), T, now=NOW)  # type: ignore[arg-type]
     assert [x.seq for x in decoded.valid] == [100, 101]
     assert len(decoded.rejected) == 1
@@ -121,16 +158,29 @@ def test_old_timestamps_are_valid_and_five_minutes_ahead_is_allowed() -> None:
         ({"glucose_mmol_l": 6.1, "meal": "breakfast"}, "blood_glucose", False),
         ({"glucose_mmol_l": "6.1"}, "blood_glucose", False),
         ({"weight_kg": 70.2, "bmi": 23.1}, "body_composition", True),
-        ({"temperature_c": 36.6, "spo2_pct": 98}, "body_temperature", True),  # another type's key: ignored, not stored
+        (
+            {"temperature_c": 36.6, "spo2_pct": 98},
+            "body_temperature",
+            True,
+        ),  # another type's key: ignored, not stored
         ({"spo2_pct": True}, "pulse_oximetry", False),
         ({"spo2_pct": 10**400}, "pulse_oximetry", False),
-        ({"spo2_pct": 97, "perfusion_index": 2.5}, "pulse_oximetry", True),  # a value key added after v1: ignored
+        (
+            {"spo2_pct": 97, "perfusion_index": 2.5},
+            "pulse_oximetry",
+            True,
+        ),  # a value key added after v1: ignored
         ({"spo2_pct": 97, "waveform": [1, 2, {"x": None}]}, "pulse_oximetry", True),
     ],
 )
-def test_health_values_follow_the_type_table(values: dict[str, object], type_: str, ok: bool) -> None:
+def test_health_values_follow_the_type_table(
+    values: dict[str, object], type_: str, ok: bool
+) -> None:
     entry = {"device": "HH-01-BP", "seq": 7, "ts": NOW, "type": type_, "values": values}
-    payload = json.dumps({"schema": "gumei.health.measurements.v1", "site": "HH-01", "measurements": [entry]}, allow_nan=True).encode()
+    payload = json.dumps(
+        {"schema": "gumei.health.measurements.v1", "site": "HH-01", "measurements": [entry]},
+        allow_nan=True,
+    ).encode()
     decoded = decode_health(payload, H, now=NOW)
     assert (len(decoded.valid), len(decoded.rejected)) == ((1, 0) if ok else (0, 1))
 
@@ -138,23 +188,55 @@ def test_health_values_follow_the_type_table(values: dict[str, object], type_: s
 def test_fields_v1_does_not_define_are_accepted_ignored_and_counted() -> None:
     """A gateway upgraded before the cloud: unknown optional fields (entry, envelope, health value)
     are ignored and counted; every defined field keeps its strict checks."""
-    payload = json.dumps({"schema": "gumei.waste.readings.v1", "site": "WS-0101", "firmware": "2.1",
-                          "readings": [r(seq=1, lid_open=True), r(seq=2, lid_open=False, tare_kg=0.5), r(seq=3, net_kg=-1, x=1)]}).encode()
+    payload = json.dumps(
+        {
+            "schema": "gumei.waste.readings.v1",
+            "site": "WS-0101",
+            "firmware": "2.1",
+            "readings": [
+                r(seq=1, lid_open=True),
+                r(seq=2, lid_open=False, tare_kg=0.5),
+                r(seq=3, net_kg=-1, x=1),
+            ],
+        }
+    ).encode()
     decoded = decode_waste(payload, T, now=NOW)
     assert [x.seq for x in decoded.valid] == [1, 2]
     assert [x.code for x in decoded.rejected] == ["invalid_entry"]  # net_kg is still checked
     assert decoded.ignored == {"firmware": 1, "readings[].lid_open": 2, "readings[].tare_kg": 1}
-    assert decoded.valid[0] == WasteReading(device="WS-0101-S2", seq=1, ts=NOW, category="recyclable", net_kg=3.42, lid_open=True)  # type: ignore[call-arg]
-    entry = {"device": "HH-01-BP", "seq": 7, "ts": NOW, "type": "blood_pressure",
-             "values": {"systolic_mmhg": 120, "diastolic_mmhg": 80, "irregular": True}, "cuff": "M"}
-    health = decode_health(json.dumps({"schema": "gumei.health.measurements.v1", "site": "HH-01", "measurements": [entry]}).encode(), H, now=NOW)
+    assert decoded.valid[0] == WasteReading(
+        device="WS-0101-S2", seq=1, ts=NOW, category="recyclable", net_kg=3.42, lid_open=True
+    )  # type: ignore[call-arg]
+    entry = {
+        "device": "HH-01-BP",
+        "seq": 7,
+        "ts": NOW,
+        "type": "blood_pressure",
+        "values": {"systolic_mmhg": 120, "diastolic_mmhg": 80, "irregular": True},
+        "cuff": "M",
+    }
+    health = decode_health(
+        json.dumps(
+            {"schema": "gumei.health.measurements.v1", "site": "HH-01", "measurements": [entry]}
+        ).encode(),
+        H,
+        now=NOW,
+    )
     assert health.valid[0].values == {"systolic_mmhg": 120.0, "diastolic_mmhg": 80.0}
     assert health.ignored == {"measurements[].cuff": 1, "measurements[].values.irregular": 1}
 
 
 def test_health_batch_round_trips() -> None:
-    m = HealthMeasurement(device="HH-01-BP", seq=7, ts=NOW, type="blood_pressure", values={"systolic_mmhg": 120, "diastolic_mmhg": 80})  # type: ignore[arg-type]
-    assert decode_health(encode(HealthBatch(site="HH-01", measurements=[m])), H, now=NOW).valid == [m]
+    m = HealthMeasurement(
+        device="HH-01-BP",
+        seq=7,
+        ts=NOW,
+        type="blood_pressure",
+        values={"systolic_mmhg": 120, "diastolic_mmhg": 80},
+    )  # type: ignore[arg-type]
+    assert decode_health(encode(HealthBatch(site="HH-01", measurements=[m])), H, now=NOW).valid == [
+        m
+    ]
 
 
 def test_status_and_last_will() -> None:
@@ -171,9 +253,17 @@ def test_status_and_last_will() -> None:
 
 @pytest.mark.parametrize(
     "topic",
-    ["", "gumei/v1", "gumei/v2/waste/WS-0101/readings", "gumei/v1/water/WS-0101/readings",
-     "gumei/v1/waste/WS 0101/readings", "gumei/v1/waste/WS-0101/measurements", "gumei/v1/waste/WS-0101/readings/x",
-     "gumei/v1/waste/+/readings", "gumei/v1/waste/-WS/readings"],
+    [
+        "",
+        "gumei/v1",
+        "gumei/v2/waste/WS-0101/readings",
+        "gumei/v1/water/WS-0101/readings",
+        "gumei/v1/waste/WS 0101/readings",
+        "gumei/v1/waste/WS-0101/measurements",
+        "gumei/v1/waste/WS-0101/readings/x",
+        "gumei/v1/waste/+/readings",
+        "gumei/v1/waste/-WS/readings",
+    ],
 )
 def test_bad_topics(topic: str) -> None:
     with pytest.raises(TopicError):
@@ -211,4 +301,6 @@ def test_random_bytes_never_crash_the_decoder(payload: bytes) -> None:
 def test_exported_schema_is_current() -> None:
     folder = Path(__file__).resolve().parent.parent / "docs" / "schema"
     for name, schema in schemas().items():
-        assert json.loads((folder / f"{name}.json").read_text()) == schema, f"run: gumei schema export ({name})"
+        assert json.loads((folder / f"{name}.json").read_text()) == schema, (
+            f"run: gumei schema export ({name})"
+        )

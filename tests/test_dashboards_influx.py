@@ -36,11 +36,15 @@ def _readings() -> list[tuple[str, str, str, int, float]]:
             for category, kg in KG.items():
                 out.append((site, area, category, day_start_ms(day) + (7 + i) * HOUR, kg * (1 + i)))
                 if day < TODAY:
-                    out.append((site, area, category, day_start_ms(day) + 23 * HOUR + 30 * 60_000, 1.0))
+                    out.append(
+                        (site, area, category, day_start_ms(day) + 23 * HOUR + 30 * 60_000, 1.0)
+                    )
     return out
 
 
-def _daily(readings: list[tuple[str, str, str, int, float]]) -> dict[tuple[int, str, str, str], float]:
+def _daily(
+    readings: list[tuple[str, str, str, int, float]],
+) -> dict[tuple[int, str, str, str], float]:
     kg: dict[tuple[int, str, str, str], float] = defaultdict(float)
     for site, area, category, ts, net in readings:
         kg[(day_number(ts), site, area, category)] += net
@@ -52,34 +56,105 @@ def _dataset() -> str:
     lines = []
     for seq, (site, area, category, ts, net) in enumerate(readings):
         tags = {"site": site, "area": area, "device": f"{site}-S1", "category": category}
-        lines.append(line(m.WASTE_READING.name, tags, {"net_kg": net, "gross_kg": 50.0, "seq": seq}, point_time_ns(ts, seq)))
+        lines.append(
+            line(
+                m.WASTE_READING.name,
+                tags,
+                {"net_kg": net, "gross_kg": 50.0, "seq": seq},
+                point_time_ns(ts, seq),
+            )
+        )
     for (day, site, area, category), kg in _daily(readings).items():
         fields = {"tonnes": kg / 1000, "net_g": round(kg * 1000), "deposits": 2}
-        lines.append(line(m.WASTE_DAILY.name, {"site": site, "area": area, "category": category}, fields, day_start_ms(day) * 10**6))
+        lines.append(
+            line(
+                m.WASTE_DAILY.name,
+                {"site": site, "area": area, "category": category},
+                fields,
+                day_start_ms(day) * 10**6,
+            )
+        )
     t = schema.WASTE_TARGETS
     for day in range(TODAY - 29, TODAY + 1):
         fields = {"recyclable_tonnes": 0.1, "dry_change_pct": -12.5, "sorting_pct": 88.0}
-        lines.append(line(t.name, {}, {k: v for k, v in fields.items() if k in t.fields}, day_start_ms(day) * 10**6))
+        lines.append(
+            line(
+                t.name,
+                {},
+                {k: v for k, v in fields.items() if k in t.fields},
+                day_start_ms(day) * 10**6,
+            )
+        )
     # health_daily as the aggregator writes it for operators: today shown (k = 2), yesterday suppressed (k = 5)
-    rows = [StatRow("HH-01", NOW - (i + 1) * HOUR, kind, f"r-{i:032x}", abnormal) for i, (kind, abnormal) in enumerate(
-        [("blood_pressure", True), ("blood_pressure", False), ("blood_glucose", False), ("blood_glucose", False)])]
-    rows[3] = StatRow("HH-01", rows[3].ts, "blood_glucose", rows[0].resident, False)  # 2 residents each type
+    rows = [
+        StatRow("HH-01", NOW - (i + 1) * HOUR, kind, f"r-{i:032x}", abnormal)
+        for i, (kind, abnormal) in enumerate(
+            [
+                ("blood_pressure", True),
+                ("blood_pressure", False),
+                ("blood_glucose", False),
+                ("blood_glucose", False),
+            ]
+        )
+    ]
+    rows[3] = StatRow(
+        "HH-01", rows[3].ts, "blood_glucose", rows[0].resident, False
+    )  # 2 residents each type
     (shown,) = daily_stats(rows)
     lines += daily_lines(shown, k=2)
-    (hidden,) = daily_stats([StatRow("HH-01", r.ts - DAY_MS, r.type, r.resident, r.abnormal) for r in rows])
+    (hidden,) = daily_stats(
+        [StatRow("HH-01", r.ts - DAY_MS, r.type, r.resident, r.abnormal) for r in rows]
+    )
     lines += daily_lines(hidden, k=5)
     for j, (site, online) in enumerate([("WS-0101", True), ("WS-0102", True), ("WS-0201", False)]):
         for k in range(3):
             ts = (NOW - (3 - k) * HOUR + j) * 10**6
-            lines.append(line(m.GATEWAY_STATUS.name, {"site": site, "kind": "waste"}, {"online": online, "buffered": 5 * k, "devices_ok": 4, "devices": 4}, ts))
-            lines.append(line(m.DEVICE_STATUS.name, {"site": site, "device": f"{site}-S1"}, {"ok": j != 1, "fill_pct": 30.0 + 10 * k}, ts))
+            lines.append(
+                line(
+                    m.GATEWAY_STATUS.name,
+                    {"site": site, "kind": "waste"},
+                    {"online": online, "buffered": 5 * k, "devices_ok": 4, "devices": 4},
+                    ts,
+                )
+            )
+            lines.append(
+                line(
+                    m.DEVICE_STATUS.name,
+                    {"site": site, "device": f"{site}-S1"},
+                    {"ok": j != 1, "fill_pct": 30.0 + 10 * k},
+                    ts,
+                )
+            )
     for w in ("w1", "w2"):
         for k in range(6):
-            fields = {"received": 100 * k, "written": 95 * k, "quarantined": k, "redelivered": 0, "queue_depth": k, "batch_latency_ms": 4.5}
-            lines.append(line(m.INGEST_STATS.name, {"worker": w}, fields, (NOW - (6 - k) * 2 * HOUR) * 10**6))
+            fields = {
+                "received": 100 * k,
+                "written": 95 * k,
+                "quarantined": k,
+                "redelivered": 0,
+                "queue_depth": k,
+                "batch_latency_ms": 4.5,
+            }
+            lines.append(
+                line(m.INGEST_STATS.name, {"worker": w}, fields, (NOW - (6 - k) * 2 * HOUR) * 10**6)
+            )
     q_tags = {"site": "WS-0101", "kind": "waste", "code": "bad_schema", "worker": "w1"}
-    lines.append(line(m.QUARANTINE.name, q_tags, {"reason": "not v1", "topic": "t", "payload": "{}", "entries": 3}, (NOW - HOUR) * 10**6))
-    lines.append(line(m.AGGREGATOR_STATE.name, {}, {"watermark_ms": NOW - 60_000, "days": 30}, (NOW - 60_000) * 10**6))
+    lines.append(
+        line(
+            m.QUARANTINE.name,
+            q_tags,
+            {"reason": "not v1", "topic": "t", "payload": "{}", "entries": 3},
+            (NOW - HOUR) * 10**6,
+        )
+    )
+    lines.append(
+        line(
+            m.AGGREGATOR_STATE.name,
+            {},
+            {"watermark_ms": NOW - 60_000, "days": 30},
+            (NOW - 60_000) * 10**6,
+        )
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -87,7 +162,11 @@ def _dataset() -> str:
 def dash_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxClient]:
     server = Influxd(tmp_path_factory.mktemp("dash-influxd"))
     server.start()
-    client = InfluxClient(InfluxConfig(url=server.url, auth="basic", username=server.username, password=server.password))
+    client = InfluxClient(
+        InfluxConfig(
+            url=server.url, auth="basic", username=server.username, password=server.password
+        )
+    )
     try:
         client.write_lines(_dataset().encode())
         yield client
@@ -96,69 +175,97 @@ def dash_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxClie
         server.stop()
 
 
-QUERIES = [(name, *item) for name, doc in gen.load().items() for item in verify.panel_queries(doc, VARIABLES, START, NOW)]
+QUERIES = [
+    (name, *item)
+    for name, doc in gen.load().items()
+    for item in verify.panel_queries(doc, VARIABLES, START, NOW)
+]
 
 
-@pytest.mark.parametrize(("dashboard", "title", "ref", "query"), QUERIES, ids=[f"{d}:{t[:24]}:{r}" for d, t, r, _ in QUERIES])
-def test_every_panel_query_runs_and_returns_data(dash_influx: InfluxClient, dashboard: str, title: str, ref: str, query: str) -> None:
+@pytest.mark.parametrize(
+    ("dashboard", "title", "ref", "query"),
+    QUERIES,
+    ids=[f"{d}:{t[:24]}:{r}" for d, t, r, _ in QUERIES],
+)
+def test_every_panel_query_runs_and_returns_data(
+    dash_influx: InfluxClient, dashboard: str, title: str, ref: str, query: str
+) -> None:
     series = dash_influx.query(query)
-    assert series and any(v for s in series for v in s.values), f"{title} [{ref}] returned nothing: {query}"
+    assert series and any(v for s in series for v in s.values), (
+        f"{title} [{ref}] returned nothing: {query}"
+    )
 
 
-def _panel(dashboard: str, title_part: str, variables: dict | None = None) -> list[tuple[str, str, str]]:
-    found = [x for x in verify.panel_queries(gen.load()[dashboard], variables or VARIABLES, START, NOW) if title_part in x[0]]
+def _panel(
+    dashboard: str, title_part: str, variables: dict | None = None
+) -> list[tuple[str, str, str]]:
+    found = [
+        x
+        for x in verify.panel_queries(gen.load()[dashboard], variables or VARIABLES, START, NOW)
+        if title_part in x[0]
+    ]
     assert found, title_part
     return found
 
 
 def test_todays_tonnes_per_category_equal_the_readings(dash_influx: InfluxClient) -> None:
-    (_, _, query), = _panel("waste-overview", "Today's tonnes by category")
+    ((_, _, query),) = _panel("waste-overview", "Today's tonnes by category")
     got = {s.tags["category"]: s.values[0][1] for s in dash_influx.query(query)}
     expected: dict[str, float] = defaultdict(float)
     for site, area, category, ts, kg in _readings():
         if day_number(ts) == TODAY:
             expected[category] += kg / 1000
     assert got == pytest.approx(expected, abs=1e-9)
-    (_, _, query), = _panel("waste-overview", "Recyclables today")
-    assert dash_influx.query(query)[0].values[0][1] == pytest.approx(expected["recyclable"], abs=1e-9)
+    ((_, _, query),) = _panel("waste-overview", "Recyclables today")
+    assert dash_influx.query(query)[0].values[0][1] == pytest.approx(
+        expected["recyclable"], abs=1e-9
+    )
 
 
 def test_daily_trend_buckets_are_shanghai_days(dash_influx: InfluxClient) -> None:
-    (_, _, query), = _panel("waste-overview", "Daily tonnes per category")
+    ((_, _, query),) = _panel("waste-overview", "Daily tonnes per category")
     by_day: dict[tuple[int, str], float] = defaultdict(float)
     for (day, _site, _area, category), kg in _daily(_readings()).items():
         by_day[(day, category)] += kg / 1000
     for s in dash_influx.query(query):
         for ts, value in s.values:
             assert (ts + 8 * HOUR) % DAY_MS == 0  # bucket starts at Shanghai midnight
-            assert value == pytest.approx(by_day.get((day_number(ts), s.tags["category"]), 0.0), abs=1e-9)
+            assert value == pytest.approx(
+                by_day.get((day_number(ts), s.tags["category"]), 0.0), abs=1e-9
+            )
     # the same buckets as tz('Asia/Shanghai') on this influxd (needs tzdata on the server)
     tz_query = query.replace("time(1d, -8h)", "time(1d)") + " tz('Asia/Shanghai')"
-    assert [s.values for s in dash_influx.query(tz_query)] == [s.values for s in dash_influx.query(query)]
+    assert [s.values for s in dash_influx.query(tz_query)] == [
+        s.values for s in dash_influx.query(query)
+    ]
 
 
 def test_raw_readings_summed_per_shanghai_day_match_waste_daily(dash_influx: InfluxClient) -> None:
     q = f'SELECT sum("net_kg") / 1000 FROM "{m.WASTE_READING.name}" WHERE time >= {START}ms and time <= {NOW}ms GROUP BY time(1d, -8h) fill(none)'
-    (_, _, daily), = _panel("station", "Daily tonnes")
+    ((_, _, daily),) = _panel("station", "Daily tonnes")
     got = {ts: v for ts, v in dash_influx.query(q)[0].values}
     totals: dict[int, float] = defaultdict(float)
     for s in dash_influx.query(daily):
         for ts, v in s.values:
             totals[ts] += v
-    assert {ts: pytest.approx(v, abs=1e-9) for ts, v in got.items()} == {ts: v for ts, v in totals.items() if v}
+    assert {ts: pytest.approx(v, abs=1e-9) for ts, v in got.items()} == {
+        ts: v for ts, v in totals.items() if v
+    }
 
 
 def test_area_ranking_and_all_value(dash_influx: InfluxClient) -> None:
-    (_, _, query), = _panel("waste-overview", "Areas ranked")
+    ((_, _, query),) = _panel("waste-overview", "Areas ranked")
     rows = {s.tags["area"]: s.values[0][1] for s in dash_influx.query(query)}
     assert set(rows) == {"A01", "A02"} and rows["A01"] > rows["A02"]
-    one = _panel("station", "Category mix", {**VARIABLES, "area": Raw(".*"), "station": ["WS-0201"]})[0][2]
+    one = _panel(
+        "station", "Category mix", {**VARIABLES, "area": Raw(".*"), "station": ["WS-0201"]}
+    )[0][2]
     assert {s.tags["category"] for s in dash_influx.query(one)} == set(KG)
 
 
 def test_fleet_counts(dash_influx: InfluxClient) -> None:
     def value(title: str) -> float:
-        (_, _, query), = _panel("fleet", title)
+        ((_, _, query),) = _panel("fleet", title)
         return dash_influx.query(query)[0].values[0][1]
 
     assert value("Gateways online") == 2
@@ -171,7 +278,10 @@ def test_health_abnormal_rate_inputs(dash_influx: InfluxClient) -> None:
     abnormal, measured = _panel("health-hut", "Abnormal rate by type")
     a = {s.tags["type"]: s.values[0][1] for s in dash_influx.query(abnormal[2])}
     n = {s.tags["type"]: s.values[0][1] for s in dash_influx.query(measured[2])}
-    assert a == {"blood_pressure": 1, "blood_glucose": 0} and n == {"blood_pressure": 2, "blood_glucose": 2}
+    assert a == {"blood_pressure": 1, "blood_glucose": 0} and n == {
+        "blood_pressure": 2,
+        "blood_glucose": 2,
+    }
 
 
 def test_render_writes_one_png_per_dashboard(dash_influx: InfluxClient, tmp_path: Path) -> None:

@@ -21,17 +21,23 @@ TITLES = {name: doc["title"] for name, doc in DOCS.items()}
 
 def _queries(doc: dict) -> list[tuple[str, str]]:
     out = [(f"variable {n}", q) for n, q in verify.variable_queries(doc)]
-    return out + [(p["title"], t["query"]) for p in verify.panels(doc) for t in p.get("targets", [])]
+    return out + [
+        (p["title"], t["query"]) for p in verify.panels(doc) for t in p.get("targets", [])
+    ]
 
 
 def test_committed_json_is_what_the_generator_writes(tmp_path: Path) -> None:
     gen.generate(tmp_path / "json", tmp_path / "prov", tmp_path / "gaz.json")
     for name, doc in gen.dashboards().items():
-        assert (gen.JSON_DIR / f"{name}.json").read_text(encoding="utf-8") == gen.dump(doc), f"run `gumei dashboards generate` ({name})"
+        assert (gen.JSON_DIR / f"{name}.json").read_text(encoding="utf-8") == gen.dump(doc), (
+            f"run `gumei dashboards generate` ({name})"
+        )
     for p in (tmp_path / "prov").rglob("*.yaml"):
         committed = gen.PROVISIONING_DIR / p.relative_to(tmp_path / "prov")
         assert committed.read_text(encoding="utf-8") == p.read_text(encoding="utf-8")
-    assert json.loads((tmp_path / "gaz.json").read_text()) == json.loads(gen.GAZETTEER_PATH.read_text())
+    assert json.loads((tmp_path / "gaz.json").read_text()) == json.loads(
+        gen.GAZETTEER_PATH.read_text()
+    )
 
 
 @pytest.mark.parametrize("name", sorted(DOCS))
@@ -43,16 +49,34 @@ def test_json_round_trips_through_the_sdk_model(name: str) -> None:
     assert again == doc  # nothing unknown to the Grafana 11.6 schema was dropped or changed
     for p in model.panels or []:
         assert isinstance(p, dm.Panel)
-        assert p.type_val in {"stat", "gauge", "timeseries", "bargauge", "piechart", "table", "geomap"}
+        assert p.type_val in {
+            "stat",
+            "gauge",
+            "timeseries",
+            "bargauge",
+            "piechart",
+            "table",
+            "geomap",
+        }
         assert p.targets and all(isinstance(t, influxql.InfluxQLQuery) for t in p.targets)
         assert p.datasource is not None and p.datasource.uid == influxql.DATASOURCE_UID
 
 
 def test_influxql_target_rejects_what_grafana_would_not_run() -> None:
     with pytest.raises(ValueError, match="raw query"):
-        influxql.InfluxQLQuery.from_json({"refId": "A", "query": "SELECT 1", "rawQuery": False, "resultFormat": "table"})
+        influxql.InfluxQLQuery.from_json(
+            {"refId": "A", "query": "SELECT 1", "rawQuery": False, "resultFormat": "table"}
+        )
     with pytest.raises(ValueError, match="unexpected"):
-        influxql.InfluxQLQuery.from_json({"refId": "A", "query": "x", "rawQuery": True, "resultFormat": "table", "measurement": "m"})
+        influxql.InfluxQLQuery.from_json(
+            {
+                "refId": "A",
+                "query": "x",
+                "rawQuery": True,
+                "resultFormat": "table",
+                "measurement": "m",
+            }
+        )
 
 
 def test_dashboards_are_bilingual_unique_and_in_shanghai_time() -> None:
@@ -80,14 +104,23 @@ def test_every_query_uses_only_names_the_pipeline_writes(name: str) -> None:
 
 def test_names_check_catches_a_renamed_field() -> None:
     catalogue = schema.catalogue()
-    assert verify.unknown_names('SELECT sum("tons") FROM "waste_daily" WHERE $timeFilter', catalogue) == ["unknown tag/field tons"]
-    assert verify.unknown_names('SELECT sum("tonnes") FROM "waste_dialy"', catalogue)[0] == "unknown measurement waste_dialy"
-    assert "unquoted word tonnes" in verify.unknown_names('SELECT sum(tonnes) FROM "waste_daily"', catalogue)
+    assert verify.unknown_names(
+        'SELECT sum("tons") FROM "waste_daily" WHERE $timeFilter', catalogue
+    ) == ["unknown tag/field tons"]
+    assert (
+        verify.unknown_names('SELECT sum("tonnes") FROM "waste_dialy"', catalogue)[0]
+        == "unknown measurement waste_dialy"
+    )
+    assert "unquoted word tonnes" in verify.unknown_names(
+        'SELECT sum(tonnes) FROM "waste_daily"', catalogue
+    )
 
 
 def test_target_panels_read_the_aggregators_measurement() -> None:
     assert schema.WASTE_TARGETS in m.ALL
-    used = {q for doc in DOCS.values() for _, q in _queries(doc) if f'"{m.WASTE_TARGETS.name}"' in q}
+    used = {
+        q for doc in DOCS.values() for _, q in _queries(doc) if f'"{m.WASTE_TARGETS.name}"' in q
+    }
     assert any('"sorting_pct"' in q for q in used) and any('"dry_change_pct"' in q for q in used)
 
 
@@ -112,25 +145,41 @@ def test_geomap_reads_registry_coordinates_from_the_gazetteer() -> None:
     geo = [p for p in verify.panels(DOCS["waste-overview"]) if p["type"] == "geomap"]
     assert len(geo) == 1
     layer = geo[0]["options"]["layers"][0]
-    assert layer["location"] == {"mode": "lookup", "lookup": "site", "gazetteer": "public/gazetteer/gumei-sites.json"}
+    assert layer["location"] == {
+        "mode": "lookup",
+        "lookup": "site",
+        "gazetteer": "public/gazetteer/gumei-sites.json",
+    }
 
 
 def test_provisioning_files_cover_influxdb_1x_and_token_auth() -> None:
-    basic = yaml.safe_load((gen.PROVISIONING_DIR / "datasources" / "gumei-influxdb.yaml").read_text())["datasources"][0]
-    token = yaml.safe_load((gen.PROVISIONING_DIR / "datasources-token" / "gumei-influxdb.yaml").read_text())["datasources"][0]
+    basic = yaml.safe_load(
+        (gen.PROVISIONING_DIR / "datasources" / "gumei-influxdb.yaml").read_text()
+    )["datasources"][0]
+    token = yaml.safe_load(
+        (gen.PROVISIONING_DIR / "datasources-token" / "gumei-influxdb.yaml").read_text()
+    )["datasources"][0]
     for ds in (basic, token):
         assert ds["uid"] == influxql.DATASOURCE_UID and ds["type"] == "influxdb"
         assert ds["jsonData"]["dbName"] == ds["database"]
     assert basic["user"] == "$INFLUXDB_USER" and "password" in basic["secureJsonData"]
     assert token["jsonData"]["httpHeaderName1"] == "Authorization"
     assert token["secureJsonData"]["httpHeaderValue1"] == "Token $INFLUXDB_TOKEN"
-    provider = yaml.safe_load((gen.PROVISIONING_DIR / "dashboards" / "gumei.yaml").read_text())["providers"][0]
+    provider = yaml.safe_load((gen.PROVISIONING_DIR / "dashboards" / "gumei.yaml").read_text())[
+        "providers"
+    ][0]
     assert provider["type"] == "file" and provider["folderUid"] == "gumei"
 
 
 def test_macros_expand_like_grafana() -> None:
     q = 'SELECT mean("x") FROM "m" WHERE "site" =~ /^$station$/ AND "area" =~ /^${area}$/ AND $timeFilter GROUP BY time($__interval) LIMIT $__interval_ms'
-    out = macros.expand(q, 1000, 61_000, {"station": ["WS-0101", "WS-0102"], "area": macros.Raw(".*")}, interval=60_000)
+    out = macros.expand(
+        q,
+        1000,
+        61_000,
+        {"station": ["WS-0101", "WS-0102"], "area": macros.Raw(".*")},
+        interval=60_000,
+    )
     assert out == (
         'SELECT mean("x") FROM "m" WHERE "site" =~ /^(WS-0101|WS-0102)$/ AND "area" =~ /^.*$/ '
         "AND time >= 1000ms and time <= 61000ms GROUP BY time(1m) LIMIT 60000"

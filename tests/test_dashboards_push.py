@@ -13,7 +13,11 @@ from devstack.services import free_port
 from tests.grafana_stub_server import GrafanaStub
 
 TOKEN = "glsa_test_token"
-INFLUX = {"influx_url": "http://influx.example:8086", "influx_user": "grafana", "influx_password": "s3cret"}
+INFLUX = {
+    "influx_url": "http://influx.example:8086",
+    "influx_user": "grafana",
+    "influx_password": "s3cret",
+}
 
 
 @pytest.fixture
@@ -31,12 +35,16 @@ def test_first_push_creates_everything(grafana: GrafanaStub) -> None:
     assert (result.datasource, result.folder) == ("created", "created")
     assert result.dashboards == {uid: "created" for uid in uids}
     ds = grafana.datasources[DATASOURCE_UID]
-    assert ds["type"] == "influxdb" and ds["jsonData"]["dbName"] == "gumei" and ds["user"] == "grafana"
+    assert (
+        ds["type"] == "influxdb" and ds["jsonData"]["dbName"] == "gumei" and ds["user"] == "grafana"
+    )
     assert grafana.secrets[DATASOURCE_UID] == {"password": "s3cret"}
     assert set(grafana.dashboards) == uids
     assert all(e["folderUid"] == "gumei" for e in grafana.dashboards.values())
     stored = grafana.dashboards["gumei-waste-overview"]["dashboard"]
-    assert {k: v for k, v in stored.items() if k not in ("id", "version")} == gen.load()["waste-overview"]
+    assert {k: v for k, v in stored.items() if k not in ("id", "version")} == gen.load()[
+        "waste-overview"
+    ]
 
 
 def test_second_push_is_idempotent(grafana: GrafanaStub) -> None:
@@ -48,7 +56,9 @@ def test_second_push_is_idempotent(grafana: GrafanaStub) -> None:
     assert set(result.dashboards.values()) == {"unchanged"}
     assert {uid: e["dashboard"]["version"] for uid, e in grafana.dashboards.items()} == versions
     after = grafana.datasources[DATASOURCE_UID]
-    assert {k: v for k, v in after.items() if k != "version"} == {k: v for k, v in ds_before.items() if k != "version"}
+    assert {k: v for k, v in after.items() if k != "version"} == {
+        k: v for k, v in ds_before.items() if k != "version"
+    }
     assert len(grafana.datasources) == 1 and len(grafana.folders) == 1
 
 
@@ -63,7 +73,13 @@ def test_push_updates_a_dashboard_edited_in_grafana(grafana: GrafanaStub) -> Non
 
 
 def test_token_datasource_for_influxdb_2_and_3(grafana: GrafanaStub) -> None:
-    p.push(grafana.url, TOKEN, influx_url="https://eu-central-1.example:443", influx_auth="token", influx_token="tok")
+    p.push(
+        grafana.url,
+        TOKEN,
+        influx_url="https://eu-central-1.example:443",
+        influx_auth="token",
+        influx_token="tok",
+    )
     ds = grafana.datasources[DATASOURCE_UID]
     assert ds["jsonData"]["httpHeaderName1"] == "Authorization" and "user" not in ds
     assert grafana.secrets[DATASOURCE_UID] == {"httpHeaderValue1": "Token tok"}
@@ -80,7 +96,9 @@ def test_wrong_url_nothing_listening() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(p.GrafanaUnreachable) as err:
         p.push(url, TOKEN, timeout=3, **INFLUX)
-    assert str(err.value).startswith(f"cannot reach Grafana at {url}") and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"cannot reach Grafana at {url}") and "\n" not in str(
+        err.value
+    )
 
 
 def test_wrong_url_something_else_answers(grafana: GrafanaStub) -> None:
@@ -100,9 +118,16 @@ def test_version_conflict_412(grafana: GrafanaStub) -> None:
     grafana.after_get_dashboard = someone_saves
     with pytest.raises(p.VersionConflict) as err:
         p.push(grafana.url, TOKEN, **INFLUX)
-    assert "dashboard gumei-station" in str(err.value) and "412" in str(err.value) and "\n" not in str(err.value)
+    assert (
+        "dashboard gumei-station" in str(err.value)
+        and "412" in str(err.value)
+        and "\n" not in str(err.value)
+    )
     grafana.after_get_dashboard = None
-    assert p.push(grafana.url, TOKEN, overwrite=True, **INFLUX).dashboards["gumei-station"] == "updated"
+    assert (
+        p.push(grafana.url, TOKEN, overwrite=True, **INFLUX).dashboards["gumei-station"]
+        == "updated"
+    )
 
 
 def test_push_without_generated_json(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -36,7 +36,9 @@ def kinds(samples: list[WeightSample]) -> list[tuple[str, int]]:
 def test_stable_step_up_is_a_deposit_to_the_gram() -> None:
     s = Stream().add(14_000, n=5).motion(14_000, 15_230).add(15_230, n=5)
     evs = list(detect(s.samples))
-    assert [(e.kind, round(e.delta_kg * 1000), e.gross_kg) for e in evs] == [(EventKind.DEPOSIT, 1230, 15.23)]
+    assert [(e.kind, round(e.delta_kg * 1000), e.gross_kg) for e in evs] == [
+        (EventKind.DEPOSIT, 1230, 15.23)
+    ]
     assert evs[0].ts_ms == 9 * 500  # the first sample of the settled level
 
 
@@ -61,7 +63,14 @@ def test_tipping_in_place_is_emptying_and_small_take_out_is_removal() -> None:
 
 
 def test_person_on_the_platform_is_an_anomaly_not_a_deposit() -> None:
-    s = Stream().add(20_000, n=4).motion(20_000, 90_000).add(90_000, n=4).motion(90_000, 20_000).add(20_000, n=4)
+    s = (
+        Stream()
+        .add(20_000, n=4)
+        .motion(20_000, 90_000)
+        .add(90_000, n=4)
+        .motion(90_000, 20_000)
+        .add(20_000, n=4)
+    )
     assert kinds(s.samples) == [("anomaly", 70_000), ("emptying", -70_000)]
 
 
@@ -101,10 +110,15 @@ step = st.one_of(st.just(0), st.integers(4, 2_000), st.integers(-2_000, -4)).map
 
 
 @settings(max_examples=150, deadline=None)
-@given(start=st.integers(2_000, 50_000).map(lambda g: g // DIV * DIV),
-       deltas=st.lists(step, min_size=1, max_size=25),
-       settle=st.integers(3, 8), motion=st.integers(0, 6))
-def test_noise_free_steps_are_classified_exactly(start: int, deltas: list[int], settle: int, motion: int) -> None:
+@given(
+    start=st.integers(2_000, 50_000).map(lambda g: g // DIV * DIV),
+    deltas=st.lists(step, min_size=1, max_size=25),
+    settle=st.integers(3, 8),
+    motion=st.integers(0, 6),
+)
+def test_noise_free_steps_are_classified_exactly(
+    start: int, deltas: list[int], settle: int, motion: int
+) -> None:
     s = Stream().add(start, n=settle)
     level, expected = start, []
     for d in deltas:
@@ -122,9 +136,11 @@ def test_noise_free_steps_are_classified_exactly(start: int, deltas: list[int], 
 
 
 @settings(max_examples=150, deadline=None)
-@given(start=st.integers(2_000, 50_000).map(lambda g: g // DIV * DIV),
-       ups=st.lists(st.integers(6, 2_000).map(lambda g: g * DIV), min_size=1, max_size=30),
-       flicker=st.lists(st.sampled_from([-DIV, 0, 0, 0, DIV]), min_size=8, max_size=8))
+@given(
+    start=st.integers(2_000, 50_000).map(lambda g: g // DIV * DIV),
+    ups=st.lists(st.integers(6, 2_000).map(lambda g: g * DIV), min_size=1, max_size=30),
+    flicker=st.lists(st.sampled_from([-DIV, 0, 0, 0, DIV]), min_size=8, max_size=8),
+)
 def test_deposits_with_flicker_are_found_and_within_two_divisions(
     start: int, ups: list[int], flicker: list[int]
 ) -> None:
@@ -145,15 +161,21 @@ def test_deposits_with_flicker_are_found_and_within_two_divisions(
 
 
 @settings(max_examples=150, deadline=None)
-@given(start=st.integers(2_000, 300_000).map(lambda g: g // DIV * DIV),
-       n=st.integers(10, 1_500),
-       drift_per_sample=st.floats(-2.0, 2.0),
-       flicker=st.lists(st.sampled_from([-DIV, 0, DIV]), min_size=5, max_size=5),
-       bursts=st.lists(st.tuples(st.integers(0, 1_500), st.integers(1, 10)), max_size=20),
-       wild=st.integers(-100_000, 400_000))
+@given(
+    start=st.integers(2_000, 300_000).map(lambda g: g // DIV * DIV),
+    n=st.integers(10, 1_500),
+    drift_per_sample=st.floats(-2.0, 2.0),
+    flicker=st.lists(st.sampled_from([-DIV, 0, DIV]), min_size=5, max_size=5),
+    bursts=st.lists(st.tuples(st.integers(0, 1_500), st.integers(1, 10)), max_size=20),
+    wild=st.integers(-100_000, 400_000),
+)
 def test_noise_drift_and_unstable_bursts_never_make_deposits(
-    start: int, n: int, drift_per_sample: float, flicker: list[int],
-    bursts: list[tuple[int, int]], wild: int,
+    start: int,
+    n: int,
+    drift_per_sample: float,
+    flicker: list[int],
+    bursts: list[tuple[int, int]],
+    wild: int,
 ) -> None:
     burst_at = dict(bursts)
     s = Stream()
@@ -166,7 +188,9 @@ def test_noise_drift_and_unstable_bursts_never_make_deposits(
 
 
 @given(st.lists(st.tuples(st.integers(-500_000, 500_000), st.booleans()), max_size=200))
-def test_unstable_or_overloaded_samples_alone_never_make_events(raw: list[tuple[int, bool]]) -> None:
+def test_unstable_or_overloaded_samples_alone_never_make_events(
+    raw: list[tuple[int, bool]],
+) -> None:
     s = Stream()
     for g, over in raw:
         s.add(g, stable=False, overload=over)
@@ -174,7 +198,9 @@ def test_unstable_or_overloaded_samples_alone_never_make_events(raw: list[tuple[
 
 
 @given(st.lists(st.tuples(st.integers(0, 200_000), st.booleans()), max_size=300))
-def test_any_stream_gives_positive_bounded_deposits_and_feed_equals_detect(raw: list[tuple[int, bool]]) -> None:
+def test_any_stream_gives_positive_bounded_deposits_and_feed_equals_detect(
+    raw: list[tuple[int, bool]],
+) -> None:
     s = Stream()
     for g, stable in raw:
         s.add(g // DIV * DIV, stable=stable)

@@ -18,7 +18,7 @@ from tests.conftest import count, wait_until
 SITE = "WS-3801"  # area A38; no other test uses it
 KEEPALIVE_S = 2
 
-GATEWAY = r'''
+GATEWAY = r"""
 import json, os, sys, threading, time
 from contract import Status, encode
 from contract.topics import status
@@ -38,27 +38,50 @@ online = Status(site=site, state="online", ts=int(time.time() * 1000), agent_ver
 client.publish(status("waste", site), encode(online), qos=1, retain=True).wait_for_publish(10)
 print("online", flush=True)
 time.sleep(3600)
-'''
+"""
 
 
 def devices(api_url: str, token: str, **params: str) -> dict:  # type: ignore[type-arg]
-    r = httpx.get(api_url + "/api/v1/devices", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    r = httpx.get(
+        api_url + "/api/v1/devices",
+        params=params,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
-def test_killed_gateway_goes_offline_within_the_keepalive_window(stack, ingest_worker, api_url, operator_token, influx, tmp_path: Path):  # type: ignore[no-untyped-def]
+def test_killed_gateway_goes_offline_within_the_keepalive_window(
+    stack, ingest_worker, api_url, operator_token, influx, tmp_path: Path
+):  # type: ignore[no-untyped-def]
     ep = stack.endpoint(SITE, keepalive_s=KEEPALIVE_S)
     before = devices(api_url, operator_token, site=SITE)["gateways"][0]
     assert before["state"] == "unknown" and before["last_seen"] is None
     proc = subprocess.Popen(
-        [sys.executable, "-c", GATEWAY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "GATEWAY_ENDPOINT": ep.model_dump_json()}, cwd=Path(__file__).resolve().parent.parent,
+        [sys.executable, "-c", GATEWAY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "GATEWAY_ENDPOINT": ep.model_dump_json()},
+        cwd=Path(__file__).resolve().parent.parent,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"online"
-        gw = wait_until(lambda: (g := devices(api_url, operator_token, site=SITE)["gateways"][0])["state"] == "online" and g, 20, what="online")
-        assert gw["buffered"] == 17 and gw["kind"] == "waste" and gw["area"] == "A38" and gw["last_seen"]
+        gw = wait_until(
+            lambda: (
+                (g := devices(api_url, operator_token, site=SITE)["gateways"][0])["state"]
+                == "online"
+                and g
+            ),
+            20,
+            what="online",
+        )
+        assert (
+            gw["buffered"] == 17
+            and gw["kind"] == "waste"
+            and gw["area"] == "A38"
+            and gw["last_seen"]
+        )
         by_dev = {d["device"]: d for d in gw["devices"]}
         assert by_dev[f"{SITE}-S1"] == {**by_dev[f"{SITE}-S1"], "ok": True, "fill_pct": 43.5}
         assert by_dev[f"{SITE}-S2"]["ok"] is False and by_dev[f"{SITE}-S2"]["fill_pct"] is None
@@ -71,12 +94,24 @@ def test_killed_gateway_goes_offline_within_the_keepalive_window(stack, ingest_w
         if proc.stdout:
             proc.stdout.close()
     # The broker notices after 1.5 x keepalive, publishes the Last Will; ingestion stores it.
-    off = wait_until(lambda: (g := devices(api_url, operator_token, site=SITE)["gateways"][0])["state"] == "offline" and g,
-                     3 * KEEPALIVE_S + 5, what="offline after kill -9")
+    off = wait_until(
+        lambda: (
+            (g := devices(api_url, operator_token, site=SITE)["gateways"][0])["state"] == "offline"
+            and g
+        ),
+        3 * KEEPALIVE_S + 5,
+        what="offline after kill -9",
+    )
     assert time.monotonic() - killed <= 3 * KEEPALIVE_S + 5
     assert off["last_seen"] == gw["last_seen"] and off["state_since"] > gw["state_since"]
     assert off["devices"][0]["fill_pct"] == 43.5  # last known fill level stays visible
-    assert count(influx, f"SELECT count(online) FROM {m.GATEWAY_STATUS.name} WHERE site = '{SITE}' AND online = false") >= 1
+    assert (
+        count(
+            influx,
+            f"SELECT count(online) FROM {m.GATEWAY_STATUS.name} WHERE site = '{SITE}' AND online = false",
+        )
+        >= 1
+    )
     summary = devices(api_url, operator_token, area="A38", status="offline")
     assert [g["site"] for g in summary["gateways"]] == [SITE] and summary["offline"] >= 1
     assert json.dumps(summary).count(SITE + "-") >= 4

@@ -30,14 +30,21 @@ from tests.edge_harness import (
 
 def agent_on(stack: LocalStack, root: Path, station: SimStation) -> AgentRun:
     assert stack.mosquitto is not None and stack.ca_file is not None
-    return AgentRun(root, station, f"mqtts://127.0.0.1:{stack.mosquitto.tls_port}", stack.ca_file,
-                    stack.passwords[station.site])
+    return AgentRun(
+        root,
+        station,
+        f"mqtts://127.0.0.1:{stack.mosquitto.tls_port}",
+        stack.ca_file,
+        stack.passwords[station.site],
+    )
 
 
 def finish(run: AgentRun) -> list[dict[str, object]]:
     """Stop the scales, let the agent deliver what it holds, stop it cleanly; return the truth."""
     run.station.stop()
-    wait_until(lambda: (c := run.counters())["acked"] == c["accepted"], timeout=30, what="queue drained")
+    wait_until(
+        lambda: (c := run.counters())["acked"] == c["accepted"], timeout=30, what="queue drained"
+    )
     # after a reconnect the broker may have acknowledged messages before the workers resubscribed
     # (Mosquitto 2.0.11): only the owed replay makes those arrive, so let it run before stopping
     wait_until(lambda: not run.replay_owed(), timeout=30, what="no replay owed")
@@ -55,20 +62,27 @@ def test_kill_9_while_publishing_then_restart_loses_and_doubles_nothing(
         run.kill9()  # mid-stream: scales keep sending, PUBACKs outstanding
         at_kill = run.counters()
         run.start()
-        wait_until(lambda: run.counters()["accepted"] >= at_kill["accepted"] + 40, what="40 more accepted")
+        wait_until(
+            lambda: run.counters()["accepted"] >= at_kill["accepted"] + 40, what="40 more accepted"
+        )
         truth = finish(run)
     finally:
         run.close()
     assert len(truth) == run.counters()["accepted"] and run.counters()["dropped"] == 0
     assert_seq_contiguous(truth)  # seq continued after the restart
     assert len({t["device"] for t in truth}) == 4  # serial and Modbus scales
-    wait_until(lambda: len(stored(influx, "WS-0901", run.t0_ms)) >= len(truth), what=f"{len(truth)} readings stored")
+    wait_until(
+        lambda: len(stored(influx, "WS-0901", run.t0_ms)) >= len(truth),
+        what=f"{len(truth)} readings stored",
+    )
     assert_exact(truth, stored(influx, "WS-0901", run.t0_ms))
     assert run.log_text().count("connected to 127.0.0.1") >= 2
 
 
 @pytest.fixture
-def private_stack(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[LocalStack]:
+def private_stack(
+    tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry
+) -> Iterator[LocalStack]:
     with stack_with_worker(tmp_path_factory.mktemp("edge-outage"), registry) as s:
         yield s
 
@@ -84,15 +98,23 @@ def test_broker_stopped_for_a_while_scales_keep_weighing_every_reading_arrives(
         wait_until(lambda: run.counters()["acked"] >= 30, what="30 readings acknowledged")
         broker.stop()
         down = run.counters()
-        wait_until(lambda: run.counters()["accepted"] >= down["accepted"] + 150, what="150 readings weighed while down")
-        assert run.counters()["acked"] == down["acked"]  # nothing can be acknowledged without a broker
+        wait_until(
+            lambda: run.counters()["accepted"] >= down["accepted"] + 150,
+            what="150 readings weighed while down",
+        )
+        assert (
+            run.counters()["acked"] == down["acked"]
+        )  # nothing can be acknowledged without a broker
         broker.start()
         truth = finish(run)
     finally:
         run.close()
     assert_seq_contiguous(truth)
     with InfluxClient(private_stack.influx_config()) as influx:
-        wait_until(lambda: len(stored(influx, "WS-0902", run.t0_ms)) >= len(truth), what=f"{len(truth)} readings stored")
+        wait_until(
+            lambda: len(stored(influx, "WS-0902", run.t0_ms)) >= len(truth),
+            what=f"{len(truth)} readings stored",
+        )
         assert_exact(truth, stored(influx, "WS-0902", run.t0_ms))
     assert "replay done" in run.log_text()
 
@@ -125,10 +147,15 @@ def test_malformed_frames_are_skipped_counted_and_the_agent_keeps_going(
 ) -> None:
     site = "WS-0801"
     # truncated, bad checksum, wrong unit and random bytes, cycling, after every 3rd frame
-    run = agent_on(stack, tmp_path, SimStation(site, serial=2, modbus=0, fps=40, fault_every=3, checksum=True))
+    run = agent_on(
+        stack, tmp_path, SimStation(site, serial=2, modbus=0, fps=40, fault_every=3, checksum=True)
+    )
     try:
         run.start()
-        wait_until(lambda: run.counters()["acked"] >= 40, what="40 readings acknowledged despite bad frames")
+        wait_until(
+            lambda: run.counters()["acked"] >= 40,
+            what="40 readings acknowledged despite bad frames",
+        )
 
         def counted() -> dict[str, Any] | None:
             st = latest_status(stack, site)
@@ -147,5 +174,8 @@ def test_malformed_frames_are_skipped_counted_and_the_agent_keeps_going(
     assert all(d["frames"] > 100 and d["deposits"] > 0 for d in status["devices"])
     assert offline["state"] == "offline"
     assert all(0.05 <= float(t["net_kg"]) <= 5.0 for t in truth)  # no bad frame became a deposit  # type: ignore[arg-type]
-    wait_until(lambda: len(stored(influx, site, run.t0_ms)) >= len(truth), what=f"{len(truth)} readings stored")
+    wait_until(
+        lambda: len(stored(influx, site, run.t0_ms)) >= len(truth),
+        what=f"{len(truth)} readings stored",
+    )
     assert_exact(truth, stored(influx, site, run.t0_ms))

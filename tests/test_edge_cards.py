@@ -19,15 +19,24 @@ KEY = bytes(range(32))
 CARD = "31415926535"
 
 
-def test_a_tap_names_the_next_deposit_and_the_card_number_never_reaches_the_queue(tmp_path: Path) -> None:
+def test_a_tap_names_the_next_deposit_and_the_card_number_never_reaches_the_queue(
+    tmp_path: Path,
+) -> None:
     with PtyIndicator() as pty:
-        cfg = GatewayConfig.model_validate({
-            "site": "WS-0101",
-            "broker": {"url": "mqtt://127.0.0.1:1", "credentials_file": str(tmp_path / "unused")},
-            "queue": {"path": str(tmp_path / "q.db")},
-            "cards": {"district_key_file": str(tmp_path / "unused.key")},
-            "devices": [{"id": "WS-0101-S1", "category": "wet", "interface": "serial", "port": pty.port}],
-        })
+        cfg = GatewayConfig.model_validate(
+            {
+                "site": "WS-0101",
+                "broker": {
+                    "url": "mqtt://127.0.0.1:1",
+                    "credentials_file": str(tmp_path / "unused"),
+                },
+                "queue": {"path": str(tmp_path / "q.db")},
+                "cards": {"district_key_file": str(tmp_path / "unused.key")},
+                "devices": [
+                    {"id": "WS-0101-S1", "category": "wet", "interface": "serial", "port": pty.port}
+                ],
+            }
+        )
         down = MqttEndpoint(port=free_port())  # nobody listens: everything stays queued
         with DurableQueue.open(cfg.queue.path) as q:
             agent = WasteAgent(cfg, q, down, pseudonymizer=CardPseudonymizer(KEY))

@@ -43,7 +43,7 @@ SAMPLE = PROJECT / "config" / "gateway.sample.toml"
 def hut_sample() -> str:
     """The commented health-hut example of the sample config, uncommented."""
     text = SAMPLE.read_text()
-    block = text[text.index("# Uncomment into its own file"):].splitlines()[1:]
+    block = text[text.index("# Uncomment into its own file") :].splitlines()[1:]
     return "\n".join(line[2:] if line.startswith("# ") else "" for line in block) + "\n"
 
 
@@ -53,8 +53,12 @@ def write_files(tmp: Path, text: str) -> Path:
     write_private(creds, "pw\n")
     write_private(key, os.urandom(16).hex() + "\n")
     (tmp / "ca.crt").write_text("x")
-    text = (text.replace("/etc/gumei/mqtt-password", str(creds)).replace("/etc/gumei/district.key", str(key))
-            .replace("/etc/gumei/ca.crt", str(tmp / "ca.crt")).replace("/var/lib/gumei-edge", str(tmp)))
+    text = (
+        text.replace("/etc/gumei/mqtt-password", str(creds))
+        .replace("/etc/gumei/district.key", str(key))
+        .replace("/etc/gumei/ca.crt", str(tmp / "ca.crt"))
+        .replace("/var/lib/gumei-edge", str(tmp))
+    )
     path = tmp / "hut.toml"
     path.write_text(text)
     return path
@@ -64,7 +68,11 @@ def test_the_commented_hut_sample_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "hut.toml"
     path.write_text(hut_sample())
     cfg = load_config(path)
-    assert isinstance(cfg, HutConfig) and cfg.site == "HH-01" and cfg.endpoint("pw").username == "HH-01"
+    assert (
+        isinstance(cfg, HutConfig)
+        and cfg.site == "HH-01"
+        and cfg.endpoint("pw").username == "HH-01"
+    )
     assert cfg.hut.card_reader.transport == "serial" and len(cfg.hut.instruments) == 5
     bp = cfg.hut.instruments[0]
     assert bp.transport == "ble" and bp.characteristics == ["00002a35-0000-1000-8000-00805f9b34fb"]
@@ -75,23 +83,51 @@ def test_the_commented_hut_sample_is_valid(tmp_path: Path) -> None:
 
 
 HUT_MISTAKES = [
-    ('address = "A4:C1:38:00:00:01"', 'address = "A4:C1:38:00:01"',
-     "hut.instruments[0].address: must be a Bluetooth address like A4:C1:38:00:00:01"),
-    ('characteristics = ["2a35"]', 'characteristics = ["2a99"]',
-     ("hut: instruments[0].characteristics: 00002a99-0000-1000-8000-00805f9b34fb has no decoder "
-      "(supported: 2a35, 2a9d, 2a9c, 2a1c, 2a18, 2a34, 2a5e)")),
-    ('characteristics = ["2a35"]', "",
-     'hut: instruments[0].characteristics: list the measurement characteristics (e.g. ["2a35"] for blood pressure)'),
-    ('id = "HH-01-BP"', 'id = "HH-02-BP"', "hut.instruments[0].id 'HH-02-BP' must start with the site id HH-01-"),
+    (
+        'address = "A4:C1:38:00:00:01"',
+        'address = "A4:C1:38:00:01"',
+        "hut.instruments[0].address: must be a Bluetooth address like A4:C1:38:00:00:01",
+    ),
+    (
+        'characteristics = ["2a35"]',
+        'characteristics = ["2a99"]',
+        (
+            "hut: instruments[0].characteristics: 00002a99-0000-1000-8000-00805f9b34fb has no decoder "
+            "(supported: 2a35, 2a9d, 2a9c, 2a1c, 2a18, 2a34, 2a5e)"
+        ),
+    ),
+    (
+        'characteristics = ["2a35"]',
+        "",
+        'hut: instruments[0].characteristics: list the measurement characteristics (e.g. ["2a35"] for blood pressure)',
+    ),
+    (
+        'id = "HH-01-BP"',
+        'id = "HH-02-BP"',
+        "hut.instruments[0].id 'HH-02-BP' must start with the site id HH-01-",
+    ),
     ('id = "HH-01-BC"', 'id = "HH-01-BP"', "hut.instruments[1].id 'HH-01-BP' is listed twice"),
-    ('address = "A4:C1:38:00:00:02"', 'address = "A4:C1:38:00:00:01"',
-     "hut.instruments[1] uses A4:C1:38:00:00:01 like another device"),
-    ('transport = "serial"', 'transport = "usb"', "hut.card_reader: transport must be 'ble', 'socket' or 'serial'"),
-    ('district_key_file = "/etc/gumei/district.key"', "", "hut.district_key_file: missing (required)"),
+    (
+        'address = "A4:C1:38:00:00:02"',
+        'address = "A4:C1:38:00:00:01"',
+        "hut.instruments[1] uses A4:C1:38:00:00:01 like another device",
+    ),
+    (
+        'transport = "serial"',
+        'transport = "usb"',
+        "hut.card_reader: transport must be 'ble', 'socket' or 'serial'",
+    ),
+    (
+        'district_key_file = "/etc/gumei/district.key"',
+        "",
+        "hut.district_key_file: missing (required)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "line"), HUT_MISTAKES, ids=[m[2][:40] for m in HUT_MISTAKES])
+@pytest.mark.parametrize(
+    ("old", "new", "line"), HUT_MISTAKES, ids=[m[2][:40] for m in HUT_MISTAKES]
+)
 def test_each_hut_mistake_is_one_clear_line(tmp_path: Path, old: str, new: str, line: str) -> None:
     text = hut_sample()
     assert old in text
@@ -109,27 +145,41 @@ def test_hut_files_checked_key_0600_and_bleak(tmp_path: Path) -> None:
     try:
         import bleak  # noqa: F401
     except ImportError:
-        assert problems == ["hut: Bluetooth devices configured but bleak is not installed: pip install '.[ble]'"]
+        assert problems == [
+            "hut: Bluetooth devices configured but bleak is not installed: pip install '.[ble]'"
+        ]
     else:
         assert problems == []
     (tmp_path / "district.key").chmod(0o644)
-    assert any(p.startswith("hut.district_key_file: ") and p.endswith("is readable by others; chmod 600 it")
-               for p in check_files(cfg))
+    assert any(
+        p.startswith("hut.district_key_file: ")
+        and p.endswith("is readable by others; chmod 600 it")
+        for p in check_files(cfg)
+    )
 
 
-def socket_config(tmp: Path, endpoints: dict[str, tuple[str, int]], broker_url: str, ca_file: Path | None) -> Path:
+def socket_config(
+    tmp: Path, endpoints: dict[str, tuple[str, int]], broker_url: str, ca_file: Path | None
+) -> Path:
     """A hut config over simulated devices (transport socket), tuned for a quick test."""
     card_host, card_port = endpoints[f"{SITE}-CARD"]
-    devices = [f'[hut.card_reader]\nid = "{SITE}-CARD"\ntransport = "socket"\nhost = "{card_host}"\nport = {card_port}\n']
-    devices += [f'[[hut.instruments]]\nid = "{d}"\ntransport = "socket"\nhost = "{h}"\nport = {p}\n'
-                for d, (h, p) in endpoints.items() if d != f"{SITE}-CARD"]
-    text = (f'site = "{SITE}"\nlog_stats_s = 2\n[broker]\nurl = "{broker_url}"\n'
-            + (f'ca_file = "{ca_file}"\n' if ca_file else "")
-            + f'credentials_file = "{tmp / "mqtt-password"}"\n'
-            f'[queue]\npath = "{tmp / "queue.db"}"\nkeep_acked_s = 3600\n'
-            f'[publish]\nstatus_interval_s = 1\nbackoff_max_s = 1\n'
-            f'[hut]\ndistrict_key_file = "{tmp / "district.key"}"\nsession_timeout_s = 600\nflush_after_s = 1\n'
-            + "\n".join(devices))
+    devices = [
+        f'[hut.card_reader]\nid = "{SITE}-CARD"\ntransport = "socket"\nhost = "{card_host}"\nport = {card_port}\n'
+    ]
+    devices += [
+        f'[[hut.instruments]]\nid = "{d}"\ntransport = "socket"\nhost = "{h}"\nport = {p}\n'
+        for d, (h, p) in endpoints.items()
+        if d != f"{SITE}-CARD"
+    ]
+    text = (
+        f'site = "{SITE}"\nlog_stats_s = 2\n[broker]\nurl = "{broker_url}"\n'
+        + (f'ca_file = "{ca_file}"\n' if ca_file else "")
+        + f'credentials_file = "{tmp / "mqtt-password"}"\n'
+        f'[queue]\npath = "{tmp / "queue.db"}"\nkeep_acked_s = 3600\n'
+        f"[publish]\nstatus_interval_s = 1\nbackoff_max_s = 1\n"
+        f'[hut]\ndistrict_key_file = "{tmp / "district.key"}"\nsession_timeout_s = 600\nflush_after_s = 1\n'
+        + "\n".join(devices)
+    )
     path = tmp / "hut.toml"
     path.write_text(text)
     return path
@@ -141,9 +191,17 @@ def test_check_config_cli_and_lean_entry_point_accept_a_hut(tmp_path: Path) -> N
     eps = {f"{SITE}-CARD": ("127.0.0.1", 1), f"{SITE}-BP": ("127.0.0.1", 2)}
     path = socket_config(tmp_path, eps, "mqtt://127.0.0.1:1883", None)
     out = gumei("edge", "check-config", "--config", str(path)).stdout
-    assert out.strip() == f"{path}: ok: site HH-01 (health hut), 1 instruments and card reader HH-01-CARD, broker mqtt://127.0.0.1:1883"
-    lean = subprocess.run([sys.executable, "-m", "edge.agent", "--check", "--config", str(path)],
-                          check=False, capture_output=True, text=True, timeout=60)
+    assert (
+        out.strip()
+        == f"{path}: ok: site HH-01 (health hut), 1 instruments and card reader HH-01-CARD, broker mqtt://127.0.0.1:1883"
+    )
+    lean = subprocess.run(
+        [sys.executable, "-m", "edge.agent", "--check", "--config", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert lean.returncode == 0 and "ok: site HH-01 (health hut)" in lean.stdout
     (tmp_path / "district.key").chmod(0o640)
     bad = gumei("edge", "check-config", "--config", str(path), check=False)
@@ -180,7 +238,11 @@ class StatusWatch:
         self.last = json.loads(msg.payload)
 
     def frames(self, device: str) -> int:
-        devices = {d["device"]: d for d in self.last.get("devices", [])} if self.last.get("state") == "online" else {}
+        devices = (
+            {d["device"]: d for d in self.last.get("devices", [])}
+            if self.last.get("state") == "online"
+            else {}
+        )
         return int(devices.get(device, {}).get("frames", -1))
 
     def close(self) -> None:
@@ -190,8 +252,11 @@ class StatusWatch:
 
 def stored(influx: InfluxClient, q: str) -> list[dict[str, Any]]:
     """Rows of a query on the per-resident health database (where ingestion puts measurements)."""
-    return [{**s.tags, **dict(zip(s.columns, v, strict=True))} for s in influx.query(q, db=influx.config.health_database)
-            for v in s.values]
+    return [
+        {**s.tags, **dict(zip(s.columns, v, strict=True))}
+        for s in influx.query(q, db=influx.config.health_database)
+        for v in s.values
+    ]
 
 
 @pytest.fixture
@@ -199,8 +264,10 @@ def clean_hut_day(influx: InfluxClient) -> Iterator[int]:
     """Start time; afterwards this test's HH-01 points are deleted (other modules count the hut's day)."""
     t0 = int(dt.datetime.now(dt.UTC).timestamp() * 1000) - 1000
     yield t0
-    influx.execute(f"DELETE FROM {m.HEALTH_MEASUREMENT.name} WHERE site = '{SITE}' AND time >= {t0}ms",
-                   db=influx.config.health_database)
+    influx.execute(
+        f"DELETE FROM {m.HEALTH_MEASUREMENT.name} WHERE site = '{SITE}' AND time >= {t0}ms",
+        db=influx.config.health_database,
+    )
 
 
 def test_hut_gateway_process_delivers_every_visit_with_pseudonyms_only(
@@ -214,28 +281,51 @@ def test_hut_gateway_process_delivers_every_visit_with_pseudonyms_only(
     watch = StatusWatch(stack)
     log = tmp_path / "hut.log"
     with HealthHutSim(SITE, seed=11) as hut:
-        path = socket_config(tmp_path, hut.endpoints(), f"mqtts://127.0.0.1:{stack.mosquitto.tls_port}", stack.ca_file)
+        path = socket_config(
+            tmp_path,
+            hut.endpoints(),
+            f"mqtts://127.0.0.1:{stack.mosquitto.tls_port}",
+            stack.ca_file,
+        )
         with open(log, "wb") as out:  # the process the systemd unit runs
-            proc = subprocess.Popen([sys.executable, "-m", "edge.agent", "--config", str(path)], stdout=out,
-                                    stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "edge.agent", "--config", str(path)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
         try:
             assert hut.wait_connected(15), log.read_text()
-            wait_until(lambda: watch.frames(hut.card_reader) == 0, what="the hut online with its devices")
+            wait_until(
+                lambda: watch.frames(hut.card_reader) == 0, what="the hut online with its devices"
+            )
             residents = make_residents(3, seed=8)
             want: dict[str, int] = {}
             frames: dict[str, int] = dict.fromkeys(hut.instruments, 0)
             for i, res in enumerate(residents):
                 hut.tap(res.card)  # the gateway opens the session before the instruments send
-                wait_until(lambda n=i + 1: watch.frames(hut.card_reader) >= n, what=f"tap {i + 1} handled")
-                v = hut.visit(None, dt.datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0), measure(res, rng))
+                wait_until(
+                    lambda n=i + 1: watch.frames(hut.card_reader) >= n, what=f"tap {i + 1} handled"
+                )
+                v = hut.visit(
+                    None,
+                    dt.datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0),
+                    measure(res, rng),
+                )
                 want[pseudonymize(key, res.card)] = sum(1 for s in v.sent if s.expected)
                 for s in v.sent:
                     frames[s.device] += 1
-                wait_until(lambda: all(watch.frames(d) >= n for d, n in frames.items()), what=f"visit {i + 1} handled")
+                wait_until(
+                    lambda: all(watch.frames(d) >= n for d, n in frames.items()),
+                    what=f"visit {i + 1} handled",
+                )
             total = sum(want.values())
             q = f"SELECT device, seq, resident FROM {m.HEALTH_MEASUREMENT.name} WHERE site = '{SITE}' AND time >= {clean_hut_day}ms"
-            rows = wait_until(lambda: r if len(r := stored(influx, q)) >= total else None, timeout=40,
-                              what=f"{total} measurements in InfluxDB")
+            rows = wait_until(
+                lambda: r if len(r := stored(influx, q)) >= total else None,
+                timeout=40,
+                what=f"{total} measurements in InfluxDB",
+            )
             status = watch.last
             proc.terminate()
             assert proc.wait(30) == 0, log.read_text()[-3000:]
@@ -243,7 +333,9 @@ def test_hut_gateway_process_delivers_every_visit_with_pseudonyms_only(
             stop_process(proc)
     text = log.read_text()
     try:
-        wait_until(lambda: watch.last.get("state") == "offline", what="offline status after SIGTERM")
+        wait_until(
+            lambda: watch.last.get("state") == "offline", what="offline status after SIGTERM"
+        )
     finally:
         watch.close()
     got: dict[str, int] = {}
@@ -253,7 +345,9 @@ def test_hut_gateway_process_delivers_every_visit_with_pseudonyms_only(
     assert len({(r["device"], r["seq"]) for r in rows}) == len(rows)
     assert {d["device"] for d in status["devices"]} == {hut.card_reader, *hut.instruments}
     assert all(d["ok"] for d in status["devices"]) and status["site"] == SITE
-    assert "hut HH-01 started: 5 instruments and card reader HH-01-CARD" in text and "stats: " in text
+    assert (
+        "hut HH-01 started: 5 instruments and card reader HH-01-CARD" in text and "stats: " in text
+    )
     for res in residents:
         assert res.card not in text  # the card number is neither logged ...
         assert res.card.encode() not in (tmp_path / "queue.db").read_bytes()  # ... nor queued

@@ -32,13 +32,17 @@ class Broker:
         identities = [gateway_identity("HH-01"), gateway_identity("WS-0707")]
         identities += [monitor_identity(monitor_name(i)) for i in (1, 2, 3)]
         self.passwords = {i.username: f"pw-{i.username}" for i in identities}
-        self.mosquitto = Mosquitto(root, identities, self.passwords, tls=make_server_cert(root / "tls"))
+        self.mosquitto = Mosquitto(
+            root, identities, self.passwords, tls=make_server_cert(root / "tls")
+        )
         self.mosquitto.start()
 
     def endpoint(self, user: str) -> MqttEndpoint:
         m = self.mosquitto
         assert m.tls is not None
-        return MqttEndpoint(port=m.tls_port, username=user, password=self.passwords[user], ca_file=m.tls.ca_cert)
+        return MqttEndpoint(
+            port=m.tls_port, username=user, password=self.passwords[user], ca_file=m.tls.ca_cert
+        )
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +95,13 @@ def listener(broker: Broker, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 def bp(device: str) -> Any:
-    return lambda seq: HealthMeasurement(device=device, seq=seq, ts=1_764_201_600_000 + seq % 1000, type="blood_pressure",
-                                         values={"systolic_mmhg": 120 + seq % 40, "diastolic_mmhg": 80})
+    return lambda seq: HealthMeasurement(
+        device=device,
+        seq=seq,
+        ts=1_764_201_600_000 + seq % 1000,
+        type="blood_pressure",
+        values={"systolic_mmhg": 120 + seq % 40, "diastolic_mmhg": 80},
+    )
 
 
 def test_health_entries_go_in_batches_of_at_most_1000_and_only_pubacks_ack(
@@ -103,8 +112,13 @@ def test_health_entries_go_in_batches_of_at_most_1000_and_only_pubacks_ack(
     with DurableQueue.open(tmp_path / "q.db") as q:
         for _ in range(2500):
             q.put(f"{site}-BP", bp(f"{site}-BP"))
-        q.put("WS-0101-S1", lambda s: WasteReading(device="WS-0101-S1", seq=s, ts=1, category="dry", net_kg=1.0))
-        pub = Publisher(broker.endpoint(site), site, "health", q, tuning=PublishTuning(replay_delay_s=3600))
+        q.put(
+            "WS-0101-S1",
+            lambda s: WasteReading(device="WS-0101-S1", seq=s, ts=1, category="dry", net_kg=1.0),
+        )
+        pub = Publisher(
+            broker.endpoint(site), site, "health", q, tuning=PublishTuning(replay_delay_s=3600)
+        )
         pub.start()
         try:
             wait_until(lambda: len(q) == 1, what="2500 health entries acknowledged")
@@ -112,10 +126,26 @@ def test_health_entries_go_in_batches_of_at_most_1000_and_only_pubacks_ack(
             assert [x.kind for x in q.peek()] == ["waste"]  # another kind is not this publisher's
         finally:
             pub.stop()
-    wait_until(lambda: sum(len(b.valid) for b in (decode_health(p, parse(health_measurements(site))) for p in lis.on(health_measurements(site)))) == 2500,
-               what="2500 measurements seen by a subscriber")
-    batches = [decode_health(p, parse(health_measurements(site))) for p in lis.on(health_measurements(site))]
-    assert [len(b.valid) for b in batches] == [1000, 1000, 500] and not any(b.rejected for b in batches)
+    wait_until(
+        lambda: (
+            sum(
+                len(b.valid)
+                for b in (
+                    decode_health(p, parse(health_measurements(site)))
+                    for p in lis.on(health_measurements(site))
+                )
+            )
+            == 2500
+        ),
+        what="2500 measurements seen by a subscriber",
+    )
+    batches = [
+        decode_health(p, parse(health_measurements(site)))
+        for p in lis.on(health_measurements(site))
+    ]
+    assert [len(b.valid) for b in batches] == [1000, 1000, 500] and not any(
+        b.rejected for b in batches
+    )
     states = [json.loads(p)["state"] for p in lis.on(status("health", site))]
     assert states[0] == "online" and states[-1] == "offline"
 
@@ -129,13 +159,22 @@ def test_an_owed_replay_survives_a_restart_and_resends_the_window_once(
     tuning = PublishTuning(replay_delay_s=0.5, backoff_min_s=0.1, backoff_max_s=0.2)
     with DurableQueue.open(tmp_path / "q.db") as q:
         for i in range(30):
-            q.put(dev, lambda s, i=i: WasteReading(device=dev, seq=s, ts=1_764_201_600_000 + i, category="dry", net_kg=1.0))
-        first = Publisher(broker.endpoint(site), site, "waste", q, tuning=PublishTuning(replay_delay_s=3600))
+            q.put(
+                dev,
+                lambda s, i=i: WasteReading(
+                    device=dev, seq=s, ts=1_764_201_600_000 + i, category="dry", net_kg=1.0
+                ),
+            )
+        first = Publisher(
+            broker.endpoint(site), site, "waste", q, tuning=PublishTuning(replay_delay_s=3600)
+        )
         first.start()
         wait_until(lambda: q.stats().acked == 30, what="30 acknowledged")
         first.stop()  # before its replay was due: the replay stays owed, in the queue file
         assert q.get_meta("replay_from_ms:waste") is not None and first.stats.replays == 0
-        second = Publisher(broker.endpoint(site), site, "waste", q, tuning=tuning)  # as after a restart
+        second = Publisher(
+            broker.endpoint(site), site, "waste", q, tuning=tuning
+        )  # as after a restart
         second.start()
         try:
             wait_until(lambda: second.stats.replays == 1, what="the replay")
@@ -143,17 +182,28 @@ def test_an_owed_replay_survives_a_restart_and_resends_the_window_once(
             assert q.get_meta("replay_from_ms:waste") is None
         finally:
             second.stop()
-    seen = [r.seq for p in lis.on(waste_readings(site)) for r in decode_waste(p, parse(waste_readings(site))).valid]
+    seen = [
+        r.seq
+        for p in lis.on(waste_readings(site))
+        for r in decode_waste(p, parse(waste_readings(site))).valid
+    ]
     assert len(seen) == 60 and len(set(seen)) == 30  # sent once, replayed once
 
 
-def test_wrong_password_keeps_everything_queued_and_says_why(broker: Broker, tmp_path: Path) -> None:
+def test_wrong_password_keeps_everything_queued_and_says_why(
+    broker: Broker, tmp_path: Path
+) -> None:
     site = "WS-0707"
     good = broker.endpoint(site)
     bad = MqttEndpoint(**{**good.model_dump(), "password": "wrong"})
     with DurableQueue.open(tmp_path / "q.db") as q:
-        q.put(f"{site}-S1", lambda s: WasteReading(device=f"{site}-S1", seq=s, ts=1, category="dry", net_kg=1.0))
-        pub = Publisher(bad, site, "waste", q, tuning=PublishTuning(backoff_min_s=0.1, backoff_max_s=0.2))
+        q.put(
+            f"{site}-S1",
+            lambda s: WasteReading(device=f"{site}-S1", seq=s, ts=1, category="dry", net_kg=1.0),
+        )
+        pub = Publisher(
+            bad, site, "waste", q, tuning=PublishTuning(backoff_min_s=0.1, backoff_max_s=0.2)
+        )
         pub.start()
         try:
             wait_until(lambda: pub.stats.connect_failures >= 2, what="two refused connections")

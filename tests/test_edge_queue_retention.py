@@ -12,10 +12,14 @@ DEV = "WS-0901-S1"
 
 
 def waste(net: float = 1.0):  # type: ignore[no-untyped-def]
-    return lambda seq: WasteReading(device=DEV, seq=seq, ts=1_764_201_600_000, category="dry", net_kg=net)
+    return lambda seq: WasteReading(
+        device=DEV, seq=seq, ts=1_764_201_600_000, category="dry", net_kg=net
+    )
 
 
-def test_retained_acks_leave_the_pending_set_and_are_replayable_until_purged(tmp_path: Path) -> None:
+def test_retained_acks_leave_the_pending_set_and_are_replayable_until_purged(
+    tmp_path: Path,
+) -> None:
     now = [1_000]
     with DurableQueue.open(tmp_path / "q.db", clock=lambda: now[0]) as q:
         for i in range(6):
@@ -46,7 +50,9 @@ def test_bound_counts_pending_only_and_plain_ack_deletes(tmp_path: Path) -> None
         q.ack([x.id for x in q.peek()], retain=True)
         for _ in range(3):
             q.put(DEV, waste())
-        assert q.stats().dropped == 0 and q.stats().retained == 3  # retained entries never force a drop
+        assert (
+            q.stats().dropped == 0 and q.stats().retained == 3
+        )  # retained entries never force a drop
         q.ack([x.id for x in q.peek()])
         assert q.stats().retained == 3 and len(q) == 0
 
@@ -58,7 +64,7 @@ def test_a_queue_file_from_before_retention_is_upgraded(tmp_path: Path) -> None:
         "CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, device TEXT NOT NULL,"
         " seq INTEGER NOT NULL, ts INTEGER NOT NULL, payload TEXT NOT NULL, UNIQUE (device, seq));"
         "INSERT INTO entries (kind, device, seq, ts, payload) VALUES ('waste', 'WS-0901-S1', 5, 1,"
-        " '{\"device\":\"WS-0901-S1\",\"seq\":5,\"ts\":1,\"category\":\"dry\",\"net_kg\":1.0}');"
+        ' \'{"device":"WS-0901-S1","seq":5,"ts":1,"category":"dry","net_kg":1.0}\');'
     )
     conn.commit()
     conn.close()

@@ -24,23 +24,36 @@ from tests.test_edge_agent import finish
 
 
 @pytest.fixture
-def soak_stack(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[LocalStack]:
+def soak_stack(
+    tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry
+) -> Iterator[LocalStack]:
     with stack_with_worker(tmp_path_factory.mktemp("edge-soak"), registry) as s:
         yield s
 
 
 @pytest.mark.soak
-def test_minutes_of_faults_kills_and_broker_restarts_lose_and_double_nothing(soak_stack: LocalStack, tmp_path: Path) -> None:
+def test_minutes_of_faults_kills_and_broker_restarts_lose_and_double_nothing(
+    soak_stack: LocalStack, tmp_path: Path
+) -> None:
     broker = soak_stack.mosquitto
     assert broker is not None and soak_stack.ca_file is not None
     station = SimStation("WS-0903", serial=3, modbus=1, fps=30, fault_every=7, checksum=True)
-    run = AgentRun(tmp_path, station, f"mqtts://127.0.0.1:{broker.tls_port}", soak_stack.ca_file,
-                   soak_stack.passwords["WS-0903"])
+    run = AgentRun(
+        tmp_path,
+        station,
+        f"mqtts://127.0.0.1:{broker.tls_port}",
+        soak_stack.ca_file,
+        soak_stack.passwords["WS-0903"],
+    )
     try:
         run.start()
         for round_ in range(6):
             target = run.counters()["acked"] + 100
-            wait_until(lambda t=target: run.counters()["acked"] >= t, timeout=60, what=f"round {round_}: 100 more acked")
+            wait_until(
+                lambda t=target: run.counters()["acked"] >= t,
+                timeout=60,
+                what=f"round {round_}: 100 more acked",
+            )
             if round_ % 2 == 0:
                 run.kill9()
                 time.sleep(2)  # the scales keep sending into a line nobody reads
@@ -54,6 +67,9 @@ def test_minutes_of_faults_kills_and_broker_restarts_lose_and_double_nothing(soa
         run.close()
     assert_seq_contiguous(truth)
     with InfluxClient(soak_stack.influx_config()) as influx:
-        wait_until(lambda: len(stored(influx, "WS-0903", run.t0_ms)) >= len(truth), timeout=60,
-                   what=f"{len(truth)} readings stored")
+        wait_until(
+            lambda: len(stored(influx, "WS-0903", run.t0_ms)) >= len(truth),
+            timeout=60,
+            what=f"{len(truth)} readings stored",
+        )
         assert_exact(truth, stored(influx, "WS-0903", run.t0_ms))

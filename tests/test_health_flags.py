@@ -161,7 +161,8 @@ def test_health_lines_round_trip_real_influxdb(influx: InfluxClient) -> None:
     influx.write_lines("\n".join(health_lines(db_site, ms)).encode(), db=db)
     series = influx.query(
         f"SELECT seq, resident, abnormal, flag, systolic_mmhg, glucose_mmol_l, meal FROM health_measurement "
-        f"WHERE site = '{db_site}' ORDER BY time", db=db,
+        f"WHERE site = '{db_site}' ORDER BY time",
+        db=db,
     )
     rows = [dict(zip(s.columns, v, strict=True)) for s in series for v in s.values]
     assert [r["seq"] for r in rows] == [1, 2, 3]

@@ -51,7 +51,10 @@ class Faults:
         since an offline persistent member keeps getting its share queued (Mosquitto, #2662).
         """
         proc = self.stack.spawn(name, "ingest", "--config", str(self.config), "--name", name)
-        wait_until(lambda: proc.poll() is not None or self.stack.worker_ready(name, proc), what=f"{name} subscribed")
+        wait_until(
+            lambda: proc.poll() is not None or self.stack.worker_ready(name, proc),
+            what=f"{name} subscribed",
+        )
         assert proc.poll() is None, self.stack.log_of(name)
         return proc
 
@@ -60,7 +63,9 @@ class Faults:
         for name in names:
             ep = self.stack.endpoint(name)
             client, up = make_client(ep, name), threading.Event()
-            client.on_connect = lambda _c, _u, _f, rc, _p, up=up: None if rc.is_failure else up.set()
+            client.on_connect = lambda _c, _u, _f, rc, _p, up=up: (
+                None if rc.is_failure else up.set()
+            )
             client.connect(ep.host, ep.port, clean_start=True)
             client.loop_start()
             assert up.wait(10), f"{name} could not end its session"
@@ -98,7 +103,11 @@ class Faults:
     def assert_exact(self, load: Load, publisher: threading.Thread) -> None:
         publisher.join(120)
         assert not publisher.errors, publisher.errors  # type: ignore[attr-defined]
-        wait_until(lambda: self.stored(load) >= load.readings, timeout=90, what=f"{load.readings} readings stored")
+        wait_until(
+            lambda: self.stored(load) >= load.readings,
+            timeout=90,
+            what=f"{load.readings} readings stored",
+        )
         assert self.stored(load) == load.readings
         assert self.stored_grams(load) == load.net_g
 
@@ -108,7 +117,9 @@ class Faults:
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry) -> Iterator[Faults]:
+def faults(
+    tmp_path_factory: pytest.TempPathFactory, registry: registry_mod.Registry
+) -> Iterator[Faults]:
     f = Faults(tmp_path_factory.mktemp("faults"), registry)
     yield f
     f.close()
@@ -125,7 +136,9 @@ def test_kill_9_a_worker_of_two_mid_stream_loses_and_doubles_nothing(faults: Fau
     w1, w2 = faults.worker("ingest-1"), faults.worker("ingest-2")
     load = faults.load(300, 50)
     publisher = faults.publish_in_background(load, per_second=100)
-    wait_until(lambda: faults.stored(load) > load.readings // 4, what="a quarter of the stream stored")
+    wait_until(
+        lambda: faults.stored(load) > load.readings // 4, what="a quarter of the stream stored"
+    )
     os.kill(w1.pid, signal.SIGKILL)
     w1.wait(10)
     # the supervisor (systemd Restart=always) brings it back under the same client id: Mosquitto
@@ -178,25 +191,61 @@ def test_poison_batch_is_split_and_only_the_bad_lines_quarantined(faults: Faults
         f"waste_reading,area={site.area},category=dry,device={device.id},site={site.id} gross_kg=1i {start * 1_000_000}\n".encode()
     )
     readings = [
-        {"device": device.id, "seq": 900_000 + i, "ts": start + 1 + i, "category": "dry", "net_kg": 1.5,
-         **({"gross_kg": 20.5} if i % 5 == 0 else {})}
+        {
+            "device": device.id,
+            "seq": 900_000 + i,
+            "ts": start + 1 + i,
+            "category": "dry",
+            "net_kg": 1.5,
+            **({"gross_kg": 20.5} if i % 5 == 0 else {}),
+        }
         for i in range(20)
     ]
     pub = LoadPublisher(faults.stack.endpoint, [site.id])
     try:
         pub.wait_connected()
         good = make_load([site], 1, 10, start + 10_000, 950_000).messages[0]
-        for payload in (json.dumps({"schema": "gumei.waste.readings.v1", "site": site.id, "readings": readings}).encode(), good.payload):
+        for payload in (
+            json.dumps(
+                {"schema": "gumei.waste.readings.v1", "site": site.id, "readings": readings}
+            ).encode(),
+            good.payload,
+        ):
             pub.publish(Outgoing(site.id, good.topic, payload, 0, 0))
         pub.wait_published(30)
     finally:
         pub.close()
     where = f"time > {start}ms AND time < {start + 20_000}ms AND site = '{site.id}'"
-    wait_until(lambda: count(faults.influx, f"SELECT count(net_kg) FROM waste_reading WHERE {where}") == 16 + 10,
-               what="the 16 clean readings and the next message stored")
-    wait_until(lambda: count(faults.influx, f"SELECT count(entries) FROM quarantine WHERE code = 'write_rejected' AND site = '{site.id}'") == 4,
-               what="the 4 conflicting lines quarantined")
-    out = gumei("quarantine", "list", "--config", str(faults.config), "--site", site.id, "--code", "write_rejected", "--json", "--since", "1h")
+    wait_until(
+        lambda: (
+            count(faults.influx, f"SELECT count(net_kg) FROM waste_reading WHERE {where}")
+            == 16 + 10
+        ),
+        what="the 16 clean readings and the next message stored",
+    )
+    wait_until(
+        lambda: (
+            count(
+                faults.influx,
+                f"SELECT count(entries) FROM quarantine WHERE code = 'write_rejected' AND site = '{site.id}'",
+            )
+            == 4
+        ),
+        what="the 4 conflicting lines quarantined",
+    )
+    out = gumei(
+        "quarantine",
+        "list",
+        "--config",
+        str(faults.config),
+        "--site",
+        site.id,
+        "--code",
+        "write_rejected",
+        "--json",
+        "--since",
+        "1h",
+    )
     letters = [json.loads(x) for x in out.stdout.splitlines()]
     assert len(letters) == 4
     assert all("conflict" in d["reason"] and "gross_kg=20.5" in d["payload"] for d in letters)
@@ -207,7 +256,23 @@ def test_poison_batch_is_split_and_only_the_bad_lines_quarantined(faults: Faults
 
 def test_bench_smoke(tmp_path: Path) -> None:
     """`gumei bench ingest` at a tiny size, so it does not rot (figures are not asserted)."""
-    out = gumei("bench", "ingest", "--scale", "0.01", "--latency-seconds", "1", "--workdir", str(tmp_path), timeout=240)
-    for what in ("MQTT ceiling", "InfluxDB ceiling", "1-reading messages, 2 worker", "100-reading messages, 1 worker", "p99", "goal"):
+    out = gumei(
+        "bench",
+        "ingest",
+        "--scale",
+        "0.01",
+        "--latency-seconds",
+        "1",
+        "--workdir",
+        str(tmp_path),
+        timeout=240,
+    )
+    for what in (
+        "MQTT ceiling",
+        "InfluxDB ceiling",
+        "1-reading messages, 2 worker",
+        "100-reading messages, 1 worker",
+        "p99",
+        "goal",
+    ):
         assert what in out.stdout, out.stdout[-2000:]
-

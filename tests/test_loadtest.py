@@ -38,10 +38,19 @@ async def gateway_offline(run: LoadRun) -> None:
 
 
 def test_short_load_2000_gateways_with_skew_and_outage(capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = LoadConfig(gateways=2000, seconds=40, workers=2, warp=600,
-                     skew_ms={"WS-0101": 86_400_000, "WS-0102": 86_400_000, "WS-0201": -3_600_000},
-                     faults=[(8, gateway_offline)])
-    report = run_and_print(cfg, capsys, "short load test: 2000 gateways, two clocks a day ahead, one an hour behind, 3 offline for a simulated hour")
+    cfg = LoadConfig(
+        gateways=2000,
+        seconds=40,
+        workers=2,
+        warp=600,
+        skew_ms={"WS-0101": 86_400_000, "WS-0102": 86_400_000, "WS-0201": -3_600_000},
+        faults=[(8, gateway_offline)],
+    )
+    report = run_and_print(
+        cfg,
+        capsys,
+        "short load test: 2000 gateways, two clocks a day ahead, one an hour behind, 3 offline for a simulated hour",
+    )
     assert report.gateways == 2000 and report.connected_peak == 2000
     assert report.expected_quarantined > 0  # the gateways a day ahead: every reading quarantined
     assert report.quarantined == report.expected_quarantined
@@ -76,7 +85,9 @@ async def stop_influxd_30s(run: LoadRun) -> None:
 async def kill_worker(run: LoadRun) -> None:
     os.kill(run.process("ingest-1").pid, signal.SIGKILL)
     await asyncio.sleep(2)
-    run.start_worker("ingest-1")  # same client id: its persistent session gets the unacknowledged back
+    run.start_worker(
+        "ingest-1"
+    )  # same client id: its persistent session gets the unacknowledged back
 
 
 @pytest.mark.parametrize(
@@ -94,13 +105,28 @@ def test_fault(fault, title, capsys: pytest.CaptureFixture[str]) -> None:  # typ
 
 @pytest.mark.soak
 def test_influxd_stopped_30s(capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = LoadConfig(gateways=500, seconds=90, workers=2, warp=1800, faults=[(20, stop_influxd_30s)])
+    cfg = LoadConfig(
+        gateways=500, seconds=90, workers=2, warp=1800, faults=[(20, stop_influxd_30s)]
+    )
     assert_exact(run_and_print(cfg, capsys, "influxd stopped for 30 s mid-stream"))
 
 
 @pytest.mark.soak
-@pytest.mark.timeout(1500)  # 600 s of load, then the verification (the suite's default is 300 s a test)
+@pytest.mark.timeout(
+    1500
+)  # 600 s of load, then the verification (the suite's default is 300 s a test)
 def test_soak_2000_gateways_10_minutes(capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = LoadConfig(gateways=2000, seconds=600, workers=2, warp=1200,
-                     faults=[(120, restart_broker), (240, kill_worker), (360, stop_influxd_30s)])
-    assert_exact(run_and_print(cfg, capsys, "soak: 2000 gateways, 10 minutes, broker restart, worker kill, influxd outage"))
+    cfg = LoadConfig(
+        gateways=2000,
+        seconds=600,
+        workers=2,
+        warp=1200,
+        faults=[(120, restart_broker), (240, kill_worker), (360, stop_influxd_30s)],
+    )
+    assert_exact(
+        run_and_print(
+            cfg,
+            capsys,
+            "soak: 2000 gateways, 10 minutes, broker restart, worker kill, influxd outage",
+        )
+    )

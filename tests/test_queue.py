@@ -20,7 +20,9 @@ DEV = "WS-0101-S1"
 
 
 def waste(device: str = DEV, net: float = 1.25, ts: int = 1_764_201_600_000):
-    return lambda seq: WasteReading(device=device, seq=seq, ts=ts, category="wet", net_kg=net, gross_kg=20.0)
+    return lambda seq: WasteReading(
+        device=device, seq=seq, ts=ts, category="wet", net_kg=net, gross_kg=20.0
+    )
 
 
 def open_q(path: Path, **kw: int) -> DurableQueue:
@@ -47,14 +49,20 @@ def test_seq_per_device_strictly_increasing_and_kept_across_restarts(tmp_path: P
     assert a == [1, 2, 3] and b == 1
 
 
-def test_new_device_seq_starts_from_the_clock_so_a_lost_file_cannot_repeat_seqs(tmp_path: Path) -> None:
+def test_new_device_seq_starts_from_the_clock_so_a_lost_file_cannot_repeat_seqs(
+    tmp_path: Path,
+) -> None:
     with DurableQueue.open(tmp_path / "a.db", clock=lambda: 1_764_201_600_000) as q:
         assert q.put(DEV, waste()).seq == 1_764_201_600_000_000
-    with DurableQueue.open(tmp_path / "b.db", clock=lambda: 1_764_201_700_000) as q:  # file lost, later
+    with DurableQueue.open(
+        tmp_path / "b.db", clock=lambda: 1_764_201_700_000
+    ) as q:  # file lost, later
         assert q.put(DEV, waste()).seq > 1_764_201_600_000_000
 
 
-def test_peek_is_oldest_first_pages_past_inflight_and_ack_deletes_only_given(tmp_path: Path) -> None:
+def test_peek_is_oldest_first_pages_past_inflight_and_ack_deletes_only_given(
+    tmp_path: Path,
+) -> None:
     with open_q(tmp_path) as q:
         for i in range(10):
             q.put(DEV, waste(net=1 + i))
@@ -74,9 +82,16 @@ def test_peek_is_oldest_first_pages_past_inflight_and_ack_deletes_only_given(tmp
 def test_waste_and_health_round_trip_typed(tmp_path: Path) -> None:
     with open_q(tmp_path) as q:
         w = q.put(DEV, waste())
-        h = q.put("HH-01-BP", lambda seq: HealthMeasurement(
-            device="HH-01-BP", seq=seq, ts=5, type="blood_pressure",
-            values={"systolic_mmhg": 132, "diastolic_mmhg": 85}))
+        h = q.put(
+            "HH-01-BP",
+            lambda seq: HealthMeasurement(
+                device="HH-01-BP",
+                seq=seq,
+                ts=5,
+                type="blood_pressure",
+                values={"systolic_mmhg": 132, "diastolic_mmhg": 85},
+            ),
+        )
         got = q.peek()
         assert [x.entry for x in got] == [w, h] and [x.kind for x in got] == ["waste", "health"]
         assert [x.entry for x in q.peek(kind="health")] == [h]
@@ -143,7 +158,9 @@ while True:
 
 def test_every_acknowledged_put_survives_kill_9(tmp_path: Path) -> None:
     db = tmp_path / "q.db"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     acked = [int(proc.stdout.readline()) for _ in range(200)]
     proc.send_signal(signal.SIGKILL)

@@ -20,7 +20,11 @@ from firmware_sim.scales.modbus_sim import ModbusTransmitter, registers_for
 from firmware_sim.scales.physics import PhysicsParams, ScaleModel, TrueDeposit
 from firmware_sim.scales.serial_sim import PtyIndicator
 
-GOOD = [encode_frame(12.34, True), encode_frame(-0.5, False, mode="NT"), encode_frame(20.0, True, unit="g", decimals=0)]
+GOOD = [
+    encode_frame(12.34, True),
+    encode_frame(-0.5, False, mode="NT"),
+    encode_frame(20.0, True, unit="g", decimals=0),
+]
 BAD = {
     b"ST,GS,+001\r\n": "truncated",
     b"ST,GS,+0012.34lb\r\n": "bad_unit",
@@ -53,7 +57,10 @@ def test_pty_frames_parsed_and_malformed_skipped_and_counted(pty_sim: PtyIndicat
     got = take(src.samples(), 3)
     src.close()
     assert [(s.gross_kg, s.stable, s.mode.value, s.device) for s in got] == [
-        (12.34, True, "GS", "WS-0101-S1"), (-0.5, False, "NT", "WS-0101-S1"), (20.0, True, "GS", "WS-0101-S1")]
+        (12.34, True, "GS", "WS-0101-S1"),
+        (-0.5, False, "NT", "WS-0101-S1"),
+        (20.0, True, "GS", "WS-0101-S1"),
+    ]
     assert dict(src.stats.malformed) == {reason: 1 for reason in BAD.values()}
     assert src.stats.frames == 3 and src.stats.resyncs == 0
 
@@ -150,7 +157,9 @@ def inner(model: ScaleModel, items: list) -> list[TrueDeposit]:
     return [d for d in model.deposits if first + 5_000 <= d.ts_ms <= last - 10_000]
 
 
-def _stamp_by_frame(src: SerialIndicatorSource, frames: list[tuple[int, bytes]]) -> Iterator[WeightSample]:
+def _stamp_by_frame(
+    src: SerialIndicatorSource, frames: list[tuple[int, bytes]]
+) -> Iterator[WeightSample]:
     """Re-stamp each good sample with its frame's simulated time (the driver's clock is wall time)."""
     good_ts = iter(ts for ts, raw in frames if _parses(raw))
     for s in src.samples():
@@ -202,7 +211,9 @@ def test_modbus_live_registers_and_no_deprecation_warnings() -> None:
     assert (second.gross_kg, second.stable) == (57.1, False)
 
 
-def test_modbus_repeats_skipped_faults_and_exceptions_counted(transmitter: ModbusTransmitter) -> None:
+def test_modbus_repeats_skipped_faults_and_exceptions_counted(
+    transmitter: ModbusTransmitter,
+) -> None:
     src = ModbusScaleSource("127.0.0.1", transmitter.port, poll_s=0.01, max_failures=3)
     src.open()
     it = src.samples()
@@ -245,7 +256,9 @@ def test_simulated_morning_over_modbus_finds_every_deposit(transmitter: ModbusTr
     model = ScaleModel("dry", 5, BENCH_START_MS, params)
     items = list(model.run(0.25))
     ts_by_weight = iter(item.ts_ms for item in items)
-    src = ModbusScaleSource("127.0.0.1", transmitter.port, poll_s=0.0005, clock=lambda: next(ts_by_weight, 0))
+    src = ModbusScaleSource(
+        "127.0.0.1", transmitter.port, poll_s=0.0005, clock=lambda: next(ts_by_weight, 0)
+    )
     src.open()
     # step the transmitter one conversion per read so no conversion is skipped
     samples = []

@@ -87,7 +87,9 @@ def test_checksum_mode() -> None:
     mode=st.sampled_from(["GS", "NT", "TR"]),
     checksum=st.booleans(),
 )
-def test_encode_parse_roundtrip_exact_to_10g(grams: int, stable: bool, mode: str, checksum: bool) -> None:
+def test_encode_parse_roundtrip_exact_to_10g(
+    grams: int, stable: bool, mode: str, checksum: bool
+) -> None:
     kg = grams * 10 / 1000
     f = parse_frame(encode_frame(kg, stable, mode=mode, checksum=checksum), checksum=checksum)
     assert round(f.weight_kg * 1000) == grams * 10 if f.weight_kg is not None else False

@@ -27,26 +27,45 @@ TS = 1709164800000  # 2024-02-29T00:00Z: a day no other test writes
 
 
 def batch(site: str, device: str, seq: int, kg: float = 1.25) -> bytes:
-    return encode(WasteBatch(site=site, readings=[WasteReading(device=device, seq=seq, ts=TS, category="dry", net_kg=kg)]))
+    return encode(
+        WasteBatch(
+            site=site,
+            readings=[WasteReading(device=device, seq=seq, ts=TS, category="dry", net_kg=kg)],
+        )
+    )
 
 
 def stored(influx, site: str) -> int:  # type: ignore[no-untyped-def]
-    return count(influx, f"SELECT count(net_kg) FROM {m.WASTE_READING.name} WHERE site = '{site}' AND time >= {TS}ms AND time < {TS + 1000}ms")
+    return count(
+        influx,
+        f"SELECT count(net_kg) FROM {m.WASTE_READING.name} WHERE site = '{site}' AND time >= {TS}ms AND time < {TS + 1000}ms",
+    )
 
 
-def test_gateway_cannot_publish_to_another_site_and_nothing_reaches_the_db(stack, ingest_worker, influx):  # type: ignore[no-untyped-def]
+def test_gateway_cannot_publish_to_another_site_and_nothing_reaches_the_db(
+    stack, ingest_worker, influx
+):  # type: ignore[no-untyped-def]
     with probe(stack.endpoint(ME), ME) as gw:
         refused = [
             gw.publish(waste_readings(OTHER), batch(OTHER, f"{OTHER}-S1", 1)),
-            gw.publish(status_topic("waste", OTHER), b'{"schema":"gumei.status.v1","site":"WS-3902","state":"offline"}', retain=True),
+            gw.publish(
+                status_topic("waste", OTHER),
+                b'{"schema":"gumei.status.v1","site":"WS-3902","state":"offline"}',
+                retain=True,
+            ),
             gw.publish("gumei/v1/health/HH-01/measurements", b"{}"),
             gw.publish("$SYS/broker/x", b"x"),
         ]
-        assert all(rc.value == 0x87 for rc in refused), [str(rc) for rc in refused]  # Not authorized
+        assert all(rc.value == 0x87 for rc in refused), [
+            str(rc) for rc in refused
+        ]  # Not authorized
         assert gw.publish(waste_readings(ME), batch(ME, f"{ME}-S1", 1)).value == 0
     wait_until(lambda: stored(influx, ME) == 1, 20, what="own reading stored")
     assert stored(influx, OTHER) == 0
-    assert count(influx, f"SELECT count(online) FROM {m.GATEWAY_STATUS.name} WHERE site = '{OTHER}'") == 0
+    assert (
+        count(influx, f"SELECT count(online) FROM {m.GATEWAY_STATUS.name} WHERE site = '{OTHER}'")
+        == 0
+    )
 
 
 def test_gateway_cannot_read_anything(stack):  # type: ignore[no-untyped-def]
@@ -54,15 +73,27 @@ def test_gateway_cannot_read_anything(stack):  # type: ignore[no-untyped-def]
     online = b'{"schema":"gumei.status.v1","site":"WS-3902","state":"online"}'
     with probe(stack.endpoint(OTHER), OTHER) as other:
         assert other.publish(status_topic("waste", OTHER), online, retain=True).value == 0
-        with probe(stack.endpoint(ME), ME) as gw, probe(stack.endpoint(MONITOR), MONITOR) as witness:
-            topics = ("#", "gumei/v1/#", f"gumei/v1/waste/{ME}/#", "$share/ingest/gumei/v1/#", "$SYS/#", "$CONTROL/#")
+        with (
+            probe(stack.endpoint(ME), ME) as gw,
+            probe(stack.endpoint(MONITOR), MONITOR) as witness,
+        ):
+            topics = (
+                "#",
+                "gumei/v1/#",
+                f"gumei/v1/waste/{ME}/#",
+                "$share/ingest/gumei/v1/#",
+                "$SYS/#",
+                "$CONTROL/#",
+            )
             for topic in topics:
                 assert gw.subscribe(topic).value == 0x87, topic  # Not authorized
             assert not witness.subscribe(status_topic("waste", OTHER)).is_failure
             assert other.publish(status_topic("waste", OTHER), online).value == 0
             assert gw.publish(waste_readings(ME), batch(ME, f"{ME}-S2", 7)).value == 0
             # The witness (read-only monitor identity) gets the retained and the live message; the gateway nothing.
-            wait_until(lambda: len(witness.received) >= 2, 10, what="witness got retained + live status")
+            wait_until(
+                lambda: len(witness.received) >= 2, 10, what="witness got retained + live status"
+            )
             assert gw.received == []
 
 
@@ -73,8 +104,11 @@ def test_ingest_identity_cannot_publish(stack):  # type: ignore[no-untyped-def]
 
 def test_wrong_password_and_unknown_user_are_refused(stack):  # type: ignore[no-untyped-def]
     ep = stack.endpoint(ME)
-    for bad in (ep.model_copy(update={"password": "guess"}), ep.model_copy(update={"username": "WS-9999"}),
-                ep.model_copy(update={"username": None, "password": None})):
+    for bad in (
+        ep.model_copy(update={"password": "guess"}),
+        ep.model_copy(update={"username": "WS-9999"}),
+        ep.model_copy(update={"username": None, "password": None}),
+    ):
         rc = connack(bad, bad.username or "sec-bad")
         assert rc is not None and rc.is_failure, rc
     assert not connack(ep, ME).is_failure  # type: ignore[union-attr]
@@ -88,34 +122,69 @@ def test_plain_tcp_and_untrusted_tls_to_the_tls_listener_are_refused(stack, tmp_
 
     wrong_ca, _ = make_ca(tmp_path / "other-ca")
     with pytest.raises(ssl.SSLCertVerificationError):
-        tls_handshake(ep.port, wrong_ca)  # a broker impostor would fail the same way for the gateways
+        tls_handshake(
+            ep.port, wrong_ca
+        )  # a broker impostor would fail the same way for the gateways
     tls_handshake(ep.port, ep.ca_file)
 
 
 def tls_handshake(port: int, ca_file: Path) -> None:
     """Complete a TLS handshake with 127.0.0.1:port, verifying against ca_file (raises on failure)."""
     ctx = ssl.create_default_context(cafile=str(ca_file))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname="127.0.0.1"):
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1"),
+    ):
         pass
 
 
 def test_device_of_another_site_is_quarantined(stack, ingest_worker, influx):  # type: ignore[no-untyped-def]
     with probe(stack.endpoint(ME), ME) as gw:
-        mixed = WasteBatch(site=ME, readings=[
-            WasteReading(device=f"{OTHER}-S1", seq=5, ts=TS + 1, category="dry", net_kg=2.0),  # another site's scale
-            WasteReading(device=f"{ME}-S9", seq=5, ts=TS + 2, category="dry", net_kg=2.0),  # not registered
-            WasteReading(device=f"{ME}-S3", seq=5, ts=TS + 3, category="recyclable", net_kg=2.0),  # fine
-        ])
+        mixed = WasteBatch(
+            site=ME,
+            readings=[
+                WasteReading(
+                    device=f"{OTHER}-S1", seq=5, ts=TS + 1, category="dry", net_kg=2.0
+                ),  # another site's scale
+                WasteReading(
+                    device=f"{ME}-S9", seq=5, ts=TS + 2, category="dry", net_kg=2.0
+                ),  # not registered
+                WasteReading(
+                    device=f"{ME}-S3", seq=5, ts=TS + 3, category="recyclable", net_kg=2.0
+                ),  # fine
+            ],
+        )
         assert gw.publish(waste_readings(ME), encode(mixed)).value == 0
     q = f"SELECT * FROM {m.QUARANTINE.name} WHERE site = '{ME}'"
 
     def codes() -> dict[str, str]:
-        return {dev: r["code"] for r in rows_of(influx, q) for dev in (f"{OTHER}-S1", f"{ME}-S9") if dev in r["payload"]}
+        return {
+            dev: r["code"]
+            for r in rows_of(influx, q)
+            for dev in (f"{OTHER}-S1", f"{ME}-S9")
+            if dev in r["payload"]
+        }
 
-    got = wait_until(lambda: codes() if len(codes()) == 2 else None, 20, what="two quarantined entries")
+    got = wait_until(
+        lambda: codes() if len(codes()) == 2 else None, 20, what="two quarantined entries"
+    )
     assert got == {f"{OTHER}-S1": "device_not_of_site", f"{ME}-S9": "unknown_device"}
-    assert count(influx, f"SELECT count(net_kg) FROM {m.WASTE_READING.name} WHERE device = '{OTHER}-S1' AND time >= {TS}ms AND time < {TS + 1000}ms") == 0
-    wait_until(lambda: count(influx, f"SELECT count(net_kg) FROM {m.WASTE_READING.name} WHERE device = '{ME}-S3'") >= 1, 20)
+    assert (
+        count(
+            influx,
+            f"SELECT count(net_kg) FROM {m.WASTE_READING.name} WHERE device = '{OTHER}-S1' AND time >= {TS}ms AND time < {TS + 1000}ms",
+        )
+        == 0
+    )
+    wait_until(
+        lambda: (
+            count(
+                influx, f"SELECT count(net_kg) FROM {m.WASTE_READING.name} WHERE device = '{ME}-S3'"
+            )
+            >= 1
+        ),
+        20,
+    )
 
 
 def test_rotating_one_gateway_password_leaves_the_others(stack):  # type: ignore[no-untyped-def]
@@ -147,7 +216,13 @@ def honest_batches(site: str, n: int, ts: int) -> tuple[list[bytes], int]:
         g = 1000 + 7 * i + (i % 13)
         grams += g
         # each scale with the category it is registered for (S1 dry, S2 wet, S3 recyclable, S4 hazardous)
-        reading = WasteReading(device=f"{site}-S{1 + i % 4}", seq=10_000 + i, ts=ts + i, category=CATEGORIES[i % 4], net_kg=g / 1000)
+        reading = WasteReading(
+            device=f"{site}-S{1 + i % 4}",
+            seq=10_000 + i,
+            ts=ts + i,
+            category=CATEGORIES[i % 4],
+            net_kg=g / 1000,
+        )
         msgs.append(encode(WasteBatch(site=site, readings=[reading])))
     return msgs, grams
 
@@ -158,13 +233,19 @@ def stored_exactly(influx, site: str, ts: int, n: int, grams: int) -> None:  # t
 
     def got() -> tuple[int, int]:
         rows = influx.query(q)
-        return (int(rows[0].values[0][1]), round(rows[0].values[0][2] * 1000)) if rows and rows[0].values else (0, 0)
+        return (
+            (int(rows[0].values[0][1]), round(rows[0].values[0][2] * 1000))
+            if rows and rows[0].values
+            else (0, 0)
+        )
 
     wait_until(lambda: got()[0] >= n, 30, what=f"{n} readings of {site} stored")
     assert got() == (n, grams)
 
 
-def test_gateways_cannot_join_the_workers_group_and_no_reading_is_lost(stack, ingest_worker, influx):  # type: ignore[no-untyped-def]
+def test_gateways_cannot_join_the_workers_group_and_no_reading_is_lost(
+    stack, ingest_worker, influx
+):  # type: ignore[no-untyped-def]
     """Issue 12: gateways in $share/ingest/... took a share of every site's readings and the broker dropped it."""
     honest, thieves = "WS-3905", ("WS-3906", "WS-3907", "WS-3908")
     ts = TS + 10_000
@@ -200,12 +281,21 @@ def test_nobody_takes_over_another_identity_s_session(stack, ingest_worker, infl
     # the real worker never lost its connection (a takeover would have made it reconnect and resubscribe)
     ready = stack.worker_ready(worker_name(1), ingest_worker)
     assert ready is not None and ready.subscriptions == subscribed_before
-    assert "already connected, closing old connection" not in stack.mosquitto.log.read_text(errors="replace")
+    assert "already connected, closing old connection" not in stack.mosquitto.log.read_text(
+        errors="replace"
+    )
 
 
 def test_worker_and_monitor_identities_only_read(stack):  # type: ignore[no-untyped-def]
     with probe(stack.endpoint(SPARE_WORKER), SPARE_WORKER) as worker:
-        for topic in ("gumei/v1/#", "#", f"gumei/v1/waste/{ME}/readings", "$share/other/gumei/v1/#", "$SYS/#", "$CONTROL/#"):
+        for topic in (
+            "gumei/v1/#",
+            "#",
+            f"gumei/v1/waste/{ME}/readings",
+            "$share/other/gumei/v1/#",
+            "$SYS/#",
+            "$CONTROL/#",
+        ):
             assert worker.subscribe(topic).value == 0x87, topic
         assert worker.publish(status_topic("waste", ME), b"{}").value == 0x87
     with probe(stack.endpoint(MONITOR), MONITOR) as monitor:

@@ -25,12 +25,18 @@ def ref_meets(net: list[int], dep: list[int], r: TargetRules) -> bool:
     if sum(dep[:4]) < r.sorting_min_deposits:
         return False
     total = total or 1
-    return (net[WET] / total >= r.sorting_min_wet_share and net[DRY] / total <= r.sorting_max_dry_share
-            and net[HAZARDOUS] / total <= r.sorting_max_hazardous_share)
+    return (
+        net[WET] / total >= r.sorting_min_wet_share
+        and net[DRY] / total <= r.sorting_max_dry_share
+        and net[HAZARDOUS] / total <= r.sorting_max_hazardous_share
+    )
 
 
-def ref_targets(net: np.ndarray, dep: np.ndarray, day: int, r: TargetRules, n_areas: int) -> dict[str, object]:
+def ref_targets(
+    net: np.ndarray, dep: np.ndarray, day: int, r: TargetRules, n_areas: int
+) -> dict[str, object]:
     """Plain loops over days and areas."""
+
     def has(d: int) -> bool:
         return 0 <= d and sum(int(x) for x in dep[d].ravel()) > 0
 
@@ -38,10 +44,15 @@ def ref_targets(net: np.ndarray, dep: np.ndarray, day: int, r: TargetRules, n_ar
         return sum(int(net[d, a, DRY]) for a in range(net.shape[1])) / 1e9
 
     now_days = [d for d in range(day - r.dry_window_days + 1, day + 1) if has(d)]
-    ref_days = [d - YEAR_DAYS for d in range(day - r.dry_window_days + 1, day + 1) if has(d - YEAR_DAYS)]
+    ref_days = [
+        d - YEAR_DAYS for d in range(day - r.dry_window_days + 1, day + 1) if has(d - YEAR_DAYS)
+    ]
     mean_now = sum(dry(d) for d in now_days) / len(now_days) if now_days else 0.0
     ref: float | None = None
-    if len(ref_days) >= r.dry_year_coverage * r.dry_window_days and sum(dry(d) for d in ref_days) > 0:
+    if (
+        len(ref_days) >= r.dry_year_coverage * r.dry_window_days
+        and sum(dry(d) for d in ref_days) > 0
+    ):
         ref = sum(dry(d) for d in ref_days) / len(ref_days)
     elif r.dry_baseline_tonnes_per_day is not None:
         ref = r.dry_baseline_tonnes_per_day
@@ -61,16 +72,22 @@ def cubes(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int]:
     n_areas = draw(st.integers(1, 4))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    dep = rng.integers(0, 4, (n_days, n_areas, 4)) * (rng.random((n_days, 1, 1)) < draw(st.floats(0.2, 1.0)))
+    dep = rng.integers(0, 4, (n_days, n_areas, 4)) * (
+        rng.random((n_days, 1, 1)) < draw(st.floats(0.2, 1.0))
+    )
     net = dep * rng.integers(1, 3_000_000, (n_days, n_areas, 4))
     return net.astype(np.int64), dep.astype(np.int64), n_areas
 
 
 @settings(max_examples=60, deadline=None)
 @given(cubes(), st.sampled_from([None, 0.05]))
-def test_targets_equal_reference(cube: tuple[np.ndarray, np.ndarray, int], baseline: float | None) -> None:
+def test_targets_equal_reference(
+    cube: tuple[np.ndarray, np.ndarray, int], baseline: float | None
+) -> None:
     net, dep, n_areas = cube
-    rules = TargetRules(dry_window_days=3, sorting_min_deposits=2, dry_baseline_tonnes_per_day=baseline)
+    rules = TargetRules(
+        dry_window_days=3, sorting_min_deposits=2, dry_baseline_tonnes_per_day=baseline
+    )
     days = np.arange(net.shape[0] - 8, net.shape[0], dtype=np.int64)
     days = days[days >= 0]
     got = compute_targets(0, net, dep, n_areas, rules, days)

@@ -22,14 +22,17 @@ EPOCH = dt.date(1970, 1, 1)
 
 def ref_day(ts_ms: int) -> int:
     """Shanghai day number by the zone database (independent of cloud.days)."""
-    local = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ts_ms)).astimezone(SHANGHAI)
+    local = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ts_ms)).astimezone(
+        SHANGHAI
+    )
     return (local.date() - EPOCH).days
 
 
 # Timestamps cluster near Shanghai midnights (the boundaries) and spread over four days.
 near_midnight = st.builds(
     lambda d, off: day_start_ms(BASE_DAY + d) + off,
-    st.integers(0, 4), st.integers(-3, 3),
+    st.integers(0, 4),
+    st.integers(-3, 3),
 )
 anywhere = st.integers(day_start_ms(BASE_DAY), day_start_ms(BASE_DAY + 4) - 1)
 reading = st.tuples(
@@ -58,13 +61,30 @@ def columns(rows: list[tuple[int, ...]]) -> Readings:
     a = np.array(rows, dtype=np.int64).reshape(-1, 7)
     # A device belongs to one site and one category, as in the registry.
     device = (a[:, 1] * N_CATS + a[:, 2]) * 4 + a[:, 3]
-    return Readings(ts_ms=a[:, 0], site=a[:, 1], category=a[:, 2], device=device, seq=a[:, 4], net_mg=a[:, 5], resident=a[:, 6])
+    return Readings(
+        ts_ms=a[:, 0],
+        site=a[:, 1],
+        category=a[:, 2],
+        device=device,
+        seq=a[:, 4],
+        net_mg=a[:, 5],
+        resident=a[:, 6],
+    )
 
 
 def rows_of_totals(t: DailyTotals) -> dict[tuple[int, int, int], list[int]]:
     """{(day, site, category): [mg, deposits]} of daily_totals' result."""
-    return {(d, s, c): [mg, n] for d, s, c, mg, n in zip(t.day.tolist(), t.site.tolist(), t.category.tolist(),
-                                                         t.net_mg.tolist(), t.deposits.tolist(), strict=True)}
+    return {
+        (d, s, c): [mg, n]
+        for d, s, c, mg, n in zip(
+            t.day.tolist(),
+            t.site.tolist(),
+            t.category.tolist(),
+            t.net_mg.tolist(),
+            t.deposits.tolist(),
+            strict=True,
+        )
+    }
 
 
 def reference(rows: list[tuple[int, ...]]):  # type: ignore[no-untyped-def]
@@ -98,7 +118,11 @@ def device_of(row: tuple[int, ...]) -> int:
 def orders(rows: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:
     """Any order, time order, and series order (each device's readings together, by time: how the
     runner reads with GROUP BY device)."""
-    return [rows, sorted(rows, key=lambda x: x[0]), sorted(rows, key=lambda x: (device_of(x), x[0]))]
+    return [
+        rows,
+        sorted(rows, key=lambda x: x[0]),
+        sorted(rows, key=lambda x: (device_of(x), x[0])),
+    ]
 
 
 @settings(max_examples=300, deadline=None)
@@ -111,10 +135,16 @@ def test_daily_totals_equal_reference(rows: list[tuple[int, ...]], block: int) -
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3), st.integers(0, 3 * 86_400_000)), max_size=60),
-       st.sampled_from([1, 2, 5, 65_536]), st.data())
-def test_series_order_with_and_without_a_redelivered_copy(steps: list[tuple[int, int, int]], block: int,
-                                                          data: st.DataObject) -> None:
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(1, 3), st.integers(0, 3 * 86_400_000)), max_size=60
+    ),
+    st.sampled_from([1, 2, 5, 65_536]),
+    st.data(),
+)
+def test_series_order_with_and_without_a_redelivered_copy(
+    steps: list[tuple[int, int, int]], block: int, data: st.DataObject
+) -> None:
     """Series order as the runner reads it (seq increasing per device), long runs crossing block
     edges; sometimes a copy of one reading under another time lands inside its device's run: the
     one-pass proof must accept the first and send the second to the exact fallback."""
@@ -122,7 +152,17 @@ def test_series_order_with_and_without_a_redelivered_copy(steps: list[tuple[int,
     rows = []
     for d, step, offset in steps:
         next_seq[d] += step
-        rows.append((day_start_ms(BASE_DAY) + offset, d, d % N_CATS, 0, next_seq[d], 1000 + offset % 997, -1))
+        rows.append(
+            (
+                day_start_ms(BASE_DAY) + offset,
+                d,
+                d % N_CATS,
+                0,
+                next_seq[d],
+                1000 + offset % 997,
+                -1,
+            )
+        )
     rows.sort(key=lambda x: (device_of(x), x[0]))
     for i in range(1, len(rows)):  # time follows seq within a device, as a gateway stamps them
         if device_of(rows[i]) == device_of(rows[i - 1]):
@@ -171,9 +211,15 @@ def test_unique_mask_keeps_first_of_each_identity(pairs: list[tuple[int, int]], 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3)), max_size=60), st.integers(1, 7),
-       st.sampled_from([1, 1000]), st.data())
-def test_unique_mask_in_store_order(steps: list[tuple[int, int]], block: int, gap: int, data: st.DataObject) -> None:
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3)), max_size=60),
+    st.integers(1, 7),
+    st.sampled_from([1, 1000]),
+    st.data(),
+)
+def test_unique_mask_in_store_order(
+    steps: list[tuple[int, int]], block: int, gap: int, data: st.DataObject
+) -> None:
     """Readings in store order (seq increasing per device; gap=1000 makes seq too sparse for the
     byte map, so the radix proof decides), sometimes with a redelivered copy: a fast path must
     accept the first and the fallback must catch the second."""
@@ -208,8 +254,14 @@ def test_sums_exact_to_the_milligram_at_scale() -> None:
     n = 200_000
     rng = np.random.default_rng(7)
     mg = rng.integers(1, 500_000_000, n)
-    r = Readings(ts_ms=np.full(n, day_start_ms(BASE_DAY)), site=np.zeros(n, np.int64), category=np.zeros(n, np.int64),
-                 device=np.zeros(n, np.int64), seq=np.arange(n), net_mg=mg)
+    r = Readings(
+        ts_ms=np.full(n, day_start_ms(BASE_DAY)),
+        site=np.zeros(n, np.int64),
+        category=np.zeros(n, np.int64),
+        device=np.zeros(n, np.int64),
+        seq=np.arange(n),
+        net_mg=mg,
+    )
     assert daily_totals(r, 1, 1).net_mg.tolist() == [int(mg.sum())]
 
 
@@ -222,7 +274,12 @@ def test_series_order_takes_the_one_pass_proof_and_a_duplicate_does_not() -> Non
     r = make_readings(200_000, days=3, sites=20, seed=3)
     assert _segment_sums(r, N_CATS, prove=True, block=4096) is not None
     i = 1234
-    dup = Readings(*(np.insert(a, i + 5, a[i]) for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)))
+    dup = Readings(
+        *(
+            np.insert(a, i + 5, a[i])
+            for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)
+        )
+    )
     assert _segment_sums(dup, N_CATS, prove=True, block=4096) is None
     a, b = daily_totals(r, 20, N_CATS, block=4096), daily_totals(dup, 20, N_CATS, block=4096)
     assert a.net_mg.tolist() == b.net_mg.tolist() and a.deposits.tolist() == b.deposits.tolist()

@@ -75,8 +75,15 @@ class Aggregator:
     Several copies may run at once: recomputing a day twice writes the same points.
     """
 
-    def __init__(self, influx: InfluxClient, registry: Registry, rules: TargetRules | None = None,
-                 chunk_size: int = 50_000, today_fn: Callable[[], dt.date] = today, health_k: int = DEFAULT_K) -> None:
+    def __init__(
+        self,
+        influx: InfluxClient,
+        registry: Registry,
+        rules: TargetRules | None = None,
+        chunk_size: int = 50_000,
+        today_fn: Callable[[], dt.date] = today,
+        health_k: int = DEFAULT_K,
+    ) -> None:
         self.influx = influx
         self.health_k = health_k  # operator-visible health cells need this many distinct residents
         self.registry = registry
@@ -88,9 +95,13 @@ class Aggregator:
         self._area = registry.area_of()
         self._areas = [a.id for a in registry.areas]
         self._area_idx = {a: i for i, a in enumerate(self._areas)}
-        self._group_of_site = np.array([self._area_idx[s.area] for s in registry.sites], dtype=np.int64)
+        self._group_of_site = np.array(
+            [self._area_idx[s.area] for s in registry.sites], dtype=np.int64
+        )
         self._cat_idx = {c: i for i, c in enumerate(CATEGORIES)}
-        self.target_areas = len({s.area for s in registry.sites if s.kind == "waste" and not s.retired})
+        self.target_areas = len(
+            {s.area for s in registry.sites if s.kind == "waste" and not s.retired}
+        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -123,7 +134,9 @@ class Aggregator:
         site = np.repeat(_indices(tags["site"], self._site_idx), per)
         ok = site >= 0  # a site retired from the registry after its data was written is left out
         device = np.repeat(_codes(tags["device"])[1], per) if n else np.zeros(0, dtype=np.int64)
-        names, resident = _codes(cols["resident"]) if n else (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64))
+        names, resident = (
+            _codes(cols["resident"]) if n else (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64))
+        )
         if names.shape[0] and names[0] == "":  # readings that name no resident
             names, resident = names[1:], resident - 1
         r = Readings(
@@ -145,12 +158,22 @@ class Aggregator:
         lines = [
             line(
                 m.WASTE_DAILY.name,
-                {"site": self._sites[s], "area": self._area[self._sites[s]], "category": CATEGORIES[c]},
+                {
+                    "site": self._sites[s],
+                    "area": self._area[self._sites[s]],
+                    "category": CATEGORIES[c],
+                },
                 {"tonnes": mg_to_tonnes(mg), "net_g": mg_to_grams(mg), "deposits": int(n)},
                 day_start_ms(int(d)) * 1_000_000,
             )
-            for d, s, c, mg, n in zip(t.day.tolist(), t.site.tolist(), t.category.tolist(),
-                                      t.net_mg.tolist(), t.deposits.tolist(), strict=True)
+            for d, s, c, mg, n in zip(
+                t.day.tolist(),
+                t.site.tolist(),
+                t.category.tolist(),
+                t.net_mg.tolist(),
+                t.deposits.tolist(),
+                strict=True,
+            )
         ]
         cube = group_cube(t, r, self._group_of_site, len(self._areas), len(CATEGORIES), keep)
         lines += self._area_lines(cube)
@@ -164,17 +187,30 @@ class Aggregator:
         for di, g, c in zip(*np.nonzero(cube.deposits), strict=True):  # one step per non-empty cell
             mg = int(cube.net_mg[di, g, c])
             fields: dict[str, float | int | bool | str | None] = {
-                "tonnes": mg_to_tonnes(mg), "net_g": mg_to_grams(mg), "net_mg": mg,
-                "deposits": int(cube.deposits[di, g, c]), "residents": int(cube.residents[di, g, c]),
+                "tonnes": mg_to_tonnes(mg),
+                "net_g": mg_to_grams(mg),
+                "net_mg": mg,
+                "deposits": int(cube.deposits[di, g, c]),
+                "residents": int(cube.residents[di, g, c]),
             }
             if c == len(CATEGORIES) and g < len(self._areas):
                 fields["meets_standard"] = bool(meets[di, g])
-            lines.append(line(m.WASTE_AREA_DAILY.name, {"area": areas[g], "category": cats[c]}, fields,
-                              day_start_ms(cube.first_day + int(di)) * 1_000_000))
+            lines.append(
+                line(
+                    m.WASTE_AREA_DAILY.name,
+                    {"area": areas[g], "category": cats[c]},
+                    fields,
+                    day_start_ms(cube.first_day + int(di)) * 1_000_000,
+                )
+            )
         return lines
 
-    def recompute(self, days: Iterable[int], progress: Callable[[int], None] | None = None,
-                  targets: bool = True) -> RunResult:
+    def recompute(
+        self,
+        days: Iterable[int],
+        progress: Callable[[int], None] | None = None,
+        targets: bool = True,
+    ) -> RunResult:
         """Recompute and write tonnage and roll-ups of each day, then the targets they touch."""
         done: list[dt.date] = []
         rows = readings = 0
@@ -188,7 +224,11 @@ class Aggregator:
             done.append(date_of(day))
             if progress:
                 progress(1)
-        n_targets = self.recompute_targets(self.affected_target_days(day_list)) if targets and day_list else 0
+        n_targets = (
+            self.recompute_targets(self.affected_target_days(day_list))
+            if targets and day_list
+            else 0
+        )
         return RunResult(done, rows, readings, n_targets)
 
     # -- targets ---------------------------------------------------------------------------
@@ -214,7 +254,10 @@ class Aggregator:
             f"AND time >= {day_start_ms(first_day)}ms AND time < {day_start_ms(last_day + 1)}ms GROUP BY area, category"
         )
         for s in self.influx.query_chunks(q, self.chunk_size):
-            a, c = self._area_idx.get(s.tags.get("area", "")), self._cat_idx.get(s.tags.get("category", ""))
+            a, c = (
+                self._area_idx.get(s.tags.get("area", "")),
+                self._cat_idx.get(s.tags.get("category", "")),
+            )
             if a is None or c is None or not s.values:
                 continue
             v = np.array(s.values, dtype=np.int64)
@@ -262,7 +305,9 @@ class Aggregator:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def backfill(self, start: dt.date, end: dt.date, progress: Callable[[int], None] | None = None) -> RunResult:
+    def backfill(
+        self, start: dt.date, end: dt.date, progress: Callable[[int], None] | None = None
+    ) -> RunResult:
         """Recompute every day from start to end inclusive, then the targets they touch."""
         return self.recompute(range(number_of(start), number_of(end) + 1), progress)
 
@@ -274,7 +319,9 @@ class Aggregator:
             wm = int(s.values[0][1])
         since = max(0, wm - OVERLAP_MS)
         days: set[int] = set()
-        for s in self.influx.query(f'SELECT points, "day" FROM {m.DIRTY_DAY.name} WHERE time > {since}ms'):
+        for s in self.influx.query(
+            f'SELECT points, "day" FROM {m.DIRTY_DAY.name} WHERE time > {since}ms'
+        ):
             i = s.columns.index("day")
             days.update(number_of(dt.date.fromisoformat(v[i])) for v in s.values)
         return sorted(days), new_watermark
@@ -283,11 +330,26 @@ class Aggregator:
         """Recompute only the days touched by new or late readings since the last run."""
         days, watermark = self.dirty_days()
         result = self.recompute(days)
-        recompute_health_days(self.influx, days, self.health_k)  # health_daily of huts (the same dirty-day markers)
+        recompute_health_days(
+            self.influx, days, self.health_k
+        )  # health_daily of huts (the same dirty-day markers)
         self.influx.write_lines(
-            (line(m.AGGREGATOR_STATE.name, {}, {"watermark_ms": watermark, "days": len(days)}, watermark * 1_000_000) + "\n").encode()
+            (
+                line(
+                    m.AGGREGATOR_STATE.name,
+                    {},
+                    {"watermark_ms": watermark, "days": len(days)},
+                    watermark * 1_000_000,
+                )
+                + "\n"
+            ).encode()
         )
         if days:
-            log.info("aggregated %d day(s): %d rows from %d readings, %d target day(s)",
-                     len(days), result.rows, result.readings, result.target_days)
+            log.info(
+                "aggregated %d day(s): %d rows from %d readings, %d target day(s)",
+                len(days),
+                result.rows,
+                result.readings,
+                result.target_days,
+            )
         return result

@@ -16,7 +16,9 @@ from contract import CATEGORIES
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-DRY, WET, RECYCLABLE, HAZARDOUS = (CATEGORIES.index(c) for c in ("dry", "wet", "recyclable", "hazardous"))
+DRY, WET, RECYCLABLE, HAZARDOUS = (
+    CATEGORIES.index(c) for c in ("dry", "wet", "recyclable", "hazardous")
+)
 YEAR_DAYS = 365
 MG_PER_TONNE = 1e9
 
@@ -80,8 +82,9 @@ def _window_sums(x: F64, window: int) -> F64:
     return c[i] - c[np.maximum(i - window, 0)]
 
 
-def compute_targets(first_day: int, net_mg: I64, deposits: I64, n_areas: int, rules: TargetRules,
-                    days: I64) -> list[DayTargets]:
+def compute_targets(
+    first_day: int, net_mg: I64, deposits: I64, n_areas: int, rules: TargetRules, days: I64
+) -> list[DayTargets]:
     """Targets for `days` from a dense cube starting at first_day, shaped (day, area, category).
 
     The cube holds only the areas (no district row) and at least the 4 categories; it must

@@ -37,8 +37,15 @@ class Readings:
 
     def take(self, index: Mask | I64) -> Readings:
         """The readings a mask keeps, or at these positions, every column alike."""
-        return Readings(self.ts_ms[index], self.site[index], self.category[index], self.device[index],
-                        self.seq[index], self.net_mg[index], None if self.resident is None else self.resident[index])
+        return Readings(
+            self.ts_ms[index],
+            self.site[index],
+            self.category[index],
+            self.device[index],
+            self.seq[index],
+            self.net_mg[index],
+            None if self.resident is None else self.resident[index],
+        )
 
 
 @dataclass(frozen=True)
@@ -168,8 +175,12 @@ def unique_mask(device: I64, seq: I64, block: int = BLOCK) -> Mask:
     identity.
     """
     n = device.shape[0]
-    if n == 0 or _runs_increasing(device, seq, block) or _distinct_in_ranges(device, seq, block) \
-            or _increasing_per_device(device, seq, block):
+    if (
+        n == 0
+        or _runs_increasing(device, seq, block)
+        or _distinct_in_ranges(device, seq, block)
+        or _increasing_per_device(device, seq, block)
+    ):
         return np.ones(n, dtype=bool)
     order = np.lexsort((np.arange(n), seq, device))
     d, s = device[order], seq[order]
@@ -196,8 +207,9 @@ def _is_sorted(ts_ms: I64, block: int = BLOCK) -> bool:
     return True
 
 
-def _time_order_sums(r: Readings, n_categories: int, n_slots: int, d0: int, n_days: int,
-                     block: int = BLOCK) -> tuple[I64, F64]:
+def _time_order_sums(
+    r: Readings, n_categories: int, n_slots: int, d0: int, n_days: int, block: int = BLOCK
+) -> tuple[I64, F64]:
     """Counts and weight sums per (day - d0, site, category) of readings in time order: cut at
     Shanghai midnights with a binary search, so no per-reading division is needed."""
     size = n_days * n_slots
@@ -225,7 +237,9 @@ class _Partial:
     net_mg: I64
 
 
-def _segment_sums(r: Readings, n_categories: int, prove: bool, block: int = BLOCK) -> _Partial | None:
+def _segment_sums(
+    r: Readings, n_categories: int, prove: bool, block: int = BLOCK
+) -> _Partial | None:
     """Counts and milligram sums over maximal runs of equal (device, site, category, day), in one
     pass of cache-sized blocks (np.add.reduceat per run, no per-reading scatter).
 
@@ -254,10 +268,19 @@ def _segment_sums(r: Readings, n_categories: int, prove: bool, block: int = BLOC
         starts = np.concatenate(([skip], starts[starts > skip]))
         if starts.shape[0] * 4 > j - i:  # fragmented (e.g. time order): per reading
             b = slice(skip, None)
-            parts.append((day[b], site[b] * n_categories + cat[b], np.ones(j - i, dtype=np.int64), net[b]))
+            parts.append(
+                (day[b], site[b] * n_categories + cat[b], np.ones(j - i, dtype=np.int64), net[b])
+            )
             continue
         counts = np.diff(np.append(starts, d.shape[0]))
-        parts.append((day[starts], site[starts] * n_categories + cat[starts], counts, np.add.reduceat(net, starts)))
+        parts.append(
+            (
+                day[starts],
+                site[starts] * n_categories + cat[starts],
+                counts,
+                np.add.reduceat(net, starts),
+            )
+        )
     if prove and not _all_different(heads):
         return None
     return _Partial(*(np.concatenate(col) for col in zip(*parts, strict=True)))
@@ -276,8 +299,9 @@ def _non_empty(counts: I64, sums: F64, d0: int, n_sites: int, n_categories: int)
     )
 
 
-def daily_totals(r: Readings, n_sites: int, n_categories: int = 4, keep: Mask | None = None,
-                 block: int = BLOCK) -> DailyTotals:
+def daily_totals(
+    r: Readings, n_sites: int, n_categories: int = 4, keep: Mask | None = None, block: int = BLOCK
+) -> DailyTotals:
     """Sum net weight and count deposits per (Shanghai day, site, category), deduplicated.
 
     In series order (as the runner reads) one pass proves there is no duplicate and sums; otherwise
@@ -324,8 +348,14 @@ def _distinct(keys: I64, size: int) -> I64:
     return np.bincount(np.unique(keys) >> 32, minlength=size)
 
 
-def group_cube(t: DailyTotals, r: Readings, group_of_site: I64, n_groups: int, n_categories: int = 4,
-               keep: Mask | None = None) -> GroupCube:
+def group_cube(
+    t: DailyTotals,
+    r: Readings,
+    group_of_site: I64,
+    n_groups: int,
+    n_categories: int = 4,
+    keep: Mask | None = None,
+) -> GroupCube:
     """Roll site totals up to groups (areas) and the district; count distinct residents per cell.
 
     `t` must be daily_totals(r, ...) of the same readings; `keep` the same dedup mask if known.

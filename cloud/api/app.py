@@ -29,8 +29,12 @@ def _one_line(exc: RequestValidationError) -> str:
 
 def audit_log(settings: CloudSettings) -> AuditLog:
     """The audit trail the settings name (`audit_log`, retention, bulk threshold)."""
-    return AuditLog(settings.audit_path(), settings.audit_retention_days, settings.audit_bulk_residents,
-                    settings.audit_bulk_window_s)
+    return AuditLog(
+        settings.audit_path(),
+        settings.audit_retention_days,
+        settings.audit_bulk_residents,
+        settings.audit_bulk_window_s,
+    )
 
 
 def create_app(settings: CloudSettings) -> FastAPI:
@@ -41,7 +45,13 @@ def create_app(settings: CloudSettings) -> FastAPI:
         influx = InfluxClient(settings.influx_config("api"))
         audit = audit_log(settings)
         audit.prune()  # and then once a day, on the first record of the day
-        app.state.gumei = AppState(settings, influx, registry_mod.load(settings.registry), TokenStore(settings.tokens), audit)
+        app.state.gumei = AppState(
+            settings,
+            influx,
+            registry_mod.load(settings.registry),
+            TokenStore(settings.tokens),
+            audit,
+        )
         yield
         influx.close()
 

@@ -46,7 +46,9 @@ def auth_limiter(app: FastAPI) -> FailedAuthLimiter:
     with _limiter_lock:
         limiter = getattr(app.state, "auth_limiter", None)
         if limiter is None:
-            limiter = app.state.auth_limiter = FailedAuthLimiter(app.state.gumei.settings.failure_limits())
+            limiter = app.state.auth_limiter = FailedAuthLimiter(
+                app.state.gumei.settings.failure_limits()
+            )
         return limiter  # type: ignore[no-any-return]
 
 
@@ -59,7 +61,9 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
     """
 
     def check(
-        request: Request, state: State, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+        request: Request,
+        state: State,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> TokenRecord:
         limiter = auth_limiter(request.app)
         client = request.client.host if request.client else "unknown"
@@ -77,14 +81,18 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
         if record is None:
             if creds is not None:
                 limiter.failed(client)
-                log.warning("rejected bearer token id=%s from %s", token_id_of(creds.credentials), client)
+                log.warning(
+                    "rejected bearer token id=%s from %s", token_id_of(creds.credentials), client
+                )
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 detail="missing or invalid bearer token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if record.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"this route needs role {' or '.join(roles)}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail=f"this route needs role {' or '.join(roles)}"
+            )
         return record
 
     check.roles = roles  # type: ignore[attr-defined]
@@ -103,7 +111,7 @@ def bounded(rows: int, state: AppState) -> None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"the answer would have {rows} rows, more than the limit of {limit} (api_max_rows); "
-                   "ask for fewer days or filter",
+            "ask for fewer days or filter",
         )
 
 
@@ -134,12 +142,18 @@ def route_roles(app: FastAPI) -> list[RouteInfo]:
     out: list[RouteInfo] = []
     for route in app.routes:
         candidates = getattr(route, "effective_candidates", None)
-        entries = (candidates() if callable(candidates) else candidates) if candidates is not None else [route]
+        entries = (
+            (candidates() if callable(candidates) else candidates)
+            if candidates is not None
+            else [route]
+        )
         for r in entries:
             path = getattr(r, "path", None)
             if path is None:
                 continue
             dependant = getattr(r, "dependant", None)
             methods = frozenset(getattr(r, "methods", None) or ()) - {"HEAD"}
-            out.append(RouteInfo(path, methods, _roles_in(dependant) if dependant is not None else None))
+            out.append(
+                RouteInfo(path, methods, _roles_in(dependant) if dependant is not None else None)
+            )
     return out

@@ -70,7 +70,9 @@ class RealClient:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("client") and self.networks:
-            xff = ",".join(v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for")
+            xff = ",".join(
+                v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"
+            )
             if xff:
                 real = self.client_of(scope["client"][0], xff)
                 if real != scope["client"][0]:
@@ -82,7 +84,9 @@ def _query_value(qs: dict[str, list[str]], name: str) -> str | None:
     value = (qs.get(name) or [None])[0]
     if value is None:
         return None
-    return value if _DAY.match(value) else mask_digits(value[:64])  # never a raw card number typed in by mistake
+    return (
+        value if _DAY.match(value) else mask_digits(value[:64])
+    )  # never a raw card number typed in by mistake
 
 
 def access_record(scope: Scope, status: int) -> dict[str, Any]:
@@ -90,7 +94,7 @@ def access_record(scope: Scope, status: int) -> dict[str, Any]:
     state: dict[str, Any] = scope.get("state") or {}
     token = state.get("audit_token")
     qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    segment = scope["path"][len(AUDITED_PREFIX):].split("/", 1)[0]
+    segment = scope["path"][len(AUDITED_PREFIX) :].split("/", 1)[0]
     route = getattr(scope.get("route"), "path", None)
     return {
         "event": "access",
@@ -98,7 +102,9 @@ def access_record(scope: Scope, status: int) -> dict[str, Any]:
         "token_name": token.name if token is not None else None,
         "role": token.role if token is not None else None,
         "method": scope.get("method"),
-        "route": route if route is not None and is_audited(route) else mask_digits(scope["path"][:200]),
+        "route": route
+        if route is not None and is_audited(route)
+        else mask_digits(scope["path"][:200]),
         "resident": segment if _RESIDENT.fullmatch(segment) else ("invalid" if segment else None),
         "start": _query_value(qs, "start"),
         "end": _query_value(qs, "end"),
@@ -129,13 +135,23 @@ class AuditResidentAccess:
             if message["type"] == "http.response.start":
                 started = True
                 try:
-                    await anyio.to_thread.run_sync(audit.append, access_record(scope, int(message["status"])))
+                    await anyio.to_thread.run_sync(
+                        audit.append, access_record(scope, int(message["status"]))
+                    )
                 except AuditError as exc:
                     log.error("%s; answering 503", exc)
                     failed = True
                     body = json.dumps({"detail": "audit log unavailable; try again later"}).encode()
-                    await send({"type": "http.response.start", "status": 503,
-                                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 503,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                            ],
+                        }
+                    )
                     await send({"type": "http.response.body", "body": body})
                     return
             elif failed:

@@ -34,7 +34,11 @@ def read_day(influx: InfluxClient, day: int) -> list[StatRow]:
             if (device, int(seq)) in seen:
                 continue
             seen.add((device, int(seq)))
-            rows.append(StatRow(s.tags.get("site", ""), int(t), s.tags.get("type", ""), resident, bool(abnormal)))
+            rows.append(
+                StatRow(
+                    s.tags.get("site", ""), int(t), s.tags.get("type", ""), resident, bool(abnormal)
+                )
+            )
     return rows
 
 
@@ -60,18 +64,37 @@ def daily_lines(day: HutDay, k: int | None = None) -> list[str]:
         "suppressed": False,
     }
     hidden_fields: dict[str, FieldValue | None] = {"suppressed": True}
-    out = [line(HEALTH_DAILY.name, {"site": day.site, "type": ALL_TYPES}, hidden_fields if hide_total else total, time_ns)]
+    out = [
+        line(
+            HEALTH_DAILY.name,
+            {"site": day.site, "type": ALL_TYPES},
+            hidden_fields if hide_total else total,
+            time_ns,
+        )
+    ]
     for type_, n in day.by_type.items():
         bad = day.abnormal_by_type.get(type_, 0)
         fields: dict[str, FieldValue | None] = {
-            "measurements": n, "abnormal": bad, "abnormal_rate": bad / n,
-            "residents": day.residents_by_type.get(type_, 0), "suppressed": False,
+            "measurements": n,
+            "abnormal": bad,
+            "abnormal_rate": bad / n,
+            "residents": day.residents_by_type.get(type_, 0),
+            "suppressed": False,
         }
-        out.append(line(HEALTH_DAILY.name, {"site": day.site, "type": type_}, hidden_fields if type_ in hidden else fields, time_ns))
+        out.append(
+            line(
+                HEALTH_DAILY.name,
+                {"site": day.site, "type": type_},
+                hidden_fields if type_ in hidden else fields,
+                time_ns,
+            )
+        )
     return out
 
 
-def recompute_health_days(influx: InfluxClient, days: Iterable[int], k: int = DEFAULT_K) -> list[HutDay]:
+def recompute_health_days(
+    influx: InfluxClient, days: Iterable[int], k: int = DEFAULT_K
+) -> list[HutDay]:
     """Recompute `health_daily` for these Shanghai day numbers: exact into the health database,
     suppressed at k into the main one (each day's old points deleted first); return the hut-days."""
     result: list[HutDay] = []
@@ -88,4 +111,3 @@ def recompute_health_days(influx: InfluxClient, days: Iterable[int], k: int = DE
             influx.write_lines(("\n".join(shown) + "\n").encode())
         result.extend(stats)
     return result
-

@@ -31,13 +31,16 @@ class Counts:
 
 def counts(influx: InfluxClient) -> Counts:
     """Count what lies where (dead letters: those with a payload, not the stubs)."""
+
     def one(q: str, db: str | None) -> int:
         series = influx.query(q, db=db)
         return int(series[0].values[0][1]) if series and series[0].values else 0
 
     hm = f'SELECT count("seq") FROM {HEALTH_MEASUREMENT.name}'
     dl = f"SELECT count(\"entries\") FROM {QUARANTINE.name} WHERE {HEALTH_DEAD_LETTERS} AND payload != ''"
-    return Counts(one(hm, None), one(hm, influx.health_db), one(dl, None), one(dl, influx.health_db))
+    return Counts(
+        one(hm, None), one(hm, influx.health_db), one(dl, None), one(dl, influx.health_db)
+    )
 
 
 def _copy(influx: InfluxClient, measurement: str, where: str = "") -> None:
@@ -50,7 +53,9 @@ def _day_span(influx: InfluxClient) -> range:
     """Shanghai day numbers from the first to the last stored measurement (health database)."""
     ends = []
     for fn in ("first", "last"):
-        series = influx.query(f'SELECT {fn}("seq") FROM {HEALTH_MEASUREMENT.name}', db=influx.health_db)
+        series = influx.query(
+            f'SELECT {fn}("seq") FROM {HEALTH_MEASUREMENT.name}', db=influx.health_db
+        )
         if series and series[0].values:
             ends.append(day_number(int(series[0].values[0][0])))
     return range(ends[0], ends[1] + 1) if len(ends) == 2 else range(0)
@@ -68,7 +73,9 @@ def migrate_health(influx: InfluxClient, k: int = DEFAULT_K) -> tuple[Counts, Co
         _copy(influx, QUARANTINE.name, f"WHERE {HEALTH_DEAD_LETTERS} AND payload != ''")
     moved = counts(influx)
     if moved.health_measurements < before.main_measurements:  # never drop what did not arrive
-        raise FatalInfluxError(f"copied {moved.health_measurements} of {before.main_measurements} health points; nothing dropped")
+        raise FatalInfluxError(
+            f"copied {moved.health_measurements} of {before.main_measurements} health points; nothing dropped"
+        )
     if before.main_measurements:
         influx.execute(f"DROP MEASUREMENT {HEALTH_MEASUREMENT.name}")
     # old dead letters keep their tags and counts in the main database, without payload and reason
@@ -86,7 +93,12 @@ def _strip_dead_letters(influx: InfluxClient) -> None:
     lines = []
     for s in influx.query(q):
         for i, (t, entries, topic) in enumerate(s.values):
-            fields = {"reason": HEALTH_STUB_REASON, "topic": topic or "", "payload": "", "entries": int(entries or 1)}
+            fields = {
+                "reason": HEALTH_STUB_REASON,
+                "topic": topic or "",
+                "payload": "",
+                "entries": int(entries or 1),
+            }
             lines.append(line(QUARANTINE.name, s.tags, fields, int(t) * 1_000_000 + i))
     influx.execute(f"DELETE FROM {QUARANTINE.name} WHERE {HEALTH_DEAD_LETTERS}")
     if lines:

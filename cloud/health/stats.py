@@ -53,7 +53,9 @@ def daily_stats(rows: Iterable[StatRow]) -> list[HutDay]:
     counts: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
     abnormal: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
     anonymous: Counter[tuple[int, str]] = Counter()
-    people: dict[tuple[int, str], dict[str, set[str | None]]] = defaultdict(lambda: defaultdict(set))
+    people: dict[tuple[int, str], dict[str, set[str | None]]] = defaultdict(
+        lambda: defaultdict(set)
+    )
     for row in rows:
         key = (day_number(row.ts), row.site)
         counts[key][row.type] += 1

@@ -17,7 +17,9 @@ class Cell:
     measurements: int
 
 
-def suppress_group(total: Cell, parts: Mapping[str, Cell], k: int = DEFAULT_K) -> tuple[bool, set[str]]:
+def suppress_group(
+    total: Cell, parts: Mapping[str, Cell], k: int = DEFAULT_K
+) -> tuple[bool, set[str]]:
     """(hide the total, hidden parts) for a total and the parts that add up to it.
 
     Primary: any cell of fewer than k residents. Complementary: when exactly one part is hidden
@@ -30,7 +32,9 @@ def suppress_group(total: Cell, parts: Mapping[str, Cell], k: int = DEFAULT_K) -
         return True, set(parts)
     hidden = {name for name, c in parts.items() if c.residents < k}
     if len(hidden) == 1:
-        shown = sorted((c.residents, c.measurements, name) for name, c in parts.items() if name not in hidden)
+        shown = sorted(
+            (c.residents, c.measurements, name) for name, c in parts.items() if name not in hidden
+        )
         if shown:
             hidden.add(shown[0][2])
         else:  # the one part is the total: hide both

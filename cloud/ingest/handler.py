@@ -36,7 +36,15 @@ from contract.topics import Topic, parse
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BatchPlanner", "Message", "Plan", "QuarantineRecord", "day_marker_lines", "quarantine_lines", "topic_of"]
+__all__ = [
+    "BatchPlanner",
+    "Message",
+    "Plan",
+    "QuarantineRecord",
+    "day_marker_lines",
+    "quarantine_lines",
+    "topic_of",
+]
 
 PAYLOAD_EXCERPT = 2048
 MAX_STATUS_DEVICES = 64  # device_status points one status may write (only registered devices)
@@ -77,7 +85,11 @@ def _line_heads(site: Site) -> WasteHeads | None:
     """Line heads of the site's active devices; None if the site or area cannot be a tag (never for
     a valid registry; the slow path then reports it as before)."""
     try:
-        return waste_line_heads(site.id, site.area, {d.id: d.allowed_categories() for d in site.devices if not d.retired})
+        return waste_line_heads(
+            site.id,
+            site.area,
+            {d.id: d.allowed_categories() for d in site.devices if not d.retired},
+        )
     except LineProtocolError:
         return None
 
@@ -96,39 +108,82 @@ class BatchPlanner:
     keeps of the message is redacted first (cloud/redact.py).
     """
 
-    def __init__(self, registry: Registry, health_encoder: HealthEncoder | None = None, fast_path: bool = True,
-                 max_age_days: float = DEFAULT_MAX_AGE_DAYS) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        health_encoder: HealthEncoder | None = None,
+        fast_path: bool = True,
+        max_age_days: float = DEFAULT_MAX_AGE_DAYS,
+    ) -> None:
         self._sites = registry.site_index()
-        active = {sid: [d for d in site.devices if not d.retired] for sid, site in self._sites.items()}
+        active = {
+            sid: [d for d in site.devices if not d.retired] for sid, site in self._sites.items()
+        }
         self._known = {sid: frozenset(d.id for d in devices) for sid, devices in active.items()}
-        self._categories = {d.id: d.allowed_categories() for devices in active.values() for d in devices}
-        self._types = {d.id: d.type.value for devices in active.values() for d in devices if d.type is not None}
+        self._categories = {
+            d.id: d.allowed_categories() for devices in active.values() for d in devices
+        }
+        self._types = {
+            d.id: d.type.value for devices in active.values() for d in devices if d.type is not None
+        }
         self._health_encoder = health_encoder
         self._max_age_ms = int(max_age_days * DAY_MS)
-        self._heads = {sid: _line_heads(site) for sid, site in self._sites.items() if site.kind == "waste"} if fast_path else {}
+        self._heads = (
+            {sid: _line_heads(site) for sid, site in self._sites.items() if site.kind == "waste"}
+            if fast_path
+            else {}
+        )
 
     def plan_batch(self, messages: Iterable[Message], now_ms: int | None = None) -> Plan:
         """Plan one write for these messages; never raises for any input."""
         plan = Plan()
         now = wall_now_ms() if now_ms is None else now_ms
         for msg in messages:
-            mark = (len(plan.lines), len(plan.quarantine), plan.readings, plan.measurements, plan.statuses, Counter(plan.days),
-                    len(plan.health_lines))
+            mark = (
+                len(plan.lines),
+                len(plan.quarantine),
+                plan.readings,
+                plan.measurements,
+                plan.statuses,
+                Counter(plan.days),
+                len(plan.health_lines),
+            )
             try:
                 self._plan_one(msg, plan, now)
             except TopicError as exc:
-                plan.quarantine.append(_dead_letter("unknown", "unknown", "bad_topic", str(exc), msg))
+                plan.quarantine.append(
+                    _dead_letter("unknown", "unknown", "bad_topic", str(exc), msg)
+                )
             except PayloadRejected as exc:
                 topic = topic_of(msg.topic)
-                plan.quarantine.append(_dead_letter(topic.site, topic.kind, exc.code, exc.detail, msg, entries=_count_entries(msg.payload)))
+                plan.quarantine.append(
+                    _dead_letter(
+                        topic.site,
+                        topic.kind,
+                        exc.code,
+                        exc.detail,
+                        msg,
+                        entries=_count_entries(msg.payload),
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - the boundary that must survive any input
                 _rollback(plan, mark)
                 plan.internal_errors += 1
                 topic = topic_of(msg.topic)
-                log.error("internal error planning a message of %s: %s", topic.site,
-                          mask_digits("".join(traceback.format_exception(exc))[-4000:]))
+                log.error(
+                    "internal error planning a message of %s: %s",
+                    topic.site,
+                    mask_digits("".join(traceback.format_exception(exc))[-4000:]),
+                )
                 plan.quarantine.append(
-                    _dead_letter(topic.site, topic.kind, "internal_error", type(exc).__name__, msg, entries=_count_entries(msg.payload))
+                    _dead_letter(
+                        topic.site,
+                        topic.kind,
+                        "internal_error",
+                        type(exc).__name__,
+                        msg,
+                        entries=_count_entries(msg.payload),
+                    )
                 )
         return plan
 
@@ -138,11 +193,15 @@ class BatchPlanner:
         if site is None or site.retired:
             raise PayloadRejected("unknown_site", f"site {topic.site} is not in the registry")
         if site.kind != topic.kind:
-            raise PayloadRejected("wrong_kind", f"site {topic.site} is a {site.kind} site, not {topic.kind}")
+            raise PayloadRejected(
+                "wrong_kind", f"site {topic.site} is a {site.kind} site, not {topic.kind}"
+            )
         if topic.channel == "status":
             self._plan_status(msg, topic, plan)
             return
-        if topic.channel == "readings" and self._plan_readings_fast(msg.payload, site.id, plan, now_ms):
+        if topic.channel == "readings" and self._plan_readings_fast(
+            msg.payload, site.id, plan, now_ms
+        ):
             return
         if topic.channel == "readings":
             decoded = decode_waste(msg.payload, topic, now_ms)
@@ -152,33 +211,66 @@ class BatchPlanner:
             plan.days.update(day_number(r.ts) for r in valid)
         else:
             if self._health_encoder is None:
-                raise PayloadRejected("not_supported", "health ingestion is not enabled on this worker")
+                raise PayloadRejected(
+                    "not_supported", "health ingestion is not enabled on this worker"
+                )
             decoded = decode_health(msg.payload, topic, now_ms)  # type: ignore[assignment]
             valid = [x for x in decoded.valid if self._entry_ok(topic, msg, x, plan, now_ms)]
             plan.health_lines.extend(self._health_encoder(site.id, valid))
             plan.measurements += len(valid)
-            plan.days.update(day_number(x.ts) for x in valid)  # health_daily is recomputed for these days
+            plan.days.update(
+                day_number(x.ts) for x in valid
+            )  # health_daily is recomputed for these days
         plan.ignored.update(decoded.ignored)
         for rej in decoded.rejected:
-            plan.quarantine.append(_dead_letter(topic.site, topic.kind, rej.code, f"entry {rej.index}: {rej.reason}", msg, raw=rej.raw))
+            plan.quarantine.append(
+                _dead_letter(
+                    topic.site,
+                    topic.kind,
+                    rej.code,
+                    f"entry {rej.index}: {rej.reason}",
+                    msg,
+                    raw=rej.raw,
+                )
+            )
 
-    def _entry_ok(self, topic: Topic, msg: Message, x: WasteReading | HealthMeasurement, plan: Plan, now_ms: int) -> bool:
+    def _entry_ok(
+        self,
+        topic: Topic,
+        msg: Message,
+        x: WasteReading | HealthMeasurement,
+        plan: Plan,
+        now_ms: int,
+    ) -> bool:
         """Registry and age checks of one contract-valid entry; a failing entry becomes a dead letter."""
         problem: tuple[str, str] | None = None
         if x.device not in self._known[topic.site]:
             problem = "unknown_device", f"device {x.device} is not registered at {topic.site}"
         elif x.ts < now_ms - self._max_age_ms:
-            problem = "too_old", f"{x.device} seq {x.seq}: ts {x.ts} is older than the {self._max_age_ms // DAY_MS}-day horizon"
+            problem = (
+                "too_old",
+                f"{x.device} seq {x.seq}: ts {x.ts} is older than the {self._max_age_ms // DAY_MS}-day horizon",
+            )
         elif isinstance(x, WasteReading):
             if x.category.value not in self._categories[x.device]:
-                problem = "category_mismatch", f"{x.device} is not registered for {x.category.value}"
+                problem = (
+                    "category_mismatch",
+                    f"{x.device} is not registered for {x.category.value}",
+                )
         elif self._types.get(x.device, x.type.value) != x.type.value:
-            problem = "type_mismatch", f"{x.device} is a {self._types[x.device]} instrument, not {x.type.value}"
+            problem = (
+                "type_mismatch",
+                f"{x.device} is a {self._types[x.device]} instrument, not {x.type.value}",
+            )
         elif (reason := screen(x.type.value, x.values)[1]) is not None:
             problem = "implausible", f"{x.device} seq {x.seq}: {reason}"
         if problem is None:
             return True
-        plan.quarantine.append(_dead_letter(topic.site, topic.kind, problem[0], problem[1], msg, raw=x.model_dump(mode="json")))
+        plan.quarantine.append(
+            _dead_letter(
+                topic.site, topic.kind, problem[0], problem[1], msg, raw=x.model_dump(mode="json")
+            )
+        )
         return False
 
     def _plan_readings_fast(self, payload: bytes, site_id: str, plan: Plan, now_ms: int) -> bool:
@@ -197,7 +289,9 @@ class BatchPlanner:
         readings = batch.readings
         try:
             lines = waste_lines_from(heads, readings)
-        except KeyError:  # unknown, retired or another site's device, or not its category: slow path
+        except (
+            KeyError
+        ):  # unknown, retired or another site's device, or not its category: slow path
             return False
         ts = [r.ts for r in readings]
         first, last = min(ts), max(ts)
@@ -223,23 +317,37 @@ class BatchPlanner:
             line(
                 m.GATEWAY_STATUS.name,
                 {"site": topic.site, "kind": topic.kind},
-                {"online": status.state == "online", "buffered": status.buffered, "devices_ok": ok, "devices": len(mine)},
+                {
+                    "online": status.state == "online",
+                    "buffered": status.buffered,
+                    "devices_ok": ok,
+                    "devices": len(mine),
+                },
                 msg.received_ns,
             )
         )
         for d in mine:
             plan.lines.append(
-                line(m.DEVICE_STATUS.name, {"site": topic.site, "device": d.device}, {"ok": d.ok, "fill_pct": d.fill_pct}, msg.received_ns)
+                line(
+                    m.DEVICE_STATUS.name,
+                    {"site": topic.site, "device": d.device},
+                    {"ok": d.ok, "fill_pct": d.fill_pct},
+                    msg.received_ns,
+                )
             )
         if len(mine) < len(status.devices):
             plan.ignored["devices[] not registered"] += len(status.devices) - len(mine)
         plan.statuses += 1
 
 
-def _dead_letter(site: str, kind: str, code: str, reason: str, msg: Message, raw: object = None, entries: int = 1) -> QuarantineRecord:
+def _dead_letter(
+    site: str, kind: str, code: str, reason: str, msg: Message, raw: object = None, entries: int = 1
+) -> QuarantineRecord:
     """A dead letter keeping only what redaction allows: the entry (or the payload), reason, topic."""
     excerpt = redact_payload(msg.payload) if raw is None else redact_entry(raw)
-    return QuarantineRecord(site, kind, code, mask_reason(reason)[:500], mask_digits(msg.topic[:300]), excerpt, entries)
+    return QuarantineRecord(
+        site, kind, code, mask_reason(reason)[:500], mask_digits(msg.topic[:300]), excerpt, entries
+    )
 
 
 def _rollback(plan: Plan, mark: tuple[int, int, int, int, int, Counter[int], int]) -> None:
@@ -252,7 +360,10 @@ def _rollback(plan: Plan, mark: tuple[int, int, int, int, int, Counter[int], int
 
 def day_marker_lines(days: Counter[int], time_ns: int) -> list[str]:
     """Markers telling the aggregator which Shanghai days got new readings."""
-    return [line(m.DIRTY_DAY.name, {"day": date_of(d).isoformat()}, {"points": n}, time_ns) for d, n in sorted(days.items())]
+    return [
+        line(m.DIRTY_DAY.name, {"day": date_of(d).isoformat()}, {"points": n}, time_ns)
+        for d, n in sorted(days.items())
+    ]
 
 
 def topic_of(topic: str) -> Topic:

@@ -24,4 +24,6 @@ class WorkerOptions:
     prune_interval_s: float = 3600.0
     max_backoff_s: float = 10.0
     qos0_inbox: int = 1000  # QoS 0 messages waiting at most (QoS 1 is bounded by receive_maximum)
-    ready_file: Path | None = None  # written after each granted subscription, removed on stop (cloud.ingest.ready)
+    ready_file: Path | None = (
+        None  # written after each granted subscription, removed on stop (cloud.ingest.ready)
+    )

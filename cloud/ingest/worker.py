@@ -102,8 +102,14 @@ class IngestWorker:
     supervisor must restart a dead worker under the same name.
     """
 
-    def __init__(self, endpoint: MqttEndpoint, influx: InfluxClient, planner: BatchPlanner, options: WorkerOptions,
-                 on_fatal: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        influx: InfluxClient,
+        planner: BatchPlanner,
+        options: WorkerOptions,
+        on_fatal: Callable[[str], None] | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.influx = influx
         self.planner = planner
@@ -128,8 +134,12 @@ class IngestWorker:
         self._client.on_subscribe = self._on_subscribe
         # Two threads so decoding the next batch overlaps writing this one; at most one batch waits.
         self._ready: queue.Queue[_Prepared] = queue.Queue(maxsize=1)
-        self._writer = threading.Thread(target=self._guarded(self._write_loop), name=f"{options.name}-planner", daemon=True)
-        self._committer = threading.Thread(target=self._guarded(self._commit_loop), name=f"{options.name}-committer", daemon=True)
+        self._writer = threading.Thread(
+            target=self._guarded(self._write_loop), name=f"{options.name}-planner", daemon=True
+        )
+        self._committer = threading.Thread(
+            target=self._guarded(self._commit_loop), name=f"{options.name}-committer", daemon=True
+        )
 
     def _guarded(self, loop: Callable[[], None]) -> Callable[[], None]:
         """A thread body that, should it ever raise, ends the process (a live worker that acks
@@ -139,15 +149,28 @@ class IngestWorker:
             try:
                 loop()
             except BaseException as exc:
-                log.critical("%s: thread %s died: %s: %s", self.options.name, threading.current_thread().name,
-                             type(exc).__name__, exc, exc_info=exc)
+                log.critical(
+                    "%s: thread %s died: %s: %s",
+                    self.options.name,
+                    threading.current_thread().name,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
                 self._on_fatal(f"{threading.current_thread().name} died: {type(exc).__name__}")
 
         return run
 
     # -- MQTT side (network thread) ------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, reason: mqtt.ReasonCode, _p: object) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _u: object,
+        flags: mqtt.ConnectFlags,
+        reason: mqtt.ReasonCode,
+        _p: object,
+    ) -> None:
         if reason.is_failure:
             log.error("broker refused %s: %s", self.options.name, reason)
             return
@@ -156,16 +179,22 @@ class IngestWorker:
         client.subscribe(shared_subscription(self.options.group), qos=1)
         self.connected.set()
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[mqtt.ReasonCode], _p: object) -> None:
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[mqtt.ReasonCode], _p: object
+    ) -> None:
         if any(r.is_failure for r in reasons):
             log.error("%s: subscription refused: %s", self.options.name, reasons)
         else:
-            log.info("%s subscribed to %s", self.options.name, shared_subscription(self.options.group))
+            log.info(
+                "%s subscribed to %s", self.options.name, shared_subscription(self.options.group)
+            )
             self._subscriptions += 1
             if self.options.ready_file is not None:
                 write_ready(self.options.ready_file, Ready(os.getpid(), self._subscriptions))
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+    def _on_disconnect(
+        self, _c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object
+    ) -> None:
         self.connected.clear()
         if not self._stop.is_set():
             log.warning("%s disconnected (%s); reconnecting", self.options.name, reason)
@@ -173,11 +202,25 @@ class IngestWorker:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
             if msg.qos == 0 and not self._qos0_slots.acquire(blocking=False):
-                self.counters.dropped_qos0 += 1  # at most once: QoS 0 may be dropped, never stall us
+                self.counters.dropped_qos0 += (
+                    1  # at most once: QoS 0 may be dropped, never stall us
+                )
                 return
-            self._inbox.put(Message(msg.topic, msg.payload, msg.mid, bool(msg.dup), time.time_ns(), self._connection, msg.qos))
+            self._inbox.put(
+                Message(
+                    msg.topic,
+                    msg.payload,
+                    msg.mid,
+                    bool(msg.dup),
+                    time.time_ns(),
+                    self._connection,
+                    msg.qos,
+                )
+            )
         except BaseException as exc:
-            log.critical("%s: network thread failed: %s", self.options.name, type(exc).__name__, exc_info=exc)
+            log.critical(
+                "%s: network thread failed: %s", self.options.name, type(exc).__name__, exc_info=exc
+            )
             self._on_fatal(f"network thread failed: {type(exc).__name__}")
 
     # -- writer thread --------------------------------------------------------------
@@ -258,7 +301,11 @@ class IngestWorker:
             self._write_bodies(prepared.body, prepared.health_body)
         except WriteRejected as exc:
             self.counters.rejected_batches += 1
-            log.error("batch of %d messages rejected by InfluxDB (%s); isolating the poison", len(current), exc)
+            log.error(
+                "batch of %d messages rejected by InfluxDB (%s); isolating the poison",
+                len(current),
+                exc,
+            )
             plan = self._write_isolating(current)
         for msg in current:
             if msg.qos == 0:
@@ -266,7 +313,9 @@ class IngestWorker:
             if msg.connection == self._connection:
                 self._client.ack(msg.mid, msg.qos)
             else:
-                self.counters.stale += 1  # written, not acked: a PUBACK id means nothing on a new connection
+                self.counters.stale += (
+                    1  # written, not acked: a PUBACK id means nothing on a new connection
+                )
         c = self.counters
         c.received += len(current)
         c.redelivered += sum(1 for msg in current if msg.dup)
@@ -288,7 +337,9 @@ class IngestWorker:
         now = time.monotonic()
         if now - self._ignored_logged >= IGNORED_LOG_INTERVAL_S:
             self._ignored_logged = now
-            names = ", ".join(f"{mask_digits(name)[:40]} x{n}" for name, n in self._ignored_seen.most_common(10))
+            names = ", ".join(
+                f"{mask_digits(name)[:40]} x{n}" for name, n in self._ignored_seen.most_common(10)
+            )
             log.debug("%s: ignored fields v1 does not define: %s", self.options.name, names)
             self._ignored_seen.clear()
 
@@ -296,14 +347,21 @@ class IngestWorker:
         """(main database body, health database body); day markers go last into the main one."""
         now = time.time_ns()
         main, health = self._dead_letters(plan.quarantine, now)
-        return (join_lines(plan.lines + main + day_marker_lines(plan.days, now)), join_lines(plan.health_lines + health))
+        return (
+            join_lines(plan.lines + main + day_marker_lines(plan.days, now)),
+            join_lines(plan.health_lines + health),
+        )
 
-    def _dead_letters(self, records: list[QuarantineRecord], now: int) -> tuple[list[str], list[str]]:
+    def _dead_letters(
+        self, records: list[QuarantineRecord], now: int
+    ) -> tuple[list[str], list[str]]:
         """Dead-letter lines for the main and the health database (cloud.quarantine.split_health)."""
         if not any(r.kind == "health" for r in records):
             return quarantine_lines(records, self.options.name, now), []
         main, health = split_health(records)
-        return quarantine_lines(main, self.options.name, now), quarantine_lines(health, self.options.name, now)
+        return quarantine_lines(main, self.options.name, now), quarantine_lines(
+            health, self.options.name, now
+        )
 
     def _write_bodies(self, body: bytes, health_body: bytes) -> None:
         """Health first, then the main body with the day markers (so the aggregator never sees a
@@ -322,7 +380,11 @@ class IngestWorker:
             except WriteRejected:
                 raise
             except RetryableInfluxError as exc:
-                log.warning("InfluxDB unavailable, holding %d messages unacknowledged: %s", self._inbox.qsize(), exc)
+                log.warning(
+                    "InfluxDB unavailable, holding %d messages unacknowledged: %s",
+                    self._inbox.qsize(),
+                    exc,
+                )
             except FatalInfluxError as exc:
                 log.error("InfluxDB refused the write: %s", exc)
             self.counters.write_errors += 1
@@ -342,15 +404,28 @@ class IngestWorker:
         except WriteRejected as exc:
             if len(messages) > 1:
                 half = len(messages) // 2
-                left, right = self._write_isolating(messages[:half]), self._write_isolating(messages[half:])
+                left, right = (
+                    self._write_isolating(messages[:half]),
+                    self._write_isolating(messages[half:]),
+                )
                 merged = Plan(quarantine=left.quarantine + right.quarantine)
-                merged.readings, merged.measurements = left.readings + right.readings, left.measurements + right.measurements
+                merged.readings, merged.measurements = (
+                    left.readings + right.readings,
+                    left.measurements + right.measurements,
+                )
                 return merged
-            rejected_health = self._bisect_lines(plan.health_lines, str(exc), db=self.influx.health_db)
+            rejected_health = self._bisect_lines(
+                plan.health_lines, str(exc), db=self.influx.health_db
+            )
             rejected = rejected_health + self._bisect_lines(plan.lines, str(exc))
         msg = messages[0]
         topic = topic_of(msg.topic)
-        poison = [QuarantineRecord(topic.site, topic.kind, "write_rejected", reason[:500], msg.topic, text[:2048]) for text, reason in rejected]
+        poison = [
+            QuarantineRecord(
+                topic.site, topic.kind, "write_rejected", reason[:500], msg.topic, text[:2048]
+            )
+            for text, reason in rejected
+        ]
         plan.quarantine.extend(poison)
         plan.measurements -= min(plan.measurements, len(rejected_health))
         plan.readings -= min(plan.readings, len(poison) - len(rejected_health))
@@ -361,14 +436,25 @@ class IngestWorker:
             if health:
                 self._write_until_done(join_lines(health), db=self.influx.health_db)
             self._write_until_done(join_lines(rest))
-        except WriteRejected as exc:  # even a dead letter refused: keep what InfluxDB takes, log the rest
-            dropped = self._bisect_lines(health, str(exc), db=self.influx.health_db) + self._bisect_lines(rest, str(exc))
+        except (
+            WriteRejected
+        ) as exc:  # even a dead letter refused: keep what InfluxDB takes, log the rest
+            dropped = self._bisect_lines(
+                health, str(exc), db=self.influx.health_db
+            ) + self._bisect_lines(rest, str(exc))
             self.counters.dropped_dead_letters += len(dropped)
-            log.error("%s: InfluxDB refused %d dead letter(s) of %s: %s", self.options.name, len(dropped), topic.site,
-                      mask_digits(dropped[0][1])[:300])
+            log.error(
+                "%s: InfluxDB refused %d dead letter(s) of %s: %s",
+                self.options.name,
+                len(dropped),
+                topic.site,
+                mask_digits(dropped[0][1])[:300],
+            )
         return plan
 
-    def _bisect_lines(self, lines: list[str], reason: str, db: str | None = None) -> list[tuple[str, str]]:
+    def _bisect_lines(
+        self, lines: list[str], reason: str, db: str | None = None
+    ) -> list[tuple[str, str]]:
         """Write what InfluxDB accepts of these lines (into `db`); return the rejected ones with the reason."""
         if not lines:
             return []
@@ -432,7 +518,9 @@ class IngestWorker:
     def start(self) -> None:
         self._writer.start()
         self._committer.start()
-        connect_persistent(self._client, self.endpoint, receive_maximum=self.options.receive_maximum)
+        connect_persistent(
+            self._client, self.endpoint, receive_maximum=self.options.receive_maximum
+        )
         self._client.loop_start()
 
     def stop(self) -> None:

@@ -120,4 +120,6 @@ def parse_frame(line: bytes, *, checksum: bool = False) -> IndicatorFrame:
     if value is None and status != "OL":  # pragma: no cover - _number only returns None for OL
         raise FrameError("bad_number", "blank weight")
     weight = None if value is None else float(value * factor)
-    return IndicatorFrame(status=status, mode=mode, weight_kg=weight, unit=body[14:16].decode().strip())  # type: ignore[arg-type]
+    return IndicatorFrame(
+        status=status, mode=mode, weight_kg=weight, unit=body[14:16].decode().strip()
+    )  # type: ignore[arg-type]

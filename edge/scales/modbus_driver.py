@@ -56,7 +56,12 @@ class ModbusScaleSource:
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.host, self.port, self.unit, self.device = host, port, unit, device
-        self.poll_s, self.timeout_s, self.max_failures, self.clock = poll_s, timeout_s, max_failures, clock
+        self.poll_s, self.timeout_s, self.max_failures, self.clock = (
+            poll_s,
+            timeout_s,
+            max_failures,
+            clock,
+        )
         self.stats = SourceStats()
         self.repeats = 0  # polls that found no new conversion
         self._client: ModbusTcpClient | None = None
@@ -104,7 +109,9 @@ class ModbusScaleSource:
             if regs is None:
                 failures += 1
                 if failures >= self.max_failures and not self._closed.is_set():
-                    raise ScaleUnavailable(f"Modbus {self.host}:{self.port}: {failures} failed reads")
+                    raise ScaleUnavailable(
+                        f"Modbus {self.host}:{self.port}: {failures} failed reads"
+                    )
             else:
                 failures = 0
                 sample = self._decode(regs)

@@ -44,7 +44,9 @@ class SerialIndicatorSource:
         """Open the port; pyserial flushes input, so the first line may be partial."""
         self._closed.clear()
         try:
-            self._ser = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=self.read_timeout_s)
+            self._ser = serial.serial_for_url(
+                self.port, baudrate=self.baudrate, timeout=self.read_timeout_s
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ScaleUnavailable(f"cannot open {self.port}: {exc}") from exc
 

@@ -32,8 +32,14 @@ def int32_words(value: int) -> list[int]:
     return [v >> 16, v & 0xFFFF]
 
 
-def registers_for(weight_kg: float, stable: bool, overload: bool, counter: int,
-                  fault: bool = False, tare_kg: float = 0.0) -> list[int]:
+def registers_for(
+    weight_kg: float,
+    stable: bool,
+    overload: bool,
+    counter: int,
+    fault: bool = False,
+    tare_kg: float = 0.0,
+) -> list[int]:
     """The 8 registers a transmitter shows for one weight."""
     grams = round(weight_kg * 10**DECIMALS)
     status = (ST_STABLE if stable else 0) | (ST_OVERLOAD if overload else 0)
@@ -60,13 +66,22 @@ class ModbusTransmitter:
         self._player: threading.Thread | None = None
         self._halt = threading.Event()
 
-    def set_reading(self, weight_kg: float, stable: bool, overload: bool = False, fault: bool = False) -> None:
+    def set_reading(
+        self, weight_kg: float, stable: bool, overload: bool = False, fault: bool = False
+    ) -> None:
         """Publish a new conversion: weight, flags, counter + 1 (atomic for readers)."""
         self._counter += 1
         self._regs = registers_for(weight_kg, stable, overload, self._counter, fault)
 
-    async def _action(self, function_code: int, start_address: int, address: int, count: int,
-                      current_registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+    async def _action(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current_registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
         self.reads += 1
         if self.fail_with is not None:
             return self.fail_with
@@ -79,7 +94,11 @@ class ModbusTransmitter:
         self._stop_ev = asyncio.Event()
         device = SimDevice(
             id=self.unit,
-            simdata=[SimData(address=0, values=[0] * REG_COUNT, datatype=DataType.REGISTERS, readonly=True)],
+            simdata=[
+                SimData(
+                    address=0, values=[0] * REG_COUNT, datatype=DataType.REGISTERS, readonly=True
+                )
+            ],
             action=self._action,
         )
         server = ModbusTcpServer(device, address=(self.host, self.port))
@@ -125,7 +144,11 @@ class ModbusTransmitter:
     def _play(self, items: Iterable[Reading | Glitch], speed: float) -> None:
         prev: int | None = None
         for item in items:
-            if prev is not None and item.ts_ms > prev and self._halt.wait((item.ts_ms - prev) / 1000 / speed):
+            if (
+                prev is not None
+                and item.ts_ms > prev
+                and self._halt.wait((item.ts_ms - prev) / 1000 / speed)
+            ):
                 return
             prev = item.ts_ms
             if isinstance(item, Reading):

@@ -127,7 +127,9 @@ class ScaleModel:
     def _platform_g(self) -> float:
         return (self.tare_g + self.load_g) if self.bin_on else 0.0
 
-    def _motion(self, t: int, until: int, start_g: float, end_g: float) -> Iterator[tuple[int, float, bool]]:
+    def _motion(
+        self, t: int, until: int, start_g: float, end_g: float
+    ) -> Iterator[tuple[int, float, bool]]:
         """Frames of a settling transient from start_g to end_g: overshoot, damped wobble."""
         amp = (end_g - start_g) * self.rng.uniform(0.3, 1.5)
         freq = self.rng.uniform(1.5, 4.0)
@@ -159,7 +161,9 @@ class ScaleModel:
                 yield tt, 0.0, True  # bare platform; the indicator re-zeroes (see run)
             self.tare_g = self.profile.bin_tare_kg * 1000 * rng.uniform(0.95, 1.05)
             self.bin_on = True
-            yield from self._motion(bare_end, bare_end + int(rng.uniform(2, 4) * 1000), 0.0, self.tare_g)
+            yield from self._motion(
+                bare_end, bare_end + int(rng.uniform(2, 4) * 1000), 0.0, self.tare_g
+            )
         else:
             self.load_g = 0.0
             end = t + int(rng.uniform(10, 20) * 1000)
@@ -170,7 +174,9 @@ class ScaleModel:
         rng, fm, p = self.rng, self.params.frame_ms, self.profile
         t, last_t, free_at, pending = start_ms, start_ms, start_ms, False
         while t < end_ms:
-            pending = pending or self._collection_due(t, last_t) or self.load_g > p.capacity_kg * 900
+            pending = (
+                pending or self._collection_due(t, last_t) or self.load_g > p.capacity_kg * 900
+            )
             last_t = t
             if pending and t >= free_at:  # staff wait until the resident has stepped away
                 for item in self._emptying(t):

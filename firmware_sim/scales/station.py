@@ -58,7 +58,9 @@ def with_faults(items: Iterator[Reading], seed: int, every: int) -> Iterator[Rea
             yield Glitch(r.ts_ms, next(kinds))
 
 
-def frames(items: Iterator[Reading | Glitch], seed: int, checksum: bool) -> Iterator[tuple[int, bytes]]:
+def frames(
+    items: Iterator[Reading | Glitch], seed: int, checksum: bool
+) -> Iterator[tuple[int, bytes]]:
     """The bytes an indicator sends for the readings (glitches become mangled frames)."""
     rng = random.Random(seed)
     for it in items:
@@ -91,7 +93,9 @@ class SimStation:
     def start(self, start_ms: int) -> None:
         for i in range(self.serial):
             pty = PtyIndicator()
-            items = with_faults(staircase(self.seed * 10 + i, start_ms, self.fps), self.seed, self.fault_every)
+            items = with_faults(
+                staircase(self.seed * 10 + i, start_ms, self.fps), self.seed, self.fault_every
+            )
             pty.play(frames(items, self.seed + i, self.checksum))
             self.ptys.append(pty)
         for j in range(self.modbus):
@@ -106,9 +110,19 @@ class SimStation:
         for tx in self.transmitters:
             tx.stop()
 
-    def config_text(self, *, broker_url: str, ca_file: Path | None, credentials_file: Path, queue_path: Path,
-                    keep_acked_s: float = 120.0, backoff_max_s: float = 30.0, status_interval_s: float = 60.0,
-                    log_stats_s: float = 300.0, replay_delay_s: float = 10.0) -> str:
+    def config_text(
+        self,
+        *,
+        broker_url: str,
+        ca_file: Path | None,
+        credentials_file: Path,
+        queue_path: Path,
+        keep_acked_s: float = 120.0,
+        backoff_max_s: float = 30.0,
+        status_interval_s: float = 60.0,
+        log_stats_s: float = 300.0,
+        replay_delay_s: float = 10.0,
+    ) -> str:
         """A gateway TOML config for this station."""
         lines = [
             f'site = "{self.site}"',
@@ -130,12 +144,27 @@ class SimStation:
         ]
         devs = self.devices()
         for i, pty in enumerate(self.ptys):
-            lines += ["", "[[devices]]", f'id = "{devs[i]}"', f'category = "{CATEGORIES[i % 4]}"',
-                      'interface = "serial"', f'port = "{pty.port}"', f"checksum = {str(self.checksum).lower()}",
-                      "capacity_kg = 240"]
+            lines += [
+                "",
+                "[[devices]]",
+                f'id = "{devs[i]}"',
+                f'category = "{CATEGORIES[i % 4]}"',
+                'interface = "serial"',
+                f'port = "{pty.port}"',
+                f"checksum = {str(self.checksum).lower()}",
+                "capacity_kg = 240",
+            ]
         for j, tx in enumerate(self.transmitters):
             i = self.serial + j
             poll = min(0.2, 0.25 / self.fps)
-            lines += ["", "[[devices]]", f'id = "{devs[i]}"', f'category = "{CATEGORIES[i % 4]}"',
-                      'interface = "modbus"', 'host = "127.0.0.1"', f"port = {tx.port}", f"poll_s = {poll:.4f}"]
+            lines += [
+                "",
+                "[[devices]]",
+                f'id = "{devs[i]}"',
+                f'category = "{CATEGORIES[i % 4]}"',
+                'interface = "modbus"',
+                'host = "127.0.0.1"',
+                f"port = {tx.port}",
+                f"poll_s = {poll:.4f}",
+            ]
         return "\n".join(lines) + "\n"

@@ -22,8 +22,12 @@ from gumei.cli import (
 )
 from gumei.cli.errors import KNOWN_ERRORS
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Gumei community IoT: waste-sorting scales and smart health hut, edge to cloud.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Gumei community IoT: waste-sorting scales and smart health hut, edge to cloud.",
+)
 app.command("run")(run_cmd.run)
 app.command("loadtest")(loadtest_cmd.loadtest)
 cloud_cmds.register(app)
@@ -39,7 +43,9 @@ influx_cmds.register(app)
 
 def main() -> None:
     """Entry point: known errors become one clear line and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         app()

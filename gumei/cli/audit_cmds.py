@@ -13,13 +13,19 @@ import typer
 from cloud.settings import load_settings
 from contract.models import RESIDENT_PATTERN
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")]
-audit = typer.Typer(no_args_is_help=True, help="The audit trail of per-resident health data access.")
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")
+]
+audit = typer.Typer(
+    no_args_is_help=True, help="The audit trail of per-resident health data access."
+)
 
 
 @audit.command("list")
 def audit_list(
-    since: Annotated[str | None, typer.Option(help="7d, 24h, 30m, or an ISO date/time (UTC)")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="7d, 24h, 30m, or an ISO date/time (UTC)")
+    ] = None,
     token: Annotated[str | None, typer.Option(help="only this token id")] = None,
     resident: Annotated[str | None, typer.Option(help="only this resident pseudonym (r-…)")] = None,
     limit: Annotated[int, typer.Option(min=1, help="the newest N records")] = 1000,
@@ -30,7 +36,9 @@ def audit_list(
     from cloud.audit import parse_since
 
     if resident is not None and not re.fullmatch(RESIDENT_PATTERN, resident):
-        raise typer.BadParameter("a resident pseudonym looks like r-<32 hex>", param_hint="--resident")
+        raise typer.BadParameter(
+            "a resident pseudonym looks like r-<32 hex>", param_hint="--resident"
+        )
     log = audit_log(load_settings(config))
     for rec in log.read(parse_since(since, time.time()) if since else None, token, resident, limit):
         typer.echo(json.dumps(rec, ensure_ascii=False))
@@ -42,7 +50,9 @@ def audit_prune(config: ConfigOpt = None) -> None:
     from cloud.api.app import audit_log
 
     log = audit_log(load_settings(config))
-    typer.echo(f"removed {log.prune()} record(s) older than {log.retention_days:g} days from {log.path}")
+    typer.echo(
+        f"removed {log.prune()} record(s) older than {log.retention_days:g} days from {log.path}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,11 +9,23 @@ from rich.progress import Progress
 
 
 def aggregate(
-    readings: Annotated[int, typer.Option(help="readings to aggregate", min=1000, max=200_000_000)] = 10_000_000,
+    readings: Annotated[
+        int, typer.Option(help="readings to aggregate", min=1000, max=200_000_000)
+    ] = 10_000_000,
     days: Annotated[int, typer.Option(help="Shanghai days they span", min=1, max=3660)] = 30,
-    sites: Annotated[int, typer.Option(help="waste stations (4 scales each)", min=1, max=16_000)] = 500,
-    python_sample: Annotated[int, typer.Option(help="readings the Python loop runs on (scaled up)", min=100)] = 1_000_000,
-    influx_readings: Annotated[int, typer.Option(help="readings loaded into influxd for InfluxQL (0 = skip; loading 10M takes ~75 s)", min=0)] = 10_000_000,
+    sites: Annotated[
+        int, typer.Option(help="waste stations (4 scales each)", min=1, max=16_000)
+    ] = 500,
+    python_sample: Annotated[
+        int, typer.Option(help="readings the Python loop runs on (scaled up)", min=100)
+    ] = 1_000_000,
+    influx_readings: Annotated[
+        int,
+        typer.Option(
+            help="readings loaded into influxd for InfluxQL (0 = skip; loading 10M takes ~75 s)",
+            min=0,
+        ),
+    ] = 10_000_000,
     seed: int = 6,
 ) -> None:
     """Measure in one run on the same data; print readings/s and ratios against the goals."""

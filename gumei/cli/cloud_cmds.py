@@ -14,7 +14,9 @@ from rich.progress import Progress
 from cloud import registry
 from cloud.settings import CloudSettings, load_settings
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")
+]
 
 
 def _settings(config: Path | None) -> CloudSettings:
@@ -30,8 +32,13 @@ def _wait_for_signal() -> None:
 
 def ingest(
     config: ConfigOpt = None,
-    name: Annotated[str | None, typer.Option(help="worker name = broker username = MQTT client id (ingest-1..N)")] = None,
-    ready_file: Annotated[Path | None, typer.Option(help="written after each granted subscription, removed on stop")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="worker name = broker username = MQTT client id (ingest-1..N)"),
+    ] = None,
+    ready_file: Annotated[
+        Path | None, typer.Option(help="written after each granted subscription, removed on stop")
+    ] = None,
 ) -> None:
     """Run one ingestion worker until SIGTERM/Ctrl-C."""
     from cloud.health.lines import health_lines
@@ -46,7 +53,9 @@ def ingest(
         s = s.model_copy(update={"ingest": s.ingest.model_copy(update={"ready_file": ready_file})})
     endpoint = s.worker_endpoint()
     influx = InfluxClient(s.influx_config("ingest"))
-    planner = BatchPlanner(registry.load(s.registry), health_lines, max_age_days=s.ingest.max_age_days)
+    planner = BatchPlanner(
+        registry.load(s.registry), health_lines, max_age_days=s.ingest.max_age_days
+    )
     worker = IngestWorker(endpoint, influx, planner, s.ingest.options())
     worker.start()
     _wait_for_signal()
@@ -54,7 +63,9 @@ def ingest(
     influx.close()
 
 
-aggregate = typer.Typer(no_args_is_help=True, help="Daily tonnage aggregation and the plan's targets.")
+aggregate = typer.Typer(
+    no_args_is_help=True, help="Daily tonnage aggregation and the plan's targets."
+)
 
 
 def _rules(s: CloudSettings):  # type: ignore[no-untyped-def]
@@ -70,13 +81,20 @@ def aggregate_run(config: ConfigOpt = None) -> None:
 
     s = _settings(config)
     with InfluxClient(s.influx_config("aggregate")) as influx:
-        result = Aggregator(influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents).run_incremental()
-    typer.echo(f"aggregated {len(result.days)} day(s): {result.rows} rows from {result.readings} readings, "
-               f"targets for {result.target_days} day(s)")
+        result = Aggregator(
+            influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents
+        ).run_incremental()
+    typer.echo(
+        f"aggregated {len(result.days)} day(s): {result.rows} rows from {result.readings} readings, "
+        f"targets for {result.target_days} day(s)"
+    )
 
 
 @aggregate.command("loop")
-def aggregate_loop(config: ConfigOpt = None, interval: Annotated[float | None, typer.Option(help="seconds between runs")] = None) -> None:
+def aggregate_loop(
+    config: ConfigOpt = None,
+    interval: Annotated[float | None, typer.Option(help="seconds between runs")] = None,
+) -> None:
     """Run the incremental aggregation every few minutes until SIGTERM/Ctrl-C."""
     from cloud.aggregate.runner import Aggregator
     from cloud.influx import InfluxClient, InfluxError
@@ -86,7 +104,9 @@ def aggregate_loop(config: ConfigOpt = None, interval: Annotated[float | None, t
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with InfluxClient(s.influx_config("aggregate")) as influx:
-        agg = Aggregator(influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents)
+        agg = Aggregator(
+            influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents
+        )
         while not stop.is_set():
             try:
                 agg.run_incremental()
@@ -111,11 +131,13 @@ def aggregate_backfill(
     days = (end.date() - start.date()).days + 1
     with InfluxClient(s.influx_config("aggregate")) as influx, Progress() as bar:
         task = bar.add_task("aggregating days", total=days)
-        result = Aggregator(influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents).backfill(
-            start.date(), end.date(), progress=lambda n: bar.advance(task, n)
-        )
-    typer.echo(f"backfilled {len(result.days)} day(s): {result.rows} rows from {result.readings} readings, "
-               f"targets for {result.target_days} day(s)")
+        result = Aggregator(
+            influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents
+        ).backfill(start.date(), end.date(), progress=lambda n: bar.advance(task, n))
+    typer.echo(
+        f"backfilled {len(result.days)} day(s): {result.rows} rows from {result.readings} readings, "
+        f"targets for {result.target_days} day(s)"
+    )
 
 
 def api(config: ConfigOpt = None, host: str | None = None, port: int | None = None) -> None:
@@ -126,8 +148,14 @@ def api(config: ConfigOpt = None, host: str | None = None, port: int | None = No
 
     s = _settings(config)
     # proxy_headers off: the app reads X-Forwarded-For itself, from api_forwarded_allow_ips only
-    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="warning",
-                proxy_headers=False, access_log=False)
+    uvicorn.run(
+        create_app(s),
+        host=host or s.api_host,
+        port=port or s.api_port,
+        log_level="warning",
+        proxy_headers=False,
+        access_log=False,
+    )
 
 
 token = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed).")
@@ -154,7 +182,9 @@ def _audit_token_event(s: CloudSettings, event: str, subject: str, **fields: str
 
     from cloud.api.app import audit_log
 
-    audit_log(s).append({"event": event, "subject_token": subject, **fields, "by": f"cli:{getpass.getuser()}"})
+    audit_log(s).append(
+        {"event": event, "subject_token": subject, **fields, "by": f"cli:{getpass.getuser()}"}
+    )
 
 
 @token.command("revoke")

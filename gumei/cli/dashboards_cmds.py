@@ -11,8 +11,15 @@ import typer
 from cloud import registry
 from cloud.days import SHANGHAI
 
-dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code: generate, push, render.")
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="cloud TOML config (its [influx] section; GUMEI_* env overrides)")]
+dashboards_app = typer.Typer(
+    no_args_is_help=True, help="Grafana dashboards as code: generate, push, render."
+)
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="cloud TOML config (its [influx] section; GUMEI_* env overrides)"
+    ),
+]
 
 
 def _json_dir() -> Path:
@@ -23,10 +30,26 @@ def _json_dir() -> Path:
 
 @dashboards_app.command("generate")
 def generate(
-    out_dir: Annotated[Path | None, typer.Option("--out", help="where the dashboard JSON goes (default dashboards/json)")] = None,
-    provisioning_dir: Annotated[Path | None, typer.Option("--provisioning", help="where the provisioning YAML goes (default dashboards/provisioning)")] = None,
-    gazetteer: Annotated[Path | None, typer.Option(help="where the sites gazetteer goes (default dashboards/gazetteer/gumei-sites.json)")] = None,
-    registry_path: Annotated[Path, typer.Option("--registry", "-r", help="site registry YAML (station coordinates)")] = registry.DEFAULT_PATH,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="where the dashboard JSON goes (default dashboards/json)"),
+    ] = None,
+    provisioning_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--provisioning",
+            help="where the provisioning YAML goes (default dashboards/provisioning)",
+        ),
+    ] = None,
+    gazetteer: Annotated[
+        Path | None,
+        typer.Option(
+            help="where the sites gazetteer goes (default dashboards/gazetteer/gumei-sites.json)"
+        ),
+    ] = None,
+    registry_path: Annotated[
+        Path, typer.Option("--registry", "-r", help="site registry YAML (station coordinates)")
+    ] = registry.DEFAULT_PATH,
 ) -> None:
     """Write every dashboard's JSON, the Grafana provisioning files and the map gazetteer."""
     from dashboards import generate as gen
@@ -49,13 +72,39 @@ def _positive(value: float) -> float:
 
 @dashboards_app.command("push")
 def push(
-    url: Annotated[str, typer.Option("--url", envvar="GUMEI_GRAFANA_URL", help="Grafana base URL, e.g. http://grafana:3000")],
-    token: Annotated[str, typer.Option("--token", envvar="GUMEI_GRAFANA_TOKEN", help="Grafana service-account token (Editor or Admin)", show_default=False)],
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url", envvar="GUMEI_GRAFANA_URL", help="Grafana base URL, e.g. http://grafana:3000"
+        ),
+    ],
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="GUMEI_GRAFANA_TOKEN",
+            help="Grafana service-account token (Editor or Admin)",
+            show_default=False,
+        ),
+    ],
     config: ConfigOpt = None,
-    influx_url: Annotated[str | None, typer.Option(help="InfluxDB URL as Grafana reaches it (default: the config's influx.url)")] = None,
-    json_dir: Annotated[Path | None, typer.Option("--json-dir", help="dashboard JSON to push (default dashboards/json)")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace dashboards even if they changed in Grafana since read")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds per HTTP request", callback=_positive)] = 10.0,
+    influx_url: Annotated[
+        str | None,
+        typer.Option(help="InfluxDB URL as Grafana reaches it (default: the config's influx.url)"),
+    ] = None,
+    json_dir: Annotated[
+        Path | None,
+        typer.Option("--json-dir", help="dashboard JSON to push (default dashboards/json)"),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="replace dashboards even if they changed in Grafana since read"
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="seconds per HTTP request", callback=_positive)
+    ] = 10.0,
 ) -> None:
     """Create or update the InfluxDB data source, the Gumei folder and every dashboard, by uid."""
     from cloud.settings import load_settings
@@ -68,8 +117,11 @@ def push(
     s = load_settings(config).influx
     grafana = s.credential("grafana")  # read-only, main database only (cloud/influx_grants.py)
     if not s.grafana.is_set and s.auth != "none":
-        typer.echo("warning: no [influx.grafana] credential: the data source gets the top-level InfluxDB identity; "
-                   "create the read-only user with `gumei influx grants`", err=True)
+        typer.echo(
+            "warning: no [influx.grafana] credential: the data source gets the top-level InfluxDB identity; "
+            "create the read-only user with `gumei influx grants`",
+            err=True,
+        )
     result = do_push(
         url,
         token,
@@ -113,10 +165,27 @@ TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:
 @dashboards_app.command("render")
 def render(
     config: ConfigOpt = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="where the PNGs go (default docs/img)")] = None,
-    var: Annotated[list[str] | None, typer.Option("--var", help="template variable NAME=VALUE[,VALUE…] (repeatable); unset ones are All")] = None,
-    start: Annotated[dt.datetime | None, typer.Option("--from", formats=TIME_FORMATS, help="range start, Asia/Shanghai (default: each dashboard's own range)")] = None,
-    end: Annotated[dt.datetime | None, typer.Option("--to", formats=TIME_FORMATS, help="range end, Asia/Shanghai (default: now)")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="where the PNGs go (default docs/img)")
+    ] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--var", help="template variable NAME=VALUE[,VALUE…] (repeatable); unset ones are All"
+        ),
+    ] = None,
+    start: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--from",
+            formats=TIME_FORMATS,
+            help="range start, Asia/Shanghai (default: each dashboard's own range)",
+        ),
+    ] = None,
+    end: Annotated[
+        dt.datetime | None,
+        typer.Option("--to", formats=TIME_FORMATS, help="range end, Asia/Shanghai (default: now)"),
+    ] = None,
 ) -> None:
     """Draw each dashboard as a PNG from the same expanded queries Grafana runs, over the configured InfluxDB."""
     from cloud.influx import InfluxClient
@@ -129,7 +198,10 @@ def render(
         raise typer.BadParameter("--to is not after --from")
     s = load_settings(config)
     if rnd.cjk_font() is None:
-        typer.echo("note: no CJK font found (Debian: apt-get install fonts-wqy-microhei); labels keep only their English half", err=True)
+        typer.echo(
+            "note: no CJK font found (Debian: apt-get install fonts-wqy-microhei); labels keep only their English half",
+            err=True,
+        )
     with InfluxClient(s.influx_config("grafana")) as client:  # what Grafana's data source may read
         written = rnd.render(client, out_dir or rnd.DOCS_IMG, variables, time_from, time_to)
     for path in written:

@@ -10,7 +10,9 @@ import typer
 
 from edge.errors import EdgeError
 
-edge = typer.Typer(no_args_is_help=True, help="The site gateway agent (WS-… waste station or HH-… health hut).")
+edge = typer.Typer(
+    no_args_is_help=True, help="The site gateway agent (WS-… waste station or HH-… health hut)."
+)
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="gateway TOML file")]
 
 
@@ -62,35 +64,48 @@ def bench_scales(
 
     r = run_accuracy_bench(hours, seed)
     for s in r["scales"]:
-        typer.echo(f"  {s['category']:<11} true {s['true_deposits']:>5}  found {s['found']:>5}  "
-                   f"false+ {s['false_positives']:>3}  true {s['true_kg']:>9.3f} kg  detected {s['detected_kg']:>9.3f} kg")
-    typer.echo(f"{r['hours']} h, seed {seed}: {r['frames']} frames ({r['rejected_frames']} rejected), "
-               f"deposits {r['found']}/{r['true_deposits']}, observable recall {r['observable_recall'] * 100:.2f} %, "
-               f"false positives {r['false_positives']}, weight {r['detected_kg']} / {r['true_kg']} kg "
-               f"(error {r['weight_error_pct']} %), {r['elapsed_s']} s: {'PASS' if r['passed'] else 'FAIL'}")
+        typer.echo(
+            f"  {s['category']:<11} true {s['true_deposits']:>5}  found {s['found']:>5}  "
+            f"false+ {s['false_positives']:>3}  true {s['true_kg']:>9.3f} kg  detected {s['detected_kg']:>9.3f} kg"
+        )
+    typer.echo(
+        f"{r['hours']} h, seed {seed}: {r['frames']} frames ({r['rejected_frames']} rejected), "
+        f"deposits {r['found']}/{r['true_deposits']}, observable recall {r['observable_recall'] * 100:.2f} %, "
+        f"false positives {r['false_positives']}, weight {r['detected_kg']} / {r['true_kg']} kg "
+        f"(error {r['weight_error_pct']} %), {r['elapsed_s']} s: {'PASS' if r['passed'] else 'FAIL'}"
+    )
     if not r["passed"]:
         raise typer.Exit(1)
 
 
 def bench_edge(
     seconds: Annotated[float, typer.Option(min=5, help="steady-state measuring time")] = 60.0,
-    backlog: Annotated[int, typer.Option(min=100, help="readings buffered during the outage")] = 50_000,
+    backlog: Annotated[
+        int, typer.Option(min=100, help="readings buffered during the outage")
+    ] = 50_000,
     fps: Annotated[float, typer.Option(min=0.1, help="frames per second per scale")] = 1.0,
-    via_cli: Annotated[bool, typer.Option(help="run the agent as `gumei edge run` instead of `python -m edge.agent`")] = False,
+    via_cli: Annotated[
+        bool,
+        typer.Option(help="run the agent as `gumei edge run` instead of `python -m edge.agent`"),
+    ] = False,
 ) -> None:
     """Footprint of one agent (4 scales at `fps`) and its replay rate after an outage, in one run."""
     from bench.edge import run_edge_bench
 
-    r = run_edge_bench(seconds=seconds, backlog=backlog, fps=fps, via_cli=via_cli, progress=typer.echo)
+    r = run_edge_bench(
+        seconds=seconds, backlog=backlog, fps=fps, via_cli=via_cli, progress=typer.echo
+    )
     typer.echo(
         f"steady state ({'gumei edge run' if via_cli else 'python -m edge.agent'}, {r.scales} scales at {fps:g} frame/s, "
         f"{r.seconds:.0f} s): CPU {r.cpu_pct:.2f} % of one core, "
-        f"RSS {r.rss_mb:.1f} MiB (peak {r.peak_rss_mb:.1f} MiB), {r.deposits} deposits delivered")
+        f"RSS {r.rss_mb:.1f} MiB (peak {r.peak_rss_mb:.1f} MiB), {r.deposits} deposits delivered"
+    )
     typer.echo(
         f"replay after an outage: {r.backlog} readings in {r.replay_s:.2f} s = {r.replay_rate:,.0f} readings/s "
         f"(from the CONNACK; reconnect {r.reconnect_s:.1f} s after the broker came back, back-off included), "
         f"CPU {r.replay_cpu_pct:.0f} % from broker start to the last PUBACK, peak RSS {r.replay_peak_rss_mb:.1f} MiB; "
-        f"all of it at a QoS 1 subscriber at {r.received_rate:,.0f} readings/s")
+        f"all of it at a QoS 1 subscriber at {r.received_rate:,.0f} readings/s"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -24,16 +24,27 @@ health = typer.Typer(no_args_is_help=True, help="Smart health hut: daily statist
 def sim_health(
     port: Annotated[int, typer.Option(help="broker port")],
     secrets: Annotated[Path, typer.Option(help="JSON file of gateway passwords by site id")],
-    district_key_file: Annotated[Path, typer.Option(help="district key (hex, chmod 600) the gateway pseudonymizes cards with")],
+    district_key_file: Annotated[
+        Path,
+        typer.Option(help="district key (hex, chmod 600) the gateway pseudonymizes cards with"),
+    ],
     host: Annotated[str, typer.Option(help="broker host")] = "127.0.0.1",
     ca_file: Annotated[Path | None, typer.Option(help="CA certificate: connect with TLS")] = None,
     site: Annotated[str, typer.Option(help="health hut site id")] = "HH-01",
-    residents: Annotated[int, typer.Option(min=1, help="simulated residents in the neighbourhood")] = 30,
+    residents: Annotated[
+        int, typer.Option(min=1, help="simulated residents in the neighbourhood")
+    ] = 30,
     visits: Annotated[int, typer.Option(min=1, help="visits to simulate")] = 20,
-    malformed_rate: Annotated[float, typer.Option(min=0, max=1, help="share of instrument readings sent malformed")] = 0.05,
+    malformed_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="share of instrument readings sent malformed")
+    ] = 0.05,
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
-    queue_file: Annotated[Path | None, typer.Option("--queue", help="durable queue file (default: a temp dir)")] = None,
-    delivery_timeout: Annotated[float, typer.Option(help="seconds to wait for the broker to acknowledge everything")] = 30.0,
+    queue_file: Annotated[
+        Path | None, typer.Option("--queue", help="durable queue file (default: a temp dir)")
+    ] = None,
+    delivery_timeout: Annotated[
+        float, typer.Option(help="seconds to wait for the broker to acknowledge everything")
+    ] = 30.0,
 ) -> None:
     """Simulated residents visit the hut; the gateway loop decodes, pseudonymizes and queues; the shared
     edge publisher delivers to the broker with the hut's own credentials."""
@@ -53,9 +64,18 @@ def sim_health(
     key = load_district_key(district_key_file)
     rng = random.Random(seed)
     people = make_residents(residents, seed)
-    ep = MqttEndpoint(host=host, port=port, username=site, password=password, **({"ca_file": ca_file} if ca_file else {}))
-    with tempfile.TemporaryDirectory() as tmp, DurableQueue.open(queue_file or Path(tmp) / "hut.db") as queue, \
-            HealthHutSim(site, seed, malformed_rate) as hut:
+    ep = MqttEndpoint(
+        host=host,
+        port=port,
+        username=site,
+        password=password,
+        **({"ca_file": ca_file} if ca_file else {}),
+    )
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        DurableQueue.open(queue_file or Path(tmp) / "hut.db") as queue,
+        HealthHutSim(site, seed, malformed_rate) as hut,
+    ):
         publisher = Publisher(ep, site, "health", queue)
         publisher.start()
         sources = {d: SocketTransport(*addr) for d, addr in hut.endpoints().items()}
@@ -63,18 +83,24 @@ def sim_health(
         agent.start()
         try:
             if not hut.wait_connected():
-                raise typer.BadParameter("the gateway loop could not connect to every simulated device")
+                raise typer.BadParameter(
+                    "the gateway loop could not connect to every simulated device"
+                )
 
             def handled(n: int) -> None:
                 if not agent.wait_for(lambda s: s.notifications >= n, 10):
-                    raise typer.BadParameter(f"the gateway loop handled {agent.stats.notifications} of {n} notifications")
+                    raise typer.BadParameter(
+                        f"the gateway loop handled {agent.stats.notifications} of {n} notifications"
+                    )
 
             sent = 0
             with Progress() as bar:
                 task = bar.add_task("visits", total=visits)
                 for _ in range(visits):
                     resident = rng.choice(people)
-                    hut.tap(resident.card)  # tap, and let the gateway open the session before measuring
+                    hut.tap(
+                        resident.card
+                    )  # tap, and let the gateway open the session before measuring
                     sent += 1
                     handled(sent)
                     when = now_local()
@@ -85,23 +111,31 @@ def sim_health(
             agent.flush()
             waited = threading.Event()
             deadline = time.monotonic() + delivery_timeout
-            while len(queue) and time.monotonic() < deadline:  # the publisher works in its own thread
+            while (
+                len(queue) and time.monotonic() < deadline
+            ):  # the publisher works in its own thread
                 waited.wait(0.1)
         finally:
             agent.stop()
             publisher.stop()
         pending, published = len(queue), publisher.stats.entries_acked
     if pending:
-        raise typer.BadParameter(f"{pending} measurement(s) still queued after {delivery_timeout:g} s: {publisher.stats.last_error}")
+        raise typer.BadParameter(
+            f"{pending} measurement(s) still queued after {delivery_timeout:g} s: {publisher.stats.last_error}"
+        )
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(agent.stats.rejected.items())) or "none"
-    typer.echo(f"hut {site}: {visits} visits, {agent.stats.measurements} measurements queued, {published} published; "
-               f"frames rejected at the gateway: {rejected}")
+    typer.echo(
+        f"hut {site}: {visits} visits, {agent.stats.measurements} measurements queued, {published} published; "
+        f"frames rejected at the gateway: {rejected}"
+    )
 
 
 @health.command("aggregate")
 def aggregate(
     start: Annotated[dt.datetime, typer.Argument(formats=["%Y-%m-%d"], help="first Shanghai day")],
-    end: Annotated[dt.datetime, typer.Argument(formats=["%Y-%m-%d"], help="last Shanghai day (inclusive)")],
+    end: Annotated[
+        dt.datetime, typer.Argument(formats=["%Y-%m-%d"], help="last Shanghai day (inclusive)")
+    ],
     config: ConfigOpt = None,
 ) -> None:
     """Recompute health_daily for a range of days (the aggregator loop does touched days by itself)."""
@@ -114,7 +148,11 @@ def aggregate(
         raise typer.BadParameter("end is before start")
     s = load_settings(config)
     with InfluxClient(s.influx_config("aggregate")) as influx:
-        days = recompute_health_days(influx, range(number_of(start.date()), number_of(end.date()) + 1), s.health_min_residents)
+        days = recompute_health_days(
+            influx,
+            range(number_of(start.date()), number_of(end.date()) + 1),
+            s.health_min_residents,
+        )
     typer.echo(f"health_daily: {len(days)} hut-day(s) written")
 
 

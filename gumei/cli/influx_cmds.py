@@ -9,14 +9,21 @@ import typer
 
 from cloud.settings import SettingsError
 
-influx_app = typer.Typer(no_args_is_help=True, help="InfluxDB users, grants and the health database.")
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="cloud TOML config (GUMEI_* env overrides)")]
+influx_app = typer.Typer(
+    no_args_is_help=True, help="InfluxDB users, grants and the health database."
+)
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="cloud TOML config (GUMEI_* env overrides)")
+]
 
 
 @influx_app.command("grants")
 def grants(
     config: ConfigOpt = None,
-    print_only: Annotated[bool, typer.Option("--print", help="print the InfluxQL (with passwords) instead of applying it")] = False,
+    print_only: Annotated[
+        bool,
+        typer.Option("--print", help="print the InfluxQL (with passwords) instead of applying it"),
+    ] = False,
 ) -> None:
     """Create both databases and one user per service with exactly its grants (InfluxDB 1.x).
 
@@ -28,9 +35,13 @@ def grants(
     from cloud.settings import load_settings
 
     s = load_settings(config).influx
-    missing = [svc for svc in SERVICES if not (getattr(s, svc).username and getattr(s, svc).password)]
+    missing = [
+        svc for svc in SERVICES if not (getattr(s, svc).username and getattr(s, svc).password)
+    ]
     if missing:
-        raise SettingsError(f"no username/password for {', '.join(f'[influx.{m}]' for m in missing)} in the config")
+        raise SettingsError(
+            f"no username/password for {', '.join(f'[influx.{m}]' for m in missing)} in the config"
+        )
     creds = {svc: (getattr(s, svc).username, getattr(s, svc).password) for svc in SERVICES}
     stmts = statements(s.database, s.health_database, creds)
     if print_only:
@@ -54,9 +65,11 @@ def migrate_health(config: ConfigOpt = None) -> None:
     with InfluxClient(settings.influx.config()) as admin:
         before, after, days = run(admin, settings.health_min_residents)
     for label, c in (("before", before), ("after", after)):
-        typer.echo(f"{label}: health_measurement {settings.influx.database}={c.main_measurements} "
-                   f"{settings.influx.health_database}={c.health_measurements}; health dead letters "
-                   f"{settings.influx.database}={c.main_dead_letters} {settings.influx.health_database}={c.health_dead_letters}")
+        typer.echo(
+            f"{label}: health_measurement {settings.influx.database}={c.main_measurements} "
+            f"{settings.influx.health_database}={c.health_measurements}; health dead letters "
+            f"{settings.influx.database}={c.main_dead_letters} {settings.influx.health_database}={c.health_dead_letters}"
+        )
     typer.echo(f"health_daily recomputed for {days} hut-day(s)")
 
 

@@ -8,7 +8,10 @@ import typer
 
 
 def loadtest(
-    gateways: Annotated[int, typer.Option(min=1, max=20_000, help="simulated gateways, each its own MQTT connection")] = 2000,
+    gateways: Annotated[
+        int,
+        typer.Option(min=1, max=20_000, help="simulated gateways, each its own MQTT connection"),
+    ] = 2000,
     seconds: Annotated[float, typer.Option(min=5, help="how long the fleet publishes")] = 60.0,
     workers: Annotated[int, typer.Option(min=1, max=16, help="ingestion worker processes")] = 2,
     warp: Annotated[float, typer.Option(min=1, help="simulated seconds per wall second")] = 120.0,
@@ -17,8 +20,10 @@ def loadtest(
     """Run a load test; print the report; exit 1 on any loss or tonnage mismatch."""
     from bench.loadtest import LoadConfig, run_loadtest
 
-    report = run_loadtest(LoadConfig(gateways=gateways, seconds=seconds, workers=workers, warp=warp, seed=seed),
-                          progress=lambda s: typer.echo(s, err=True))
+    report = run_loadtest(
+        LoadConfig(gateways=gateways, seconds=seconds, workers=workers, warp=warp, seed=seed),
+        progress=lambda s: typer.echo(s, err=True),
+    )
     for line in report.lines():
         typer.echo(line)
     if not report.ok:

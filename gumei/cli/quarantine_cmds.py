@@ -10,9 +10,13 @@ from typing import Annotated
 
 import typer
 
-quarantine = typer.Typer(no_args_is_help=True, help="Dead letters: payloads and entries the ingestion rejected.")
+quarantine = typer.Typer(
+    no_args_is_help=True, help="Dead letters: payloads and entries the ingestion rejected."
+)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")
+]
 
 
 def parse_window(text: str) -> dt.timedelta:
@@ -30,7 +34,9 @@ def list_dead_letters(
     config: ConfigOpt = None,
     since: Annotated[str, typer.Option(help="how far back: 30m, 6h, 7d")] = "1d",
     site: Annotated[str | None, typer.Option(help="only this site")] = None,
-    code: Annotated[str | None, typer.Option(help="only this reason code, e.g. invalid_entry")] = None,
+    code: Annotated[
+        str | None, typer.Option(help="only this reason code, e.g. invalid_entry")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     payload: Annotated[bool, typer.Option(help="show the payload excerpt")] = False,
@@ -49,7 +55,9 @@ def list_dead_letters(
             row = {**dataclasses.asdict(d), "time": d.time.isoformat()}
             typer.echo(json.dumps(row, ensure_ascii=False))
             continue
-        typer.echo(f"{d.time.isoformat(timespec='milliseconds')}  {d.site:<10} {d.code:<20} x{d.entries:<4} {d.reason}")
+        typer.echo(
+            f"{d.time.isoformat(timespec='milliseconds')}  {d.site:<10} {d.code:<20} x{d.entries:<4} {d.reason}"
+        )
         if payload:
             typer.echo(f"    {d.topic}: {d.payload[:300]}")
     if not letters and not as_json:

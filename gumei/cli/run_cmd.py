@@ -27,13 +27,27 @@ ONE_SHOT = {"health-hut"}  # finishes its simulated visits and exits 0
 
 
 def run(
-    run_dir: Annotated[Path, typer.Option(help="where the broker, database, logs and secrets live")] = PROJECT / "run",
+    run_dir: Annotated[
+        Path, typer.Option(help="where the broker, database, logs and secrets live")
+    ] = PROJECT / "run",
     registry: Annotated[Path, typer.Option(help="site registry YAML")] = registry_mod.DEFAULT_PATH,
-    api_port: Annotated[int | None, typer.Option(help="API port (default 8000, or a free one when 8000 is taken; 0 = a free one)")] = None,
-    warp: Annotated[float, typer.Option(min=1, help="simulated seconds per wall second until the fleet catches up")] = 240.0,
-    aggregate_every: Annotated[float, typer.Option(min=1, help="seconds between aggregation runs")] = 10.0,
+    api_port: Annotated[
+        int | None,
+        typer.Option(
+            help="API port (default 8000, or a free one when 8000 is taken; 0 = a free one)"
+        ),
+    ] = None,
+    warp: Annotated[
+        float,
+        typer.Option(min=1, help="simulated seconds per wall second until the fleet catches up"),
+    ] = 240.0,
+    aggregate_every: Annotated[
+        float, typer.Option(min=1, help="seconds between aggregation runs")
+    ] = 10.0,
     fresh: Annotated[bool, typer.Option(help="delete the previous run's data first")] = False,
-    seconds: Annotated[float, typer.Option(help="stop by itself after this many seconds (0 = until Ctrl-C)")] = 0,
+    seconds: Annotated[
+        float, typer.Option(help="stop by itself after this many seconds (0 = until Ctrl-C)")
+    ] = 0,
 ) -> None:
     """Start broker, InfluxDB, ingestion, aggregator, API and the simulated fleet; stop them on Ctrl-C."""
     reg = registry_mod.load(registry)
@@ -47,23 +61,44 @@ def run(
         typer.echo("starting Mosquitto and influxd ...")
         stack.start()
         port = _api_port(api_port)
-        config = stack.write_cloud_config(registry.resolve(), extra=f"api_port = {port}\naggregate_interval_s = {aggregate_every}")
+        config = stack.write_cloud_config(
+            registry.resolve(), extra=f"api_port = {port}\naggregate_interval_s = {aggregate_every}"
+        )
         token = stack.tokens().create("demo operator", "operator")
         assert stack.mosquitto is not None and stack.influxd is not None
         stack.spawn("ingest", "ingest", "--config", str(config), "--name", worker_name(1))
         stack.spawn("aggregate", "aggregate", "loop", "--config", str(config))
         stack.spawn("api", "api", "--config", str(config))
         stack.spawn(
-            "fleet", "sim", "fleet", "--port", str(stack.endpoint(worker_name(1)).port), "--secrets", str(run_dir / "secrets" / "mqtt.json"),
+            "fleet",
+            "sim",
+            "fleet",
+            "--port",
+            str(stack.endpoint(worker_name(1)).port),
+            "--secrets",
+            str(run_dir / "secrets" / "mqtt.json"),
             *(["--ca-file", str(stack.ca_file)] if stack.ca_file else []),
-            "--registry", str(registry.resolve()), "--warp", str(warp),
+            "--registry",
+            str(registry.resolve()),
+            "--warp",
+            str(warp),
         )
         hut = next((s.id for s in reg.sites if s.kind == "health" and not s.retired), None)
         if hut:
             stack.spawn(
-                "health-hut", "sim", "health", "--port", str(stack.endpoint(hut).port),
-                "--secrets", str(run_dir / "secrets" / "mqtt.json"), "--site", hut,
-                "--district-key-file", str(_district_key(run_dir)), "--queue", str(run_dir / "hut-queue.sqlite"),
+                "health-hut",
+                "sim",
+                "health",
+                "--port",
+                str(stack.endpoint(hut).port),
+                "--secrets",
+                str(run_dir / "secrets" / "mqtt.json"),
+                "--site",
+                hut,
+                "--district-key-file",
+                str(_district_key(run_dir)),
+                "--queue",
+                str(run_dir / "hut-queue.sqlite"),
                 *(["--ca-file", str(stack.ca_file)] if stack.ca_file else []),
             )
         health_token = stack.tokens().create("demo health staff", "health")
@@ -72,16 +107,16 @@ def run(
         day = today().isoformat()
         typer.echo(
             f"""
-Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simulated), logs in {run_dir / 'logs'}
+Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simulated), logs in {run_dir / "logs"}
   API        http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}
   token      {token}
   try        curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}'
-  health     token {health_token} (per-resident routes: /api/v1/health/…; hut {hut or 'none'} visits are simulated once)
+  health     token {health_token} (per-resident routes: /api/v1/health/…; hut {hut or "none"} visits are simulated once)
   API docs   http://127.0.0.1:{port}/docs
   InfluxDB   {stack.influxd.url}  databases {stack.influxd.database} (Grafana's: user gumei_grafana, read only) and {stack.influx_config().health_database} (per-resident)
-             service users' passwords in {run_dir / 'secrets' / 'influx.json'} (the admin's is not in any config)
+             service users' passwords in {run_dir / "secrets" / "influx.json"} (the admin's is not in any config)
   MQTT       TLS 127.0.0.1:{stack.mosquitto.tls_port} (CA {stack.ca_file}; per-identity passwords, bound client ids, ACLs)
-  Grafana    provisioning files in {PROJECT / 'dashboards'} (see README)
+  Grafana    provisioning files in {PROJECT / "dashboards"} (see README)
 Press Ctrl-C to stop."""
         )
         _report(port, token, stack, stop, seconds)
@@ -134,22 +169,32 @@ def _wait_for_api(port: int, stack: LocalStack, stop: threading.Event) -> None:
         raise ServiceError(f"API did not start:\n{stack.log_of('api')}")
 
 
-def _report(port: int, token: str, stack: LocalStack, stop: threading.Event, seconds: float) -> None:
+def _report(
+    port: int, token: str, stack: LocalStack, stop: threading.Event, seconds: float
+) -> None:
     """Print a one-line summary of today's rows every 10 s; watch the child processes."""
     started = time.monotonic()
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ) as http:
         while not stop.wait(10):
             _check_children(stack)
             day = today().isoformat()
             try:
-                rows = http.get("/api/v1/waste/daily", params={"start": day, "end": day}).json()["rows"]
+                rows = http.get("/api/v1/waste/daily", params={"start": day, "end": day}).json()[
+                    "rows"
+                ]
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 typer.echo(f"  (API not answering: {exc})")
                 continue
             by_cat: dict[str, float] = {}
             for r in rows:
                 by_cat[r["category"]] = by_cat.get(r["category"], 0) + r["tonnes"]
-            summary = ", ".join(f"{c} {t:.3f} t" for c, t in sorted(by_cat.items())) or "no rows yet"
+            summary = (
+                ", ".join(f"{c} {t:.3f} t" for c, t in sorted(by_cat.items())) or "no rows yet"
+            )
             typer.echo(f"  {day}: {len(rows)} rows; {summary}")
             if seconds and time.monotonic() - started >= seconds:
                 return

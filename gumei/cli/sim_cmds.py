@@ -23,7 +23,9 @@ def fleet(
     secrets: Annotated[Path, typer.Option(help="JSON file of gateway passwords by site id")],
     host: Annotated[str, typer.Option(help="broker host")] = "127.0.0.1",
     registry: Annotated[Path, typer.Option(help="site registry YAML")] = registry_mod.DEFAULT_PATH,
-    warp: Annotated[float, typer.Option(min=1, help="simulated seconds per wall second until caught up")] = 120.0,
+    warp: Annotated[
+        float, typer.Option(min=1, help="simulated seconds per wall second until caught up")
+    ] = 120.0,
     from_midnight: Annotated[bool, typer.Option(help="start at today's Shanghai midnight")] = True,
     ca_file: Annotated[Path | None, typer.Option(help="CA certificate: connect with TLS")] = None,
 ) -> None:
@@ -35,13 +37,21 @@ def fleet(
         passwords = json.loads(secrets.read_text())
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"cannot read {secrets}: {exc}") from None
-    missing = [s.id for s in reg.sites if s.kind == "waste" and not s.retired and s.id not in passwords]
+    missing = [
+        s.id for s in reg.sites if s.kind == "waste" and not s.retired and s.id not in passwords
+    ]
     if missing:
         raise typer.BadParameter(f"no password for {len(missing)} site(s), e.g. {missing[0]}")
     start = day_start_ms(number_of(today())) if from_midnight else None
     ca = {"ca_file": ca_file} if ca_file else {}
-    f = Fleet(reg, lambda site: MqttEndpoint(host=host, port=port, username=site, password=passwords[site], **ca),
-              warp=warp, start_ms=start)
+    f = Fleet(
+        reg,
+        lambda site: MqttEndpoint(
+            host=host, port=port, username=site, password=passwords[site], **ca
+        ),
+        warp=warp,
+        start_ms=start,
+    )
     typer.echo(f"fleet: {len(f.gateways)} gateways publishing to {host}:{port}")
 
     async def main() -> None:
@@ -52,7 +62,9 @@ def fleet(
         await f.run(stop)
 
     asyncio.run(main())
-    typer.echo(f"fleet: sent {len(f.truth.readings)} readings in {f.truth.acked_messages} acknowledged messages")
+    typer.echo(
+        f"fleet: sent {len(f.truth.readings)} readings in {f.truth.acked_messages} acknowledged messages"
+    )
 
 
 def register(app: typer.Typer) -> None:

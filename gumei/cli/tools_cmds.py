@@ -11,7 +11,9 @@ schema = typer.Typer(no_args_is_help=True, help="The v1 wire contract.")
 
 
 @schema.command("export")
-def schema_export(out: Annotated[Path, typer.Option(help="directory")] = Path("docs/schema")) -> None:
+def schema_export(
+    out: Annotated[Path, typer.Option(help="directory")] = Path("docs/schema"),
+) -> None:
     """Write the JSON Schema of every contract message."""
     from contract.schema import export
 
@@ -19,7 +21,9 @@ def schema_export(out: Annotated[Path, typer.Option(help="directory")] = Path("d
         typer.echo(str(path))
 
 
-bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures and ratios measured in one run.")
+bench = typer.Typer(
+    no_args_is_help=True, help="Benchmarks that print figures and ratios measured in one run."
+)
 
 
 def register(app: typer.Typer) -> None:

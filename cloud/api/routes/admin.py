@@ -31,7 +31,9 @@ class TokenOut(BaseModel):
 
     @classmethod
     def of(cls, rec: TokenRecord) -> TokenOut:
-        return cls(id=rec.id, name=rec.name, role=rec.role, created_ms=rec.created_ms, revoked=rec.revoked)
+        return cls(
+            id=rec.id, name=rec.name, role=rec.role, created_ms=rec.created_ms, revoked=rec.revoked
+        )
 
 
 class TokenCreate(BaseModel):
@@ -76,7 +78,10 @@ def create_token(request: Request, state: State, admin: Admin, body: TokenCreate
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_token(
-    request: Request, state: State, admin: Admin, token_id: Annotated[str, Path(pattern="^[0-9a-f]{12}$")]
+    request: Request,
+    state: State,
+    admin: Admin,
+    token_id: Annotated[str, Path(pattern="^[0-9a-f]{12}$")],
 ) -> None:
     """Revoke a token by its id; it stops working at once in every API process."""
     try:
@@ -86,12 +91,21 @@ def revoke_token(
     _record(request, state, admin, "token_revoked", token_id)
 
 
-def _record(request: Request, state: State, admin: TokenRecord, event: str, subject: str, **fields: str) -> None:
+def _record(
+    request: Request, state: State, admin: TokenRecord, event: str, subject: str, **fields: str
+) -> None:
     """A token made or revoked through the API, in the audit trail (by which admin token, from where)."""
-    state.audit.append({
-        "event": event, "subject_token": subject, **fields, "token_id": admin.id, "token_name": admin.name,
-        "role": admin.role, "client": request.client.host if request.client else "unknown",
-    })
+    state.audit.append(
+        {
+            "event": event,
+            "subject_token": subject,
+            **fields,
+            "token_id": admin.id,
+            "token_name": admin.name,
+            "role": admin.role,
+            "client": request.client.host if request.client else "unknown",
+        }
+    )
 
 
 class AuditResponse(BaseModel):
@@ -104,14 +118,22 @@ class AuditResponse(BaseModel):
 def audit(
     state: State,
     _: Admin,
-    since: Annotated[str | None, Query(max_length=40, description="7d, 24h, 30m, or an ISO date/time (UTC)")] = None,
+    since: Annotated[
+        str | None, Query(max_length=40, description="7d, 24h, 30m, or an ISO date/time (UTC)")
+    ] = None,
     token: Annotated[str | None, Query(pattern="^[0-9a-f]{12}$", description="token id")] = None,
-    resident: Annotated[str | None, Query(pattern=RESIDENT_PATTERN, description="resident pseudonym")] = None,
+    resident: Annotated[
+        str | None, Query(pattern=RESIDENT_PATTERN, description="resident pseudonym")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> AuditResponse:
     """The audit trail of per-resident access (admin only)."""
     try:
         start = parse_since(since, time.time()) if since else None
-        return AuditResponse(records=state.audit.read(start, token, resident, min(limit, state.settings.api_max_rows)))
+        return AuditResponse(
+            records=state.audit.read(
+                start, token, resident, min(limit, state.settings.api_max_rows)
+            )
+        )
     except AuditError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None

@@ -65,9 +65,19 @@ def devices(
         counts[g.state] += 1
     out = [
         GatewayOut(
-            site=g.site, kind=g.kind, area=g.area, state=g.state, last_seen=_at(g.last_seen_ms),
-            state_since=_at(g.changed_ms), buffered=g.buffered,
-            devices=[DeviceOut(device=d.device, ok=d.ok, fill_pct=d.fill_pct, reported_at=_at(d.reported_ms)) for d in g.devices],
+            site=g.site,
+            kind=g.kind,
+            area=g.area,
+            state=g.state,
+            last_seen=_at(g.last_seen_ms),
+            state_since=_at(g.changed_ms),
+            buffered=g.buffered,
+            devices=[
+                DeviceOut(
+                    device=d.device, ok=d.ok, fill_pct=d.fill_pct, reported_at=_at(d.reported_ms)
+                )
+                for d in g.devices
+            ],
         )
         for g in sorted(rows, key=lambda g: g.site)
         if status is None or g.state == status

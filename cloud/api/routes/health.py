@@ -23,7 +23,9 @@ router = APIRouter(prefix="/api/v1/health", tags=["health"])
 
 # Aggregates carry no pseudonym and no value: operators (dashboards) and health staff may read them.
 HealthAggregates = Annotated[TokenRecord, Depends(require("operator", "admin", "health"))]
-ResidentPath = Annotated[str, Path(pattern=RESIDENT_PATTERN, description="resident pseudonym r-<32 hex>")]
+ResidentPath = Annotated[
+    str, Path(pattern=RESIDENT_PATTERN, description="resident pseudonym r-<32 hex>")
+]
 Start = Annotated[dt.date, Query(description="first Shanghai day, YYYY-MM-DD")]
 End = Annotated[dt.date, Query(description="last Shanghai day (inclusive), YYYY-MM-DD")]
 
@@ -60,7 +62,9 @@ class ObservationsResponse(BaseModel):
     observations: list[Observation]
 
 
-def _stored(request: Request, state: State, resident: str, start: dt.date, end: dt.date) -> list[Observation]:
+def _stored(
+    request: Request, state: State, resident: str, start: dt.date, end: dt.date
+) -> list[Observation]:
     """A resident's measurements of the Shanghai days start..end, deduplicated on (device, seq).
 
     The count goes to the audit record (cloud/api/middleware.py); more than api_max_rows is a 422.
@@ -100,20 +104,36 @@ def resident_observations(
     request: Request, state: State, _: Health, resident: ResidentPath, start: Start, end: End
 ) -> ObservationsResponse:
     """A resident's stored measurements over a range of Shanghai days (end inclusive); audited."""
-    return ObservationsResponse(resident=resident, start=start, end=end, observations=_stored(request, state, resident, start, end))
+    return ObservationsResponse(
+        resident=resident,
+        start=start,
+        end=end,
+        observations=_stored(request, state, resident, start, end),
+    )
 
 
 @router.get(
     "/residents/{resident}/fhir",
     response_class=JSONResponse,
-    responses={200: {"content": {"application/fhir+json": {}}, "description": "FHIR R4 collection Bundle"}},
+    responses={
+        200: {"content": {"application/fhir+json": {}}, "description": "FHIR R4 collection Bundle"}
+    },
 )
-def resident_fhir(request: Request, state: State, _: Health, resident: ResidentPath, start: Start, end: End) -> JSONResponse:
+def resident_fhir(
+    request: Request, state: State, _: Health, resident: ResidentPath, start: Start, end: End
+) -> JSONResponse:
     """The same measurements as a validated FHIR R4 Bundle of vital-signs Observations; audited."""
     stored = _stored(request, state, resident, start, end)
     doc = fhir.bundle(
         HealthMeasurement.model_validate(
-            {"device": o.device, "seq": o.seq, "ts": o.ts, "resident": resident, "type": o.type, "values": o.values}
+            {
+                "device": o.device,
+                "seq": o.seq,
+                "ts": o.ts,
+                "resident": resident,
+                "type": o.type,
+                "values": o.values,
+            }
         )
         for o in stored
     )
@@ -160,7 +180,10 @@ def health_daily(
     small cells suppressed for operators (the same copy Grafana reads)."""
     check_range(start, end)
     exact = token.role == "health"
-    where = [f"time >= {day_start_ms(number_of(start))}ms", f"time < {day_start_ms(number_of(end) + 1)}ms"]
+    where = [
+        f"time >= {day_start_ms(number_of(start))}ms",
+        f"time < {day_start_ms(number_of(end) + 1)}ms",
+    ]
     if site is not None:
         where.append(f"\"site\" = '{site}'")
     q = (
@@ -171,14 +194,27 @@ def health_daily(
     for s in state.influx.query(q, db=state.influx.health_db if exact else None):
         for t, visits, n, anonymous, abnormal, suppressed in s.values:
             key = (date_of(day_number(int(t))), s.tags["site"])
-            row = rows.setdefault(key, {"by_type": {}, "abnormal_by_type": {}, "suppressed_types": []})
+            row = rows.setdefault(
+                key, {"by_type": {}, "abnormal_by_type": {}, "suppressed_types": []}
+            )
             hidden = bool(suppressed) or n is None
             if s.tags["type"] == ALL_TYPES:
                 row["present"] = True
                 if hidden:
-                    row.update(visits=None, measurements=None, anonymous=None, abnormal=None, suppressed=True)
+                    row.update(
+                        visits=None,
+                        measurements=None,
+                        anonymous=None,
+                        abnormal=None,
+                        suppressed=True,
+                    )
                 else:
-                    row.update(visits=int(visits or 0), measurements=int(n), anonymous=int(anonymous or 0), abnormal=int(abnormal))
+                    row.update(
+                        visits=int(visits or 0),
+                        measurements=int(n),
+                        anonymous=int(anonymous or 0),
+                        abnormal=int(abnormal),
+                    )
             elif hidden:
                 row["by_type"][s.tags["type"]] = row["abnormal_by_type"][s.tags["type"]] = None
                 row["suppressed_types"].append(s.tags["type"])
@@ -192,10 +228,17 @@ def health_daily(
         n, bad = row["measurements"], row["abnormal"]
         out.append(
             HutDayRow(
-                date=date, site=site_id, visits=row["visits"], measurements=n, anonymous=row["anonymous"],
-                abnormal=bad, abnormal_rate=None if n is None else (bad / n if n else 0.0),
-                by_type=dict(sorted(row["by_type"].items())), abnormal_by_type=dict(sorted(row["abnormal_by_type"].items())),
-                suppressed=row.get("suppressed", False), suppressed_types=sorted(row["suppressed_types"]),
+                date=date,
+                site=site_id,
+                visits=row["visits"],
+                measurements=n,
+                anonymous=row["anonymous"],
+                abnormal=bad,
+                abnormal_rate=None if n is None else (bad / n if n else 0.0),
+                by_type=dict(sorted(row["by_type"].items())),
+                abnormal_by_type=dict(sorted(row["abnormal_by_type"].items())),
+                suppressed=row.get("suppressed", False),
+                suppressed_types=sorted(row["suppressed_types"]),
             )
         )
     return HealthDailyResponse(k=None if exact else state.settings.health_min_residents, rows=out)

@@ -45,7 +45,9 @@ LAST_DAY = dt.date(2199, 12, 31)  # InfluxDB stores times up to 2262
 def check_day(day: dt.date, name: str = "date") -> None:
     """422 for a day no reading can have (before 1970 or after 2199)."""
     if not FIRST_DAY <= day <= LAST_DAY:
-        raise HTTPException(422, detail=f"{name} ({day}) must be between {FIRST_DAY} and {LAST_DAY}")
+        raise HTTPException(
+            422, detail=f"{name} ({day}) must be between {FIRST_DAY} and {LAST_DAY}"
+        )
 
 
 def check_range(start: dt.date, end: dt.date) -> None:
@@ -67,7 +69,10 @@ def daily(
     site: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     area: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     category: Category | None = None,
-    group: Annotated[Literal["site", "area", "district"], Query(description="rows per site (default), area or the whole district")] = "site",
+    group: Annotated[
+        Literal["site", "area", "district"],
+        Query(description="rows per site (default), area or the whole district"),
+    ] = "site",
 ) -> DailyResponse:
     """Daily tonnage exact to the gram, and deposit counts."""
     check_range(start, end)
@@ -76,7 +81,11 @@ def daily(
     if group != "site":
         return _grouped(state, lo, hi, group, site, area, category)
     where = [f"time >= {lo}ms", f"time < {hi}ms"]
-    for tag, value in (("site", site), ("area", area), ("category", category.value if category else None)):
+    for tag, value in (
+        ("site", site),
+        ("area", area),
+        ("category", category.value if category else None),
+    ):
         if value is not None:
             where.append(f"\"{tag}\" = '{value}'")
     q = (
@@ -101,15 +110,26 @@ def daily(
     return DailyResponse(rows=rows)
 
 
-def _grouped(state: State, lo: int, hi: int, group: str, site: str | None, area: str | None,
-             category: Category | None) -> DailyResponse:
+def _grouped(
+    state: State,
+    lo: int,
+    hi: int,
+    group: str,
+    site: str | None,
+    area: str | None,
+    category: Category | None,
+) -> DailyResponse:
     """Area or district rows from waste_area_daily (category "all" rows carry every category)."""
     if site is not None:
         raise HTTPException(422, detail=f"site= cannot be combined with group={group}")
     if group == "district" and area is not None:
         raise HTTPException(422, detail="area= cannot be combined with group=district")
     where = [f"time >= {lo}ms", f"time < {hi}ms"]
-    where.append(f"\"area\" = '{area}'" if area else ("\"area\" = 'all'" if group == "district" else "\"area\" != 'all'"))
+    where.append(
+        f"\"area\" = '{area}'"
+        if area
+        else ("\"area\" = 'all'" if group == "district" else "\"area\" != 'all'")
+    )
     if category is not None:
         where.append(f"\"category\" = '{category.value}'")
     q = (
@@ -185,19 +205,29 @@ def targets(
     check_day(date)
     lo = day_start_ms(number_of(date))
     hi = lo + DAY_MS
-    found = state.influx.query(f"SELECT * FROM {m.WASTE_TARGETS.name} WHERE time >= {lo}ms AND time < {hi}ms")
+    found = state.influx.query(
+        f"SELECT * FROM {m.WASTE_TARGETS.name} WHERE time >= {lo}ms AND time < {hi}ms"
+    )
     if not found or not found[0].values:
-        raise HTTPException(404, detail=f"no targets computed for {date} (no waste data that day yet)")
+        raise HTTPException(
+            404, detail=f"no targets computed for {date} (no waste data that day yet)"
+        )
     v = dict(zip(found[0].columns, found[0].values[-1], strict=True))
     below = state.influx.query(
         f"SELECT meets_standard FROM {m.WASTE_AREA_DAILY.name} WHERE \"category\" = 'all' AND \"area\" != 'all' "
-        f"AND time >= {lo}ms AND time < {hi}ms GROUP BY \"area\""
+        f'AND time >= {lo}ms AND time < {hi}ms GROUP BY "area"'
     )
     met_areas = {s.tags["area"] for s in below if s.values and s.values[-1][1]}
-    waste_areas = sorted({x.area for x in state.registry.sites if x.kind == "waste" and not x.retired})
+    waste_areas = sorted(
+        {x.area for x in state.registry.sites if x.kind == "waste" and not x.retired}
+    )
     return TargetsResponse(
         date=date,
-        recyclables=Recyclables(tonnes=v["recyclable_tonnes"], goal_tonnes=v["recyclable_goal_tonnes"], met=v["recyclable_met"]),
+        recyclables=Recyclables(
+            tonnes=v["recyclable_tonnes"],
+            goal_tonnes=v["recyclable_goal_tonnes"],
+            met=v["recyclable_met"],
+        ),
         dry_waste=DryWaste(
             tonnes_per_day=v["dry_tonnes_per_day_30d"],
             window_days=state.settings.targets.dry_window_days,
