@@ -8,6 +8,7 @@ against the ground truth, to the gram.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import tempfile
 import time
@@ -228,10 +229,8 @@ async def _probe_latency(
                             out.append((time.monotonic() - t0) * 1000)
                             break
                         await asyncio.sleep(0.02)
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 1.0)
-                    except TimeoutError:
-                        pass
         except (aiomqtt.MqttError, InfluxError):
             replay = True
             await asyncio.sleep(REPLAY_DELAY_S)

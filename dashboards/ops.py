@@ -20,7 +20,7 @@ from dashboards.panels import (
 )
 from dashboards.waste import SHANGHAI_DAYS
 
-HD, G, D, QU, I, A = (
+HD, G, D, QU, IS, A = (
     m.HEALTH_DAILY,
     m.GATEWAY_STATUS,
     m.DEVICE_STATUS,
@@ -247,11 +247,11 @@ def fleet() -> dm.Dashboard:
         )
     )
     written = InfluxQL(
-        f"SELECT non_negative_derivative(last({q('written')}), 1s) FROM {q(I.name)} WHERE $timeFilter "
+        f"SELECT non_negative_derivative(last({q('written')}), 1s) FROM {q(IS.name)} WHERE $timeFilter "
         f"GROUP BY time($__interval), {q('worker')} fill(none)"
     ).alias("写入 written $tag_worker")
     received = InfluxQL(
-        f"SELECT non_negative_derivative(last({q('received')}), 1s) FROM {q(I.name)} WHERE $timeFilter "
+        f"SELECT non_negative_derivative(last({q('received')}), 1s) FROM {q(IS.name)} WHERE $timeFilter "
         f"GROUP BY time($__interval), {q('worker')} fill(none)",
         "B",
     ).alias("接收 received $tag_worker")
@@ -259,7 +259,7 @@ def fleet() -> dm.Dashboard:
         g.place(timeseries_panel("写入速率 Ingestion rate", [written, received], "ops"), 12, 8)
     )
     latency = InfluxQL(
-        f"SELECT mean({q('batch_latency_ms')}) FROM {q(I.name)} WHERE $timeFilter GROUP BY time($__interval), {q('worker')} fill(none)"
+        f"SELECT mean({q('batch_latency_ms')}) FROM {q(IS.name)} WHERE $timeFilter GROUP BY time($__interval), {q('worker')} fill(none)"
     ).alias("$tag_worker")
     d = d.with_panel(
         g.place(timeseries_panel("批量写入延迟 Batch write latency", [latency], "ms"), 12, 8)
@@ -287,7 +287,7 @@ def fleet() -> dm.Dashboard:
         g.place(bars_panel("隔离原因合计 Quarantine totals by reason", [reasons], "short"), 6, 8)
     )
     depth = InfluxQL(
-        f"SELECT max({q('queue_depth')}) FROM {q(I.name)} WHERE $timeFilter GROUP BY time($__interval), {q('worker')} fill(none)"
+        f"SELECT max({q('queue_depth')}) FROM {q(IS.name)} WHERE $timeFilter GROUP BY time($__interval), {q('worker')} fill(none)"
     ).alias("$tag_worker")
     d = d.with_panel(
         g.place(timeseries_panel("写入队列 Ingestion queue depth", [depth], "short"), 6, 8)

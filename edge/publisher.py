@@ -5,6 +5,7 @@ Shared by the waste-station agent and the health-hut agent. See docs/edge.md for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -353,10 +354,8 @@ class Publisher:
         self._client = None
 
     def _close(self, client: mqtt.Client) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             client.disconnect()
-        except (OSError, ValueError):
-            pass
         sock = client.socket()
         if sock is not None:
             sock.close()

@@ -6,6 +6,7 @@ re-send what the broker acknowledged just before a lost connection (see docs/edg
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
@@ -127,10 +128,9 @@ class DurableQueue:
     def close(self) -> None:
         """Checkpoint and close the file."""
         with self._lock:
-            try:
+            # closing anyway; the WAL is replayed on the next open
+            with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass  # closing anyway; the WAL is replayed on the next open
             self._db.close()
 
     def __enter__(self) -> Self:

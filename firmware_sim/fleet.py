@@ -8,6 +8,7 @@ is given a clock skew on purpose). Every reading a gateway accepts is recorded a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -279,10 +280,8 @@ class SimGateway:
                 self.truth.latencies_ms.append((now - queued) * 1000)
             if stop.is_set():
                 return True
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), tick_s * (0.8 + 0.4 * self.rng.random()))
-            except TimeoutError:
-                pass
 
     def _schedule_replay(self) -> None:
         """After a lost connection, re-send what the broker acknowledged shortly before it."""

@@ -399,11 +399,14 @@ def test_no_audit_record_no_data(stack, cloud_config, tmp_path):  # type: ignore
         url = f"http://127.0.0.1:{port}"
         wait_for_api(url)
         token = stack.tokens().create("audit broken", "health")
-        get = lambda: httpx.get(
-            f"{url}/api/v1/health/residents/{pseudonym()}/observations",
-            params={"start": DAY, "end": DAY},
-            headers=auth(token),
-        )
+
+        def get():
+            return httpx.get(
+                f"{url}/api/v1/health/residents/{pseudonym()}/observations",
+                params={"start": DAY, "end": DAY},
+                headers=auth(token),
+            )
+
         assert get().status_code == 200 and len(records(path)) == 1
         path.unlink()
         path.mkdir()  # the file can no longer be opened for writing

@@ -212,7 +212,7 @@ def test_todays_tonnes_per_category_equal_the_readings(dash_influx: InfluxClient
     ((_, _, query),) = _panel("waste-overview", "Today's tonnes by category")
     got = {s.tags["category"]: s.values[0][1] for s in dash_influx.query(query)}
     expected: dict[str, float] = defaultdict(float)
-    for site, area, category, ts, kg in _readings():
+    for _site, _area, category, ts, kg in _readings():
         if day_number(ts) == TODAY:
             expected[category] += kg / 1000
     assert got == pytest.approx(expected, abs=1e-9)

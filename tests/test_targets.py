@@ -38,7 +38,7 @@ def ref_targets(
     """Plain loops over days and areas."""
 
     def has(d: int) -> bool:
-        return 0 <= d and sum(int(x) for x in dep[d].ravel()) > 0
+        return d >= 0 and sum(int(x) for x in dep[d].ravel()) > 0
 
     def dry(d: int) -> float:
         return sum(int(net[d, a, DRY]) for a in range(net.shape[1])) / 1e9

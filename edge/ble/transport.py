@@ -7,6 +7,7 @@ Socket frame (both directions of the seam carry exactly the notification bytes B
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import socket
 import struct
@@ -133,10 +134,8 @@ class SocketTransport:
         self._closed.set()
         sock, self._sock = self._sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # already disconnected
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already disconnected
             sock.close()
 
 
@@ -211,9 +210,8 @@ class BleakTransport:
         self._loop = self._client = None
         if loop is not None:
             if client is not None:
-                try:
+                # best effort on shutdown; the link may already be gone
+                with contextlib.suppress(*self._errors):
                     asyncio.run_coroutine_threadsafe(client.disconnect(), loop).result(5)
-                except self._errors:  # best effort on shutdown; the link may already be gone
-                    pass
             loop.call_soon_threadsafe(loop.stop)
         self._queue.put(_CLOSED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -63,10 +64,8 @@ class PeripheralServer:
 
     def close(self) -> None:
         """Stop listening and drop connections; idempotent."""
-        try:
+        with contextlib.suppress(OSError):  # not listening any more
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread on Linux
-        except OSError:
-            pass  # not listening any more
         self._listener.close()
         self.disconnect_all()
         if self._thread.is_alive():
