@@ -27,9 +27,10 @@ WASTE_READING = Measurement(
 WASTE_DAILY = Measurement(
     "waste_daily",
     tags=("site", "area", "category"),
-    fields={"tonnes": "float", "net_g": "integer", "deposits": "integer"},
+    fields={"tonnes": "float", "net_g": "integer", "net_mg": "integer", "deposits": "integer"},
 )
-"""Daily tonnage per (Asia/Shanghai day, site, category); time = that day's midnight."""
+"""Daily tonnage per (Asia/Shanghai day, site, category); time = that day's midnight. net_mg keeps
+the exact milligrams, so roll-ups summed from these rows are exact."""
 
 WASTE_AREA_DAILY = Measurement(
     "waste_area_daily",
@@ -125,12 +126,23 @@ QUARANTINE = Measurement(
 )
 """Dead letters: a whole payload (entries = how many it held) or one entry, with its reason."""
 
+DIRTY_SITE_DAY = Measurement(
+    "dirty_site_day",
+    tags=("site",),
+    fields={"day": "string", "points": "integer"},
+)
+"""Marks a (site, Shanghai day) touched by newly written readings or measurements (day = ISO date);
+the aggregator recomputes only those. Written by the ingestion worker in the same request as the
+points it marks, after them; time = the write's millisecond + the day number in ns (unique per
+site, day and millisecond)."""
+
 DIRTY_DAY = Measurement(
     "dirty_day",
     tags=("day",),
     fields={"points": "integer"},
 )
-"""Marks a Shanghai day touched by newly written readings; the aggregator recomputes those."""
+"""The former whole-day marker (workers before dirty_site_day). Still read, so a worker of the
+previous version during a rolling upgrade loses nothing: such a day is recomputed whole."""
 
 AGGREGATOR_STATE = Measurement(
     "aggregator_state",
@@ -173,6 +185,7 @@ ALL = (
     GATEWAY_STATUS,
     DEVICE_STATUS,
     QUARANTINE,
+    DIRTY_SITE_DAY,
     DIRTY_DAY,
     AGGREGATOR_STATE,
     INGEST_STATS,

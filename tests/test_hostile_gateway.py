@@ -492,10 +492,11 @@ def test_thousand_days_in_one_message(hostile: Hostile) -> None:
     )
     n_stored = sum(1 for r in rows if (r["device"], int(r["seq"])) in keys)
     markers = {
-        s.tags.get("day")
+        v[1]
         for s in hostile.influx.query(
-            f"SELECT count(points) FROM {m.DIRTY_DAY.name} WHERE time >= {hostile.t0_ns} GROUP BY day"
+            f"SELECT \"day\" FROM {m.DIRTY_SITE_DAY.name} WHERE time >= {hostile.t0_ns} AND site = '{X}'"
         )
+        for v in s.values
     }
     print(f"1000-day message: {n_stored} readings stored, {len(markers)} dirty-day markers written")
     assert n_stored == 88 and len(markers) <= 92, (

@@ -524,7 +524,7 @@ def test_lines_are_those_of_waste_lines(
         and "net_kg=500.0," in plan.lines[2]
         and "net_kg=1e-05," in plan.lines[3]
     )
-    assert plan.days == {day_number(NOW): 4}
+    assert plan.days == {(day_number(NOW), SITE): 4}  # (Shanghai day, site): the markers
 
 
 def test_a_batch_across_shanghai_midnight_counts_both_days(
@@ -538,7 +538,7 @@ def test_a_batch_across_shanghai_midnight_counts_both_days(
             reading_doc(3, ts=MIDNIGHT + 5),
         ),
     )
-    assert plan.days == {day_number(MIDNIGHT) - 1: 1, day_number(MIDNIGHT): 2}
+    assert plan.days == {(day_number(MIDNIGHT) - 1, SITE): 1, (day_number(MIDNIGHT), SITE): 2}
 
 
 @pytest.mark.parametrize(

@@ -1,45 +1,38 @@
-"""Feed the aggregation functions from InfluxDB day by day; write waste_daily, waste_area_daily and
-waste_targets back, idempotently (a recomputed day overwrites the same points)."""
+"""The aggregator: recompute what the markers say changed, write it back, keep the watermark.
+
+Composes the parts, each readable and testable alone: `reader` (InfluxQL → NumPy columns),
+`tonnage` (the pure NumPy kernel), `encode` (results → line protocol), `schedule` (markers,
+watermark, dependent target days) and `targets`. Writes are idempotent: a recomputed day
+overwrites the same points, so several aggregators may run at once.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from cloud import measurements as m
-from cloud.aggregate.targets import (
-    YEAR_DAYS,
-    DayTargets,
-    TargetRules,
-    compute_targets,
-    meets_standard,
-)
-from cloud.aggregate.tonnage import (
-    GroupCube,
-    Readings,
-    daily_totals,
-    group_cube,
-    kg_to_mg,
-    mg_to_grams,
-    mg_to_tonnes,
-    unique_mask,
-)
-from cloud.days import DAY_MS, date_of, day_number, day_start_ms, number_of, today
+from cloud.aggregate import encode, schedule
+from cloud.aggregate.reader import ReadingsReader
+from cloud.aggregate.schedule import OVERLAP_MS, DirtyWork
+from cloud.aggregate.targets import YEAR_DAYS, TargetRules, compute_targets
+from cloud.aggregate.tonnage import Readings, daily_totals, group_cube
+from cloud.days import date_of, day_number, day_start_ms, number_of, today
 from cloud.health.daily import recompute_health_days
 from cloud.health.suppress import DEFAULT_K
 from cloud.influx import InfluxClient
-from cloud.lineproto import line
 from cloud.registry import Registry
 from contract import CATEGORIES
 
 log = logging.getLogger(__name__)
-OVERLAP_MS = 120_000  # re-read markers this far behind the watermark (clock skew between workers)
-ALL = "all"
+ALL = encode.ALL
+__all__ = ["ALL", "OVERLAP_MS", "Aggregator", "RunResult", "StageTimes"]
 
 
 @dataclass(frozen=True)
@@ -52,21 +45,25 @@ class RunResult:
     target_days: int = 0
 
 
-def _codes(values: list[object]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct strings (None becomes "") and each value's index into them."""
-    arr = np.array(values, dtype=object)
-    arr[np.equal(arr, None)] = ""
-    uniq, inv = np.unique(arr.astype(str), return_inverse=True)
-    return uniq, inv.reshape(-1).astype(np.int64)
+@dataclass
+class StageTimes:
+    """Where an aggregator's time went (seconds, summed over its runs): what the bench reports."""
 
+    read: float = 0.0  # InfluxDB export of readings, into NumPy columns
+    kernel: float = 0.0  # daily_totals + group_cube
+    encode: float = 0.0  # line protocol
+    write: float = 0.0  # /write of the rows
+    rollup: float = 0.0  # district rows from stored area rows (incremental path)
+    targets: float = 0.0
+    readings: int = 0
 
-def _indices(values: list[object], table: dict[str, int]) -> np.ndarray:
-    """Map strings to table indices (-1 for unknown or None), one dict lookup per distinct value."""
-    if not values:
-        return np.zeros(0, dtype=np.int64)
-    uniq, inv = _codes(values)
-    lut = np.array([table.get(str(u), -1) for u in uniq], dtype=np.int64)
-    return lut[inv]
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self, name, getattr(self, name) + time.perf_counter() - t0)
 
 
 class Aggregator:
@@ -91,119 +88,90 @@ class Aggregator:
         self.chunk_size = chunk_size
         self._today = today_fn
         self._sites = [s.id for s in registry.sites]
-        self._site_idx = {s: i for i, s in enumerate(self._sites)}
         self._area = registry.area_of()
         self._areas = [a.id for a in registry.areas]
         self._area_idx = {a: i for i, a in enumerate(self._areas)}
         self._group_of_site = np.array(
             [self._area_idx[s.area] for s in registry.sites], dtype=np.int64
         )
+        self._members: dict[str, list[str]] = {a: [] for a in self._areas}
+        for s in registry.sites:
+            self._members[s.area].append(s.id)
+        self._waste_sites = {s.id for s in registry.sites if s.kind == "waste"}
         self._cat_idx = {c: i for i, c in enumerate(CATEGORIES)}
+        self.reader = ReadingsReader(
+            influx, {s: i for i, s in enumerate(self._sites)}, self._cat_idx, chunk_size
+        )
         self.target_areas = len(
             {s.area for s in registry.sites if s.kind == "waste" and not s.retired}
         )
+        self.times = StageTimes()
 
     # -- reading -------------------------------------------------------------------------
 
     def read_day(self, day: int) -> tuple[Readings, list[str]]:
-        """All stored readings of one Shanghai day as columns (chunked query, bounded memory),
-        and the table of resident pseudonyms the resident column indexes.
+        """All stored readings of one Shanghai day as columns, in series order (see reader)."""
+        return self.reader.read(day)
 
-        Read series by series (GROUP BY the tags): each device's readings arrive together and in
-        time order, the layout in which daily_totals proves "no duplicate" in one pass, and the
-        tags travel once per series instead of once per reading."""
-        start = day_start_ms(day)
-        q = (
-            f"SELECT net_kg, seq, resident FROM {m.WASTE_READING.name} "
-            f"WHERE time >= {start}ms AND time < {start + DAY_MS}ms GROUP BY device, site, category"
-        )
-        cols: dict[str, list[object]] = {c: [] for c in ("time", "net_kg", "seq", "resident")}
-        tags: dict[str, list[object]] = {t: [] for t in ("device", "site", "category")}
-        lengths: list[int] = []
-        for series in self.influx.query_chunks(q, self.chunk_size):
-            if not series.values:
-                continue
-            columns = list(zip(*series.values, strict=True))
-            for name, values in cols.items():
-                values.extend(columns[series.columns.index(name)])
-            for name, values in tags.items():
-                values.append(series.tags.get(name))
-            lengths.append(len(series.values))
-        n = len(cols["time"])
-        per = np.array(lengths, dtype=np.int64)
-        site = np.repeat(_indices(tags["site"], self._site_idx), per)
-        ok = site >= 0  # a site retired from the registry after its data was written is left out
-        device = np.repeat(_codes(tags["device"])[1], per) if n else np.zeros(0, dtype=np.int64)
-        names, resident = (
-            _codes(cols["resident"]) if n else (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64))
-        )
-        if names.shape[0] and names[0] == "":  # readings that name no resident
-            names, resident = names[1:], resident - 1
-        r = Readings(
-            ts_ms=np.array(cols["time"], dtype=np.int64)[ok],
-            site=site[ok],
-            category=np.repeat(_indices(tags["category"], self._cat_idx), per)[ok],
-            device=device[ok],
-            seq=np.array(cols["seq"], dtype=np.int64)[ok],
-            net_mg=kg_to_mg(np.array(cols["net_kg"], dtype=np.float64))[ok],
-            resident=resident[ok],
-        )
-        return r, [str(x) for x in names]
+    # -- one day, whole ----------------------------------------------------------------------
 
-    # -- per-day tonnage and roll-ups ------------------------------------------------------
+    def _whole_day(self, day: int) -> tuple[int, int]:
+        """Recompute and write every site, area and district row of one day from its readings;
+        return (rows, readings)."""
+        with self.times.stage("read"):
+            r, _ = self.reader.read(day)
+        if not len(r):
+            return 0, 0
+        with self.times.stage("kernel"):
+            t = daily_totals(r, len(self._sites), len(CATEGORIES))  # one call, as benchmarked
+            cube = group_cube(t, r, self._group_of_site, len(self._areas), len(CATEGORIES))
+        with self.times.stage("encode"):
+            lines = encode.site_lines(t, self._sites, self._area)
+            lines += encode.area_lines(cube, self._areas, self.rules)
+        with self.times.stage("write"):
+            self.influx.write_lines(encode.body(lines))
+        self.times.readings += len(r)
+        return len(lines), len(r)
 
-    def _day_lines(self, r: Readings) -> list[str]:
-        keep = unique_mask(r.device, r.seq)
-        t = daily_totals(r, len(self._sites), len(CATEGORIES), keep)
-        lines = [
-            line(
-                m.WASTE_DAILY.name,
-                {
-                    "site": self._sites[s],
-                    "area": self._area[self._sites[s]],
-                    "category": CATEGORIES[c],
-                },
-                {"tonnes": mg_to_tonnes(mg), "net_g": mg_to_grams(mg), "deposits": int(n)},
-                day_start_ms(int(d)) * 1_000_000,
-            )
-            for d, s, c, mg, n in zip(
-                t.day.tolist(),
-                t.site.tolist(),
-                t.category.tolist(),
-                t.net_mg.tolist(),
-                t.deposits.tolist(),
-                strict=True,
-            )
-        ]
-        cube = group_cube(t, r, self._group_of_site, len(self._areas), len(CATEGORIES), keep)
-        lines += self._area_lines(cube)
-        return lines
+    # -- one day, the areas of changed sites ---------------------------------------------------
 
-    def _area_lines(self, cube: GroupCube) -> list[str]:
-        meets = meets_standard(cube.net_mg[:, :-1, :], cube.deposits[:, :-1, :], self.rules)
-        areas = [*self._areas, ALL]
-        cats = [*CATEGORIES, ALL]
-        lines = []
-        for di, g, c in zip(*np.nonzero(cube.deposits), strict=True):  # one step per non-empty cell
-            mg = int(cube.net_mg[di, g, c])
-            fields: dict[str, float | int | bool | str | None] = {
-                "tonnes": mg_to_tonnes(mg),
-                "net_g": mg_to_grams(mg),
-                "net_mg": mg,
-                "deposits": int(cube.deposits[di, g, c]),
-                "residents": int(cube.residents[di, g, c]),
-            }
-            if c == len(CATEGORIES) and g < len(self._areas):
-                fields["meets_standard"] = bool(meets[di, g])
-            lines.append(
-                line(
-                    m.WASTE_AREA_DAILY.name,
-                    {"area": areas[g], "category": cats[c]},
-                    fields,
-                    day_start_ms(cube.first_day + int(di)) * 1_000_000,
-                )
-            )
-        return lines
+    def _changed_sites(self, day: int, sites: set[str]) -> tuple[int, int]:
+        """Recompute the areas of these sites for one day from their readings (the site rows and
+        the area rows, exact distinct residents included), then the district rows from the stored
+        area rows; return (rows, readings). An area, not a site, is the unit: its distinct
+        residents cannot be summed from per-site rows, and an area is a handful of stations."""
+        areas = sorted({self._area_idx[self._area[s]] for s in sites if s in self._area})
+        members = [s for a in areas for s in self._members[self._areas[a]]]
+        if not members:
+            return 0, 0
+        if 2 * len(members) > len(self._sites):  # most of the district changed: read it whole
+            return self._whole_day(day)
+        with self.times.stage("read"):
+            r, _ = self.reader.read(day, members)
+        if not len(r):
+            return 0, 0
+        with self.times.stage("kernel"):
+            t = daily_totals(r, len(self._sites), len(CATEGORIES))
+            cube = group_cube(t, r, self._group_of_site, len(self._areas), len(CATEGORIES))
+        with self.times.stage("encode"):
+            lines = encode.site_lines(t, self._sites, self._area)
+            lines += encode.area_lines(cube, self._areas, self.rules, only=set(areas))
+        with self.times.stage("write"):
+            self.influx.write_lines(encode.body(lines))
+        self.times.readings += len(r)
+        with self.times.stage("rollup"):
+            district = self._district_lines(day)
+            self.influx.write_lines(encode.body(district))
+        return len(lines) + len(district), len(r)
+
+    def _district_lines(self, day: int) -> list[str]:
+        """The district rows of one day, summed from the stored area rows (exact milligrams);
+        distinct residents counted by influxd over the day's readings (not summable)."""
+        net, dep = self.reader.area_rows(day, self._area_idx)
+        per_category, total = self.reader.district_residents(day)
+        return encode.district_lines(day, net.sum(axis=0), dep.sum(axis=0), per_category, total)
+
+    # -- recompute -----------------------------------------------------------------------------
 
     def recompute(
         self,
@@ -211,38 +179,43 @@ class Aggregator:
         progress: Callable[[int], None] | None = None,
         targets: bool = True,
     ) -> RunResult:
-        """Recompute and write tonnage and roll-ups of each day, then the targets they touch."""
+        """Recompute and write tonnage and roll-ups of each whole day, then the targets they touch."""
+        work = DirtyWork()
+        for d in days:
+            work.add_day(d)
+        return self.recompute_work(work, progress, targets)
+
+    def recompute_work(
+        self,
+        work: DirtyWork,
+        progress: Callable[[int], None] | None = None,
+        targets: bool = True,
+    ) -> RunResult:
+        """Recompute what `work` names (whole days, or the areas of changed sites), then the
+        targets that depend on those days."""
         done: list[dt.date] = []
         rows = readings = 0
-        day_list = sorted(set(days))
-        for day in day_list:
-            r, _ = self.read_day(day)
-            lines = self._day_lines(r) if len(r) else []
-            self.influx.write_lines(("\n".join(lines) + "\n").encode() if lines else b"")
-            rows += len(lines)
-            readings += len(r)
+        for day in work.days:
+            sites = work.sites[day]
+            n_rows, n = self._whole_day(day) if sites is None else self._changed_sites(day, sites)
+            rows += n_rows
+            readings += n
             done.append(date_of(day))
             if progress:
                 progress(1)
-        n_targets = (
-            self.recompute_targets(self.affected_target_days(day_list))
-            if targets and day_list
-            else 0
-        )
+        n_targets = 0
+        if targets and work.days:
+            with self.times.stage("targets"):
+                n_targets = self.recompute_targets(self.affected_target_days(work.days))
         return RunResult(done, rows, readings, n_targets)
 
     # -- targets ---------------------------------------------------------------------------
 
     def affected_target_days(self, days: Iterable[int]) -> list[int]:
-        """Target days whose inputs include one of `days`: the window after each day, and the same
-        window a year later (the dry-waste comparison), up to today."""
-        w = self.rules.dry_window_days
-        last = number_of(self._today())
-        out: set[int] = set()
-        for d in days:
-            out.update(x for x in range(d, d + w) if x <= last)
-            out.update(x for x in range(d + YEAR_DAYS, d + YEAR_DAYS + w) if x <= last)
-        return sorted(out)
+        """Target days whose inputs include one of `days` (see schedule.affected_target_days)."""
+        return schedule.affected_target_days(
+            days, self.rules.dry_window_days, number_of(self._today())
+        )
 
     def load_area_cube(self, first_day: int, last_day: int) -> tuple[np.ndarray, np.ndarray]:
         """Dense (day, area, category) net_mg and deposits from waste_area_daily (chunked)."""
@@ -275,33 +248,9 @@ class Aggregator:
         has = dep.sum(axis=(1, 2)) > 0
         wanted = np.array([d for d in days if has[d - lo]], dtype=np.int64)
         result = compute_targets(lo, net, dep, self.target_areas, self.rules, wanted)
-        lines = [self._target_line(t) for t in result]
-        self.influx.write_lines(("\n".join(lines) + "\n").encode() if lines else b"")
+        lines = [encode.target_line(t, self.rules) for t in result]
+        self.influx.write_lines(encode.body(lines))
         return len(lines)
-
-    def _target_line(self, t: DayTargets) -> str:
-        r = self.rules
-        return line(
-            m.WASTE_TARGETS.name,
-            {},
-            {
-                "recyclable_tonnes": t.recyclable_tonnes,
-                "recyclable_goal_tonnes": float(r.recyclable_tonnes_per_day),
-                "recyclable_met": t.recyclable_met,
-                "dry_tonnes_per_day_30d": t.dry_tonnes_per_day,
-                "dry_reference_tonnes_per_day": t.dry_reference_tonnes_per_day,
-                "dry_reference": t.dry_reference,
-                "dry_change_pct": t.dry_change_pct,
-                "dry_goal_change_pct": float(r.dry_change_pct),
-                "dry_met": t.dry_met,
-                "sorting_areas_meeting": t.sorting_areas_meeting,
-                "sorting_areas": t.sorting_areas,
-                "sorting_pct": t.sorting_pct,
-                "sorting_goal_pct": float(r.sorting_pct),
-                "sorting_met": t.sorting_met,
-            },
-            day_start_ms(t.day) * 1_000_000,
-        )
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -311,43 +260,27 @@ class Aggregator:
         """Recompute every day from start to end inclusive, then the targets they touch."""
         return self.recompute(range(number_of(start), number_of(end) + 1), progress)
 
-    def dirty_days(self) -> tuple[list[int], int]:
-        """Days marked dirty since the watermark, and the new watermark to store after the run."""
-        new_watermark = time.time_ns() // 1_000_000
-        wm = 0
-        for s in self.influx.query(f"SELECT last(watermark_ms) FROM {m.AGGREGATOR_STATE.name}"):
-            wm = int(s.values[0][1])
-        since = max(0, wm - OVERLAP_MS)
-        days: set[int] = set()
-        for s in self.influx.query(
-            f'SELECT points, "day" FROM {m.DIRTY_DAY.name} WHERE time > {since}ms'
-        ):
-            i = s.columns.index("day")
-            days.update(number_of(dt.date.fromisoformat(v[i])) for v in s.values)
-        return sorted(days), new_watermark
+    def _health_days(self, work: DirtyWork) -> list[int]:
+        """Days whose markers may come from a health hut (any site not a waste station, or a
+        whole-day marker): health_daily is recomputed for those."""
+        return [
+            d
+            for d, sites in work.sites.items()
+            if sites is None or any(s not in self._waste_sites for s in sites)
+        ]
 
     def run_incremental(self) -> RunResult:
-        """Recompute only the days touched by new or late readings since the last run."""
-        days, watermark = self.dirty_days()
-        result = self.recompute(days)
-        recompute_health_days(
-            self.influx, days, self.health_k
-        )  # health_daily of huts (the same dirty-day markers)
-        self.influx.write_lines(
-            (
-                line(
-                    m.AGGREGATOR_STATE.name,
-                    {},
-                    {"watermark_ms": watermark, "days": len(days)},
-                    watermark * 1_000_000,
-                )
-                + "\n"
-            ).encode()
-        )
-        if days:
+        """Recompute only what new or late readings touched since the last run: the areas of the
+        marked sites on the marked days, the district rows and targets that depend on them, and
+        the huts' health_daily of those days."""
+        work, watermark = schedule.dirty_work(self.influx)
+        result = self.recompute_work(work)
+        recompute_health_days(self.influx, self._health_days(work), self.health_k)
+        schedule.write_watermark(self.influx, watermark, len(work))
+        if len(work):
             log.info(
                 "aggregated %d day(s): %d rows from %d readings, %d target day(s)",
-                len(days),
+                len(work),
                 result.rows,
                 result.readings,
                 result.target_days,

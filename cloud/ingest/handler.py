@@ -73,7 +73,9 @@ class Plan:
     readings: int = 0
     measurements: int = 0
     statuses: int = 0
-    days: Counter[int] = field(default_factory=Counter)
+    days: Counter[tuple[int, str]] = field(
+        default_factory=Counter
+    )  # (Shanghai day, site) -> points
     ignored: Counter[str] = field(default_factory=Counter)  # fields v1 does not define, by name
     internal_errors: int = 0
 
@@ -208,7 +210,7 @@ class BatchPlanner:
             valid = [r for r in decoded.valid if self._entry_ok(topic, msg, r, plan, now_ms)]
             plan.lines.extend(waste_lines(site.id, site.area, valid))
             plan.readings += len(valid)
-            plan.days.update(day_number(r.ts) for r in valid)
+            plan.days.update((day_number(r.ts), site.id) for r in valid)
         else:
             if self._health_encoder is None:
                 raise PayloadRejected(
@@ -219,7 +221,7 @@ class BatchPlanner:
             plan.health_lines.extend(self._health_encoder(site.id, valid))
             plan.measurements += len(valid)
             plan.days.update(
-                day_number(x.ts) for x in valid
+                (day_number(x.ts), site.id) for x in valid
             )  # health_daily is recomputed for these days
         plan.ignored.update(decoded.ignored)
         for rej in decoded.rejected:
@@ -298,9 +300,9 @@ class BatchPlanner:
         if last > now_ms + FUTURE_TOLERANCE_MS or first < now_ms - self._max_age_ms:
             return False
         if day_number(first) == day_number(last):  # the usual batch: one Shanghai day
-            plan.days[day_number(first)] += len(ts)
+            plan.days[day_number(first), site_id] += len(ts)
         else:
-            plan.days.update(day_number(t) for t in ts)
+            plan.days.update((day_number(t), site_id) for t in ts)
         plan.lines.extend(lines)
         plan.readings += len(readings)
         return True
@@ -350,7 +352,9 @@ def _dead_letter(
     )
 
 
-def _rollback(plan: Plan, mark: tuple[int, int, int, int, int, Counter[int], int]) -> None:
+def _rollback(
+    plan: Plan, mark: tuple[int, int, int, int, int, Counter[tuple[int, str]], int]
+) -> None:
     """Undo whatever a message that failed half-way added to the plan."""
     lines, quarantine, plan.readings, plan.measurements, plan.statuses, plan.days, health = mark
     del plan.lines[lines:]
@@ -358,11 +362,22 @@ def _rollback(plan: Plan, mark: tuple[int, int, int, int, int, Counter[int], int
     del plan.quarantine[quarantine:]
 
 
-def day_marker_lines(days: Counter[int], time_ns: int) -> list[str]:
-    """Markers telling the aggregator which Shanghai days got new readings."""
+def day_marker_lines(days: Counter[tuple[int, str]], time_ns: int) -> list[str]:
+    """Markers telling the aggregator which (Shanghai day, site) got new readings: one per pair.
+
+    Series = the site (bounded: one per site, not per site and day); time = the write's millisecond
+    plus the day number in nanoseconds, so two markers can only be one point when they name the same
+    site, day and millisecond (the same news), whichever workers wrote them.
+    """
+    ms_ns = time_ns // 1_000_000 * 1_000_000
     return [
-        line(m.DIRTY_DAY.name, {"day": date_of(d).isoformat()}, {"points": n}, time_ns)
-        for d, n in sorted(days.items())
+        line(
+            m.DIRTY_SITE_DAY.name,
+            {"site": site},
+            {"day": date_of(d).isoformat(), "points": n},
+            ms_ns + d,
+        )
+        for (d, site), n in sorted(days.items())
     ]
 
 

@@ -1,0 +1,105 @@
+"""What the incremental aggregator has to do: dirty (site, day) markers since the watermark, and
+which target days depend on a recomputed day. Reads markers, writes the watermark; computes
+nothing else.
+
+The contract with the ingestion worker: every written reading has a `dirty_site_day` marker in the
+same /write request, after it, stamped with the write's wall-clock time. A run takes its new
+watermark *before* reading markers, reads every marker newer than the stored watermark minus
+OVERLAP_MS (clock skew between hosts, a write that lands later than the time it was stamped), and
+stores the watermark only after its recompute is written. So a marker is read by at least one run
+that starts after its readings are stored; with runs less than OVERLAP_MS apart, by two (which is
+what heals a race between concurrent aggregators: a run that read a day just before another's late
+reading was stored is followed by one that reads it again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cloud import measurements as m
+from cloud.aggregate.targets import YEAR_DAYS
+from cloud.days import number_of
+from cloud.influx import InfluxClient
+from cloud.lineproto import line
+
+OVERLAP_MS = 120_000  # re-read markers this far behind the watermark (clock skew between workers)
+
+
+@dataclass
+class DirtyWork:
+    """Days to recompute: per day the sites whose readings changed, or None for the whole day
+    (a marker of the previous version, which names no site)."""
+
+    sites: dict[int, set[str] | None] = field(default_factory=dict)
+
+    def add_site(self, day: int, site: str) -> None:
+        known = self.sites.setdefault(day, set())
+        if known is not None:
+            known.add(site)
+
+    def add_day(self, day: int) -> None:
+        self.sites[day] = None
+
+    @property
+    def days(self) -> list[int]:
+        return sorted(self.sites)
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+
+def read_watermark(influx: InfluxClient) -> int:
+    """The stored watermark (epoch ms; 0 before the first run)."""
+    wm = 0
+    for s in influx.query(f"SELECT last(watermark_ms) FROM {m.AGGREGATOR_STATE.name}"):
+        wm = int(s.values[0][1])
+    return wm
+
+
+def read_dirty(influx: InfluxClient, since_ms: int) -> DirtyWork:
+    """Every (site, day) marked after since_ms, and whole days of previous-version markers."""
+    work = DirtyWork()
+    q = f'SELECT "day" FROM {m.DIRTY_SITE_DAY.name} WHERE time > {since_ms}ms GROUP BY site'
+    for s in influx.query(q):
+        site = s.tags.get("site", "")
+        i = s.columns.index("day")
+        for day in {v[i] for v in s.values}:
+            work.add_site(number_of(dt.date.fromisoformat(day)), site)
+    for s in influx.query(
+        f'SELECT points, "day" FROM {m.DIRTY_DAY.name} WHERE time > {since_ms}ms'
+    ):
+        i = s.columns.index("day")
+        for day in {v[i] for v in s.values}:
+            work.add_day(number_of(dt.date.fromisoformat(day)))
+    return work
+
+
+def dirty_work(influx: InfluxClient) -> tuple[DirtyWork, int]:
+    """The work marked since the watermark, and the new watermark to store after doing it."""
+    new_watermark = time.time_ns() // 1_000_000
+    since = max(0, read_watermark(influx) - OVERLAP_MS)
+    return read_dirty(influx, since), new_watermark
+
+
+def write_watermark(influx: InfluxClient, watermark_ms: int, days: int) -> None:
+    """Store where this run got to (after its results are written)."""
+    point = line(
+        m.AGGREGATOR_STATE.name,
+        {},
+        {"watermark_ms": watermark_ms, "days": days},
+        watermark_ms * 1_000_000,
+    )
+    influx.write_lines((point + "\n").encode())
+
+
+def affected_target_days(days: Iterable[int], window_days: int, last_day: int) -> list[int]:
+    """Target days whose inputs include one of `days`: the dry window after each day, and the
+    same window a year later (the dry-waste comparison), up to last_day (today)."""
+    out: set[int] = set()
+    for d in days:
+        out.update(x for x in range(d, d + window_days) if x <= last_day)
+        out.update(x for x in range(d + YEAR_DAYS, d + YEAR_DAYS + window_days) if x <= last_day)
+    return sorted(out)
