@@ -6,6 +6,7 @@ compatibility endpoints (token auth, bucket = database).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import ipaddress
 import json
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import httpx
+import msgspec
 
 from runtime.backoff import Backoff
 
@@ -92,6 +94,10 @@ class InfluxClient:
         # Compressing costs CPU on both ends (~0.2 µs a reading here) and saves nothing on loopback.
         self.gzip = (not is_loopback(config.url)) if config.gzip is None else config.gzip
         headers = {"User-Agent": "gumei-iot"}
+        if (
+            not self.gzip
+        ):  # nor gzipped answers: on loopback they cost influxd and us CPU for nothing
+            headers["Accept-Encoding"] = "identity"
         auth: httpx.BasicAuth | None = None
         if config.auth == "token":
             headers["Authorization"] = f"Token {config.token}"
@@ -201,6 +207,40 @@ class InfluxClient:
         except httpx.TransportError as exc:
             raise RetryableInfluxError(f"InfluxDB at {self.config.url} unreachable: {exc}") from exc
 
+    def query_rows(
+        self, q: str, row: Any, chunk_size: int = 50_000, db: str | None = None
+    ) -> Iterator[tuple[dict[str, str], list[Any]]]:
+        """Stream a large result as (tags, rows) per series chunk, each row decoded by msgspec as
+        `row` (e.g. tuple[int, float, int, str | None] for time and three selected fields): the
+        fast path for exports, several times cheaper than query_chunks' generic JSON."""
+        data = {
+            "q": q,
+            "db": db or self.config.database,
+            "epoch": "ms",
+            "chunked": "true",
+            "chunk_size": str(chunk_size),
+        }
+        decoder = _chunk_decoder(row)
+        try:
+            with self._http.stream("POST", "/query", data=data) as r:
+                if r.status_code >= 300:
+                    r.read()
+                    raise FatalInfluxError(f"InfluxDB error {r.status_code}: {_error_text(r)}")
+                for line in _byte_lines(r.iter_bytes()):
+                    try:
+                        doc = decoder.decode(line)
+                    except msgspec.ValidationError as exc:
+                        raise FatalInfluxError(f"InfluxDB answer not as expected: {exc}") from exc
+                    if doc.error:
+                        raise FatalInfluxError(f"InfluxDB query error: {doc.error}")
+                    for result in doc.results:
+                        if result.error:
+                            raise FatalInfluxError(f"InfluxDB query error: {result.error}")
+                        for s in result.series:
+                            yield s.tags, s.values
+        except httpx.TransportError as exc:
+            raise RetryableInfluxError(f"InfluxDB at {self.config.url} unreachable: {exc}") from exc
+
     def execute(self, q: str, db: str | None = None) -> None:
         """Run a statement that returns no rows (CREATE, DROP, ...)."""
         self.query(q, db=db)
@@ -233,6 +273,37 @@ def _error_text(r: httpx.Response) -> str:
         return str(r.json().get("error", r.text))[:300]
     except ValueError:
         return r.text[:300]
+
+
+def _byte_lines(parts: Iterator[bytes]) -> Iterator[bytes]:
+    """The non-empty lines of a byte stream (no text decoding: msgspec reads UTF-8 bytes)."""
+    buf = bytearray()
+    for part in parts:
+        start = len(buf)
+        buf += part
+        i = buf.find(b"\n", start)
+        if i < 0:
+            continue
+        *lines, rest = bytes(buf).split(b"\n")
+        yield from (x for x in lines if x.strip())
+        buf = bytearray(rest)
+    if buf.strip():
+        yield bytes(buf)
+
+
+@functools.cache
+def _chunk_decoder(row: Any) -> msgspec.json.Decoder[Any]:
+    """A msgspec decoder of one chunk of a query answer whose rows have the type `row`."""
+    series = msgspec.defstruct("Series", [("tags", dict[str, str], {}), ("values", list[row], [])])
+    result = msgspec.defstruct(
+        "Result",
+        [("series", list[series], []), ("error", str | None, None)],  # type: ignore[valid-type]
+    )
+    chunk = msgspec.defstruct(
+        "Chunk",
+        [("results", list[result], []), ("error", str | None, None)],  # type: ignore[valid-type]
+    )
+    return msgspec.json.Decoder(chunk)
 
 
 def _series_of(doc: dict[str, Any]) -> Iterator[Series]:

@@ -147,9 +147,10 @@ previous version during a rolling upgrade loses nothing: such a day is recompute
 AGGREGATOR_STATE = Measurement(
     "aggregator_state",
     tags=(),
-    fields={"watermark_ms": "integer", "days": "integer"},
+    fields={"watermark_ms": "integer", "residents_watermark_ms": "integer", "days": "integer"},
 )
-"""Where the incremental aggregator got to: dirty_day markers before the watermark are done."""
+"""Where the incremental aggregator got to: markers before watermark_ms are done (site, area and
+district tonnage, targets), before residents_watermark_ms the district's distinct residents."""
 
 INGEST_STATS = Measurement(
     "ingest_stats",

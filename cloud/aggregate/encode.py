@@ -81,32 +81,41 @@ def area_lines(
     return out
 
 
-def district_lines(day: int, net_mg: I64, deposits: I64, residents: I64, total: int) -> list[str]:
-    """The district's waste_area_daily points of one day (area "all"), per category and "all",
-    from per-category sums (net_mg, deposits, residents) and the distinct residents over all."""
-    out = []
+def district_lines(day: int, net_mg: I64, deposits: I64) -> list[str]:
+    """The district's tonnage and deposits of one day (area "all", per category and "all") from
+    per-category sums. No residents field: writing these leaves the stored count as it is (the
+    fields of a point merge), district_residents_lines sets it."""
     cats = [*CATEGORIES, ALL]
     net = [*net_mg.tolist(), int(net_mg.sum())]
     dep = [*deposits.tolist(), int(deposits.sum())]
-    res = [*residents.tolist(), total]
-    for c, mg, n, r in zip(cats, net, dep, res, strict=True):
-        if n == 0:
-            continue
-        out.append(
-            line(
-                m.WASTE_AREA_DAILY.name,
-                {"area": ALL, "category": c},
-                {
-                    "tonnes": mg_to_tonnes(mg),
-                    "net_g": mg_to_grams(mg),
-                    "net_mg": mg,
-                    "deposits": n,
-                    "residents": r,
-                },
-                day_start_ms(day) * 1_000_000,
-            )
+    return [
+        line(
+            m.WASTE_AREA_DAILY.name,
+            {"area": ALL, "category": c},
+            {"tonnes": mg_to_tonnes(mg), "net_g": mg_to_grams(mg), "net_mg": mg, "deposits": n},
+            day_start_ms(day) * 1_000_000,
         )
-    return out
+        for c, mg, n in zip(cats, net, dep, strict=True)
+        if n > 0
+    ]
+
+
+def district_residents_lines(day: int, deposits: I64, residents: I64, total: int) -> list[str]:
+    """Only the residents field of the district's points of one day (per category with deposits,
+    and "all"); tonnage and deposits stored with them stay as they are."""
+    cats = [*CATEGORIES, ALL]
+    dep = [*deposits.tolist(), int(deposits.sum())]
+    res = [*residents.tolist(), total]
+    return [
+        line(
+            m.WASTE_AREA_DAILY.name,
+            {"area": ALL, "category": c},
+            {"residents": r},
+            day_start_ms(day) * 1_000_000,
+        )
+        for c, n, r in zip(cats, dep, res, strict=True)
+        if n > 0
+    ]
 
 
 def target_line(t: DayTargets, r: TargetRules) -> str:

@@ -11,28 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from cloud import measurements as m
-from cloud.aggregate.tonnage import I64, Readings, kg_to_mg
+from cloud.aggregate.tonnage import F64, I64, Readings, kg_to_mg
 from cloud.days import DAY_MS, day_start_ms
 from cloud.influx import InfluxClient
 
 SITES_PER_QUERY = 200  # sites named in one WHERE (site = … OR …): keeps a query short
 
 
-def _codes(values: list[object]) -> tuple[np.ndarray, I64]:
-    """Distinct strings (None becomes "") and each value's index into them."""
-    arr = np.array(values, dtype=object)
-    arr[np.equal(arr, None)] = ""
-    uniq, inv = np.unique(arr.astype(str), return_inverse=True)
-    return uniq, inv.reshape(-1).astype(np.int64)
-
-
-def _indices(values: list[object], table: dict[str, int]) -> I64:
-    """Map strings to table indices (-1 for unknown or None), one dict lookup per distinct value."""
-    if not values:
-        return np.zeros(0, dtype=np.int64)
-    uniq, inv = _codes(values)
-    lut = np.array([table.get(str(u), -1) for u in uniq], dtype=np.int64)
-    return lut[inv]
+Row = tuple[
+    int, float, int, str | None
+]  # time (ms), net_kg, seq, resident: readings_query's columns
 
 
 def day_window(day: int) -> str:
@@ -77,44 +65,43 @@ class ReadingsReader:
         return self._read([readings_query(day, g) for g in groups])
 
     def _read(self, queries: list[str]) -> tuple[Readings, list[str]]:
-        cols: dict[str, list[object]] = {c: [] for c in ("time", "net_kg", "seq", "resident")}
-        tags: dict[str, list[object]] = {t: [] for t in ("device", "site", "category")}
-        lengths: list[int] = []
+        """Decode chunk by chunk straight into NumPy columns (no list of every value is kept):
+        residents coded through one dict, tags once per series."""
+        parts: dict[str, list[I64]] = {c: [] for c in ("ts", "site", "cat", "dev", "seq", "res")}
+        net: list[F64] = []
+        devices: dict[str, int] = {}
+        residents: dict[str | None, int] = {None: -1}
+        code = residents.setdefault
         for q in queries:
-            for series in self.influx.query_chunks(q, self.chunk_size):
-                if not series.values:
+            for tags, values in self.influx.query_rows(q, Row, self.chunk_size):
+                site = self.site_idx.get(tags.get("site", ""), -1)
+                if not values or site < 0:  # a site no longer in the registry is left out
                     continue
-                columns = list(zip(*series.values, strict=True))
-                for name, values in cols.items():
-                    values.extend(columns[series.columns.index(name)])
-                for name, values in tags.items():
-                    values.append(series.tags.get(name))
-                lengths.append(len(series.values))
-        return self._columns(cols, tags, lengths)
-
-    def _columns(
-        self, cols: dict[str, list[object]], tags: dict[str, list[object]], lengths: list[int]
-    ) -> tuple[Readings, list[str]]:
-        n = len(cols["time"])
-        per = np.array(lengths, dtype=np.int64)
-        site = np.repeat(_indices(tags["site"], self.site_idx), per)
-        ok = site >= 0  # a site retired from the registry after its data was written is left out
-        device = np.repeat(_codes(tags["device"])[1], per) if n else np.zeros(0, dtype=np.int64)
-        names, resident = (
-            _codes(cols["resident"]) if n else (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64))
-        )
-        if names.shape[0] and names[0] == "":  # readings that name no resident
-            names, resident = names[1:], resident - 1
+                n = len(values)
+                ts, kg, seq, res = zip(*values, strict=True)
+                parts["ts"].append(np.array(ts, dtype=np.int64))
+                net.append(np.array(kg, dtype=np.float64))
+                parts["seq"].append(np.array(seq, dtype=np.int64))
+                parts["res"].append(
+                    np.array([code(x, len(residents) - 1) for x in res], dtype=np.int64)
+                )
+                dev = devices.setdefault(tags.get("device", ""), len(devices))
+                parts["site"].append(np.full(n, site, dtype=np.int64))
+                parts["cat"].append(
+                    np.full(n, self.cat_idx.get(tags.get("category", ""), -1), dtype=np.int64)
+                )
+                parts["dev"].append(np.full(n, dev, dtype=np.int64))
+        col = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in parts.items()}
         r = Readings(
-            ts_ms=np.array(cols["time"], dtype=np.int64)[ok],
-            site=site[ok],
-            category=np.repeat(_indices(tags["category"], self.cat_idx), per)[ok],
-            device=device[ok],
-            seq=np.array(cols["seq"], dtype=np.int64)[ok],
-            net_mg=kg_to_mg(np.array(cols["net_kg"], dtype=np.float64))[ok],
-            resident=resident[ok],
+            ts_ms=col["ts"],
+            site=col["site"],
+            category=col["cat"],
+            device=col["dev"],
+            seq=col["seq"],
+            net_mg=kg_to_mg(np.concatenate(net)) if net else np.zeros(0, dtype=np.int64),
+            resident=col["res"],
         )
-        return r, [str(x) for x in names]
+        return r, [x for x in residents if x is not None]
 
     def area_rows(self, day: int, area_idx: dict[str, int]) -> tuple[I64, I64]:
         """The stored per-area rows of one day (category rows, not "all"): dense (area, category)

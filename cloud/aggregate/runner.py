@@ -54,6 +54,7 @@ class StageTimes:
     encode: float = 0.0  # line protocol
     write: float = 0.0  # /write of the rows
     rollup: float = 0.0  # district rows from stored area rows (incremental path)
+    residents: float = 0.0  # the district's distinct residents, counted by influxd
     targets: float = 0.0
     readings: int = 0
 
@@ -80,8 +81,10 @@ class Aggregator:
         chunk_size: int = 50_000,
         today_fn: Callable[[], dt.date] = today,
         health_k: int = DEFAULT_K,
+        whole_days: bool = False,
     ) -> None:
         self.influx = influx
+        self.whole_days = whole_days  # the former design: a marked day is recomputed whole
         self.health_k = health_k  # operator-visible health cells need this many distinct residents
         self.registry = registry
         self.rules = rules or TargetRules()
@@ -165,11 +168,24 @@ class Aggregator:
         return len(lines) + len(district), len(r)
 
     def _district_lines(self, day: int) -> list[str]:
-        """The district rows of one day, summed from the stored area rows (exact milligrams);
-        distinct residents counted by influxd over the day's readings (not summable)."""
+        """The district's tonnage rows of one day, summed from the stored area rows (exact
+        milligrams). Distinct residents cannot be summed: recount_district_residents sets them."""
         net, dep = self.reader.area_rows(day, self._area_idx)
-        per_category, total = self.reader.district_residents(day)
-        return encode.district_lines(day, net.sum(axis=0), dep.sum(axis=0), per_category, total)
+        return encode.district_lines(day, net.sum(axis=0), dep.sum(axis=0))
+
+    def recount_district_residents(self, days: Iterable[int]) -> int:
+        """Count the district's distinct residents of each day in influxd (per category and
+        over all; nothing exported, but the whole day is scanned) and write them into the
+        district rows; return how many days."""
+        n = 0
+        for day in sorted(set(days)):
+            with self.times.stage("residents"):
+                _, dep = self.reader.area_rows(day, self._area_idx)
+                per_category, total = self.reader.district_residents(day)
+                lines = encode.district_residents_lines(day, dep.sum(axis=0), per_category, total)
+                self.influx.write_lines(encode.body(lines))
+            n += 1 if lines else 0
+        return n
 
     # -- recompute -----------------------------------------------------------------------------
 
@@ -269,14 +285,19 @@ class Aggregator:
             if sites is None or any(s not in self._waste_sites for s in sites)
         ]
 
-    def run_incremental(self) -> RunResult:
+    def run_incremental(self, district_residents: bool = True) -> RunResult:
         """Recompute only what new or late readings touched since the last run: the areas of the
         marked sites on the marked days, the district rows and targets that depend on them, and
-        the huts' health_daily of those days."""
+        the huts' health_daily of those days; then (unless told not to: `gumei aggregate loop`
+        runs it in its own lane, run_district_residents) the district's distinct residents."""
         work, watermark = schedule.dirty_work(self.influx)
+        if self.whole_days:
+            work = DirtyWork(dict.fromkeys(work.days))
         result = self.recompute_work(work)
         recompute_health_days(self.influx, self._health_days(work), self.health_k)
-        schedule.write_watermark(self.influx, watermark, len(work))
+        if district_residents:
+            self.recount_district_residents(d for d, s in work.sites.items() if s is not None)
+        schedule.write_watermark(self.influx, watermark, len(work), district_residents)
         if len(work):
             log.info(
                 "aggregated %d day(s): %d rows from %d readings, %d target day(s)",
@@ -286,3 +307,11 @@ class Aggregator:
                 result.target_days,
             )
         return result
+
+    def run_district_residents(self) -> int:
+        """The slow lane: recount the district's distinct residents of the days marked since its
+        own watermark (a whole-day scan in influxd each); return how many days."""
+        work, watermark = schedule.dirty_work(self.influx, schedule.RESIDENTS_WATERMARK)
+        n = self.recount_district_residents(work.days)
+        schedule.write_watermark(self.influx, watermark, len(work), rows=False)
+        return n

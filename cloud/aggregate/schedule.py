@@ -26,6 +26,8 @@ from cloud.influx import InfluxClient
 from cloud.lineproto import line
 
 OVERLAP_MS = 120_000  # re-read markers this far behind the watermark (clock skew between workers)
+ROWS_WATERMARK = "watermark_ms"  # the rows lane: site, area and district tonnage, targets
+RESIDENTS_WATERMARK = "residents_watermark_ms"  # the lane of the district's distinct residents
 
 
 @dataclass
@@ -51,10 +53,10 @@ class DirtyWork:
         return len(self.sites)
 
 
-def read_watermark(influx: InfluxClient) -> int:
-    """The stored watermark (epoch ms; 0 before the first run)."""
+def read_watermark(influx: InfluxClient, name: str = ROWS_WATERMARK) -> int:
+    """The stored watermark of a lane (epoch ms; 0 before its first run)."""
     wm = 0
-    for s in influx.query(f"SELECT last(watermark_ms) FROM {m.AGGREGATOR_STATE.name}"):
+    for s in influx.query(f'SELECT last("{name}") FROM {m.AGGREGATOR_STATE.name}'):
         wm = int(s.values[0][1])
     return wm
 
@@ -77,21 +79,25 @@ def read_dirty(influx: InfluxClient, since_ms: int) -> DirtyWork:
     return work
 
 
-def dirty_work(influx: InfluxClient) -> tuple[DirtyWork, int]:
-    """The work marked since the watermark, and the new watermark to store after doing it."""
+def dirty_work(influx: InfluxClient, name: str = ROWS_WATERMARK) -> tuple[DirtyWork, int]:
+    """The work marked since a lane's watermark, and the new watermark to store after doing it."""
     new_watermark = time.time_ns() // 1_000_000
-    since = max(0, read_watermark(influx) - OVERLAP_MS)
+    stored = read_watermark(influx, name) or read_watermark(influx)  # a new lane starts at rows'
+    since = max(0, stored - OVERLAP_MS)
     return read_dirty(influx, since), new_watermark
 
 
-def write_watermark(influx: InfluxClient, watermark_ms: int, days: int) -> None:
-    """Store where this run got to (after its results are written)."""
-    point = line(
-        m.AGGREGATOR_STATE.name,
-        {},
-        {"watermark_ms": watermark_ms, "days": days},
-        watermark_ms * 1_000_000,
-    )
+def write_watermark(
+    influx: InfluxClient, watermark_ms: int, days: int, residents: bool = True, rows: bool = True
+) -> None:
+    """Store where this run got to (after its results are written), for the lanes it ran. Both
+    lanes' fields live in one series; a point written by both at the same ms merges."""
+    fields: dict[str, int] = {"days": days}
+    if rows:
+        fields[ROWS_WATERMARK] = watermark_ms
+    if residents:
+        fields[RESIDENTS_WATERMARK] = watermark_ms
+    point = line(m.AGGREGATOR_STATE.name, {}, dict(fields), watermark_ms * 1_000_000)
     influx.write_lines((point + "\n").encode())
 
 

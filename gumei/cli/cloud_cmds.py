@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -94,6 +95,9 @@ def aggregate_run(config: ConfigOpt = None) -> None:
 def aggregate_loop(
     config: ConfigOpt = None,
     interval: Annotated[float | None, typer.Option(help="seconds between runs")] = None,
+    residents_interval: Annotated[
+        float, typer.Option(help="seconds between recounts of the district's distinct residents")
+    ] = 60.0,
 ) -> None:
     """Run the incremental aggregation every few minutes until SIGTERM/Ctrl-C."""
     from cloud.aggregate.runner import Aggregator
@@ -107,12 +111,26 @@ def aggregate_loop(
         agg = Aggregator(
             influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents
         )
-        while not stop.is_set():
-            try:
-                agg.run_incremental()
-            except InfluxError as exc:
-                typer.echo(f"aggregation failed, will retry: {exc}", err=True)
-            stop.wait(interval or s.aggregate_interval_s)
+
+        def lane(step: Callable[[], object], every: float) -> None:
+            while not stop.is_set():
+                try:
+                    step()
+                except InfluxError as exc:
+                    typer.echo(f"aggregation failed, will retry: {exc}", err=True)
+                stop.wait(every)
+
+        # the district's distinct residents scan a whole day in influxd: their own, slower lane,
+        # so a late reading's rows never wait for it (docs/aggregation.md)
+        slow = threading.Thread(
+            target=lane, args=(agg.run_district_residents, residents_interval), daemon=True
+        )
+        slow.start()
+        lane(
+            lambda: agg.run_incremental(district_residents=False),
+            interval or s.aggregate_interval_s,
+        )
+        slow.join()
 
 
 @aggregate.command("backfill")

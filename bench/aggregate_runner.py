@@ -1,0 +1,347 @@
+"""The aggregator end to end on a real influxd, as it runs: export (read), kernel, encode and write
+of one full Shanghai day, against influxd's own raw export of the same query (JSON, CSV, msgpack);
+and at city scale, late readings from write to their corrected daily row, today's per-area
+recompute beside the former whole-day one."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.proc_stats import memory_mb
+from cloud import measurements as m
+from cloud.aggregate.reader import readings_query
+from cloud.aggregate.runner import Aggregator, StageTimes
+from cloud.days import DAY_MS, date_of, day_start_ms, number_of
+from cloud.influx import InfluxClient, InfluxConfig
+from cloud.ingest.handler import day_marker_lines
+from cloud.lineproto import point_time_ns
+from cloud.registry import Area, Device, Registry, Site
+from contract import CATEGORIES
+
+BENCH_DAY = number_of(__import__("datetime").date(2026, 10, 12))
+CATEGORY_SHARE = (0.36, 0.48, 0.155, 0.005)  # dry, wet, recyclable, hazardous (fleet sim)
+NAMED_SHARE = 0.7  # readings that carry a resident pseudonym
+FORMATS = {
+    "json": "application/json",
+    "csv": "application/csv",
+    "msgpack": "application/x-msgpack",
+}
+GOAL_BACKFILL_VS_EXPORT = 0.8
+GOAL_LATE_P99_S = 2.0
+
+
+def city_registry(stations: int, per_area: int = 8) -> Registry:
+    """A registry of `stations` waste stations, `per_area` to an area, four scales each
+    (S1 dry, S2 wet, S3 recyclable, S4 hazardous), generated on the fly."""
+    n_areas = -(-stations // per_area)
+    areas = [Area(id=f"C{a:05d}", name=f"area {a}") for a in range(n_areas)]
+    sites = [
+        Site(
+            id=f"WS-C{i:05d}",
+            kind="waste",
+            area=f"C{i // per_area:05d}",
+            name=f"station {i}",
+            lat=31.15,
+            lon=121.38,
+            devices=[
+                Device(id=f"WS-C{i:05d}-S{k + 1}", category=c)  # type: ignore[arg-type]
+                for k, c in enumerate(CATEGORIES)
+            ],
+        )
+        for i in range(stations)
+    ]
+    return Registry(areas=areas, sites=sites)
+
+
+def waste_sites(registry: Registry) -> list[Site]:
+    return [s for s in registry.sites if s.kind == "waste" and not s.retired]
+
+
+def _device_of(site: Site, category: str) -> str:
+    for d in site.devices:
+        if d.category == category or category in d.also_categories:
+            return d.id
+    return site.devices[0].id
+
+
+@dataclass
+class DayData:
+    """Generated readings of one day, as the columns the loader formats (series order not needed)."""
+
+    day: int
+    site: np.ndarray  # index into the registry's waste sites
+    category: np.ndarray
+    ts_ms: np.ndarray
+    seq: np.ndarray
+    grams: np.ndarray
+    resident: np.ndarray  # -1: none
+
+    def __len__(self) -> int:
+        return int(self.site.shape[0])
+
+
+def make_day(n_sites: int, n: int, day: int, seed: int = 17) -> DayData:
+    """n readings over one Shanghai day at random stations; seq increases per device with time;
+    0.05–8 kg in whole grams; 70 % name a resident from a pool of n / 4."""
+    rng = np.random.default_rng(seed)
+    site = rng.integers(0, n_sites, n, dtype=np.int64)
+    category = rng.choice(4, n, p=CATEGORY_SHARE).astype(np.int64)
+    ts = rng.integers(day_start_ms(day), day_start_ms(day) + DAY_MS, n, dtype=np.int64)
+    device = site * 4 + category
+    order = np.lexsort((ts, device))
+    d = device[order]
+    starts = np.concatenate(([0], np.flatnonzero(d[1:] != d[:-1]) + 1))
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
+    seq = np.empty(n, dtype=np.int64)
+    seq[order] = rank + 1
+    resident = np.where(
+        rng.random(n) < NAMED_SHARE, rng.integers(0, max(1, n // 4), n, dtype=np.int64), -1
+    )
+    grams = rng.integers(50, 8000, n, dtype=np.int64)
+    return DayData(day, site, category, ts, seq, grams, resident)
+
+
+def day_lines(registry: Registry, data: DayData, step: int = 100_000) -> Iterator[bytes]:
+    """The readings as line protocol bodies of `step` lines, as the worker writes them."""
+    sites = waste_sites(registry)
+    heads = [
+        f"{m.WASTE_READING.name},area={s.area},category={c},device={_device_of(s, c)},site={s.id} net_kg="
+        for s in sites
+        for c in CATEGORIES
+    ]
+    for i in range(0, len(data), step):
+        j = min(len(data), i + step)
+        cols = zip(
+            (data.site[i:j] * 4 + data.category[i:j]).tolist(),
+            data.grams[i:j].tolist(),
+            data.seq[i:j].tolist(),
+            data.resident[i:j].tolist(),
+            data.ts_ms[i:j].tolist(),
+            strict=True,
+        )
+        lines = [
+            f"{heads[k]}{g / 1000},seq={q}i"
+            + (f',resident="r-{r:032x}"' if r >= 0 else "")
+            + f" {point_time_ns(t, q)}"
+            for k, g, q, r, t in cols
+        ]
+        yield ("\n".join(lines) + "\n").encode()
+
+
+def load(influx: InfluxClient, bodies: Iterator[bytes], progress: Callable[[int], None]) -> None:
+    """Write the bodies, formatting the next while influxd takes the last."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
+        for b in bodies:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(influx.write_lines, b)
+            progress(b.count(b"\n"))
+        if pending is not None:
+            pending.result()
+
+
+@contextmanager
+def private_influxd() -> Iterator[InfluxClient]:
+    """A private influxd in a temp dir, and a client of it (generous timeouts)."""
+    from devstack.services import Influxd
+
+    with tempfile.TemporaryDirectory(prefix="gumei-bench-") as tmp:
+        server = Influxd(Path(tmp) / "influxd")
+        server.start()
+        try:
+            config = InfluxConfig(
+                url=server.url,
+                database=server.database,
+                auth="basic",
+                username=server.username,
+                password=server.password,
+                timeout_s=900,
+            )
+            with InfluxClient(config) as client:
+                yield client
+        finally:
+            server.stop()
+
+
+def raw_export(
+    influx: InfluxClient, q: str, fmt: str, chunk_size: int = 50_000
+) -> tuple[float, int]:
+    """Seconds and bytes for influxd to answer a query in a response format, body read and
+    discarded (the ceiling of any reader of that query)."""
+    c = influx.config
+    auth = httpx.BasicAuth(c.username, c.password) if c.auth == "basic" else None
+    data = {
+        "q": q,
+        "db": c.database,
+        "epoch": "ms",
+        "chunked": "true",
+        "chunk_size": str(chunk_size),
+    }
+    with httpx.Client(base_url=c.url, auth=auth, timeout=c.timeout_s) as http:
+        t0 = time.perf_counter()
+        headers = {"Accept": FORMATS[fmt], "Accept-Encoding": "identity"}
+        with http.stream("POST", "/query", data=data, headers=headers) as r:
+            n = sum(len(b) for b in r.iter_raw())
+            kind = r.headers.get("content-type", "")
+        seconds = time.perf_counter() - t0
+    if r.status_code != 200 or fmt not in kind.replace("x-", ""):
+        raise RuntimeError(f"influxd did not answer {fmt}: {r.status_code} {kind}")
+    return seconds, n
+
+
+@dataclass
+class ExportFigures:
+    """One full-day recompute by the runner beside influxd's raw export of the same query."""
+
+    readings: int
+    times: StageTimes
+    wall: float
+    raw: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    @property
+    def best_raw(self) -> tuple[str, float]:
+        fmt = min(self.raw, key=lambda f: self.raw[f][0])
+        return fmt, self.raw[fmt][0]
+
+
+def measure_full_day(influx: InfluxClient, registry: Registry, day: int) -> ExportFigures:
+    """The runner's whole-day recompute (stage times), then the raw exports of its query."""
+    agg = Aggregator(influx, registry)
+    t0 = time.perf_counter()
+    result = agg.recompute([day], targets=False)
+    wall = time.perf_counter() - t0
+    out = ExportFigures(result.readings, agg.times, wall)
+    q = readings_query(day)
+    for fmt in FORMATS:
+        try:
+            out.raw[fmt] = min(raw_export(influx, q, fmt) for _ in range(2))
+        except RuntimeError:
+            continue
+    return out
+
+
+@dataclass
+class LateFigures:
+    """Seconds from writing one late reading (with its marker) to its corrected daily row."""
+
+    design: str
+    latencies: list[float]
+
+    def pct(self, p: float) -> float:
+        return float(np.percentile(np.array(self.latencies), p)) if self.latencies else 0.0
+
+
+def _row(influx: InfluxClient, day: int, site: str, category: str) -> tuple[int, int]:
+    """(net_g, deposits) of one daily row, by the query the API's /waste/daily runs."""
+    lo = day_start_ms(day)
+    q = (
+        f"SELECT net_g, deposits FROM {m.WASTE_DAILY.name} WHERE time >= {lo}ms AND "
+        f"time < {lo + DAY_MS}ms AND \"site\" = '{site}' AND \"category\" = '{category}' "
+        'GROUP BY "site", "area", "category"'
+    )
+    for s in influx.query(q):
+        for _, net_g, deposits in s.values:
+            return int(net_g), int(deposits)
+    return 0, 0
+
+
+def measure_late(
+    influx: InfluxClient,
+    registry: Registry,
+    day: int,
+    count: int,
+    whole_days: bool,
+    seed: int,
+    say: Callable[[str], None],
+    timeout_s: float = 600.0,
+) -> LateFigures:
+    """An aggregator loop runs back to back in a thread (as `gumei aggregate loop`); one at a time,
+    a late reading at a random station is written with its marker in one request (as the worker
+    does), and the time until the API's query returns the corrected row is taken."""
+    agg = Aggregator(influx, registry, whole_days=whole_days)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                agg.run_incremental()
+                stop.wait(0.01)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    rng = random.Random(seed)
+    sites = waste_sites(registry)
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    latencies: list[float] = []
+    try:
+        for i in range(count):
+            site = rng.choice(sites)
+            c = rng.randrange(4)
+            category, device = CATEGORIES[c], _device_of(site, CATEGORIES[c])
+            before = _row(influx, day, site.id, category)
+            seq, grams = 100_000_000 + i, rng.randrange(50, 8000)
+            ts = day_start_ms(day) + rng.randrange(DAY_MS)
+            point = (
+                f"{m.WASTE_READING.name},area={site.area},category={category},device={device},"
+                f"site={site.id} net_kg={grams / 1000},seq={seq}i {point_time_ns(ts, seq)}"
+            )
+            t0 = time.perf_counter()
+            markers = day_marker_lines(Counter({(day, site.id): 1}), time.time_ns())
+            influx.write_lines(("\n".join([point, *markers]) + "\n").encode())
+            want = (before[0] + grams, before[1] + 1)
+            while _row(influx, day, site.id, category) != want:
+                if errors:
+                    raise errors[0]
+                if time.perf_counter() - t0 > timeout_s:
+                    raise RuntimeError(f"late reading {i} not aggregated in {timeout_s:.0f} s")
+                time.sleep(0.005)
+            latencies.append(time.perf_counter() - t0)
+            if (i + 1) % 10 == 0 or whole_days:
+                say(f"  {i + 1}/{count} late readings, last {latencies[-1]:.2f} s")
+    finally:
+        stop.set()
+        thread.join()
+    return LateFigures("whole day (former)" if whole_days else "per area (now)", latencies)
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS (VmHWM) measurement for this process (Linux)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_mb() -> float:
+    return memory_mb(os.getpid())[1]
+
+
+__all__ = [
+    "BENCH_DAY",
+    "ExportFigures",
+    "LateFigures",
+    "city_registry",
+    "date_of",
+    "day_lines",
+    "load",
+    "make_day",
+    "measure_full_day",
+    "measure_late",
+    "peak_rss_mb",
+    "private_influxd",
+    "reset_peak_rss",
+]
