@@ -21,14 +21,15 @@ import httpx
 import numpy as np
 
 from bench.proc_stats import memory_mb
+from bench.report import Figure, Goal, Report
 from cloud import measurements as m
 from cloud.aggregate.reader import readings_query
 from cloud.aggregate.runner import Aggregator, StageTimes
-from cloud.days import DAY_MS, date_of, day_start_ms, number_of
+from cloud.days import DAY_MS, day_start_ms, number_of
 from cloud.influx import InfluxClient, InfluxConfig
 from cloud.ingest.handler import day_marker_lines
 from cloud.lineproto import point_time_ns
-from cloud.registry import Area, Device, Registry, Site
+from cloud.registry import Area, Device, Registry, Site, default_registry
 from contract import CATEGORIES
 
 BENCH_DAY = number_of(__import__("datetime").date(2026, 10, 12))
@@ -172,6 +173,7 @@ def private_influxd() -> Iterator[InfluxClient]:
                 timeout_s=900,
             )
             with InfluxClient(config) as client:
+                client.execute(f'CREATE DATABASE "{config.health_database}"')
                 yield client
         finally:
             server.stop()
@@ -218,17 +220,19 @@ class ExportFigures:
         return fmt, self.raw[fmt][0]
 
 
-def measure_full_day(influx: InfluxClient, registry: Registry, day: int) -> ExportFigures:
+def measure_full_day(
+    influx: InfluxClient, registry: Registry, day: int, targets: bool = False, repeats: int = 2
+) -> ExportFigures:
     """The runner's whole-day recompute (stage times), then the raw exports of its query."""
     agg = Aggregator(influx, registry)
     t0 = time.perf_counter()
-    result = agg.recompute([day], targets=False)
+    result = agg.recompute([day], targets=targets)
     wall = time.perf_counter() - t0
     out = ExportFigures(result.readings, agg.times, wall)
     q = readings_query(day)
     for fmt in FORMATS:
         try:
-            out.raw[fmt] = min(raw_export(influx, q, fmt) for _ in range(2))
+            out.raw[fmt] = min(raw_export(influx, q, fmt) for _ in range(repeats))
         except RuntimeError:
             continue
     return out
@@ -276,18 +280,25 @@ def measure_late(
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def loop() -> None:
+    def lane(step: Callable[[], object], every: float) -> None:
         try:
             while not stop.is_set():
-                agg.run_incremental()
-                stop.wait(0.01)
+                step()
+                stop.wait(every)
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             errors.append(exc)
 
     rng = random.Random(seed)
     sites = waste_sites(registry)
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    threads = [
+        threading.Thread(
+            target=lane, args=(lambda: agg.run_incremental(district_residents=False), 0.01)
+        )
+    ]
+    if not whole_days:  # the slow lane of `gumei aggregate loop`, at its default interval
+        threads.append(threading.Thread(target=lane, args=(agg.run_district_residents, 60.0)))
+    for t in threads:
+        t.start()
     latencies: list[float] = []
     try:
         for i in range(count):
@@ -316,7 +327,8 @@ def measure_late(
                 say(f"  {i + 1}/{count} late readings, last {latencies[-1]:.2f} s")
     finally:
         stop.set()
-        thread.join()
+        for t in threads:
+            t.join()
     return LateFigures("whole day (former)" if whole_days else "per area (now)", latencies)
 
 
@@ -330,18 +342,139 @@ def peak_rss_mb() -> float:
     return memory_mb(os.getpid())[1]
 
 
-__all__ = [
-    "BENCH_DAY",
-    "ExportFigures",
-    "LateFigures",
-    "city_registry",
-    "date_of",
-    "day_lines",
-    "load",
-    "make_day",
-    "measure_full_day",
-    "measure_late",
-    "peak_rss_mb",
-    "private_influxd",
-    "reset_peak_rss",
-]
+@dataclass
+class CityFigures:
+    """The city-scale run: load, backfill (with its stage times and peak RSS), raw exports, and
+    late readings under both designs."""
+
+    stations: int
+    readings: int
+    load_s: float
+    backfill: ExportFigures
+    backfill_rss_mb: float
+    base_rss_mb: float
+    late_now: LateFigures
+    late_former: LateFigures
+
+
+def run_city(
+    stations: int,
+    readings: int,
+    late: int,
+    late_former: int,
+    say: Callable[[str], None],
+    progress: Callable[[int], None],
+    seed: int = 17,
+) -> CityFigures:
+    """Everything at city scale on one private influxd (not in CI: minutes, gigabytes)."""
+    t0 = time.perf_counter()
+    registry = city_registry(stations)
+    say(f"registry of {stations:,} stations in {time.perf_counter() - t0:.1f} s")
+    with private_influxd() as influx:
+        data = make_day(stations, readings, BENCH_DAY, seed)
+        t0 = time.perf_counter()
+        load(influx, day_lines(registry, data), progress)
+        load_s = time.perf_counter() - t0
+        say(f"loaded {readings:,} readings in {load_s:.0f} s; full-day backfill ...")
+        del data
+        base = memory_mb(os.getpid())[0]
+        reset_peak_rss()
+        backfill = measure_full_day(influx, registry, BENCH_DAY, targets=True)
+        rss = peak_rss_mb()
+        say(f"backfill {backfill.wall:.1f} s; raw exports {backfill.raw}")
+        say(f"{late} late readings, per-area recompute (now) ...")
+        now = measure_late(influx, registry, BENCH_DAY, late, False, seed, say)
+        say(f"{late_former} late readings, whole-day recompute (the former design) ...")
+        former = measure_late(influx, registry, BENCH_DAY, late_former, True, seed + 1, say)
+    return CityFigures(stations, readings, load_s, backfill, rss, base, now, former)
+
+
+def run_subdistrict(
+    readings: int, say: Callable[[str], None], progress: Callable[[int], None], seed: int = 17
+) -> ExportFigures:
+    """One Shanghai day of the sub-district (the default registry's stations) through the runner."""
+    registry = default_registry()
+    with private_influxd() as influx:
+        data = make_day(len(waste_sites(registry)), readings, BENCH_DAY, seed)
+        load(influx, day_lines(registry, data), progress)
+        say(f"loaded {readings:,} readings of one day at {len(waste_sites(registry))} stations")
+        return measure_full_day(influx, registry, BENCH_DAY)
+
+
+def runner_figures(f: ExportFigures, label: str) -> tuple[list[Figure], list[str], Goal | None]:
+    """The runner's stages and influxd's raw exports as figures; the backfill-vs-export goal."""
+    n = f.readings
+    t = f.times
+    whole = t.read + t.kernel + t.encode + t.write
+    stages = [
+        ("export (read) into columns", t.read),
+        ("kernel (daily_totals + group_cube)", t.kernel),
+        ("encode + write rows", t.encode + t.write),
+        ("whole day (read + kernel + encode + write)", whole),
+    ]
+    figures = [
+        Figure(f"{label} runner: {name}", "readings/s", n / s if s else 0.0, s, f"{s:.3f} s")
+        for name, s in stages
+    ]
+    for fmt, (s, size) in f.raw.items():
+        figures.append(
+            Figure(
+                f"{label} influxd raw export, {fmt}",
+                "readings/s",
+                n / s if s else 0.0,
+                s,
+                f"{s:.3f} s, {size / 1e6:.0f} MB",
+            )
+        )
+    notes = [
+        f"{label}: kernel {t.kernel / whole:.1%} of the runner's day, export {t.read / whole:.1%}"
+        if whole
+        else f"{label}: no readings"
+    ]
+    goal = None
+    if f.raw and whole:
+        fmt, raw = f.best_raw
+        goal = Goal(
+            f"{label} backfill rate / influxd raw export rate ({fmt})",
+            raw / whole,
+            GOAL_BACKFILL_VS_EXPORT,
+            "min",
+            "×",
+        )
+    return figures, notes, goal
+
+
+def city_report(c: CityFigures) -> Report:
+    """The city-scale figures and the two goals, both designs side by side."""
+    figures, notes, goal = runner_figures(c.backfill, "city")
+    t = c.backfill.times
+    notes += [
+        f"city: {c.stations:,} stations, {c.readings:,} readings loaded in {c.load_s:.0f} s; "
+        f"backfill wall {c.backfill.wall:.1f} s incl. targets {t.targets:.2f} s; "
+        f"peak RSS during backfill {c.backfill_rss_mb:.0f} MiB (process before: {c.base_rss_mb:.0f} MiB)",
+    ]
+    for late in (c.late_now, c.late_former):
+        notes.append(
+            f"late reading -> corrected daily row, {late.design}: p50 {late.pct(50):.2f} s, "
+            f"p99 {late.pct(99):.2f} s, max {max(late.latencies, default=0):.2f} s "
+            f"over {len(late.latencies)} readings"
+        )
+    goals = [
+        Goal(
+            "city late reading -> daily row p99, per area (s)",
+            c.late_now.pct(99),
+            GOAL_LATE_P99_S,
+            "max",
+            "s",
+        ),
+        Goal(
+            "city late reading -> daily row p99, whole day (former) (s)",
+            c.late_former.pct(99),
+            GOAL_LATE_P99_S,
+            "max",
+            "s",
+        ),
+    ]
+    if goal:
+        goals.append(goal)
+    return Report(figures=figures, notes=notes, goals=goals)

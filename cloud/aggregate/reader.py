@@ -6,6 +6,7 @@ No scheduling and no line encoding here: the queries, and the turning of series 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,49 @@ def readings_query(day: int, sites: Sequence[str] | None = None) -> str:
     )
 
 
+class _Columns:
+    """Series rows appended chunk by chunk as NumPy arrays (no list of every value is kept):
+    residents coded through one dict, tags once per series."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[I64]] = {
+            k: [] for k in ("ts", "site", "cat", "dev", "seq", "res")
+        }
+        self.net: list[F64] = []
+        self.devices: dict[str, int] = {}
+        self.residents: dict[str | None, int] = {None: -1}
+
+    def add(self, tags: dict[str, str], values: list[Row], site: int, category: int) -> None:
+        n = len(values)
+        ts, kg, seq, res = zip(*values, strict=True)
+        code, residents = self.residents.setdefault, self.residents
+        p = self.parts
+        p["ts"].append(np.array(ts, dtype=np.int64))
+        self.net.append(np.array(kg, dtype=np.float64))
+        p["seq"].append(np.array(seq, dtype=np.int64))
+        p["res"].append(np.array([code(x, len(residents) - 1) for x in res], dtype=np.int64))
+        dev = self.devices.setdefault(tags.get("device", ""), len(self.devices))
+        p["site"].append(np.full(n, site, dtype=np.int64))
+        p["cat"].append(np.full(n, category, dtype=np.int64))
+        p["dev"].append(np.full(n, dev, dtype=np.int64))
+
+    def readings(self) -> tuple[Readings, list[str]]:
+        col = {
+            k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64)
+            for k, v in self.parts.items()
+        }
+        r = Readings(
+            ts_ms=col["ts"],
+            site=col["site"],
+            category=col["cat"],
+            device=col["dev"],
+            seq=col["seq"],
+            net_mg=kg_to_mg(np.concatenate(self.net)) if self.net else np.zeros(0, dtype=np.int64),
+            resident=col["res"],
+        )
+        return r, [x for x in self.residents if x is not None]
+
+
 @dataclass
 class ReadingsReader:
     """Turns stored waste readings into `Readings` columns against the registry's site and
@@ -57,51 +101,40 @@ class ReadingsReader:
     chunk_size: int = 50_000
 
     def read(self, day: int, sites: Sequence[str] | None = None) -> tuple[Readings, list[str]]:
-        """All stored readings of one Shanghai day (of these sites only, if given) as columns, and
-        the table of resident pseudonyms the resident column indexes. Chunked: bounded memory."""
-        if sites is None:
-            return self._read([readings_query(day)])
-        groups = [sites[i : i + SITES_PER_QUERY] for i in range(0, len(sites), SITES_PER_QUERY)]
-        return self._read([readings_query(day, g) for g in groups])
+        """All stored readings of one Shanghai day (of these sites only; by default every site of
+        the registry) as columns, and the table of resident pseudonyms the resident column
+        indexes. Asked SITES_PER_QUERY sites at a time in MessagePack (influxd's cheapest answer),
+        the next group fetched while this one is decoded: memory is bounded by the columns."""
+        names = list(self.site_idx) if sites is None else list(sites)
+        groups = [names[i : i + SITES_PER_QUERY] for i in range(0, len(names), SITES_PER_QUERY)]
+        cols = _Columns()
+        with ThreadPoolExecutor(1) as pool:
 
-    def _read(self, queries: list[str]) -> tuple[Readings, list[str]]:
-        """Decode chunk by chunk straight into NumPy columns (no list of every value is kept):
-        residents coded through one dict, tags once per series."""
-        parts: dict[str, list[I64]] = {c: [] for c in ("ts", "site", "cat", "dev", "seq", "res")}
-        net: list[F64] = []
-        devices: dict[str, int] = {}
-        residents: dict[str | None, int] = {None: -1}
-        code = residents.setdefault
-        for q in queries:
-            for tags, values in self.influx.query_rows(q, Row, self.chunk_size):
-                site = self.site_idx.get(tags.get("site", ""), -1)
-                if not values or site < 0:  # a site no longer in the registry is left out
-                    continue
-                n = len(values)
-                ts, kg, seq, res = zip(*values, strict=True)
-                parts["ts"].append(np.array(ts, dtype=np.int64))
-                net.append(np.array(kg, dtype=np.float64))
-                parts["seq"].append(np.array(seq, dtype=np.int64))
-                parts["res"].append(
-                    np.array([code(x, len(residents) - 1) for x in res], dtype=np.int64)
+            def fetch(k: int) -> Future[list[tuple[dict[str, str], list[Row]]]]:
+                return pool.submit(
+                    self.influx.query_rows_msgpack, readings_query(day, groups[k]), Row
                 )
-                dev = devices.setdefault(tags.get("device", ""), len(devices))
-                parts["site"].append(np.full(n, site, dtype=np.int64))
-                parts["cat"].append(
-                    np.full(n, self.cat_idx.get(tags.get("category", ""), -1), dtype=np.int64)
-                )
-                parts["dev"].append(np.full(n, dev, dtype=np.int64))
-        col = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in parts.items()}
-        r = Readings(
-            ts_ms=col["ts"],
-            site=col["site"],
-            category=col["cat"],
-            device=col["dev"],
-            seq=col["seq"],
-            net_mg=kg_to_mg(np.concatenate(net)) if net else np.zeros(0, dtype=np.int64),
-            resident=col["res"],
-        )
-        return r, [x for x in residents if x is not None]
+
+            pending = fetch(0) if groups else None
+            for k in range(len(groups)):
+                assert pending is not None
+                answer = pending.result()
+                pending = fetch(k + 1) if k + 1 < len(groups) else None
+                for tags, values in answer:
+                    self._add(cols, tags, values)
+        return cols.readings()
+
+    def read_chunked(self, day: int) -> tuple[Readings, list[str]]:
+        """The same as read(), through the chunked JSON stream (one query for the whole day)."""
+        cols = _Columns()
+        for tags, values in self.influx.query_rows(readings_query(day), Row, self.chunk_size):
+            self._add(cols, tags, values)
+        return cols.readings()
+
+    def _add(self, cols: _Columns, tags: dict[str, str], values: list[Row]) -> None:
+        site = self.site_idx.get(tags.get("site", ""), -1)
+        if values and site >= 0:  # a site no longer in the registry is left out
+            cols.add(tags, values, site, self.cat_idx.get(tags.get("category", ""), -1))
 
     def area_rows(self, day: int, area_idx: dict[str, int]) -> tuple[I64, I64]:
         """The stored per-area rows of one day (category rows, not "all"): dense (area, category)

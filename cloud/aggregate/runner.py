@@ -109,6 +109,7 @@ class Aggregator:
             {s.area for s in registry.sites if s.kind == "waste" and not s.retired}
         )
         self.times = StageTimes()
+        self._done: set[schedule.Marker] = set()  # markers this aggregator already recomputed
 
     # -- reading -------------------------------------------------------------------------
 
@@ -290,7 +291,7 @@ class Aggregator:
         marked sites on the marked days, the district rows and targets that depend on them, and
         the huts' health_daily of those days; then (unless told not to: `gumei aggregate loop`
         runs it in its own lane, run_district_residents) the district's distinct residents."""
-        work, watermark = schedule.dirty_work(self.influx)
+        work, watermark, markers = schedule.dirty_work(self.influx, done=self._done)
         if self.whole_days:
             work = DirtyWork(dict.fromkeys(work.days))
         result = self.recompute_work(work)
@@ -298,6 +299,8 @@ class Aggregator:
         if district_residents:
             self.recount_district_residents(d for d, s in work.sites.items() if s is not None)
         schedule.write_watermark(self.influx, watermark, len(work), district_residents)
+        horizon = watermark - 2 * OVERLAP_MS  # what no later run's marker query reaches
+        self._done = {k for k in self._done | markers if k[0] > horizon}
         if len(work):
             log.info(
                 "aggregated %d day(s): %d rows from %d readings, %d target day(s)",
@@ -311,7 +314,7 @@ class Aggregator:
     def run_district_residents(self) -> int:
         """The slow lane: recount the district's distinct residents of the days marked since its
         own watermark (a whole-day scan in influxd each); return how many days."""
-        work, watermark = schedule.dirty_work(self.influx, schedule.RESIDENTS_WATERMARK)
+        work, watermark, _ = schedule.dirty_work(self.influx, schedule.RESIDENTS_WATERMARK)
         n = self.recount_district_residents(work.days)
         schedule.write_watermark(self.influx, watermark, len(work), rows=False)
         return n

@@ -10,6 +10,12 @@ stores the watermark only after its recompute is written. So a marker is read by
 that starts after its readings are stored; with runs less than OVERLAP_MS apart, by two (which is
 what heals a race between concurrent aggregators: a run that read a day just before another's late
 reading was stored is followed by one that reads it again).
+
+An aggregator need not redo a marker it has itself recomputed: its read came after the marker was
+visible, so after the marked readings. Its own stale write (a concurrent reader's newer result
+overwritten) can only miss readings whose markers it had not seen yet, which its next run reads.
+So each aggregator remembers the markers it did within the overlap (`done`), and the overlap
+costs only the markers that are new to it.
 """
 
 from __future__ import annotations
@@ -61,30 +67,45 @@ def read_watermark(influx: InfluxClient, name: str = ROWS_WATERMARK) -> int:
     return wm
 
 
-def read_dirty(influx: InfluxClient, since_ms: int) -> DirtyWork:
-    """Every (site, day) marked after since_ms, and whole days of previous-version markers."""
+Marker = tuple[int, str, str]  # (time ms, site, ISO day): one marker of dirty_site_day
+
+
+def read_dirty(
+    influx: InfluxClient, since_ms: int, done: set[Marker] | None = None
+) -> tuple[DirtyWork, set[Marker]]:
+    """Every (site, day) marked after since_ms, except markers in `done`; whole days of
+    previous-version markers. Returns the work and the markers it came from."""
     work = DirtyWork()
+    seen: set[Marker] = set()
     q = f'SELECT "day" FROM {m.DIRTY_SITE_DAY.name} WHERE time > {since_ms}ms GROUP BY site'
     for s in influx.query(q):
         site = s.tags.get("site", "")
         i = s.columns.index("day")
-        for day in {v[i] for v in s.values}:
-            work.add_site(number_of(dt.date.fromisoformat(day)), site)
+        for v in s.values:
+            key = (int(v[0]), site, str(v[i]))
+            if done is None or key not in done:
+                seen.add(key)
+    for _, site, day in seen:
+        work.add_site(number_of(dt.date.fromisoformat(day)), site)
     for s in influx.query(
         f'SELECT points, "day" FROM {m.DIRTY_DAY.name} WHERE time > {since_ms}ms'
     ):
         i = s.columns.index("day")
         for day in {v[i] for v in s.values}:
             work.add_day(number_of(dt.date.fromisoformat(day)))
-    return work
+    return work, seen
 
 
-def dirty_work(influx: InfluxClient, name: str = ROWS_WATERMARK) -> tuple[DirtyWork, int]:
-    """The work marked since a lane's watermark, and the new watermark to store after doing it."""
+def dirty_work(
+    influx: InfluxClient, name: str = ROWS_WATERMARK, done: set[Marker] | None = None
+) -> tuple[DirtyWork, int, set[Marker]]:
+    """The work marked since a lane's watermark (less the markers in `done`), the new watermark to
+    store after doing it, and the markers the work came from."""
     new_watermark = time.time_ns() // 1_000_000
     stored = read_watermark(influx, name) or read_watermark(influx)  # a new lane starts at rows'
     since = max(0, stored - OVERLAP_MS)
-    return read_dirty(influx, since), new_watermark
+    work, markers = read_dirty(influx, since, done)
+    return work, new_watermark, markers
 
 
 def write_watermark(
