@@ -13,7 +13,7 @@ import numpy as np
 
 from cloud import measurements as m
 from cloud.aggregate.tonnage import F64, I64, Readings, kg_to_mg
-from cloud.days import DAY_MS, day_start_ms
+from cloud.days import DAY_MS, day_number, day_start_ms
 from cloud.influx import InfluxClient
 
 SITES_PER_QUERY = 200  # sites named in one WHERE (site = … OR …): keeps a query short
@@ -172,3 +172,37 @@ class ReadingsReader:
             if s.values:
                 total = int(s.values[0][1] or 0)
         return per, total
+
+    def district_rows(self, first_day: int, last_day: int) -> tuple[I64, I64]:
+        """The district's stored (day, category) net_mg and deposits, days first_day..last_day."""
+        n_days = last_day - first_day + 1
+        net = np.zeros((n_days, len(self.cat_idx)), dtype=np.int64)
+        dep = np.zeros_like(net)
+        q = (
+            f"SELECT net_mg, deposits FROM {m.WASTE_AREA_DAILY.name} WHERE area = 'all' "
+            f"AND category != 'all' AND time >= {day_start_ms(first_day)}ms "
+            f"AND time < {day_start_ms(last_day + 1)}ms GROUP BY category"
+        )
+        for s in self.influx.query(q):
+            c = self.cat_idx.get(s.tags.get("category", ""))
+            if c is None or not s.values:
+                continue
+            v = np.array(s.values, dtype=np.int64)
+            di = day_number(v[:, 0]) - first_day
+            net[di, c], dep[di, c] = v[:, 1], v[:, 2]
+        return net, dep
+
+    def areas_meeting(self, first_day: int, last_day: int) -> I64:
+        """Per day first_day..last_day, how many areas' stored rows meet the sorting standard."""
+        out = np.zeros(last_day - first_day + 1, dtype=np.int64)
+        q = (
+            f"SELECT count(meets_standard) FROM {m.WASTE_AREA_DAILY.name} WHERE category = 'all' "
+            f"AND area != 'all' AND meets_standard = true AND time >= {day_start_ms(first_day)}ms "
+            f"AND time < {day_start_ms(last_day + 1)}ms GROUP BY time(1d) fill(0) tz('Asia/Shanghai')"
+        )
+        for s in self.influx.query(q):
+            for t, n in s.values:
+                i = int(day_number(int(t))) - first_day
+                if 0 <= i < out.shape[0]:
+                    out[i] = int(n or 0)
+        return out

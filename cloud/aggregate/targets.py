@@ -91,14 +91,34 @@ def compute_targets(
     start YEAR_DAYS + window - 1 days before the earliest target day for the year comparison.
     n_areas is the number of areas with waste stations (the denominator of effectiveness).
     """
-    n_days = net_mg.shape[0]
-    if n_days == 0:
+    if net_mg.shape[0] == 0:
         return []
     net = net_mg[:, :, :4]
     dep = deposits[:, :, :4]
-    recyc_t = net[:, :, RECYCLABLE].sum(axis=1) / MG_PER_TONNE
-    dry_t = net[:, :, DRY].sum(axis=1) / MG_PER_TONNE
-    has_data = dep.sum(axis=(1, 2)) > 0
+    meeting = meets_standard(net, dep, rules).sum(axis=1)
+    return targets_from_district(
+        first_day, net.sum(axis=1), dep.sum(axis=1), meeting, n_areas, rules, days
+    )
+
+
+def targets_from_district(
+    first_day: int,
+    net_mg: I64,
+    deposits: I64,
+    meeting: I64,
+    n_areas: int,
+    rules: TargetRules,
+    days: I64,
+) -> list[DayTargets]:
+    """Targets for `days` from the district's (day, category) sums starting at first_day and the
+    number of areas meeting the sorting standard each day (what compute_targets derives from
+    the area cube; the aggregator reads these from the stored district rows)."""
+    n_days = net_mg.shape[0]
+    if n_days == 0:
+        return []
+    recyc_t = net_mg[:, RECYCLABLE] / MG_PER_TONNE
+    dry_t = net_mg[:, DRY] / MG_PER_TONNE
+    has_data = deposits[:, :4].sum(axis=1) > 0
     w = rules.dry_window_days
     win_sum = _window_sums(np.where(has_data, dry_t, 0.0), w)
     win_days = _window_sums(has_data.astype(np.float64), w)
@@ -109,7 +129,6 @@ def compute_targets(
     ref_days = np.where(valid, win_days[np.maximum(ref_idx, 0)], 0.0)
     year_ok = ref_days >= rules.dry_year_coverage * w
     mean_ref = np.divide(ref_sum, ref_days, out=np.zeros(n_days), where=ref_days > 0)
-    meeting = meets_standard(net, dep, rules).sum(axis=1)
 
     out = []
     for day in np.asarray(days, dtype=np.int64):  # one loop step per target day, not per reading
