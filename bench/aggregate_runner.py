@@ -379,7 +379,7 @@ def run_city(
         del data
         base = memory_mb(os.getpid())[0]
         reset_peak_rss()
-        backfill = measure_full_day(influx, registry, BENCH_DAY, targets=True)
+        backfill = measure_full_day(influx, registry, BENCH_DAY, targets=True, repeats=1)
         rss = peak_rss_mb()
         say(f"backfill {backfill.wall:.1f} s; raw exports {backfill.raw}")
         say(f"{late} late readings, per-area recompute (now) ...")

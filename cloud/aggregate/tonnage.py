@@ -345,7 +345,11 @@ def _distinct(keys: I64, size: int) -> I64:
     """How many distinct values each bucket (key // 2**32) holds, for buckets 0..size-1."""
     if keys.shape[0] == 0:
         return np.zeros(size, dtype=np.int64)
-    return np.bincount(np.unique(keys) >> 32, minlength=size)
+    k = np.sort(keys)  # a sort and a comparison: several times cheaper than np.unique's hashing
+    first = np.empty(k.shape[0], dtype=bool)
+    first[0] = True
+    np.not_equal(k[1:], k[:-1], out=first[1:])
+    return np.bincount(k[first] >> 32, minlength=size)
 
 
 def group_cube(
