@@ -58,8 +58,7 @@ def city_registry(stations: int, per_area: int = 8) -> Registry:
             lat=31.15,
             lon=121.38,
             devices=[
-                Device(id=f"WS-C{i:05d}-S{k + 1}", category=c)  # type: ignore[arg-type]
-                for k, c in enumerate(CATEGORIES)
+                Device(id=f"WS-C{i:05d}-S{k + 1}", category=c) for k, c in enumerate(CATEGORIES)
             ],
         )
         for i in range(stations)

@@ -43,7 +43,7 @@ def reading(site: str, scale: int, seq: int, minute: int, grams: int) -> dict[st
     }
 
 
-def write(influx, registry, site: str, docs: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def write(influx, registry, site: str, docs: list[dict[str, Any]]) -> None:
     """Plan a message as the worker does and write its points and markers in one request."""
     payload = json.dumps({"schema": "gumei.waste.readings.v1", "site": site, "readings": docs})
     plan = BatchPlanner(registry).plan_batch(
@@ -63,7 +63,7 @@ LATE = {
 }
 
 
-def stored(influx) -> dict[str, list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+def stored(influx) -> dict[str, list[dict[str, Any]]]:
     return {
         name: sorted(
             rows_of(influx, f"SELECT * FROM {name} WHERE {WINDOW} GROUP BY *"),
@@ -74,7 +74,7 @@ def stored(influx) -> dict[str, list[dict[str, Any]]]:  # type: ignore[no-untype
 
 
 @pytest.fixture(scope="module")
-def settled(influx, registry):  # type: ignore[no-untyped-def]
+def settled(influx, registry):
     for site, docs in FIRST.items():
         write(influx, registry, site, docs)
     Aggregator(influx, registry).recompute([DAY])
@@ -92,7 +92,7 @@ def settled(influx, registry):  # type: ignore[no-untyped-def]
             write(influx, registry, site, LATE[site][k : k + 11])
             Aggregator(influx, registry).run_incremental()
 
-    def guard(fn, *args) -> None:  # type: ignore[no-untyped-def]
+    def guard(fn, *args) -> None:
         try:
             fn(*args)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
@@ -137,12 +137,12 @@ def truth() -> tuple[dict[tuple[str, str], tuple[int, int]], dict[str, tuple[int
     )
 
 
-def test_incremental_under_concurrency_equals_a_whole_day_recompute(settled) -> None:  # type: ignore[no-untyped-def]
+def test_incremental_under_concurrency_equals_a_whole_day_recompute(settled) -> None:
     after_incremental, recomputed = settled
     assert after_incremental == recomputed
 
 
-def test_rows_are_the_ground_truth(settled) -> None:  # type: ignore[no-untyped-def]
+def test_rows_are_the_ground_truth(settled) -> None:
     rows, _ = settled
     sites, areas = truth()
     got_sites = {
@@ -157,7 +157,7 @@ def test_rows_are_the_ground_truth(settled) -> None:  # type: ignore[no-untyped-
     assert got_areas == areas
 
 
-def test_markers_name_site_and_day(settled, influx) -> None:  # type: ignore[no-untyped-def]
+def test_markers_name_site_and_day(settled, influx) -> None:
     rows = rows_of(
         influx,
         f'SELECT "day", points FROM {m.DIRTY_SITE_DAY.name} WHERE "day" = \'2024-11-20\' GROUP BY site',
@@ -165,7 +165,7 @@ def test_markers_name_site_and_day(settled, influx) -> None:  # type: ignore[no-
     assert {(r["site"], r["day"]) for r in rows} >= {(s, "2024-11-20") for s in SITES}
 
 
-def test_a_late_reading_reads_only_its_area(settled, influx, registry) -> None:  # type: ignore[no-untyped-def]
+def test_a_late_reading_reads_only_its_area(settled, influx, registry) -> None:
     """A marked site's day reads its area's readings only (A03: WS-0301's), not the district's."""
     write(influx, registry, "WS-0301", [reading("WS-0301", 2, 900, 600, 4321)])
     work = DirtyWork()

@@ -326,9 +326,11 @@ def daily_totals(
     d0 = int(part.day.min())
     size = (int(part.day.max()) - d0 + 1) * n_slots
     key = (part.day - d0) * n_slots + part.slot
-    counts = np.bincount(key, weights=part.count, minlength=size).astype(np.int64)
-    sums = np.bincount(key, weights=part.net_mg, minlength=size)  # exact below 2**53 mg per cell
-    return _non_empty(counts, sums, d0, n_sites, n_categories)
+    dense_counts: I64 = np.bincount(key, weights=part.count, minlength=size).astype(np.int64)
+    dense_sums = np.bincount(key, weights=part.net_mg, minlength=size).astype(
+        np.float64, copy=False
+    )
+    return _non_empty(dense_counts, dense_sums, d0, n_sites, n_categories)
 
 
 def _with_totals(cube: I64) -> I64:

@@ -4,10 +4,11 @@ bandwidth bound; `--city`: full-day backfill and late readings at city scale (mi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 
 def aggregate(
@@ -56,9 +57,9 @@ def aggregate(
 
     logging.getLogger("cloud.aggregate").setLevel(logging.WARNING)  # a line per run otherwise
     with Progress(transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
-        def advancer(name: str, total: int):  # type: ignore[no-untyped-def]
+        def advancer(name: str, total: int) -> Callable[[int], None]:
             def advance(n: int) -> None:
                 if name not in tasks:
                     tasks[name] = bar.add_task(name, total=total)
