@@ -31,6 +31,8 @@ def test_bench_cli_smoke() -> None:
         "2000",
         "--influx-readings",
         "3000",
+        "--runner-readings",
+        "5000",
     ).stdout
     for name in (
         "numpy daily_totals",
@@ -41,3 +43,37 @@ def test_bench_cli_smoke() -> None:
     ):
         assert name in out, out
     assert "goal numpy ≥ 10× pandas" in out and "of bandwidth bound" in out
+    for name in (
+        "runner: export (read)",
+        "runner: kernel",
+        "runner: whole day",
+        "raw export, json",
+    ):
+        assert name in out, out
+    assert "backfill rate / influxd raw export rate" in out
+
+
+def test_bench_city_smoke() -> None:
+    """The city-scale path at a toy size: every figure and both goals printed (no timing asserted)."""
+    out = gumei(
+        "bench",
+        "aggregate",
+        "--city",
+        "--stations",
+        "16",
+        "--city-readings",
+        "2000",
+        "--late",
+        "3",
+        "--late-former",
+        "1",
+    ).stdout
+    for name in (
+        "city runner: whole day",
+        "late reading -> corrected daily row, per area (now)",
+        "late reading -> corrected daily row, whole day (former)",
+        "peak RSS during backfill",
+        "city late reading -> daily row p99, per area",
+        "city backfill rate / influxd raw export rate",
+    ):
+        assert name in out, out

@@ -10,14 +10,18 @@ import datetime as dt
 import json
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
+import numpy as np
 import pytest
 
 from cloud import measurements as m
+from cloud.aggregate.encode import district_lines, district_residents_lines
+from cloud.aggregate.reader import ReadingsReader
 from cloud.aggregate.runner import Aggregator
 from cloud.aggregate.schedule import DirtyWork
+from cloud.aggregate.tonnage import Readings
 from cloud.days import DAY_MS, day_start_ms, number_of
 from cloud.ingest.handler import BatchPlanner, Message, day_marker_lines
 from cloud.lineproto import join_lines
@@ -183,3 +187,48 @@ def test_a_late_reading_reads_only_its_area(settled, influx, registry) -> None:
         and rows[0]["net_g"]
         == sum(round(d["net_kg"] * 1000) for d in FIRST["WS-0301"] if d["category"] == "wet") + 4321
     )
+
+
+def test_reader_msgpack_groups_equal_the_json_stream(settled, influx, registry) -> None:
+    """read() (MessagePack, a few sites a query, prefetched) and read_chunked() (one chunked JSON
+    stream) give the same readings; groups of 2 sites exercise the group edges."""
+    agg = Aggregator(influx, registry, chunk_size=7)
+    reader = ReadingsReader(influx, agg.reader.site_idx, agg.reader.cat_idx, 7, sites_per_query=2)
+    a, names_a = reader.read(DAY)
+    b, names_b = reader.read_chunked(DAY)
+
+    def rows(r: Readings, names: list[str]) -> list[tuple[int, ...]]:
+        assert r.resident is not None
+        res = [names[i] if i >= 0 else "" for i in r.resident.tolist()]
+        cols = (r.ts_ms, r.site, r.category, r.seq, r.net_mg)
+        return sorted((*x, hash(n)) for *x, n in zip(*(c.tolist() for c in cols), res, strict=True))
+
+    assert len(a) == len(b) > 5 * 40 and rows(a, names_a) == rows(b, names_b)
+
+
+def test_markers_of_distinct_site_days_never_share_a_point() -> None:
+    """Series = site, time = the write's ms + the day number in ns: two markers are one point only
+    when they name the same site and day in the same millisecond (the same news)."""
+    days: Counter[tuple[int, str]] = Counter(
+        {(DAY, "WS-0101"): 3, (DAY + 1, "WS-0101"): 1, (DAY, "WS-0102"): 2}
+    )
+    t = 1_764_201_600_123_456_789
+    keys = [ln.split(" ")[0] + " " + ln.split(" ")[-1] for ln in day_marker_lines(days, t)]
+    assert len(set(keys)) == 3
+    again = day_marker_lines(Counter({(DAY, "WS-0101"): 9}), t + 5)  # same ms, other worker
+    assert again[0].split(" ")[-1] == day_marker_lines(days, t)[0].split(" ")[-1]
+    assert all(int(k.split(" ")[-1]) // 1_000_000 == t // 1_000_000 for k in keys)
+
+
+def test_district_lines_leave_residents_alone() -> None:
+    """The rows lane writes the district's tonnage without a residents field (fields merge in
+    InfluxDB, so the residents lane's count stays); the residents lane writes only that field."""
+    net = np.array([1_500, 0, 2_000_000, 0], dtype=np.int64)
+    dep = np.array([1, 0, 3, 0], dtype=np.int64)
+    tonnage = district_lines(DAY, net, dep)
+    assert len(tonnage) == 3 and not any(
+        "residents" in ln for ln in tonnage
+    )  # dry, recyclable, all
+    assert "net_mg=2001500i" in tonnage[-1] and "category=all" in tonnage[-1]
+    res = district_residents_lines(DAY, dep, np.array([1, 0, 2, 0], dtype=np.int64), 2)
+    assert [ln.split(" ")[1] for ln in res] == ["residents=1i", "residents=2i", "residents=2i"]

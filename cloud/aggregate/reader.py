@@ -99,6 +99,7 @@ class ReadingsReader:
     site_idx: dict[str, int]
     cat_idx: dict[str, int]
     chunk_size: int = 50_000
+    sites_per_query: int = SITES_PER_QUERY
 
     def read(self, day: int, sites: Sequence[str] | None = None) -> tuple[Readings, list[str]]:
         """All stored readings of one Shanghai day (of these sites only; by default every site of
@@ -106,7 +107,8 @@ class ReadingsReader:
         indexes. Asked SITES_PER_QUERY sites at a time in MessagePack (influxd's cheapest answer),
         the next group fetched while this one is decoded: memory is bounded by the columns."""
         names = list(self.site_idx) if sites is None else list(sites)
-        groups = [names[i : i + SITES_PER_QUERY] for i in range(0, len(names), SITES_PER_QUERY)]
+        step = self.sites_per_query
+        groups = [names[i : i + step] for i in range(0, len(names), step)]
         cols = _Columns()
         with ThreadPoolExecutor(1) as pool:
 
