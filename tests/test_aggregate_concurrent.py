@@ -190,12 +190,12 @@ def test_a_late_reading_reads_only_its_area(settled, influx, registry) -> None:
 
 
 def test_reader_msgpack_groups_equal_the_json_stream(settled, influx, registry) -> None:
-    """read() (MessagePack, a few sites a query, prefetched) and read_chunked() (one chunked JSON
-    stream) give the same readings; groups of 2 sites exercise the group edges."""
+    """read() of given sites (MessagePack, a few sites a query, prefetched) and of a whole day (one
+    chunked JSON stream) give the same readings; groups of 2 sites exercise the group edges."""
     agg = Aggregator(influx, registry, chunk_size=7)
     reader = ReadingsReader(influx, agg.reader.site_idx, agg.reader.cat_idx, 7, sites_per_query=2)
-    a, names_a = reader.read(DAY)
-    b, names_b = reader.read_chunked(DAY)
+    a, names_a = reader.read(DAY, list(agg.reader.site_idx))
+    b, names_b = reader.read(DAY)  # a whole day: read_chunked
 
     def rows(r: Readings, names: list[str]) -> list[tuple[int, ...]]:
         assert r.resident is not None

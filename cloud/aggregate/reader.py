@@ -102,11 +102,16 @@ class ReadingsReader:
     sites_per_query: int = SITES_PER_QUERY
 
     def read(self, day: int, sites: Sequence[str] | None = None) -> tuple[Readings, list[str]]:
-        """All stored readings of one Shanghai day (of these sites only; by default every site of
-        the registry) as columns, and the table of resident pseudonyms the resident column
-        indexes. Asked SITES_PER_QUERY sites at a time in MessagePack (influxd's cheapest answer),
-        the next group fetched while this one is decoded: memory is bounded by the columns."""
-        names = list(self.site_idx) if sites is None else list(sites)
+        """All stored readings of one Shanghai day (of these sites only, if given) as columns,
+        and the table of resident pseudonyms the resident column indexes.
+
+        A whole day is one chunked JSON stream (read_chunked): no site list for influxd to match.
+        Given sites are asked sites_per_query at a time in MessagePack (the cheapest answer for
+        influxd to produce; unchunked, so the group bounds it), the next group fetched while this
+        one is decoded. Memory is bounded by the columns either way."""
+        if sites is None:
+            return self.read_chunked(day)
+        names = list(sites)
         step = self.sites_per_query
         groups = [names[i : i + step] for i in range(0, len(names), step)]
         cols = _Columns()
