@@ -213,10 +213,11 @@ def test_any_stream_gives_positive_bounded_deposits_and_feed_equals_detect(
 
 
 def test_accuracy_bench_on_a_morning_peak_meets_the_targets() -> None:
-    from bench.scales import run_accuracy_bench
+    from bench.scales import accuracy_report, run_accuracy_bench
 
     r = run_accuracy_bench(hours=2.0, seed=11)
     assert r["passed"], r
+    assert accuracy_report(r).meets and len(accuracy_report(r).goals) == 2
     assert r["observable_recall"] >= 0.99 and r["weight_error_pct"] <= 0.5
     assert r["false_positives"] == 0 and r["true_deposits"] > 100
     assert r["rejected_frames"] > 0  # garbage frames were injected and skipped
