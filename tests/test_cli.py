@@ -102,3 +102,18 @@ def test_sim_fleet_with_unreadable_secrets(tmp_path: Path) -> None:
         "sim", "fleet", "--port", "1883", "--secrets", str(tmp_path / "s.json"), check=False
     )
     assert proc.returncode == 2 and "cannot read" in proc.stderr
+
+
+def test_a_command_whose_extra_is_missing_says_which_to_install(tmp_path: Path) -> None:
+    """A base install (no [render] extra): `gumei dashboards render` names the extra, no trace."""
+    hidden = tmp_path / "hide" / "matplotlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'matplotlib'\", name='matplotlib')\n"
+    )
+    proc = gumei("dashboards", "render", check=False, env={"PYTHONPATH": str(tmp_path / "hide")})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "gumei: error: this command needs matplotlib, which is in the optional extra [render]: "
+        "pip install 'gumei-iot[render]'"
+    )
