@@ -277,7 +277,7 @@ class BatchPlanner:
         """Plan a waste readings payload that needs no quarantine; False (plan untouched) otherwise.
 
         Same lines, count and days as the slow path would plan (checked against it by the property
-        test in tests/test_ingest_fastpath.py). The line-head lookup is the device and category
+        test in tests/cloud/ingest/test_ingest_fastpath.py). The line-head lookup is the device and category
         check: heads exist only for a registered device's registered categories.
         """
         heads = self._heads.get(site_id)
