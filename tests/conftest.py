@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import paho.mqtt.client as mqtt
+import pluggy
 import pytest
 
 from broker.dynsec import worker_name
@@ -32,7 +33,10 @@ os.environ["GUMEI_INGEST__MAX_AGE_DAYS"] = HISTORY_DAYS
 
 
 def wait_until(
-    probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+    probe: Callable[[], T | None],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
 ) -> T:
     """Call probe until it returns something truthy, or fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
@@ -179,7 +183,9 @@ def rows_of(influx: InfluxClient, q: str, db: str | None = None) -> list[dict[st
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     """Attach the services' and processes' logs to a failing test's report."""
     outcome = yield
     report = outcome.get_result()
