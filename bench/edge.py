@@ -123,7 +123,8 @@ class Reader:
         )  # a monitor identity: client id = username
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(waste_readings("+"), qos=1)
-        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.2)  # type: ignore[arg-type]  # back before the agent
+        # back before the agent; paho annotates the delays int, its reconnect wait takes floats
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.2)  # type: ignore[arg-type]
         connect_persistent(self.client, endpoint)
         self.client.loop_start()
 
@@ -279,16 +280,17 @@ def run_edge_bench(
             with DurableQueue.open(qpath) as q:
                 ts = now_ms() - 3_600_000
                 for i in range(backlog):
-                    q.put(
-                        dev,
-                        lambda s, i=i: WasteReading(
+
+                    def make(s: int, i: int = i) -> WasteReading:
+                        return WasteReading(
                             device=dev,
                             seq=s,
                             ts=ts + i,
-                            category="dry",  # type: ignore[arg-type, misc]
+                            category="dry",
                             net_kg=round(0.05 + (i % 500) / 100, 2),
-                        ),
-                    )
+                        )
+
+                    q.put(dev, make)
             c = queue_counters(qpath)
             pending = c["accepted"] - c["acked"] - c["dropped"]
             target = c["acked"] + pending

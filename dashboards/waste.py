@@ -40,7 +40,7 @@ GAZETTEER = "public/gazetteer/gumei-sites.json"
 CENTER = (31.1505, 121.4020)
 
 
-def _categories(p):  # type: ignore[no-untyped-def]
+def _categories(p):
     return display_names(p, s.CATEGORY_LABELS, CATEGORY_COLORS)
 
 

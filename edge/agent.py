@@ -79,7 +79,7 @@ class ScaleState:
             device=self.device.id,
             ok=self.ok,
             fill_pct=fill,
-            frames=st.frames,  # type: ignore[call-arg]
+            frames=st.frames,
             malformed=dict(st.malformed),
             reconnects=st.reconnects,
             deposits=self.deposits,

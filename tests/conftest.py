@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pluggy
 import pytest
 
 from broker.dynsec import worker_name
@@ -103,7 +104,9 @@ def gateway(stack: LocalStack) -> Iterator[Callable[[str], mqtt.Client]]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     """Attach the services' and processes' logs to a failing test's report."""
     outcome = yield
     report = outcome.get_result()

@@ -55,7 +55,7 @@ class RunResult:
 def _codes(values: list[object]) -> tuple[np.ndarray, np.ndarray]:
     """Distinct strings (None becomes "") and each value's index into them."""
     arr = np.array(values, dtype=object)
-    arr[np.equal(arr, None)] = ""
+    arr[[v is None for v in values]] = ""
     uniq, inv = np.unique(arr.astype(str), return_inverse=True)
     return uniq, inv.reshape(-1).astype(np.int64)
 

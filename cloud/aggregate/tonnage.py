@@ -327,7 +327,7 @@ def daily_totals(
     size = (int(part.day.max()) - d0 + 1) * n_slots
     key = (part.day - d0) * n_slots + part.slot
     counts = np.bincount(key, weights=part.count, minlength=size).astype(np.int64)
-    sums = np.bincount(key, weights=part.net_mg, minlength=size)  # exact below 2**53 mg per cell
+    sums = np.bincount(key, weights=part.net_mg, minlength=size)  # type: ignore[assignment]  # float64 with weights (numpy stub says ints); exact below 2**53 mg per cell
     return _non_empty(counts, sums, d0, n_sites, n_categories)
 
 

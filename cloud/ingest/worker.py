@@ -209,7 +209,7 @@ class IngestWorker:
             self._inbox.put(
                 Message(
                     msg.topic,
-                    msg.payload,
+                    bytes(msg.payload),
                     msg.mid,
                     bool(msg.dup),
                     time.time_ns(),

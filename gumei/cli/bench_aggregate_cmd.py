@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 
 def aggregate(
@@ -33,7 +33,7 @@ def aggregate(
 
     opts = AggregateOptions(readings, days, sites, python_sample, influx_readings, seed)
     with Progress(transient=True) as bar:
-        tasks: list[int] = []
+        tasks: list[TaskID] = []
 
         def advance(n: int) -> None:
             if not tasks:

@@ -68,7 +68,7 @@ aggregate = typer.Typer(
 )
 
 
-def _rules(s: CloudSettings):  # type: ignore[no-untyped-def]
+def _rules(s: CloudSettings):
     """The target rules of the settings' [targets] section."""
     return s.targets.rules()
 

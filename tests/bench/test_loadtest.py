@@ -32,7 +32,7 @@ def assert_exact(report: Report) -> None:
 
 async def gateway_offline(run: LoadRun) -> None:
     """Three gateways lose their network for an hour of simulated time, then replay."""
-    fleet_gateways = run.fleet.gateways  # type: ignore[attr-defined]
+    fleet_gateways = run.fleet.gateways
     for g in fleet_gateways[10:13]:
         g.go_offline(3600 / run.cfg.warp)
 
@@ -59,7 +59,7 @@ def test_short_load_2000_gateways_with_skew_and_outage(capsys: pytest.CaptureFix
 
 async def restart_broker(run: LoadRun) -> None:
     assert run.stack.mosquitto is not None
-    events = run.fleet.truth.events  # type: ignore[attr-defined]
+    events = run.fleet.truth.events
     events.append((time.time(), "broker stopping"))
     await asyncio.to_thread(run.stack.mosquitto.stop)
     events.append((time.time(), "broker stopped"))
@@ -98,7 +98,7 @@ async def kill_worker(run: LoadRun) -> None:
         (kill_worker, "a worker killed with kill -9 mid-stream"),
     ],
 )
-def test_fault(fault, title, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_fault(fault, title, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = LoadConfig(gateways=200, seconds=30, workers=2, warp=1800, faults=[(8, fault)])
     assert_exact(run_and_print(cfg, capsys, title))
 

@@ -121,7 +121,7 @@ def test_waste_fast_path_equals_the_generic_encoder() -> None:
         seq=1_000_123,
         ts=1_764_201_600_000,
         category="dry",
-        net_kg=3.42,  # type: ignore[arg-type]
+        net_kg=3.42,
         gross_kg=57.1,
         resident="r-5f0c2a9b41d07e3c8a66b1f2d9e04c17",
     )

@@ -47,7 +47,7 @@ def test_default_registry_is_the_realistic_gumei_layout() -> None:
         (lambda g: r.retire_device(g, "WS-0101-S7"), "no device WS-0101-S7"),
     ],
 )
-def test_bad_edits_are_one_line_errors(edit, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_edits_are_one_line_errors(edit, message) -> None:
     with pytest.raises(r.RegistryError) as exc:
         edit(r.load())
     assert message in str(exc.value) and "\n" not in str(exc.value)

@@ -209,7 +209,7 @@ def test_generate_into_other_folders_equals_the_committed_files(tmp_path: Path) 
         ).read_text() == committed.read_text()
 
 
-def _labels(doc: dict) -> list[str]:  # type: ignore[type-arg]
+def _labels(doc: dict) -> list[str]:
     """Every text render draws from a dashboard: titles, aliases and display-name overrides."""
     out = [doc["title"]]
     for p in doc.get("panels", []):

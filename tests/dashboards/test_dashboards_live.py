@@ -60,7 +60,8 @@ class Scope:
 
 def _readings(site: str, now: int, seq0: int) -> tuple[list[WasteReading], dict[str, int]]:
     start = max(day_start_ms(day_number(now)), now - 10 * 60_000)
-    out, grams = [], defaultdict(int)
+    out: list[WasteReading] = []
+    grams: defaultdict[str, int] = defaultdict(int)
     for k in range(3):  # three deposits per bin, within the last ten minutes of today
         for i, (category, kg) in enumerate(KG.items()):
             net = round(kg * (k + 1) + 0.001 * i, 3)
@@ -71,7 +72,7 @@ def _readings(site: str, now: int, seq0: int) -> tuple[list[WasteReading], dict[
                     device=f"{site}-{DEVICE[category]}",
                     seq=seq0 + 4 * k + i,
                     ts=ts,
-                    category=category,  # type: ignore[arg-type]
+                    category=category,
                     net_kg=net,
                     gross_kg=net + 12.0,
                     resident=resident,
@@ -110,7 +111,7 @@ def _health(now: int, seq0: int) -> HealthBatch:
                 seq=seq0 + i,
                 ts=now - 9000 + i,
                 resident=resident,
-                type="blood_pressure",  # type: ignore[arg-type]
+                type="blood_pressure",
                 values={
                     "systolic_mmhg": 152.0 if i == 0 else 118.0,
                     "diastolic_mmhg": 96.0 if i == 0 else 76.0,
@@ -123,7 +124,7 @@ def _health(now: int, seq0: int) -> HealthBatch:
                 seq=seq0 + i,
                 ts=now - 8000 + i,
                 resident=resident,
-                type="blood_glucose",  # type: ignore[arg-type]
+                type="blood_glucose",
                 values={"glucose_mmol_l": 5.4, "meal": "fasting"},
             )
         )
@@ -133,7 +134,7 @@ def _health(now: int, seq0: int) -> HealthBatch:
             seq=seq0,
             ts=now - 7000,
             resident="r-" + "a" * 32,
-            type="body_temperature",  # type: ignore[arg-type]
+            type="body_temperature",
             values={"temperature_c": 36.6},
         )
     )
@@ -141,14 +142,14 @@ def _health(now: int, seq0: int) -> HealthBatch:
 
 
 @pytest.fixture(scope="module")
-def grafana_influx(stack) -> Iterator[InfluxClient]:  # type: ignore[no-untyped-def]
+def grafana_influx(stack) -> Iterator[InfluxClient]:
     """What Grafana's data source may read: the read-only Grafana user (main database only)."""
     with InfluxClient(stack.influx_config("grafana")) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def live(stack, ingest_worker, gateway, influx: InfluxClient) -> Scope:  # type: ignore[no-untyped-def]
+def live(stack, ingest_worker, gateway, influx: InfluxClient) -> Scope:
     """Publish today's readings for SITES, a status per site, health measurements and one bad payload;
     wait until stored; aggregate with the CLI."""
     now = int(time.time() * 1000) - 1000
@@ -457,7 +458,7 @@ def test_fleet_and_health_panels_see_the_published_messages(
 
 def test_render_cli_draws_every_dashboard_from_the_live_database(
     live: Scope, stack, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     to = dt.datetime.fromtimestamp(
         live.end_ms() / 1000, dt.timezone(dt.timedelta(hours=8))
     ).strftime("%Y-%m-%dT%H:%M:%S")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypedDict
 
 import pytest
 
@@ -13,7 +14,15 @@ from devstack.services import free_port
 from tests.support.grafana_stub import GrafanaStub
 
 TOKEN = "glsa_test_token"
-INFLUX = {
+
+
+class InfluxArgs(TypedDict):
+    influx_url: str
+    influx_user: str
+    influx_password: str
+
+
+INFLUX: InfluxArgs = {
     "influx_url": "http://influx.example:8086",
     "influx_user": "grafana",
     "influx_password": "s3cret",
@@ -130,6 +139,6 @@ def test_version_conflict_412(grafana: GrafanaStub) -> None:
     )
 
 
-def test_push_without_generated_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_push_without_generated_json(tmp_path) -> None:
     with pytest.raises(p.PushError, match="run `gumei dashboards generate`"):
         p.push("http://127.0.0.1:9", TOKEN, json_dir=tmp_path, **INFLUX)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypedDict
 
 import pytest
 
@@ -40,7 +41,7 @@ WHEN = dt.datetime(2026, 11, 27, 9, 30, 0)
 
 
 def _contract(reading_type: str, values: dict[str, float | str]) -> HealthMeasurement:
-    return HealthMeasurement(device="HH-01-X", seq=1, ts=1, type=reading_type, values=values)  # type: ignore[arg-type]
+    return HealthMeasurement(device="HH-01-X", seq=1, ts=1, type=reading_type, values=values)
 
 
 def test_issue_blood_pressure_frame() -> None:
@@ -205,6 +206,11 @@ def test_spot_check() -> None:
     }
 
 
+class SpotCheckFlags(TypedDict, total=False):
+    status: int
+    device_status: int
+
+
 @pytest.mark.parametrize(
     ("kwargs", "reason"),
     [
@@ -214,9 +220,9 @@ def test_spot_check() -> None:
         ({"device_status": 0x008000}, "sensor_fault"),
     ],
 )
-def test_spot_check_unusable_rejected(kwargs: dict[str, int], reason: str) -> None:
+def test_spot_check_unusable_rejected(kwargs: SpotCheckFlags, reason: str) -> None:
     with pytest.raises(BleDecodeError) as info:
-        decode_spot_check(encode_spot_check(97, 72, **kwargs))  # type: ignore[arg-type]
+        decode_spot_check(encode_spot_check(97, 72, **kwargs))
     assert info.value.reason == reason
 
 

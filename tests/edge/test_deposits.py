@@ -97,7 +97,7 @@ def test_small_steps_below_threshold_are_absorbed() -> None:
 def test_params_are_validated() -> None:
     for bad in ({"settle_samples": 0}, {"tolerance_kg": 0.05}, {"min_deposit_kg": 100.0}):
         try:
-            DetectorParams(**bad)  # type: ignore[arg-type]
+            DetectorParams(**bad)
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")

@@ -161,7 +161,7 @@ def test_malformed_frames_are_skipped_counted_and_the_agent_keeps_going(
     assert {"bad_checksum", "bad_unit"} <= reasons and len(reasons) >= 3, reasons
     assert all(d["frames"] > 100 and d["deposits"] > 0 for d in status["devices"])
     assert offline["state"] == "offline"
-    assert all(0.05 <= float(t["net_kg"]) <= 5.0 for t in truth)  # no bad frame became a deposit  # type: ignore[arg-type]
+    assert all(0.05 <= float(t["net_kg"]) <= 5.0 for t in truth)  # no bad frame became a deposit
     wait_until(
         lambda: len(stored(influx, site, run.t0_ms)) >= len(truth),
         what=f"{len(truth)} readings stored",

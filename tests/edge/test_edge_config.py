@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import check_files, load_config
+from edge.config import GatewayConfig, check_files, load_config
 from edge.errors import ConfigError
 from tests.support.common import PROJECT, gumei
 
@@ -76,6 +76,7 @@ MISTAKES = [  # (replace, with, the one line expected, after "<file>: ")
 
 def test_the_commented_sample_is_valid() -> None:
     cfg = load_config(SAMPLE)
+    assert isinstance(cfg, GatewayConfig)  # a waste station's sample
     assert cfg.site == "WS-0101" and [d.interface for d in cfg.devices] == [
         "serial",
         "serial",

@@ -304,9 +304,11 @@ def test_hut_gateway_process_delivers_every_visit_with_pseudonyms_only(
             frames: dict[str, int] = dict.fromkeys(hut.instruments, 0)
             for i, res in enumerate(residents):
                 hut.tap(res.card)  # the gateway opens the session before the instruments send
-                wait_until(
-                    lambda n=i + 1: watch.frames(hut.card_reader) >= n, what=f"tap {i + 1} handled"
-                )
+
+                def tapped(n: int = i + 1) -> bool:
+                    return watch.frames(hut.card_reader) >= n
+
+                wait_until(tapped, what=f"tap {i + 1} handled")
                 v = hut.visit(
                     None,
                     dt.datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0),

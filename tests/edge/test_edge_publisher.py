@@ -70,7 +70,7 @@ class Listener:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     def on(self, topic: str) -> list[bytes]:
         with self._lock:
@@ -159,12 +159,13 @@ def test_an_owed_replay_survives_a_restart_and_resends_the_window_once(
     tuning = PublishTuning(replay_delay_s=0.5, backoff_min_s=0.1, backoff_max_s=0.2)
     with DurableQueue.open(tmp_path / "q.db") as q:
         for i in range(30):
-            q.put(
-                dev,
-                lambda s, i=i: WasteReading(
+
+            def make(s: int, i: int = i) -> WasteReading:
+                return WasteReading(
                     device=dev, seq=s, ts=1_764_201_600_000 + i, category="dry", net_kg=1.0
-                ),
-            )
+                )
+
+            q.put(dev, make)
         first = Publisher(
             broker.endpoint(site), site, "waste", q, tuning=PublishTuning(replay_delay_s=3600)
         )

@@ -11,7 +11,7 @@ from edge.queue import DurableQueue
 DEV = "WS-0901-S1"
 
 
-def waste(net: float = 1.0):  # type: ignore[no-untyped-def]
+def waste(net: float = 1.0):
     return lambda seq: WasteReading(
         device=DEV, seq=seq, ts=1_764_201_600_000, category="dry", net_kg=net
     )

@@ -49,8 +49,12 @@ def test_minutes_of_faults_kills_and_broker_restarts_lose_and_double_nothing(
         run.start()
         for round_ in range(6):
             target = run.counters()["acked"] + 100
+
+            def acked(t: int = target) -> bool:
+                return run.counters()["acked"] >= t
+
             wait_until(
-                lambda t=target: run.counters()["acked"] >= t,
+                acked,
                 timeout=60,
                 what=f"round {round_}: 100 more acked",
             )

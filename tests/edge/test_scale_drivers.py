@@ -17,7 +17,7 @@ from edge.scales.modbus_driver import ModbusScaleSource, decode_registers
 from edge.scales.serial_driver import SerialIndicatorSource
 from firmware_sim.scales.ascii_indicator import encode_frame, stream_bytes
 from firmware_sim.scales.modbus_sim import ModbusTransmitter, registers_for
-from firmware_sim.scales.physics import PhysicsParams, ScaleModel, TrueDeposit
+from firmware_sim.scales.physics import PhysicsParams, Reading, ScaleModel, TrueDeposit
 from firmware_sim.scales.serial_sim import PtyIndicator
 
 GOOD = [
@@ -254,7 +254,9 @@ def test_modbus_server_gone_raises_and_reconnects(transmitter: ModbusTransmitter
 def test_simulated_morning_over_modbus_finds_every_deposit(transmitter: ModbusTransmitter) -> None:
     params = PhysicsParams(disconnects_per_hour=0, glitch_rate=0.0, rate_scale=2.0)
     model = ScaleModel("dry", 5, BENCH_START_MS, params)
-    items = list(model.run(0.25))
+    frames = list(model.run(0.25))
+    items = [item for item in frames if isinstance(item, Reading)]
+    assert len(items) == len(frames)  # glitch_rate=0: readings only
     ts_by_weight = iter(item.ts_ms for item in items)
     src = ModbusScaleSource(
         "127.0.0.1", transmitter.port, poll_s=0.0005, clock=lambda: next(ts_by_weight, 0)
@@ -264,7 +266,7 @@ def test_simulated_morning_over_modbus_finds_every_deposit(transmitter: ModbusTr
     samples = []
     it = src.samples()
     for item in items:
-        transmitter.set_reading(item.weight_kg, item.stable, item.overload)  # type: ignore[union-attr]
+        transmitter.set_reading(item.weight_kg, item.stable, item.overload)
         samples.append(next(it))
     src.close()
     det, found = DepositDetector(), []

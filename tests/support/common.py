@@ -23,7 +23,10 @@ PROJECT = Path(__file__).resolve().parent.parent.parent
 
 
 def wait_until(
-    probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+    probe: Callable[[], T | None],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
 ) -> T:
     """Call probe until it returns something truthy, or fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.edge import queue_counters
 from cloud import registry as registry_mod
@@ -121,7 +122,7 @@ class AgentRun:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def truth(self) -> list[dict[str, object]]:
+    def truth(self) -> list[dict[str, Any]]:
         """Every entry the agent ever accepted (acknowledged ones are retained: keep_acked_s = 3600)."""
         conn = sqlite3.connect(f"file:{self.queue}?mode=ro", uri=True)
         try:
@@ -132,7 +133,7 @@ class AgentRun:
             conn.close()
 
 
-def stored(influx: InfluxClient, site: str, since_ms: int) -> list[dict[str, object]]:
+def stored(influx: InfluxClient, site: str, since_ms: int) -> list[dict[str, Any]]:
     """Waste readings of a site stored in InfluxDB since a time."""
     return rows_of(
         influx,
@@ -141,30 +142,30 @@ def stored(influx: InfluxClient, site: str, since_ms: int) -> list[dict[str, obj
     )
 
 
-def assert_exact(truth: list[dict[str, object]], rows: list[dict[str, object]]) -> None:
+def assert_exact(truth: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
     """InfluxDB holds exactly the accepted readings: same (device, seq) set, count and grams."""
     keys = [(r["device"], r["seq"]) for r in rows]
     assert len(keys) == len(set(keys)), "a reading stored twice"
     want = {(t["device"], t["seq"]) for t in truth}
-    missing, extra = sorted(want - set(keys)), sorted(set(keys) - want)  # type: ignore[type-var]
+    missing, extra = sorted(want - set(keys)), sorted(set(keys) - want)
     assert not missing and not extra, (
         f"{len(missing)} missing, e.g. {missing[:5]}; {len(extra)} not accepted, e.g. {extra[:5]}"
     )
     assert sum(round(float(r["net_kg"]) * 1000) for r in rows) == sum(
         round(float(t["net_kg"]) * 1000) for t in truth
-    )  # type: ignore[arg-type]
+    )
 
 
-def assert_seq_contiguous(truth: list[dict[str, object]]) -> None:
+def assert_seq_contiguous(truth: list[dict[str, Any]]) -> None:
     """Per device, seq continues across restarts: strictly increasing by one, no gap, no repeat."""
     by_dev: dict[object, list[int]] = defaultdict(list)
     for t in truth:
-        by_dev[t["device"]].append(int(t["seq"]))  # type: ignore[call-overload]
+        by_dev[t["device"]].append(int(t["seq"]))
     for seqs in by_dev.values():
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
-def finish(run: AgentRun) -> list[dict[str, object]]:
+def finish(run: AgentRun) -> list[dict[str, Any]]:
     """Stop the scales, let the agent deliver what it holds, stop it cleanly; return the truth."""
     run.station.stop()
     wait_until(

@@ -6,6 +6,7 @@ import datetime as dt
 import secrets
 
 from cloud.health.lines import health_line
+from cloud.influx import InfluxClient
 from contract.models import HealthMeasurement
 
 DAY = "2023-04-11"  # this test's own day
@@ -16,7 +17,7 @@ def pseudonym() -> str:
     return "r-" + secrets.token_hex(16)
 
 
-def seed_resident(influx) -> str:  # type: ignore[no-untyped-def]
+def seed_resident(influx: InfluxClient) -> str:
     """A new resident with three blood-pressure readings on DAY (written straight to InfluxDB)."""
     resident = pseudonym()
     lines = [

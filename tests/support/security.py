@@ -39,6 +39,12 @@ def connack(endpoint: MqttEndpoint, client_id: str, timeout: float = 5.0) -> mqt
         client.loop_stop()
 
 
+def accepted(endpoint: MqttEndpoint, client_id: str) -> bool:
+    """Whether the broker accepts this connection (a CONNACK without a failure code)."""
+    rc = connack(endpoint, client_id)
+    return rc is not None and not rc.is_failure
+
+
 class Probe:
     """A connected client that records PUBACK and SUBACK reason codes and received messages."""
 
@@ -83,6 +89,7 @@ class Probe:
     def subscribe(self, topic: str) -> mqtt.ReasonCode:
         """Subscribe at QoS 1 and return the SUBACK's reason code."""
         _, mid = self.client.subscribe(topic, qos=1)
+        assert mid is not None, f"SUBSCRIBE to {topic} not sent"
         with self._cond:
             assert self._cond.wait_for(lambda: mid in self.subacks, 10), f"no SUBACK for {topic}"
             return self.subacks[mid][0]

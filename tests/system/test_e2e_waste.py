@@ -15,7 +15,7 @@ SITE = "WS-0101"  # area A01 in the default registry; S1 dry, S2 wet, S3 recycla
 
 
 def reading(device: str, seq: int, ts: int, category: str, net_kg: float) -> WasteReading:
-    return WasteReading(device=device, seq=seq, ts=ts, category=category, net_kg=net_kg)  # type: ignore[arg-type]
+    return WasteReading(device=device, seq=seq, ts=ts, category=category, net_kg=net_kg)
 
 
 LAST_MS = ms(2025, 3, 10, 23, 59, 59, 999)
@@ -32,7 +32,7 @@ GOOD = [
 
 
 @pytest.fixture(scope="module")
-def published(stack, ingest_worker, gateway, influx):  # type: ignore[no-untyped-def]
+def published(stack, ingest_worker, gateway, influx):
     """Publish the scenario once; wait until every accepted reading and dead letter is stored."""
     client = gateway(SITE)
     topic = waste_readings(SITE)
@@ -78,7 +78,7 @@ def published(stack, ingest_worker, gateway, influx):  # type: ignore[no-untyped
     return where
 
 
-def test_every_valid_reading_stored_once(published, influx):  # type: ignore[no-untyped-def]
+def test_every_valid_reading_stored_once(published, influx):
     rows = rows_of(influx, f"SELECT net_kg, seq, device FROM waste_reading WHERE {published}")
     assert sorted((r["device"], r["seq"]) for r in rows) == [
         (f"{SITE}-S1", 1),
@@ -90,7 +90,7 @@ def test_every_valid_reading_stored_once(published, influx):  # type: ignore[no-
     ]
 
 
-def test_rejections_visible_with_reasons(published, influx):  # type: ignore[no-untyped-def]
+def test_rejections_visible_with_reasons(published, influx):
     rows = rows_of(
         influx, f"SELECT reason, entries, payload FROM quarantine WHERE site = '{SITE}' GROUP BY *"
     )
@@ -101,7 +101,7 @@ def test_rejections_visible_with_reasons(published, influx):  # type: ignore[no-
     assert codes["not_json"]["payload"] == "{not json"
 
 
-def test_api_rows_exact_to_the_gram(published, api_url, operator_token):  # type: ignore[no-untyped-def]
+def test_api_rows_exact_to_the_gram(published, api_url, operator_token):
     r = httpx.get(
         f"{api_url}/api/v1/waste/daily",
         params={"start": "2025-03-10", "end": "2025-03-11", "site": SITE},
@@ -146,7 +146,7 @@ def test_api_rows_exact_to_the_gram(published, api_url, operator_token):  # type
     }
 
 
-def test_api_filters(published, api_url, operator_token):  # type: ignore[no-untyped-def]
+def test_api_filters(published, api_url, operator_token):
     h = {"Authorization": f"Bearer {operator_token}"}
     r = httpx.get(
         f"{api_url}/api/v1/waste/daily",

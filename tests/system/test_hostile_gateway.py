@@ -650,7 +650,7 @@ def test_status_with_30_digit_buffered(hostile: Hostile) -> None:
         assert not x.send(S_X, status_raw(',"buffered":' + "9" * 30), retain=True).is_failure
     q = f"SELECT buffered, online FROM {m.GATEWAY_STATUS.name} WHERE site = '{X}' AND time >= {hostile.t0_ns}"
     hostile.wait_stored(
-        lambda: rows_of(hostile.influx, q) or hostile.dead_letters(X),
+        lambda: bool(rows_of(hostile.influx, q) or hostile.dead_letters(X)),
         10,
         "the status stored or dead-lettered",
     )
@@ -705,7 +705,7 @@ def test_status_with_unknown_and_foreign_devices(hostile: Hostile) -> None:
                 f"SELECT count(online) FROM {m.GATEWAY_STATUS.name} WHERE site = '{X}' AND time >= {hostile.t0_ns}",
             )
             >= 1
-            or hostile.dead_letters(X)
+            or bool(hostile.dead_letters(X))
         ),
         20,
         "the status handled",

@@ -22,7 +22,7 @@ RES = ["r-" + f"{i:032x}" for i in range(1, 4)]
 def rd(dev: int, seq: int, ts: int, cat: str, kg: float, res: str | None = None) -> WasteReading:
     return WasteReading(
         device=f"{SITE}-S{dev}", seq=seq, ts=ts, category=cat, net_kg=kg, resident=res
-    )  # type: ignore[arg-type]
+    )
 
 
 FIRST = [
@@ -48,7 +48,7 @@ def api(api_url: str, token: str, path: str, **params: str) -> Any:
     return r.json()
 
 
-def snapshot(influx, api_url: str, token: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def snapshot(influx, api_url: str, token: str) -> dict[str, Any]:
     return {
         "site_rows": api(api_url, token, "daily", start="2025-06-09", end="2025-06-13", site=SITE)[
             "rows"
@@ -69,14 +69,14 @@ def by_date(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, An
     return out
 
 
-def stored(influx) -> int:  # type: ignore[no-untyped-def]
+def stored(influx) -> int:
     return count(
         influx, f"SELECT count(net_kg) FROM waste_reading WHERE site = '{SITE}' AND {WINDOW}"
     )
 
 
 @pytest.fixture(scope="module")
-def runs(stack, ingest_worker, gateway, influx, api_url, operator_token):  # type: ignore[no-untyped-def]
+def runs(stack, ingest_worker, gateway, influx, api_url, operator_token):
     client = gateway(SITE)
     config = str(stack.root / "cloud.toml")
     publish(client, waste_readings(SITE), encode(WasteBatch(site=SITE, readings=FIRST)))
@@ -90,7 +90,7 @@ def runs(stack, ingest_worker, gateway, influx, api_url, operator_token):  # typ
     return before, after, out
 
 
-def test_late_day_row_changes_in_api(runs) -> None:  # type: ignore[no-untyped-def]
+def test_late_day_row_changes_in_api(runs) -> None:
     before, after, _ = runs
     assert [
         (r["date"], r["category"], r["tonnes"], r["deposits"]) for r in before["site_rows"]
@@ -108,7 +108,7 @@ def test_late_day_row_changes_in_api(runs) -> None:  # type: ignore[no-untyped-d
     ]
 
 
-def test_nothing_else_changes(runs) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_else_changes(runs) -> None:
     before, after, _ = runs
     for key, col in (
         ("site_rows", "date"),
@@ -121,7 +121,7 @@ def test_nothing_else_changes(runs) -> None:  # type: ignore[no-untyped-def]
         assert changed == [D0], (key, changed)
 
 
-def test_area_rollup_and_residents(runs) -> None:  # type: ignore[no-untyped-def]
+def test_area_rollup_and_residents(runs) -> None:
     _, after, _ = runs
     d0 = {r["category"]: r for r in after["area_rows"] if r["date"] == D0}
     assert d0["all"]["tonnes"] == 0.007861 and d0["all"]["deposits"] == 4
@@ -130,7 +130,7 @@ def test_area_rollup_and_residents(runs) -> None:  # type: ignore[no-untyped-def
     assert all(r["area"] == AREA for r in after["area_rows"])
 
 
-def test_targets_for_the_late_day(runs, api_url, operator_token) -> None:  # type: ignore[no-untyped-def]
+def test_targets_for_the_late_day(runs, api_url, operator_token) -> None:
     t = api(api_url, operator_token, "targets", date=D0)
     assert t["recyclables"] == {"tonnes": 0.005611, "goal_tonnes": 80.0, "met": False}
     assert (
@@ -147,7 +147,7 @@ def test_targets_for_the_late_day(runs, api_url, operator_token) -> None:  # typ
     assert "site" not in d[0] and "area" not in d[0]
 
 
-def test_targets_404_without_data(api_url, operator_token) -> None:  # type: ignore[no-untyped-def]
+def test_targets_404_without_data(api_url, operator_token) -> None:
     r = httpx.get(
         f"{api_url}/api/v1/waste/targets",
         params={"date": "2001-01-01"},
@@ -156,7 +156,7 @@ def test_targets_404_without_data(api_url, operator_token) -> None:  # type: ign
     assert r.status_code == 404
 
 
-def test_backfill_is_idempotent(runs, stack, influx, api_url, operator_token) -> None:  # type: ignore[no-untyped-def]
+def test_backfill_is_idempotent(runs, stack, influx, api_url, operator_token) -> None:
     _, after, _ = runs
     out = gumei(
         "aggregate",
@@ -171,7 +171,7 @@ def test_backfill_is_idempotent(runs, stack, influx, api_url, operator_token) ->
     assert again == after
 
 
-def test_late_data_touches_the_dry_window_and_the_year_after(influx, registry) -> None:  # type: ignore[no-untyped-def]
+def test_late_data_touches_the_dry_window_and_the_year_after(influx, registry) -> None:
     import datetime as dt
 
     from cloud.aggregate.runner import Aggregator
@@ -185,7 +185,7 @@ def test_late_data_touches_the_dry_window_and_the_year_after(influx, registry) -
     assert agg.affected_target_days([d]) == [d, d + 1, d + 2, d + 365, d + 366]  # capped at "today"
 
 
-def test_runner_reads_series_order(runs, influx, registry) -> None:  # type: ignore[no-untyped-def]
+def test_runner_reads_series_order(runs, influx, registry) -> None:
     """read_day returns each device's readings together and in time order (GROUP BY the tags), the
     layout of daily_totals' one-pass proof; the stored replay of FIRST[1] was one point, not two."""
     import datetime as dt

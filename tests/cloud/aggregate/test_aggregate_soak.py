@@ -17,7 +17,7 @@ from tests.support.common import rows_of
 
 
 @pytest.mark.soak
-def test_million_readings_from_the_store(influx, registry) -> None:  # type: ignore[no-untyped-def]
+def test_million_readings_from_the_store(influx, registry) -> None:
     waste = [s for s in registry.sites if s.kind == "waste"]
     r = make_readings(1_000_000, days=3, sites=len(waste), seed=11)
     ts = r.ts_ms - 400 * 86_400_000  # days of their own (2025-08), away from other tests

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,9 +34,17 @@ def ref_meets(net: list[int], dep: list[int], r: TargetRules) -> bool:
     )
 
 
+class RefTargets(TypedDict):
+    recyclable: float
+    dry_now: float
+    dry_ref: float | None
+    meeting: int
+    pct: float
+
+
 def ref_targets(
     net: np.ndarray, dep: np.ndarray, day: int, r: TargetRules, n_areas: int
-) -> dict[str, object]:
+) -> RefTargets:
     """Plain loops over days and areas."""
 
     def has(d: int) -> bool:
@@ -93,15 +103,15 @@ def test_targets_equal_reference(
     got = compute_targets(0, net, dep, n_areas, rules, days)
     for t in got:
         ref = ref_targets(net, dep, t.day, rules, n_areas)
-        assert abs(t.recyclable_tonnes - ref["recyclable"]) < 1e-6  # type: ignore[operator]
-        assert abs(t.dry_tonnes_per_day - ref["dry_now"]) < 1e-6  # type: ignore[operator]
+        assert abs(t.recyclable_tonnes - ref["recyclable"]) < 1e-6
+        assert abs(t.dry_tonnes_per_day - ref["dry_now"]) < 1e-6
         if ref["dry_ref"] is None:
             assert t.dry_reference is None and t.dry_met is None
         else:
             assert t.dry_reference_tonnes_per_day is not None
-            assert abs(t.dry_reference_tonnes_per_day - ref["dry_ref"]) < 1e-6  # type: ignore[operator]
+            assert abs(t.dry_reference_tonnes_per_day - ref["dry_ref"]) < 1e-6
         assert t.sorting_areas_meeting == ref["meeting"]
-        assert t.sorting_met == (ref["pct"] >= rules.sorting_pct)  # type: ignore[operator]
+        assert t.sorting_met == (ref["pct"] >= rules.sorting_pct)
 
 
 def area(wet: int, dry: int, rec: int, haz: int, deposits: int = 30) -> tuple[list[int], list[int]]:

@@ -73,7 +73,7 @@ def columns(rows: list[tuple[int, ...]]) -> Readings:
     )
 
 
-def reference(rows: list[tuple[int, ...]]):  # type: ignore[no-untyped-def]
+def reference(rows: list[tuple[int, ...]]):
     """Plain Python: first occurrence of (device, seq) wins; sums per day/site/category and roll-ups."""
     seen: set[tuple[int, int]] = set()
     site_tot: dict[tuple[int, int, int], list[int]] = defaultdict(lambda: [0, 0])
@@ -135,7 +135,7 @@ def test_series_order_with_and_without_a_redelivered_copy(
     edges; sometimes a copy of one reading under another time lands inside its device's run: the
     one-pass proof must accept the first and send the second to the exact fallback."""
     next_seq = [0, 0, 0, 0]
-    rows = []
+    rows: list[tuple[int, ...]] = []
     for d, step, offset in steps:
         next_seq[d] += step
         rows.append(
@@ -153,7 +153,7 @@ def test_series_order_with_and_without_a_redelivered_copy(
     for i in range(1, len(rows)):  # time follows seq within a device, as a gateway stamps them
         if device_of(rows[i]) == device_of(rows[i - 1]):
             rows[i] = (rows[i][0], *rows[i][1:4], max(rows[i][4], rows[i - 1][4] + 1), *rows[i][5:])
-    if rows and data.draw(st.booleans()):
+    if len(rows) > 0 and data.draw(st.booleans()):
         i = data.draw(st.integers(0, len(rows) - 1))
         j = data.draw(st.integers(0, len(rows)))
         rows.insert(j, (rows[i][0] + data.draw(st.integers(-86_400_000, 86_400_000)), *rows[i][1:]))
@@ -215,7 +215,7 @@ def test_unique_mask_in_store_order(
         next_seq[d] += step * gap
         dev.append(d)
         seq.append(next_seq[d])
-    if dev and data.draw(st.booleans()):
+    if len(dev) > 0 and data.draw(st.booleans()):
         i = data.draw(st.integers(0, len(dev) - 1))
         j = data.draw(st.integers(0, len(dev)))
         dev.insert(j, dev[i])

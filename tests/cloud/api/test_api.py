@@ -9,7 +9,7 @@ DAILY = "/api/v1/waste/daily"
 
 
 @pytest.fixture(scope="module")
-def tokens(stack):  # type: ignore[no-untyped-def]
+def tokens(stack):
     store = stack.tokens()
     revoked = store.create("old", "operator")
     store.revoke(revoked.split("_")[1])
@@ -26,7 +26,7 @@ def tokens(stack):  # type: ignore[no-untyped-def]
         {"Authorization": "Bearer gm_000000000000_" + "x" * 43},
     ],
 )
-def test_missing_or_wrong_token_is_401(api_url, headers):  # type: ignore[no-untyped-def]
+def test_missing_or_wrong_token_is_401(api_url, headers):
     r = httpx.get(
         api_url + DAILY, params={"start": "2025-01-01", "end": "2025-01-01"}, headers=headers
     )
@@ -34,7 +34,7 @@ def test_missing_or_wrong_token_is_401(api_url, headers):  # type: ignore[no-unt
     assert r.headers["www-authenticate"] == "Bearer"
 
 
-def test_revoked_token_is_401(api_url, tokens):  # type: ignore[no-untyped-def]
+def test_revoked_token_is_401(api_url, tokens):
     r = httpx.get(
         api_url + DAILY,
         params={"start": "2025-01-01", "end": "2025-01-01"},
@@ -43,7 +43,7 @@ def test_revoked_token_is_401(api_url, tokens):  # type: ignore[no-untyped-def]
     assert r.status_code == 401
 
 
-def test_health_role_cannot_read_waste_rows(api_url, tokens):  # type: ignore[no-untyped-def]
+def test_health_role_cannot_read_waste_rows(api_url, tokens):
     r = httpx.get(
         api_url + DAILY,
         params={"start": "2025-01-01", "end": "2025-01-01"},
@@ -72,7 +72,7 @@ def test_health_role_cannot_read_waste_rows(api_url, tokens):  # type: ignore[no
         ({"start": "2025-01-01", "end": "2025-01-01", "category": "plastic"}, "category"),
     ],
 )
-def test_bad_parameters_are_422_with_a_clear_message(api_url, operator_token, params, fragment):  # type: ignore[no-untyped-def]
+def test_bad_parameters_are_422_with_a_clear_message(api_url, operator_token, params, fragment):
     r = httpx.get(
         api_url + DAILY, params=params, headers={"Authorization": f"Bearer {operator_token}"}
     )
@@ -80,7 +80,7 @@ def test_bad_parameters_are_422_with_a_clear_message(api_url, operator_token, pa
     assert fragment in r.json()["detail"]
 
 
-def test_empty_range_answers_no_rows(api_url, operator_token):  # type: ignore[no-untyped-def]
+def test_empty_range_answers_no_rows(api_url, operator_token):
     r = httpx.get(
         api_url + DAILY,
         params={"start": "2001-01-01", "end": "2001-01-31"},
@@ -91,7 +91,7 @@ def test_empty_range_answers_no_rows(api_url, operator_token):  # type: ignore[n
 
 
 @pytest.mark.parametrize("date", ["1969-12-31", "2200-01-01", "0001-01-01"])
-def test_targets_day_out_of_bounds_is_422(api_url, operator_token, date):  # type: ignore[no-untyped-def]
+def test_targets_day_out_of_bounds_is_422(api_url, operator_token, date):
     r = httpx.get(
         api_url + "/api/v1/waste/targets",
         params={"date": date},

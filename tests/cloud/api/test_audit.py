@@ -24,7 +24,7 @@ from tests.support.health import DAY, pseudonym, seed_resident
 CARD = "6222021234567890123"  # a card number someone types into a URL by mistake
 
 
-def records(path: Path) -> list[dict]:  # type: ignore[type-arg]
+def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -137,12 +137,12 @@ def test_read_filters_and_since() -> None:
 
 
 @pytest.fixture(scope="module")
-def audit_file(stack) -> Path:  # type: ignore[no-untyped-def]
+def audit_file(stack) -> Path:
     return stack.root / "audit.jsonl"  # default: beside the token store
 
 
 @pytest.fixture(scope="module")
-def tokens(stack) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def tokens(stack) -> dict[str, str]:
     store = stack.tokens()
     return {
         role: store.create(f"audit test {role}", role) for role in ("operator", "health", "admin")
@@ -150,7 +150,7 @@ def tokens(stack) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def seeded(influx) -> str:  # type: ignore[no-untyped-def]
+def seeded(influx) -> str:
     """A resident with three blood-pressure readings on DAY."""
     return seed_resident(influx)
 
@@ -159,7 +159,7 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_every_access_is_recorded_whatever_its_outcome(api_url, tokens, seeded, audit_file):  # type: ignore[no-untyped-def]
+def test_every_access_is_recorded_whatever_its_outcome(api_url, tokens, seeded, audit_file):
     base = f"/api/v1/health/residents/{seeded}"
     params = {"start": DAY, "end": DAY}
     with httpx.Client(base_url=api_url, timeout=30) as http:
@@ -216,7 +216,7 @@ def test_every_access_is_recorded_whatever_its_outcome(api_url, tokens, seeded, 
     assert not any(t.split("_", 2)[2] in text for t in tokens.values())  # never a secret
 
 
-def test_no_record_is_lost_under_concurrent_requests(api_url, tokens, audit_file):  # type: ignore[no-untyped-def]
+def test_no_record_is_lost_under_concurrent_requests(api_url, tokens, audit_file):
     people = [pseudonym() for _ in range(50)]
     with httpx.Client(
         base_url=api_url, timeout=60, limits=httpx.Limits(max_connections=50)
@@ -237,7 +237,7 @@ def test_no_record_is_lost_under_concurrent_requests(api_url, tokens, audit_file
     assert all(r["status"] == 200 and r["records"] == 0 for r in recs)
 
 
-def test_only_admins_read_the_trail(api_url, tokens, seeded, cloud_config):  # type: ignore[no-untyped-def]
+def test_only_admins_read_the_trail(api_url, tokens, seeded, cloud_config):
     with httpx.Client(base_url=api_url, timeout=30) as http:
         http.get(
             f"/api/v1/health/residents/{seeded}/observations",
@@ -268,7 +268,7 @@ def test_only_admins_read_the_trail(api_url, tokens, seeded, cloud_config):  # t
 
 
 @pytest.fixture(scope="module")
-def bulk_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def bulk_api(stack, cloud_config) -> Iterator[str]:
     """A second API process on the same files with a bulk threshold of 3 residents."""
     port = free_port()
     log = open(stack.root / "logs" / "api-bulk.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
@@ -294,7 +294,7 @@ def bulk_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped-d
     log.close()
 
 
-def test_bulk_access_is_flagged_and_logged(bulk_api, stack, audit_file):  # type: ignore[no-untyped-def]
+def test_bulk_access_is_flagged_and_logged(bulk_api, stack, audit_file):
     token = stack.tokens().create("bulk reader", "health")
     token_id = token.split("_")[1]
     with httpx.Client(base_url=bulk_api, timeout=30, headers=auth(token)) as http:
@@ -316,7 +316,7 @@ def test_bulk_access_is_flagged_and_logged(bulk_api, stack, audit_file):  # type
     assert logged.count(f"bulk access: token {token_id}") == 1
 
 
-def test_tokens_made_and_revoked_are_recorded(api_url, tokens, stack, cloud_config, audit_file):  # type: ignore[no-untyped-def]
+def test_tokens_made_and_revoked_are_recorded(api_url, tokens, stack, cloud_config, audit_file):
     made = gumei(
         "token", "create", "--role", "health", "--name", "Dr Li", "--config", str(cloud_config)
     ).stdout.strip()
@@ -349,7 +349,7 @@ def test_tokens_made_and_revoked_are_recorded(api_url, tokens, stack, cloud_conf
     )
 
 
-def test_no_audit_record_no_data(stack, cloud_config, tmp_path):  # type: ignore[no-untyped-def]
+def test_no_audit_record_no_data(stack, cloud_config, tmp_path):
     """When the audit file cannot be written, a per-resident route answers 503, not the data."""
     path = tmp_path / "audit.jsonl"
     port = free_port()

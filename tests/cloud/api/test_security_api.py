@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from tests.support.common import PROJECT, wait_for_api
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz"}
 TODAY = dt.date.today().isoformat()
 # Concrete requests that succeed with the right role; a route missing here is still checked for 401/403.
-EXAMPLES: dict[tuple[str, str], dict[str, object]] = {
+EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/waste/daily"): {"params": {"start": TODAY, "end": TODAY}},
     ("GET", "/api/v1/devices"): {"params": {"area": "A40"}},
     ("GET", "/api/v1/admin/registry"): {},
@@ -44,7 +45,7 @@ def routes() -> list[tuple[str, RouteInfo]]:
 
 
 @pytest.fixture(scope="module")
-def role_tokens(stack) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def role_tokens(stack) -> dict[str, str]:
     store = stack.tokens()
     return {role: store.create(f"role test {role}", role) for role in ROLES}
 
@@ -64,7 +65,7 @@ def test_every_non_public_route_declares_roles() -> None:
     [(m, r) for m, r in routes() if r.path not in PUBLIC],
     ids=lambda x: str(getattr(x, "path", x)),
 )
-def test_route_needs_its_role(api_url, role_tokens, stack, method, route):  # type: ignore[no-untyped-def]
+def test_route_needs_its_role(api_url, role_tokens, stack, method, route):
     example = dict(EXAMPLES.get((method, route.path), {}))
     path = route.path.replace("{resident}", "r-" + "0" * 32)
     if "{token_id}" in path:  # revoke a token made for this purpose
@@ -75,7 +76,7 @@ def test_route_needs_its_role(api_url, role_tokens, stack, method, route):  # ty
 
         def call(token: str | None) -> httpx.Response:
             headers = {"Authorization": f"Bearer {token}"} if token else {}
-            return http.request(method, path, headers=headers, **example)  # type: ignore[arg-type]
+            return http.request(method, path, headers=headers, **example)
 
         assert call(None).status_code == 401
         wrong = [r for r in ROLES if r not in route.roles]
@@ -94,7 +95,7 @@ def test_per_resident_health_routes_are_health_only() -> None:
             assert r.roles == ("health",), f"{m} {r.path}"
 
 
-def test_admin_token_lifecycle_over_the_api(api_url, role_tokens):  # type: ignore[no-untyped-def]
+def test_admin_token_lifecycle_over_the_api(api_url, role_tokens):
     admin = {"Authorization": f"Bearer {role_tokens['admin']}"}
     made = httpx.post(
         api_url + "/api/v1/admin/tokens",
@@ -123,7 +124,7 @@ def test_admin_token_lifecycle_over_the_api(api_url, role_tokens):  # type: igno
     )
 
 
-def test_tokens_never_appear_in_logs_or_store(api_url, stack, role_tokens):  # type: ignore[no-untyped-def]
+def test_tokens_never_appear_in_logs_or_store(api_url, stack, role_tokens):
     bad = "gm_0123456789ab_" + "S" * 43
     httpx.get(api_url + "/api/v1/devices", headers={"Authorization": f"Bearer {bad}"})
     for t in role_tokens.values():
@@ -174,7 +175,7 @@ def test_token_store_keeps_only_hashes_and_verifies_any_secret(tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
-def strict_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def strict_api(stack, cloud_config) -> Iterator[str]:
     """A second API process with a low failed-auth limit (so the shared one is not blocked for other tests)."""
     port = free_port()
     log = open(stack.root / "logs" / "api-strict.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
@@ -202,7 +203,7 @@ def strict_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped
     log.close()
 
 
-def test_failed_auth_is_rate_limited_per_client_address(strict_api, role_tokens):  # type: ignore[no-untyped-def]
+def test_failed_auth_is_rate_limited_per_client_address(strict_api, role_tokens):
     good = {"Authorization": f"Bearer {role_tokens['operator']}"}
     params = {"site": "WS-0101"}
     with httpx.Client(base_url=strict_api) as attacker:
@@ -262,7 +263,7 @@ def test_routes_table_matches_the_app() -> None:
 
 
 @pytest.mark.parametrize("role", ["health", "admin"])
-def test_the_api_mints_no_health_or_admin_token(api_url, role_tokens, stack, role):  # type: ignore[no-untyped-def]
+def test_the_api_mints_no_health_or_admin_token(api_url, role_tokens, stack, role):
     before = len(stack.tokens().list())
     r = httpx.post(
         api_url + "/api/v1/admin/tokens",
@@ -335,7 +336,7 @@ def test_concurrent_creates_and_revokes_lose_nothing(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def proxied_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def proxied_api(stack, cloud_config) -> Iterator[str]:
     """An API process behind a "proxy" at 127.0.0.1 (trusted), with a low failed-auth limit and row limit."""
     port = free_port()
     log = open(stack.root / "logs" / "api-proxied.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
@@ -370,7 +371,7 @@ def proxied_api(stack, cloud_config) -> Iterator[str]:  # type: ignore[no-untype
     log.close()
 
 
-def test_behind_a_proxy_limits_key_on_the_real_client(proxied_api, role_tokens):  # type: ignore[no-untyped-def]
+def test_behind_a_proxy_limits_key_on_the_real_client(proxied_api, role_tokens):
     good = {"Authorization": f"Bearer {role_tokens['operator']}"}
     bad = {"Authorization": "Bearer gm_bbbbbbbbbbbb_guess"}
     params = {"site": "WS-0101"}
@@ -417,7 +418,7 @@ def test_behind_a_proxy_limits_key_on_the_real_client(proxied_api, role_tokens):
         )
 
 
-def test_answers_beyond_the_row_limit_are_422(proxied_api, role_tokens, stack, influx):  # type: ignore[no-untyped-def]
+def test_answers_beyond_the_row_limit_are_422(proxied_api, role_tokens, stack, influx):
     from tests.support.health import DAY, seed_resident
 
     op = {"Authorization": f"Bearer {role_tokens['operator']}", "X-Forwarded-For": "198.51.100.50"}

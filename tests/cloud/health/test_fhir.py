@@ -158,7 +158,7 @@ def test_measurement_without_resident_is_not_exported() -> None:
         device="HH-01-TEMP",
         seq=1,
         ts=T0,
-        type="body_temperature",  # type: ignore[arg-type]
+        type="body_temperature",
         values={"temperature_c": 36.6},
     )
     with pytest.raises(ValueError, match="no resident"):

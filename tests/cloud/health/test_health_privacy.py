@@ -196,7 +196,7 @@ def test_each_service_works_with_its_own_grants(stack: LocalStack, seeded: int) 
 
 def test_migrate_health_moves_points_once_and_recomputes(
     stack: LocalStack, influx: InfluxClient, cloud_config
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     day = number_of(dt.date(2023, 9, 14))
     t0 = (day_start_ms(day) + 7_200_000) * 1_000_000
     old = [
@@ -286,7 +286,7 @@ def test_migrate_health_moves_points_once_and_recomputes(
     )
 
 
-def test_grants_print_emits_the_tested_statements(cloud_config) -> None:  # type: ignore[no-untyped-def]
+def test_grants_print_emits_the_tested_statements(cloud_config) -> None:
     out = gumei("influx", "grants", "--print", "--config", str(cloud_config)).stdout
     assert 'GRANT READ ON "gumei" TO "gumei_grafana";' in out
     assert 'TO "gumei_grafana"' in out and 'ON "gumei_health" TO "gumei_grafana"' not in out

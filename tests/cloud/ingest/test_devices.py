@@ -41,7 +41,7 @@ time.sleep(3600)
 """
 
 
-def devices(api_url: str, token: str, **params: str) -> dict:  # type: ignore[type-arg]
+def devices(api_url: str, token: str, **params: str) -> dict:
     r = httpx.get(
         api_url + "/api/v1/devices",
         params=params,
@@ -49,12 +49,12 @@ def devices(api_url: str, token: str, **params: str) -> dict:  # type: ignore[ty
         timeout=10,
     )
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 def test_killed_gateway_goes_offline_within_the_keepalive_window(
     stack, ingest_worker, api_url, operator_token, influx, tmp_path: Path
-):  # type: ignore[no-untyped-def]
+):
     ep = stack.endpoint(SITE, keepalive_s=KEEPALIVE_S)
     before = devices(api_url, operator_token, site=SITE)["gateways"][0]
     assert before["state"] == "unknown" and before["last_seen"] is None

@@ -167,7 +167,8 @@ def test_a_status_names_only_registered_devices(registry: Registry) -> None:
         len(plan.lines) == 2 and "device=WS-0101-S1" in plan.lines[1]
     )  # one gateway point, one registered device
     assert plan.ignored == {"devices[] not registered": 5000, "fw": 1}
-    assert len(registry.site(SITE).devices) <= MAX_STATUS_DEVICES  # type: ignore[union-attr]
+    site = registry.site(SITE)
+    assert site is not None and len(site.devices) <= MAX_STATUS_DEVICES
 
 
 def test_a_dying_worker_thread_ends_the_process(tmp_path: Path, registry: Registry) -> None:

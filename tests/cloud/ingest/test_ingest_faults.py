@@ -26,6 +26,12 @@ DAY_MS = 86_400_000
 BASE_MS = 1_609_459_200_000  # 2021-01-01T00:00Z; each scenario gets its own day
 
 
+class Publishing(threading.Thread):
+    """A background publisher thread; what went wrong is in .errors for the test to report."""
+
+    errors: list[BaseException]
+
+
 class Faults:
     """A private stack plus helpers to run workers and a paced publisher against it."""
 
@@ -79,7 +85,7 @@ class Faults:
         series = self.influx.query(f"SELECT sum(net_kg) FROM waste_reading WHERE {load.where()}")
         return round(series[0].values[0][1] * 1000) if series else 0
 
-    def publish_in_background(self, load: Load, per_second: float) -> threading.Thread:
+    def publish_in_background(self, load: Load, per_second: float) -> Publishing:
         """Publish the load at a steady rate from one gateway session per site, until all are acked."""
         errors: list[BaseException] = []
 
@@ -95,14 +101,14 @@ class Faults:
             finally:
                 pub.close()
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.errors = errors  # type: ignore[attr-defined]
+        thread = Publishing(target=run, daemon=True)
+        thread.errors = errors
         thread.start()
         return thread
 
-    def assert_exact(self, load: Load, publisher: threading.Thread) -> None:
+    def assert_exact(self, load: Load, publisher: Publishing) -> None:
         publisher.join(120)
-        assert not publisher.errors, publisher.errors  # type: ignore[attr-defined]
+        assert not publisher.errors, publisher.errors
         wait_until(
             lambda: self.stored(load) >= load.readings,
             timeout=90,
