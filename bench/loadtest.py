@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -172,7 +173,7 @@ class LoadRun:
         if name not in self.worker_names:
             self.worker_names.append(name)
 
-    def process(self, name: str):
+    def process(self, name: str) -> subprocess.Popen[bytes]:
         """The live process of a spawned component."""
         for n, proc in reversed(self.stack.processes):
             if n == name:

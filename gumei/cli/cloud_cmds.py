@@ -6,13 +6,16 @@ import datetime as dt
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
 from cloud import registry
 from cloud.settings import CloudSettings, load_settings
+
+if TYPE_CHECKING:
+    from cloud.aggregate.targets import TargetRules
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")
@@ -68,7 +71,7 @@ aggregate = typer.Typer(
 )
 
 
-def _rules(s: CloudSettings):
+def _rules(s: CloudSettings) -> TargetRules:
     """The target rules of the settings' [targets] section."""
     return s.targets.rules()
 
