@@ -31,6 +31,10 @@ class Received:
     def __init__(self) -> None:
         self.messages: queue.Queue[Message] = queue.Queue()
 
+    def deliver(self, msg: Message) -> bool:
+        self.messages.put(msg)
+        return True
+
     def next(self, timeout: float = 15) -> Message:
         return self.messages.get(timeout=timeout)
 
@@ -39,7 +43,8 @@ def session(stack: LocalStack, ready: Path, received: Received, fatal: list[str]
     return MqttSession(
         stack.endpoint(WORKER),
         WorkerOptions(name=WORKER, ready_file=ready),
-        received.messages.put,
+        received.deliver,
+        lambda: fatal.append("dropped"),
         fatal.append,
         threading.Event(),
     )
@@ -106,7 +111,7 @@ def test_a_delivery_that_raises_is_fatal_not_silent(tmp_path: Path, registry: Re
     fatal: list[str] = []
     died = threading.Event()
 
-    def deliver(_msg: Message) -> None:
+    def deliver(_msg: Message) -> bool:
         raise MemoryError("simulated")
 
     def on_fatal(why: str) -> None:
@@ -115,7 +120,7 @@ def test_a_delivery_that_raises_is_fatal_not_silent(tmp_path: Path, registry: Re
 
     ready = tmp_path / "ready.json"
     options = WorkerOptions(name=WORKER, ready_file=ready)
-    s = MqttSession(stack.endpoint(WORKER), options, deliver, on_fatal, threading.Event())
+    s = MqttSession(stack.endpoint(WORKER), options, deliver, died.set, on_fatal, threading.Event())
     try:
         s.start()
         wait_until(lambda: read_ready(ready), what="the ready file")

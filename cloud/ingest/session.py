@@ -31,7 +31,8 @@ class MqttSession:
     """One persistent MQTT session under the worker's name, subscribed to the shared group.
 
     Threading: paho's network thread runs the callbacks and calls `deliver(message)` for every
-    message, which must not block; anything escaping `deliver` calls `on_fatal`. `acknowledge` is
+    message, which must not block and returns False when it dropped the message (then `dropped()`
+    is called); anything escaping them calls `on_fatal`. `acknowledge` is
     called from the committer thread, `start`/`stop` from the owner. `stopping` is set by the
     owner before `stop` (a disconnect then is not worth a warning).
     """
@@ -40,7 +41,8 @@ class MqttSession:
         self,
         endpoint: MqttEndpoint,
         options: WorkerOptions,
-        deliver: Callable[[Message], None],
+        deliver: Callable[[Message], bool],
+        dropped: Callable[[], None],
         on_fatal: Callable[[str], None],
         stopping: threading.Event,
     ) -> None:
@@ -49,6 +51,7 @@ class MqttSession:
         self.connected = threading.Event()
         self.connection = 0  # which connection this is (1 after the first CONNACK)
         self._deliver = deliver
+        self._dropped = dropped
         self._on_fatal = on_fatal
         self._stopping = stopping
         self._subscriptions = 0  # granted SUBACKs (network thread only)
@@ -131,7 +134,7 @@ class MqttSession:
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
-            self._deliver(
+            if not self._deliver(
                 Message(
                     msg.topic,
                     cast(bytes, msg.payload),  # paho's payload is bytes (typed bytes | bytearray)
@@ -141,7 +144,8 @@ class MqttSession:
                     self.connection,
                     msg.qos,
                 )
-            )
+            ):
+                self._dropped()
         except BaseException as exc:
             log.critical(
                 "%s: network thread failed: %s", self.options.name, type(exc).__name__, exc_info=exc

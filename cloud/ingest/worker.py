@@ -33,7 +33,7 @@ from cloud.ingest.batcher import Batcher
 from cloud.ingest.committer import Committer, Stopped
 from cloud.ingest.encode import BatchEncoder, Prepared
 from cloud.ingest.guard import EXIT_THREAD_DIED, exit_process, guarded
-from cloud.ingest.handler import BatchPlanner, Message
+from cloud.ingest.handler import BatchPlanner
 from cloud.ingest.housekeeping import Every, prune_quarantine
 from cloud.ingest.options import WorkerOptions
 from cloud.ingest.session import MqttSession
@@ -86,7 +86,9 @@ class IngestWorker:
         )
         self._stats = StatsReporter(self.counters, options.name, self._batcher.depth)
         self._ignored = IgnoredFields(self.counters, options.name)
-        self._session = MqttSession(endpoint, options, self._receive, self._on_fatal, self._stop)
+        self._session = MqttSession(
+            endpoint, options, self._batcher.put, self._dropped_qos0, self._on_fatal, self._stop
+        )
         # Two threads so planning the next batch overlaps writing this one; at most one batch waits.
         self._handover: queue.Queue[Prepared] = queue.Queue(maxsize=1)
         self._planner_thread = threading.Thread(
@@ -105,10 +107,9 @@ class IngestWorker:
         """Set while the session is connected."""
         return self._session.connected
 
-    def _receive(self, msg: Message) -> None:
-        """Network thread: queue a message (a QoS 0 one may be dropped, and is counted)."""
-        if not self._batcher.put(msg):
-            self.counters.dropped_qos0 += 1
+    def _dropped_qos0(self) -> None:
+        """Network thread: the batcher dropped a QoS 0 message (its bound was full)."""
+        self.counters.dropped_qos0 += 1
 
     def _plan_loop(self) -> None:
         """Planner thread: batch, plan and encode; hand over to the committer (one in hand at most)."""
