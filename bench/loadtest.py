@@ -27,7 +27,7 @@ from cloud.days import date_of, day_number
 from cloud.influx import InfluxClient, InfluxError
 from contract import WasteReading
 from contract.models import FUTURE_TOLERANCE_MS
-from devstack.services import free_port
+from devstack.services import free_port, wait_for_port
 from devstack.stack import LocalStack
 from firmware_sim.fleet import Fleet, GroundTruth
 from firmware_sim.truth import api_daily, compare, expected_daily
@@ -160,12 +160,18 @@ class LoadRun:
         )
         for i in range(1, self.cfg.workers + 1):
             self.start_worker(f"ingest-{i}")
-        self.stack.spawn("api", "api", "--config", str(self.config))
+        api = self.stack.spawn("api", "api", "--config", str(self.config))
         deadline = time.monotonic() + 60
         for name in self.worker_names:
             self.stack.wait_ready(
                 name, self.process(name), timeout=max(0.0, deadline - time.monotonic())
             )
+        wait_for_port(
+            self.api_port,
+            api,
+            max(1.0, deadline - time.monotonic()),
+            self.stack.root / "logs" / "api.log",
+        )
 
     def start_worker(self, name: str) -> None:
         assert self.config is not None
