@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -24,10 +25,11 @@ from broker.dynsec import DEFAULT_WORKERS
 from cloud import registry as registry_mod
 from cloud.days import date_of, day_number
 from cloud.influx import InfluxClient, InfluxError
+from contract import WasteReading
 from contract.models import FUTURE_TOLERANCE_MS
-from devstack.services import free_port
+from devstack.services import free_port, wait_for_port
 from devstack.stack import LocalStack
-from firmware_sim.fleet import Fleet
+from firmware_sim.fleet import Fleet, GroundTruth
 from firmware_sim.truth import api_daily, compare, expected_daily
 
 Fault = Callable[["LoadRun"], Awaitable[None]]
@@ -128,6 +130,11 @@ class Report:
 class LoadRun:
     """One load test in progress; faults get it to act on the stack and the processes."""
 
+    # Set by the run once the fleet is built (faults and the checks read them).
+    fleet: Fleet
+    probe_readings: list[WasteReading]
+    truth: GroundTruth
+
     def __init__(self, cfg: LoadConfig, root: Path, progress: Callable[[str], None]) -> None:
         self.cfg = cfg
         self.progress = progress
@@ -153,12 +160,18 @@ class LoadRun:
         )
         for i in range(1, self.cfg.workers + 1):
             self.start_worker(f"ingest-{i}")
-        self.stack.spawn("api", "api", "--config", str(self.config))
+        api = self.stack.spawn("api", "api", "--config", str(self.config))
         deadline = time.monotonic() + 60
         for name in self.worker_names:
             self.stack.wait_ready(
                 name, self.process(name), timeout=max(0.0, deadline - time.monotonic())
             )
+        wait_for_port(
+            self.api_port,
+            api,
+            max(1.0, deadline - time.monotonic()),
+            self.stack.root / "logs" / "api.log",
+        )
 
     def start_worker(self, name: str) -> None:
         assert self.config is not None
@@ -166,7 +179,7 @@ class LoadRun:
         if name not in self.worker_names:
             self.worker_names.append(name)
 
-    def process(self, name: str):  # type: ignore[no-untyped-def]
+    def process(self, name: str) -> subprocess.Popen[bytes]:
         """The live process of a spawned component."""
         for n, proc in reversed(self.stack.processes):
             if n == name:
@@ -184,7 +197,7 @@ async def _probe_latency(
     """
     import aiomqtt
 
-    from contract import WasteBatch, WasteReading, encode
+    from contract import WasteBatch, encode
     from contract.topics import waste_readings
     from firmware_sim.fleet import REPLAY_DELAY_S
 
@@ -193,7 +206,7 @@ async def _probe_latency(
     ep = run.stack.endpoint(site.id)
     seq = time.time_ns()
     tls = aiomqtt.TLSParameters(ca_certs=str(ep.ca_file)) if ep.ca_file else None
-    sent: list[WasteReading] = run.probe_readings  # type: ignore[attr-defined]
+    sent: list[WasteReading] = run.probe_readings
     replay = False
     while not stop.is_set():
         try:
@@ -214,7 +227,7 @@ async def _probe_latency(
                     ts = int(time.time() * 1000)
                     r = WasteReading(
                         device=device.id, seq=seq, ts=ts, category=device.category, net_kg=0.01
-                    )  # type: ignore[arg-type]
+                    )
                     sent.append(r)  # accepted: it must arrive
                     t0 = time.monotonic()
                     await client.publish(
@@ -250,8 +263,8 @@ async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
         seed=cfg.seed,
         skew_ms=cfg.skew_ms,
     )
-    run.fleet = fleet  # type: ignore[attr-defined]
-    run.probe_readings = []  # type: ignore[attr-defined]
+    run.fleet = fleet
+    run.probe_readings = []
     stop = asyncio.Event()
     visible: list[float] = []
     t0 = time.monotonic()
@@ -281,7 +294,7 @@ async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
     await asyncio.gather(*tasks)
     report.seconds = time.monotonic() - t0
     truth = fleet.truth
-    truth.add(run.registry.sites[0].id, run.probe_readings)  # type: ignore[attr-defined]
+    truth.add(run.registry.sites[0].id, run.probe_readings)
     report.gateways = len(fleet.gateways)
     report.unsent = fleet.unsent()
     report.sent = len(truth.readings)
@@ -294,16 +307,18 @@ async def _drive(run: LoadRun, influx: InfluxClient, report: Report) -> None:
             _pct(sorted(visible), 50),
             _pct(sorted(visible), 99),
         )
-    run.truth = truth  # type: ignore[attr-defined]
+    run.truth = truth
 
 
 def _pct(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
 
 
-def _diagnose_loss(influx: InfluxClient, truth, valid) -> list[str]:  # type: ignore[no-untyped-def]
+def _diagnose_loss(
+    influx: InfluxClient, truth: GroundTruth, valid: list[WasteReading]
+) -> list[str]:
     """Name the lost readings, when the broker acknowledged them, and what their gateway saw."""
-    stored = set()
+    stored: set[tuple[str, int]] = set()
     for s in influx.query_chunks("SELECT seq, device FROM waste_reading"):
         i, j = s.columns.index("device"), s.columns.index("seq")
         stored.update((v[i], v[j]) for v in s.values)
@@ -331,7 +346,7 @@ def _diagnose_loss(influx: InfluxClient, truth, valid) -> list[str]:  # type: ig
 
 
 def _verify(run: LoadRun, influx: InfluxClient, report: Report, token: str) -> None:
-    truth = run.truth  # type: ignore[attr-defined]
+    truth = run.truth
     now = int(time.time() * 1000)
     future = [r for r in truth.readings if r.ts > now + FUTURE_TOLERANCE_MS - 60_000]
     report.expected_quarantined = len(future)

@@ -26,9 +26,23 @@ class Figure:
     detail: str = ""
 
 
+def _pct(fraction: float) -> str:
+    """A fraction as a percentage with the digits it needs: 64.0%, 99.81%, 0.0027%."""
+    pct = fraction * 100
+    return (
+        f"{pct:.1f}%"
+        if abs(pct) >= 10 or pct == 0
+        else f"{pct:.2g}%"
+        if abs(pct) < 1
+        else f"{pct:.2f}%"
+    )
+
+
 @dataclass(frozen=True)
 class Goal:
-    """One checked figure. `unit` "%" prints value and target as percentages, "×" as multiples."""
+    """One checked figure. `unit` "%" prints value and target as percentages, "×" as multiples;
+    other values print as whole numbers when value and target are whole (counts) or the value is
+    100 or more, else to 3 places."""
 
     name: str
     value: float
@@ -43,14 +57,20 @@ class Goal:
     def line(self) -> str:
         op = ">=" if self.direction == "min" else "<"
         if self.unit == "%":
-            value, target = f"{self.value:>12.0%}", f"{self.target:.0%}"
+            value, target = f"{_pct(self.value):>12}", f"{self.target * 100:g}%"
         elif self.unit == "×":
             value, target = f"{self.value:>11.1f}×", f"{self.target:g}×"
         else:
-            value, target = (
-                f"{self.value:>12.3f}",
-                f"{self.target}{(' ' + self.unit) if self.unit else ''}",
+            whole = float(self.value).is_integer() and float(self.target).is_integer()
+            big = abs(self.value) >= 100
+            value = (
+                f"{int(self.value):>12,d}"
+                if whole
+                else f"{self.value:>12,.0f}"
+                if big
+                else f"{self.value:>12.3f}"
             )
+            target = f"{self.target:g}{(' ' + self.unit) if self.unit else ''}"
         return f"{self.name:<{NAME_WIDTH}} {value}  goal {op} {target}: {'meets' if self.meets else 'MISSES'}"
 
 

@@ -102,7 +102,7 @@ class TokenStore:
                     sha256=_digest(token),
                     created_ms=int(time.time() * 1000),
                 )
-            )  # type: ignore[arg-type]
+            )
             self._save(doc)
         return token
 

@@ -1,6 +1,6 @@
 """InfluxDB line protocol encoding, built for batches, with the escaping rules influxd 1.x applies.
 
-Verified against influxd 1.6.7 (tests/test_lineproto.py):
+Verified against influxd 1.6.7 (tests/cloud/test_lineproto.py):
 
 - measurement names: `,` and space are escaped with a backslash;
 - tag keys, tag values and field keys: `,`, `=` and space are escaped; a backslash is otherwise

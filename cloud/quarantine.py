@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cloud import measurements as m
 from cloud.influx import InfluxClient
-from cloud.lineproto import LineProtocolError, line
+from cloud.lineproto import FieldValue, LineProtocolError, line
 
 DEFAULT_KEEP_DAYS = 30
 PAYLOAD_EXCERPT = 2048
@@ -67,7 +67,7 @@ def quarantine_lines(records: Sequence[QuarantineRecord], worker: str, time_ns: 
             "code": _safe_tag(r.code),
             "worker": _safe_tag(worker),
         }
-        fields = {
+        fields: dict[str, FieldValue] = {
             "reason": r.reason[:500],
             "topic": r.topic[:300],
             "payload": r.payload[:PAYLOAD_EXCERPT],

@@ -188,11 +188,11 @@ def add_site(
 ) -> Registry:
     """A registry with one more site (kind from the id: HH-… health hut, else waste station)."""
     _check_id("site", site_id)
-    if registry.site(site_id) is not None:
+    if (existing := registry.site(site_id)) is not None:
         raise RegistryError(
             f"site {site_id} already exists"
-            + (" (retired; ids are never reused)" if registry.site(site_id).retired else "")
-        )  # type: ignore[union-attr]
+            + (" (retired; ids are never reused)" if existing.retired else "")
+        )
     if all(a.id != area for a in registry.areas):
         raise RegistryError(f"unknown area {area!r}: add it first (gumei registry add-area)")
     kind = "health" if site_id.startswith("HH-") else "waste"
@@ -237,7 +237,7 @@ def add_device(
             category=category,
             type=type_,
             capacity_kg=capacity_kg,
-        )  # type: ignore[arg-type]
+        )
     except ValidationError as exc:
         raise RegistryError(f"device {device_id}: {first_error(exc)}") from None
     sites = [

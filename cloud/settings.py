@@ -80,7 +80,7 @@ class InfluxSettings(BaseModel):
 
     def config(self, service: Service | None = None) -> InfluxConfig:
         """The client configuration of `service` (None: the administrator)."""
-        fields = self.model_dump(exclude={*SERVICES})
+        fields = self.model_dump(exclude=set[str](SERVICES))
         fields.update(self.credential(service).model_dump())
         return InfluxConfig(**fields)
 

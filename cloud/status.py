@@ -9,7 +9,7 @@ of each, so any number of API processes agree without sharing memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from cloud import measurements as m
 from cloud.influx import InfluxClient, Series
@@ -43,8 +43,9 @@ class GatewayStatus:
     devices: list[DeviceReport] = field(default_factory=list)
 
 
-def _latest_by(series: list[Series], tag: str) -> dict[str, dict[str, object]]:
-    out: dict[str, dict[str, object]] = {}
+def _latest_by(series: list[Series], tag: str) -> dict[str, dict[str, Any]]:
+    """The first row of each series by its `tag`: column -> value as InfluxDB's JSON gives it."""
+    out: dict[str, dict[str, Any]] = {}
     for s in series:
         if s.values:
             out[s.tags[tag]] = dict(zip(s.columns, s.values[0], strict=True))
@@ -94,8 +95,8 @@ def read_statuses(
                 DeviceReport(
                     d.id,
                     None if rep is None or rep.get("ok") is None else bool(rep["ok"]),
-                    None if rep is None or rep.get("fill_pct") is None else float(rep["fill_pct"]),  # type: ignore[arg-type]
-                    None if rep is None else int(rep["time"]),  # type: ignore[call-overload]
+                    None if rep is None or rep.get("fill_pct") is None else float(rep["fill_pct"]),
+                    None if rep is None else int(rep["time"]),
                 )
             )
         out.append(
@@ -104,9 +105,9 @@ def read_statuses(
                 kind=s.kind,
                 area=s.area,
                 state=state,
-                last_seen_ms=int(seen[s.id]["time"]) if s.id in seen else None,  # type: ignore[call-overload]
-                changed_ms=int(last["time"]) if last else None,  # type: ignore[call-overload]
-                buffered=int(buffered) if buffered is not None else None,  # type: ignore[call-overload]
+                last_seen_ms=int(seen[s.id]["time"]) if s.id in seen else None,
+                changed_ms=int(last["time"]) if last else None,
+                buffered=int(buffered) if buffered is not None else None,
                 devices=dev,
             )
         )

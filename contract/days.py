@@ -25,7 +25,7 @@ T = TypeVar("T", "int", "npt.NDArray[np.int64]")
 
 def day_number(ts_ms: T) -> T:
     """Shanghai day number (days since 1970-01-01 in Shanghai) of epoch-ms timestamps."""
-    return (ts_ms + SHANGHAI_OFFSET_MS) // DAY_MS  # type: ignore[return-value]
+    return (ts_ms + SHANGHAI_OFFSET_MS) // DAY_MS
 
 
 def day_start_ms(day: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -16,9 +16,9 @@ MAX_BATCH = 1000
 MAX_NET_KG = 500.0
 FUTURE_TOLERANCE_MS = 5 * 60 * 1000
 
-WASTE_SCHEMA = "gumei.waste.readings.v1"
-HEALTH_SCHEMA = "gumei.health.measurements.v1"
-STATUS_SCHEMA = "gumei.status.v1"
+WASTE_SCHEMA: Final = "gumei.waste.readings.v1"
+HEALTH_SCHEMA: Final = "gumei.health.measurements.v1"
+STATUS_SCHEMA: Final = "gumei.status.v1"
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Resident = Annotated[str, StringConstraints(pattern=RESIDENT_PATTERN)]

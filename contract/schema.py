@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from contract.models import HealthBatch, Status, WasteBatch
 
-MESSAGES = {
+MESSAGES: dict[str, type[BaseModel]] = {
     "gumei.waste.readings.v1": WasteBatch,
     "gumei.health.measurements.v1": HealthBatch,
     "gumei.status.v1": Status,

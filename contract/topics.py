@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from contract.errors import TopicError
 from contract.models import ID_PATTERN
@@ -12,7 +12,7 @@ from contract.models import ID_PATTERN
 PREFIX = "gumei/v1"
 Kind = Literal["waste", "health"]
 Channel = Literal["readings", "measurements", "status"]
-_CHANNELS: dict[str, tuple[str, ...]] = {
+_CHANNELS: dict[str, tuple[Channel, ...]] = {
     "waste": ("readings", "status"),
     "health": ("measurements", "status"),
 }
@@ -59,16 +59,24 @@ def shared_subscription(group: str = "ingest") -> str:
     return f"$share/{group}/{PREFIX}/#"
 
 
+def _is_kind(kind: str) -> TypeGuard[Kind]:
+    return kind in _CHANNELS
+
+
+def _is_channel_of(channel: str, kind: Kind) -> TypeGuard[Channel]:
+    return channel in _CHANNELS[kind]
+
+
 def parse(topic: str) -> Topic:
     """Parse a contract topic, or raise TopicError saying what is wrong."""
     parts = topic.split("/")
     if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != PREFIX:
         raise TopicError(f"not a gumei/v1 topic: {topic[:200]!r}")
     kind, site, channel = parts[2], parts[3], parts[4]
-    if kind not in _CHANNELS:
+    if not _is_kind(kind):
         raise TopicError(f"unknown kind {kind[:40]!r} in topic")
     if not _ID.match(site):
         raise TopicError(f"bad site id {site[:80]!r} in topic")
-    if channel not in _CHANNELS[kind]:
+    if not _is_channel_of(channel, kind):
         raise TopicError(f"unknown channel {channel[:40]!r} for {kind}")
-    return Topic(kind, site, channel)  # type: ignore[arg-type]
+    return Topic(kind, site, channel)

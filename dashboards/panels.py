@@ -164,6 +164,7 @@ def geomap_panel(
     )
     return (
         _targets(geomap.Panel().title(title), [query])
+        # the SDK types lat/lon int (Grafana's schema says int64); the map centre needs degrees
         .view(geomap.MapViewConfig().id("coords").lat(center[0]).lon(center[1]).zoom(14))  # type: ignore[arg-type]
         .basemap(common.MapLayerOptions().type("default").name("Basemap"))
         .layers([layer])

@@ -161,6 +161,7 @@ def _draw(
         bottom: dict[int, float] = {}
         stacked = custom.get("stacking", {}).get("mode") == "normal"
         for i, (name, times, values) in enumerate(frames):
+            # matplotlib plots datetimes through its units converters; its stubs only say ArrayLike
             x = [dt.datetime.fromtimestamp(t / 1000, SHANGHAI) for t in times]
             y = [v if isinstance(v, int | float) else 0.0 for v in values]
             color = colors.get(name)
@@ -170,7 +171,7 @@ def _draw(
                 shift = dt.timedelta(days=0 if stacked else (i - (len(frames) - 1) / 2) * width)
                 base = [bottom.get(t, 0.0) for t in times] if stacked else None
                 ax.bar(
-                    [v + shift for v in x],
+                    [v + shift for v in x],  # type: ignore[arg-type]  # datetimes (see x)
                     y,
                     width=width,
                     bottom=base,
@@ -180,7 +181,7 @@ def _draw(
                 if base is not None:
                     bottom.update({t: b + v for t, b, v in zip(times, base, y, strict=True)})
             else:
-                ax.plot(x, y, label=_text(name, cjk), linewidth=1.5, color=color)
+                ax.plot(x, y, label=_text(name, cjk), linewidth=1.5, color=color)  # type: ignore[arg-type]  # datetimes
         for step in (
             panel.get("fieldConfig", {})
             .get("defaults", {})

@@ -9,6 +9,7 @@ from cloud import measurements as m
 from dashboards import schema as s
 from dashboards.influxql import InfluxQL
 from dashboards.panels import (
+    AnyPanel,
     Grid,
     bars_panel,
     display_names,
@@ -40,7 +41,7 @@ GAZETTEER = "public/gazetteer/gumei-sites.json"
 CENTER = (31.1505, 121.4020)
 
 
-def _categories(p):  # type: ignore[no-untyped-def]
+def _categories(p: AnyPanel) -> AnyPanel:
     return display_names(p, s.CATEGORY_LABELS, CATEGORY_COLORS)
 
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 
 import serial
 from pydantic import ValidationError
@@ -30,6 +28,7 @@ from edge.config import (
 )
 from edge.deposits import DepositDetector, EventKind, ScaleEvent
 from edge.errors import QueueError, ScaleUnavailable
+from edge.lifecycle import open_queue, serve
 from edge.publisher import Publisher, PublishTuning
 from edge.queue import DurableQueue
 from edge.scales.modbus_driver import ModbusScaleSource
@@ -80,7 +79,7 @@ class ScaleState:
             device=self.device.id,
             ok=self.ok,
             fill_pct=fill,
-            frames=st.frames,  # type: ignore[call-arg]
+            frames=st.frames,
             malformed=dict(st.malformed),
             reconnects=st.reconnects,
             deposits=self.deposits,
@@ -266,41 +265,24 @@ def run(cfg: GatewayConfig, *, on_started: Callable[[WasteAgent], None] | None =
     pseudo = (
         CardPseudonymizer(load_district_key(cfg.cards.district_key_file)) if cfg.cards else None
     )
-    queue = DurableQueue.open(
-        cfg.queue.path, max_items=cfg.queue.max_items, max_bytes=cfg.queue.max_mb * 1024 * 1024
-    )
+    queue = open_queue(cfg.queue)
     agent = WasteAgent(cfg, queue, cfg.endpoint(password), pseudonymizer=pseudo)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        agent.stop_event.set()
+    def started(agent: WasteAgent) -> None:
+        if cfg.cards is not None and cfg.cards.reader_port:
+            threading.Thread(
+                target=_card_reader, args=(cfg.cards.reader_port, agent), daemon=True
+            ).start()
+        if on_started is not None:
+            on_started(agent)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    agent.start()
-    if cfg.cards is not None and cfg.cards.reader_port:
-        threading.Thread(
-            target=_card_reader, args=(cfg.cards.reader_port, agent), daemon=True
-        ).start()
-    s = queue.stats()
-    log.info(
-        "agent %s started: %d scales, %d entries pending, %d accepted so far",
-        cfg.site,
-        len(agent.scales),
-        s.buffered,
-        s.accepted,
+    return serve(
+        agent,
+        queue,
+        started=f"agent {cfg.site} started: {len(agent.scales)} scales",
+        log_stats_s=cfg.log_stats_s,
+        on_started=started,
     )
-    if on_started is not None:
-        on_started(agent)
-    while not agent.stop_event.wait(cfg.log_stats_s):
-        log.info("stats: %s", agent.stats_line())
-    agent.stop()
-    log.info("stopped: %s", agent.stats_line())
-    queue.close()
-    if agent.failed:
-        log.error("agent failed: %s", agent.failed)
-        return 1
-    return 0
 
 
 def run_gateway(cfg: AnyGatewayConfig) -> int:

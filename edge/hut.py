@@ -139,7 +139,7 @@ class HutAgent:
             DeviceStatus(
                 device=d,
                 ok=st.connected,
-                frames=st.notifications,  # type: ignore[call-arg]
+                frames=st.notifications,
                 malformed=dict(st.rejected),
             )
             for d, st in self.devices.items()

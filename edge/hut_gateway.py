@@ -9,11 +9,9 @@ a serial card reader through `SerialCardSource`, simulated devices through the f
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from types import FrameType
 
 import serial
 
@@ -24,6 +22,7 @@ from edge.card import load_district_key
 from edge.config import BleDevice, HutConfig, SerialCardReader, SocketDevice, read_secret
 from edge.health_session import CARD_TAP_UUID, SessionTracker
 from edge.hut import HutAgent
+from edge.lifecycle import open_queue, serve
 from edge.publisher import Publisher, PublishTuning
 from edge.queue import DurableQueue
 from runtime.mqtt import MqttEndpoint
@@ -191,39 +190,15 @@ def run(cfg: HutConfig, *, on_started: Callable[[HutGateway], None] | None = Non
     """Run the hut gateway until SIGTERM/SIGINT; returns the process exit code."""
     password = read_secret(cfg.broker.credentials_file, "broker.credentials_file")
     key = load_district_key(cfg.hut.district_key_file)
-    queue = DurableQueue.open(
-        cfg.queue.path, max_items=cfg.queue.max_items, max_bytes=cfg.queue.max_mb * 1024 * 1024
-    )
+    queue = open_queue(cfg.queue)
     gw = HutGateway(cfg, queue, cfg.endpoint(password), key)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        gw.stop_event.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    gw.start()
-    s = queue.stats()
-    log.info(
-        "hut %s started: %d instruments and card reader %s, %d entries pending, %d accepted so far",
-        cfg.site,
-        len(cfg.hut.instruments),
-        cfg.hut.card_reader.id,
-        s.buffered,
-        s.accepted,
+    return serve(
+        gw,
+        queue,
+        started=f"hut {cfg.site} started: {len(cfg.hut.instruments)} instruments and card reader "
+        f"{cfg.hut.card_reader.id}",
+        log_stats_s=cfg.log_stats_s,
+        on_started=on_started,
+        tick=gw.tick,
+        tick_s=TICK_S,
     )
-    if on_started is not None:
-        on_started(gw)
-    next_stats = time.monotonic() + cfg.log_stats_s
-    while not gw.stop_event.wait(TICK_S):
-        gw.tick()
-        if time.monotonic() >= next_stats:
-            log.info("stats: %s", gw.stats_line())
-            next_stats += cfg.log_stats_s
-    gw.stop()
-    log.info("stopped: %s", gw.stats_line())
-    queue.close()
-    if gw.failed:
-        log.error("gateway failed: %s", gw.failed)
-        return 1
-    return 0

@@ -317,7 +317,7 @@ class Publisher:
             site=self.site,
             state=state,
             ts=now_ms(),
-            agent_version=self.agent_version,  # type: ignore[arg-type]
+            agent_version=self.agent_version,
             buffered=len(self.queue),
             devices=self.status_fn() if state == "online" else [],
         )

@@ -162,7 +162,7 @@ class SimGateway:
                         category=category,
                         net_kg=deposit_kg(self.rng, category),
                     )
-                )  # type: ignore[arg-type]
+                )
         return out
 
     def accept(self) -> int:
@@ -310,7 +310,7 @@ class SimGateway:
                 buffered=len(self.outbox),
                 devices=devices,
             )
-        )  # type: ignore[arg-type]
+        )
 
 
 class Fleet:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from cloud.days import date_of, day_number
 from contract import WasteReading
@@ -26,15 +27,15 @@ def expected_daily(
     return {k: ((v + 500) // 1000, n[k]) for k, v in mg.items()}
 
 
-def api_daily(rows: Iterable[dict[str, object]]) -> dict[tuple[str, str, str], tuple[int, int]]:
+def api_daily(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[int, int]]:
     """The API's rows in the same shape: grams from tonnes (exact to the gram)."""
     out = {}
     for row in rows:
-        grams = round(float(row["tonnes"]) * 1_000_000)  # type: ignore[arg-type]
+        grams = round(float(row["tonnes"]) * 1_000_000)
         out[(str(row["date"]), str(row["site"]), str(row["category"]))] = (
             grams,
             int(row["deposits"]),
-        )  # type: ignore[call-overload]
+        )
     return out
 
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import httpx
 import paho.mqtt.client as mqtt
+import pluggy
 import pytest
 
 from broker.dynsec import worker_name
@@ -20,43 +17,13 @@ from cloud.influx import InfluxClient
 from devstack.services import free_port
 from devstack.stack import LocalStack
 from runtime.mqtt import make_client
-
-T = TypeVar("T")
-PROJECT = Path(__file__).resolve().parent.parent
+from tests.support.common import wait_for_api
 
 # Tests replay fixed historic days (2021-2025), each test its own, so none shares a day with another;
 # the workers they spawn accept readings that old. The default 90-day horizon (too_old) is what
-# tests/test_hostile_gateway.py runs, with GUMEI_INGEST__MAX_AGE_DAYS unset for its worker.
+# tests/system/test_hostile_gateway.py runs, with GUMEI_INGEST__MAX_AGE_DAYS unset for its worker.
 HISTORY_DAYS = "3650"
 os.environ["GUMEI_INGEST__MAX_AGE_DAYS"] = HISTORY_DAYS
-
-
-def wait_until(
-    probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
-) -> T:
-    """Call probe until it returns something truthy, or fail the test after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.0f}s waiting for {what}; last value {value!r}"
-            )
-        time.sleep(interval)
-
-
-def wait_for_api(url: str) -> None:
-    """Wait until an API process answers /healthz."""
-
-    def up() -> bool:
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(up, what=f"API /healthz at {url}")
 
 
 @pytest.fixture(scope="session")
@@ -117,26 +84,6 @@ def operator_token(stack: LocalStack) -> str:
     return stack.tokens().create("test operator", "operator")
 
 
-def gumei(
-    *args: str, timeout: float = 120, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the gumei CLI as a user would (env: extra variables, e.g. LocalStack.admin_env())."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "gumei.cli", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
-        cwd=PROJECT,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"gumei {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}"
-        )
-    return proc
-
-
 @pytest.fixture(scope="module")
 def gateway(stack: LocalStack) -> Iterator[Callable[[str], mqtt.Client]]:
     """Connected MQTT clients with a gateway's own identity (client id = site id; disconnected afterwards)."""
@@ -156,30 +103,10 @@ def gateway(stack: LocalStack) -> Iterator[Callable[[str], mqtt.Client]]:
         c.loop_stop()
 
 
-def publish(client: mqtt.Client, topic: str, payload: bytes | str, qos: int = 1) -> None:
-    """Publish and wait for the broker's PUBACK."""
-    info = client.publish(topic, payload, qos=qos)
-    info.wait_for_publish(timeout=10)
-    assert info.is_published(), f"no PUBACK for {topic}"
-
-
-def count(influx: InfluxClient, q: str, db: str | None = None) -> int:
-    """The single number a COUNT/SUM query returns, or 0 (main database, or `db`)."""
-    series = influx.query(q, db=db)
-    return int(series[0].values[0][1]) if series and series[0].values else 0
-
-
-def rows_of(influx: InfluxClient, q: str, db: str | None = None) -> list[dict[str, Any]]:
-    """Query rows as dicts (tags merged in), from the main database or `db`."""
-    out = []
-    for s in influx.query(q, db=db):
-        for v in s.values:
-            out.append({**s.tags, **dict(zip(s.columns, v, strict=True))})
-    return out
-
-
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     """Attach the services' and processes' logs to a failing test's report."""
     outcome = yield
     report = outcome.get_result()

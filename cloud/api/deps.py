@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -33,7 +32,7 @@ class AppState:
 
 def get_state(request: Request) -> AppState:
     """The application's state."""
-    return request.app.state.gumei  # type: ignore[no-any-return]
+    return request.app.state.gumei
 
 
 State = Annotated[AppState, Depends(get_state)]
@@ -49,22 +48,22 @@ def auth_limiter(app: FastAPI) -> FailedAuthLimiter:
             limiter = app.state.auth_limiter = FailedAuthLimiter(
                 app.state.gumei.settings.failure_limits()
             )
-        return limiter  # type: ignore[no-any-return]
+        return limiter
 
 
-def require(*roles: Role) -> Callable[..., TokenRecord]:
-    """A dependency admitting only tokens of the given roles.
+@dataclass(frozen=True, eq=False)
+class RoleCheck:
+    """A dependency admitting only tokens of the given roles (made by require())."""
 
-    401 without a valid token, 403 with a valid token of another role, 429 (with Retry-After)
-    once this client address has failed too often. Only attempts that present a bearer token
-    count as failures. Tokens are never logged; only their public id is.
-    """
+    roles: tuple[Role, ...]
 
-    def check(
+    def __call__(
+        self,
         request: Request,
         state: State,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> TokenRecord:
+        roles = self.roles
         limiter = auth_limiter(request.app)
         client = request.client.host if request.client else "unknown"
         if creds is not None:  # for the audit trail (cloud/api/middleware.py): public ids only
@@ -95,13 +94,20 @@ def require(*roles: Role) -> Callable[..., TokenRecord]:
             )
         return record
 
-    check.roles = roles  # type: ignore[attr-defined]
-    return check
+
+def require(*roles: Role) -> RoleCheck:
+    """A dependency admitting only tokens of the given roles.
+
+    401 without a valid token, 403 with a valid token of another role, 429 (with Retry-After)
+    once this client address has failed too often. Only attempts that present a bearer token
+    count as failures. Tokens are never logged; only their public id is.
+    """
+    return RoleCheck(roles)
 
 
 def roles_of(call: object) -> tuple[Role, ...] | None:
     """The roles a dependency made by require() admits, or None for any other callable."""
-    return getattr(call, "roles", None)
+    return call.roles if isinstance(call, RoleCheck) else None
 
 
 def bounded(rows: int, state: AppState) -> None:

@@ -81,9 +81,10 @@ class RealClient:
 
 
 def _query_value(qs: dict[str, list[str]], name: str) -> str | None:
-    value = (qs.get(name) or [None])[0]
-    if value is None:
+    values = qs.get(name)
+    if not values:
         return None
+    value = values[0]
     return (
         value if _DAY.match(value) else mask_digits(value[:64])
     )  # never a raw card number typed in by mistake

@@ -27,7 +27,7 @@ from cloud.quarantine import QuarantineRecord, quarantine_lines
 from cloud.redact import mask_digits, mask_reason, redact_entry, redact_payload
 from cloud.registry import Registry, Site
 from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
-from contract.decode import load_json
+from contract.decode import Decoded, load_json
 from contract.errors import ContractError
 from contract.fast import decode_waste_fast
 from contract.models import FUTURE_TOLERANCE_MS, HealthMeasurement, WasteReading, ignored_fields
@@ -80,7 +80,7 @@ class Plan:
     internal_errors: int = 0
 
 
-HealthEncoder = Callable[[str, Sequence[object]], list[str]]
+HealthEncoder = Callable[[str, Sequence[HealthMeasurement]], list[str]]
 
 
 def _line_heads(site: Site) -> WasteHeads | None:
@@ -205,6 +205,7 @@ class BatchPlanner:
             msg.payload, site.id, plan, now_ms
         ):
             return
+        decoded: Decoded[WasteReading] | Decoded[HealthMeasurement]
         if topic.channel == "readings":
             decoded = decode_waste(msg.payload, topic, now_ms)
             valid = [r for r in decoded.valid if self._entry_ok(topic, msg, r, plan, now_ms)]
@@ -216,12 +217,12 @@ class BatchPlanner:
                 raise PayloadRejected(
                     "not_supported", "health ingestion is not enabled on this worker"
                 )
-            decoded = decode_health(msg.payload, topic, now_ms)  # type: ignore[assignment]
-            valid = [x for x in decoded.valid if self._entry_ok(topic, msg, x, plan, now_ms)]
-            plan.health_lines.extend(self._health_encoder(site.id, valid))
-            plan.measurements += len(valid)
+            decoded = decode_health(msg.payload, topic, now_ms)
+            kept = [x for x in decoded.valid if self._entry_ok(topic, msg, x, plan, now_ms)]
+            plan.health_lines.extend(self._health_encoder(site.id, kept))
+            plan.measurements += len(kept)
             plan.days.update(
-                (day_number(x.ts), site.id) for x in valid
+                (day_number(x.ts), site.id) for x in kept
             )  # health_daily is recomputed for these days
         plan.ignored.update(decoded.ignored)
         for rej in decoded.rejected:
@@ -279,7 +280,7 @@ class BatchPlanner:
         """Plan a waste readings payload that needs no quarantine; False (plan untouched) otherwise.
 
         Same lines, count and days as the slow path would plan (checked against it by the property
-        test in tests/test_ingest_fastpath.py). The line-head lookup is the device and category
+        test in tests/cloud/ingest/test_ingest_fastpath.py). The line-head lookup is the device and category
         check: heads exist only for a registered device's registered categories.
         """
         heads = self._heads.get(site_id)

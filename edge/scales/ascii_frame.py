@@ -9,13 +9,14 @@ from typing import Literal
 from edge.errors import FrameError
 from edge.scales.sample import WeighMode, WeightSample
 
+Status = Literal["ST", "US", "OL"]
+
 BODY_LEN = 16  # "ST,GS,+0012.34kg"
-STATUS = {"ST": "ST", "US": "US", "OL": "OL", "LO": "OL"}  # A&D AD-440x manuals print "LO"
+# A&D AD-440x manuals print "LO"
+STATUS: dict[str, Status] = {"ST": "ST", "US": "US", "OL": "OL", "LO": "OL"}
 MODES = {m.value: m for m in WeighMode}
 UNITS: dict[bytes, Decimal] = {b"kg": Decimal(1), b" g": Decimal("0.001"), b" t": Decimal(1000)}
 _DIGITS = frozenset(b"0123456789")
-
-Status = Literal["ST", "US", "OL"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,4 +123,4 @@ def parse_frame(line: bytes, *, checksum: bool = False) -> IndicatorFrame:
     weight = None if value is None else float(value * factor)
     return IndicatorFrame(
         status=status, mode=mode, weight_kg=weight, unit=body[14:16].decode().strip()
-    )  # type: ignore[arg-type]
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Iterator
 
 from firmware_sim.scales.physics import Glitch, Reading
 
@@ -75,7 +76,9 @@ def glitch_frame(g: Glitch, rng: random.Random, checksum: bool = False) -> bytes
     raise ValueError(f"unknown glitch kind {g.kind!r}")
 
 
-def stream_bytes(items, seed: int = 0, checksum: bool = False):
+def stream_bytes(
+    items: Iterable[Reading | Glitch], seed: int = 0, checksum: bool = False
+) -> Iterator[tuple[int, bytes]]:
     """The byte frames for a physics run (readings and glitches), in order."""
     rng = random.Random(seed)
     for item in items:

@@ -20,7 +20,7 @@ from gumei.cli import (
     sim_cmds,
     tools_cmds,
 )
-from gumei.cli.errors import KNOWN_ERRORS
+from gumei.cli.errors import KNOWN_ERRORS, missing_extra
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -51,4 +51,10 @@ def main() -> None:
         app()
     except KNOWN_ERRORS as exc:
         print(f"gumei: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc)
+        if message is None:
+            raise
+        print(f"gumei: error: {message}", file=sys.stderr)
         sys.exit(2)

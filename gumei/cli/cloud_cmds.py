@@ -7,13 +7,16 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
 from cloud import registry
 from cloud.settings import CloudSettings, load_settings
+
+if TYPE_CHECKING:
+    from cloud.aggregate.targets import TargetRules
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")
@@ -69,7 +72,7 @@ aggregate = typer.Typer(
 )
 
 
-def _rules(s: CloudSettings):  # type: ignore[no-untyped-def]
+def _rules(s: CloudSettings) -> TargetRules:
     """The target rules of the settings' [targets] section."""
     return s.targets.rules()
 

@@ -60,21 +60,12 @@ def bench_scales(
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
 ) -> None:
     """Deposit detection accuracy against the scale simulator's ground truth (4 scales)."""
-    from bench.scales import run_accuracy_bench
+    from bench.scales import accuracy_report, run_accuracy_bench
 
-    r = run_accuracy_bench(hours, seed)
-    for s in r["scales"]:
-        typer.echo(
-            f"  {s['category']:<11} true {s['true_deposits']:>5}  found {s['found']:>5}  "
-            f"false+ {s['false_positives']:>3}  true {s['true_kg']:>9.3f} kg  detected {s['detected_kg']:>9.3f} kg"
-        )
-    typer.echo(
-        f"{r['hours']} h, seed {seed}: {r['frames']} frames ({r['rejected_frames']} rejected), "
-        f"deposits {r['found']}/{r['true_deposits']}, observable recall {r['observable_recall'] * 100:.2f} %, "
-        f"false positives {r['false_positives']}, weight {r['detected_kg']} / {r['true_kg']} kg "
-        f"(error {r['weight_error_pct']} %), {r['elapsed_s']} s: {'PASS' if r['passed'] else 'FAIL'}"
-    )
-    if not r["passed"]:
+    report = accuracy_report(run_accuracy_bench(hours, seed))
+    for line in report.lines():
+        typer.echo(line)
+    if not report.meets:
         raise typer.Exit(1)
 
 
@@ -90,22 +81,16 @@ def bench_edge(
     ] = False,
 ) -> None:
     """Footprint of one agent (4 scales at `fps`) and its replay rate after an outage, in one run."""
-    from bench.edge import run_edge_bench
+    from bench.edge import edge_report, run_edge_bench
 
     r = run_edge_bench(
         seconds=seconds, backlog=backlog, fps=fps, via_cli=via_cli, progress=typer.echo
     )
-    typer.echo(
-        f"steady state ({'gumei edge run' if via_cli else 'python -m edge.agent'}, {r.scales} scales at {fps:g} frame/s, "
-        f"{r.seconds:.0f} s): CPU {r.cpu_pct:.2f} % of one core, "
-        f"RSS {r.rss_mb:.1f} MiB (peak {r.peak_rss_mb:.1f} MiB), {r.deposits} deposits delivered"
-    )
-    typer.echo(
-        f"replay after an outage: {r.backlog} readings in {r.replay_s:.2f} s = {r.replay_rate:,.0f} readings/s "
-        f"(from the CONNACK; reconnect {r.reconnect_s:.1f} s after the broker came back, back-off included), "
-        f"CPU {r.replay_cpu_pct:.0f} % from broker start to the last PUBACK, peak RSS {r.replay_peak_rss_mb:.1f} MiB; "
-        f"all of it at a QoS 1 subscriber at {r.received_rate:,.0f} readings/s"
-    )
+    report = edge_report(r, via_cli)
+    for line in report.lines():
+        typer.echo(line)
+    if not report.meets:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

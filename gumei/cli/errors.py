@@ -20,3 +20,16 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     SettingsError,
     OSError,
 )
+
+# Modules of the optional extras ([project.optional-dependencies]): a command that needs one that is
+# not installed says which extra to install instead of printing a trace.
+OPTIONAL_MODULES = {"matplotlib": "render", "pandas": "bench", "bleak": "ble"}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The one-line message for a missing optional module, or None when `exc` is about another."""
+    top = (exc.name or "").split(".")[0]
+    extra = OPTIONAL_MODULES.get(top)
+    if extra is None:
+        return None
+    return f"this command needs {top}, which is in the optional extra [{extra}]: pip install 'gumei-iot[{extra}]'"

@@ -69,7 +69,7 @@ def sim_health(
         port=port,
         username=site,
         password=password,
-        **({"ca_file": ca_file} if ca_file else {}),
+        ca_file=ca_file,
     )
     with (
         tempfile.TemporaryDirectory() as tmp,
