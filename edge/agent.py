@@ -28,8 +28,8 @@ from edge.config import (
 )
 from edge.deposits import DepositDetector, EventKind, ScaleEvent
 from edge.errors import QueueError, ScaleUnavailable
-from edge.lifecycle import open_queue, serve
-from edge.publisher import Publisher, PublishTuning
+from edge.lifecycle import open_queue, publish_tuning, serve
+from edge.publisher import Publisher
 from edge.queue import DurableQueue
 from edge.scales.modbus_driver import ModbusScaleSource
 from edge.scales.serial_driver import SerialIndicatorSource
@@ -120,17 +120,7 @@ class WasteAgent:
             )
             for d in cfg.devices
         ]
-        p = cfg.publish
-        tuning = PublishTuning(
-            batch_max=p.batch_max,
-            max_inflight=p.max_inflight,
-            backoff_min_s=p.backoff_min_s,
-            backoff_max_s=p.backoff_max_s,
-            status_interval_s=p.status_interval_s,
-            replay_window_s=p.replay_window_s,
-            replay_delay_s=p.replay_delay_s,
-            keep_acked_s=cfg.queue.keep_acked_s,
-        )
+        tuning = publish_tuning(cfg.publish, cfg.queue)
         self.publisher = Publisher(
             endpoint, cfg.site, "waste", queue, tuning=tuning, status_fn=self.status
         )

@@ -22,8 +22,8 @@ from edge.card import load_district_key
 from edge.config import BleDevice, HutConfig, SerialCardReader, SocketDevice, read_secret
 from edge.health_session import CARD_TAP_UUID, SessionTracker
 from edge.hut import HutAgent
-from edge.lifecycle import open_queue, serve
-from edge.publisher import Publisher, PublishTuning
+from edge.lifecycle import open_queue, publish_tuning, serve
+from edge.publisher import Publisher
 from edge.queue import DurableQueue
 from runtime.mqtt import MqttEndpoint
 
@@ -93,21 +93,6 @@ def make_source(
     return SocketTransport(dev.host, dev.port)
 
 
-def publish_tuning(cfg: HutConfig) -> PublishTuning:
-    """The publisher's tuning from the [publish] and [queue] sections."""
-    p = cfg.publish
-    return PublishTuning(
-        batch_max=p.batch_max,
-        max_inflight=p.max_inflight,
-        backoff_min_s=p.backoff_min_s,
-        backoff_max_s=p.backoff_max_s,
-        status_interval_s=p.status_interval_s,
-        replay_window_s=p.replay_window_s,
-        replay_delay_s=p.replay_delay_s,
-        keep_acked_s=cfg.queue.keep_acked_s,
-    )
-
-
 class HutGateway:
     """One health hut: a HutAgent over the configured devices and the shared Publisher (kind health).
 
@@ -134,7 +119,12 @@ class HutGateway:
             else {d.id: make_source(d, card_uuids) for d in (h.card_reader, *h.instruments)}
         )
         self.publisher = Publisher(
-            endpoint, cfg.site, "health", queue, tuning=publish_tuning(cfg), status_fn=self.status
+            endpoint,
+            cfg.site,
+            "health",
+            queue,
+            tuning=publish_tuning(cfg.publish, cfg.queue),
+            status_fn=self.status,
         )
         self.agent = HutAgent(
             self.sources,

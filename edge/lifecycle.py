@@ -12,7 +12,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Protocol, TypeVar
 
-from edge.config import QueueConfig
+from edge.config import PublishConfig, QueueConfig
+from edge.publisher import PublishTuning
 from edge.queue import DurableQueue
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,20 @@ G = TypeVar("G", bound=Gateway)
 def open_queue(cfg: QueueConfig) -> DurableQueue:
     """The gateway's durable queue with the bounds of its `[queue]` section."""
     return DurableQueue.open(cfg.path, max_items=cfg.max_items, max_bytes=cfg.max_mb * 1024 * 1024)
+
+
+def publish_tuning(p: PublishConfig, queue: QueueConfig) -> PublishTuning:
+    """The publisher's tuning from a gateway's [publish] and [queue] sections."""
+    return PublishTuning(
+        batch_max=p.batch_max,
+        max_inflight=p.max_inflight,
+        backoff_min_s=p.backoff_min_s,
+        backoff_max_s=p.backoff_max_s,
+        status_interval_s=p.status_interval_s,
+        replay_window_s=p.replay_window_s,
+        replay_delay_s=p.replay_delay_s,
+        keep_acked_s=queue.keep_acked_s,
+    )
 
 
 def stop_on_signals(stop_event: threading.Event) -> None:
