@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import os
 import random
 import re
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -20,6 +26,8 @@ from pydantic import (
 from contract.errors import first_error
 from contract.models import ID_PATTERN, Category, MeasurementType, device_belongs
 
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "sites.yaml"
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
@@ -146,9 +154,123 @@ def load(path: Path = DEFAULT_PATH) -> Registry:
 
 
 def save(registry: Registry, path: Path) -> None:
-    """Write a registry as YAML (ids sorted as given)."""
+    """Write a registry as YAML (ids sorted as given), atomically: a reader sees the old file or the new.
+
+    A running worker, aggregator or API reloads the file when it changes (`LiveRegistry`); a
+    half-written file would be refused by them, but is never seen: temp file, fsync, rename.
+    """
     doc = registry.model_dump(mode="json", exclude_defaults=True)
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def log_change(path: Path, what: str, who: str, now: dt.datetime | None = None) -> None:
+    """One line in <registry>.changes.log beside the registry: UTC time, who, what (appended, fsynced)."""
+    when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = f"{when}\t{who}\t{what}\n"
+    log = path.with_name(path.name + ".changes.log")
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class LiveRegistry:
+    """The registry a long-running process uses, reloaded when its file changes; never a broken one.
+
+    `current()` looks at the file's (mtime, size, inode) at most every `check_every_s` seconds;
+    when they change it loads and validates the file. A file that does not load is refused with
+    one line to `on_error` (once per version of the file) and the registry in use stays. `version`
+    counts the registries taken (the first is 1), so a user can rebuild what it derives from it.
+    Thread-safe.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        check_every_s: float = 1.0,
+        on_error: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self._every = check_every_s
+        self._on_error = on_error or (lambda msg: _log.error("%s", msg))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._registry = load(path)  # the first must load: a process does not start on a bad file
+        self._refused: tuple[int, int, int] | None = None
+        self._checked = clock()
+        self.version = 1
+
+    @classmethod
+    def fixed(cls, registry: Registry) -> LiveRegistry:
+        """A registry that never changes (tests, benchmarks, tools)."""
+        live = cls.__new__(cls)
+        live.path = Path("-")
+        live._every = float("inf")
+        live._on_error = lambda _msg: None
+        live._clock = time.monotonic
+        live._lock = threading.Lock()
+        live._stamp = (0, 0, 0)
+        live._registry = registry
+        live._refused = None
+        live._checked = 0.0
+        live.version = 1
+        return live
+
+    def _stat(self) -> tuple[int, int, int]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def current(self) -> Registry:
+        """The registry in use, after a reload if the file changed and is valid."""
+        return self.snapshot()[1]
+
+    def derive(self, make: Callable[[Registry], T]) -> Callable[[], T]:
+        """A getter of make(registry), made anew only when the registry was reloaded; thread-safe."""
+        lock = threading.Lock()
+        made: list[tuple[int, T]] = []
+
+        def get() -> T:
+            version, registry = self.snapshot()
+            with lock:
+                if not made or made[0][0] != version:
+                    made[:] = [(version, make(registry))]
+                return made[0][1]
+
+        return get
+
+    def snapshot(self) -> tuple[int, Registry]:
+        """(version, registry) taken together, after a reload if the file changed and is valid."""
+        with self._lock:
+            now = self._clock()
+            if now - self._checked < self._every:
+                return self.version, self._registry
+            self._checked = now
+            stamp = self._stat()
+            if stamp in (self._stamp, self._refused):
+                return self.version, self._registry
+            try:
+                registry = load(self.path)
+            except RegistryError as exc:
+                self._refused = stamp
+                self._on_error(
+                    f"registry change refused, still using version {self.version}: {exc}"
+                )
+                return self.version, self._registry
+            self._stamp, self._registry, self._refused = stamp, registry, None
+            self.version += 1
+            _log.info("registry %s reloaded (version %d)", self.path, self.version)
+            return self.version, registry
 
 
 _ID_RE = re.compile(ID_PATTERN)

@@ -48,7 +48,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
         app.state.gumei = AppState(
             settings,
             influx,
-            registry_mod.load(settings.registry),
+            registry_mod.LiveRegistry(settings.registry),
             TokenStore(settings.tokens),
             audit,
         )

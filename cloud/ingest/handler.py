@@ -6,6 +6,7 @@ Pure: no network. The worker calls `plan_batch` and writes the result in one req
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +26,7 @@ from cloud.lineproto import (
 )
 from cloud.quarantine import QuarantineRecord, quarantine_lines
 from cloud.redact import mask_digits, mask_reason, redact_entry, redact_payload
-from cloud.registry import Registry, Site
+from cloud.registry import LiveRegistry, Registry, Site
 from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
 from contract.decode import Decoded, load_json
 from contract.errors import ContractError
@@ -112,11 +113,29 @@ class BatchPlanner:
 
     def __init__(
         self,
-        registry: Registry,
+        registry: Registry | LiveRegistry,
         health_encoder: HealthEncoder | None = None,
         fast_path: bool = True,
         max_age_days: float = DEFAULT_MAX_AGE_DAYS,
     ) -> None:
+        self._live = (
+            registry if isinstance(registry, LiveRegistry) else LiveRegistry.fixed(registry)
+        )
+        self._fast_path = fast_path
+        self._health_encoder = health_encoder
+        self._max_age_ms = int(max_age_days * DAY_MS)
+        self._version = 0
+        # The planner thread plans batches, the committer re-plans a refused one: a reload must not
+        # swap the indexes under a plan in progress (uncontended but for those rare re-plans).
+        self._plan_lock = threading.Lock()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Rebuild the indexes when the registry was reloaded (a file change: `LiveRegistry`)."""
+        version, registry = self._live.snapshot()
+        if version == self._version:
+            return
+        self._version = version
         self._sites = registry.site_index()
         active = {
             sid: [d for d in site.devices if not d.retired] for sid, site in self._sites.items()
@@ -128,16 +147,19 @@ class BatchPlanner:
         self._types = {
             d.id: d.type.value for devices in active.values() for d in devices if d.type is not None
         }
-        self._health_encoder = health_encoder
-        self._max_age_ms = int(max_age_days * DAY_MS)
         self._heads = (
             {sid: _line_heads(site) for sid, site in self._sites.items() if site.kind == "waste"}
-            if fast_path
+            if self._fast_path
             else {}
         )
 
     def plan_batch(self, messages: Iterable[Message], now_ms: int | None = None) -> Plan:
         """Plan one write for these messages; never raises for any input."""
+        with self._plan_lock:
+            self._refresh()
+            return self._plan_batch(messages, now_ms)
+
+    def _plan_batch(self, messages: Iterable[Message], now_ms: int | None) -> Plan:
         plan = Plan()
         now = wall_now_ms() if now_ms is None else now_ms
         for msg in messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,8 @@ import typer
 
 from broker.dynsec import ADMIN, DEFAULT_MONITORS, DEFAULT_WORKERS
 from cloud import registry as reg_mod
+from runtime.mqtt import MqttEndpoint
+from runtime.system import ServiceError
 
 RegistryOpt = Annotated[Path, typer.Option("--registry", "-r", help="site registry YAML")]
 registry_app = typer.Typer(
@@ -20,11 +23,81 @@ broker_app = typer.Typer(
 )
 
 
-def _change(path: Path, what: str, change: reg_mod.Registry) -> None:
-    reg_mod.save(change, path)
-    typer.echo(
-        f"{what} in {path}; regenerate the broker (gumei broker gen) and restart the cloud services"
+BrokerDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--broker-dir", help="the directory gumei broker gen wrote: apply the change to the broker"
+    ),
+]
+LiveHostOpt = Annotated[str, typer.Option(help="broker host (as the admin, over TLS)")]
+LivePortOpt = Annotated[int, typer.Option(help="broker TLS port")]
+ByOpt = Annotated[str | None, typer.Option("--by", help="who makes the change (change log)")]
+
+
+def _admin_endpoint(out: Path, host: str, port: int) -> MqttEndpoint:
+    """The running broker as gumei-admin, with the files `gumei broker gen --out out` wrote."""
+    certs = out / "tls" / "clients"
+    cert = (
+        {"cert_file": certs / f"{ADMIN}.crt", "key_file": certs / f"{ADMIN}.key"}
+        if (certs / f"{ADMIN}.crt").exists()
+        else {}
     )
+    return MqttEndpoint(host=host, port=port, ca_file=out / "tls" / "ca.crt", **cert)
+
+
+def _change(
+    path: Path,
+    what: str,
+    change: reg_mod.Registry,
+    broker_dir: Path | None = None,
+    live_host: str = "localhost",
+    live_port: int = 8883,
+    by: str | None = None,
+) -> None:
+    """Save the registry (atomically, with a change-log line); with broker_dir, apply it live.
+
+    The running ingestion workers, aggregator and API reload the file by themselves within seconds
+    (cloud.registry.LiveRegistry); the broker learns new and retired gateways through its control
+    topic (broker.live.sync_gateways). Nothing restarts.
+    """
+    reg_mod.save(change, path)
+    reg_mod.log_change(path, what, by or _who())
+    if broker_dir is None:
+        typer.echo(
+            f"{what} in {path}; the cloud services reload it within seconds; "
+            f"apply it to the broker: add --broker-dir (or gumei broker sync)"
+        )
+        return
+    done = _sync(change, broker_dir, live_host, live_port)
+    typer.echo(f"{what} in {path}; broker: {done}; the cloud services reload it within seconds")
+
+
+def _sync(registry: reg_mod.Registry, broker_dir: Path, host: str, port: int) -> str:
+    from broker.generate import load_or_make_passwords
+    from broker.live import BrokerPaths, sync_gateways
+
+    paths = BrokerPaths.of_generated(broker_dir)
+    if not paths.secrets.exists():
+        raise ServiceError(f"no {paths.secrets}: run gumei broker gen --out {broker_dir} first")
+    admin = _admin_endpoint(broker_dir, host, port).model_copy(
+        update={
+            "username": ADMIN,
+            "password": load_or_make_passwords(paths.secrets, [ADMIN])[ADMIN],
+        }
+    )
+    changes = sync_gateways(registry, paths, admin)
+    if not changes:
+        return "no gateway to add or remove"
+    parts = []
+    if changes.add:
+        parts.append(f"gateways added {', '.join(changes.add)} (passwords in {paths.secrets})")
+    if changes.remove:
+        parts.append(f"gateways removed and disconnected {', '.join(changes.remove)}")
+    return "; ".join(parts)
+
+
+def _who() -> str:
+    return os.environ.get("SUDO_USER") or os.environ.get("USER") or f"uid {os.getuid()}"
 
 
 @registry_app.command("list")
@@ -62,11 +135,15 @@ def list_sites(
 
 
 @registry_app.command("add-area")
-def add_area(area_id: str, name: str, registry: RegistryOpt = reg_mod.DEFAULT_PATH) -> None:
+def add_area(
+    area_id: str,
+    name: str,
+    registry: RegistryOpt = reg_mod.DEFAULT_PATH,
+    by: ByOpt = None,
+) -> None:
     """Add a residential area."""
-    _change(
-        registry, f"added area {area_id}", reg_mod.add_area(reg_mod.load(registry), area_id, name)
-    )
+    change = reg_mod.add_area(reg_mod.load(registry), area_id, name)
+    _change(registry, f"added area {area_id}", change, by=by)
 
 
 @registry_app.command("add-site")
@@ -77,13 +154,14 @@ def add_site(
     lat: Annotated[float, typer.Option(help="latitude")],
     lon: Annotated[float, typer.Option(help="longitude")],
     registry: RegistryOpt = reg_mod.DEFAULT_PATH,
+    broker_dir: BrokerDirOpt = None,
+    live_host: LiveHostOpt = "localhost",
+    live_port: LivePortOpt = 8883,
+    by: ByOpt = None,
 ) -> None:
-    """Add a site (its kind follows from the id)."""
-    _change(
-        registry,
-        f"added site {site_id}",
-        reg_mod.add_site(reg_mod.load(registry), site_id, area, name, lat, lon),
-    )
+    """Add a site (its kind follows from the id); with --broker-dir its gateway may connect at once."""
+    change = reg_mod.add_site(reg_mod.load(registry), site_id, area, name, lat, lon)
+    _change(registry, f"added site {site_id}", change, broker_dir, live_host, live_port, by)
 
 
 @registry_app.command("add-device")
@@ -98,30 +176,36 @@ def add_device(
     ] = None,
     capacity_kg: Annotated[float | None, typer.Option(help="bin capacity (scales)")] = None,
     registry: RegistryOpt = reg_mod.DEFAULT_PATH,
+    by: ByOpt = None,
 ) -> None:
-    """Add a device to the site its id starts with."""
+    """Add a device to the site its id starts with (its readings count as soon as workers reload)."""
     reg = reg_mod.add_device(
         reg_mod.load(registry), device_id, interface, category, type_, capacity_kg
     )
-    _change(registry, f"added device {device_id}", reg)
+    _change(registry, f"added device {device_id}", reg, by=by)
 
 
 @registry_app.command("retire-site")
-def retire_site(site_id: str, registry: RegistryOpt = reg_mod.DEFAULT_PATH) -> None:
-    """Retire a site: kept for history, its gateway loses broker access at the next broker gen."""
-    _change(
-        registry, f"retired site {site_id}", reg_mod.retire_site(reg_mod.load(registry), site_id)
-    )
+def retire_site(
+    site_id: str,
+    registry: RegistryOpt = reg_mod.DEFAULT_PATH,
+    broker_dir: BrokerDirOpt = None,
+    live_host: LiveHostOpt = "localhost",
+    live_port: LivePortOpt = 8883,
+    by: ByOpt = None,
+) -> None:
+    """Retire a site: kept for history; with --broker-dir its gateway is disconnected and refused."""
+    change = reg_mod.retire_site(reg_mod.load(registry), site_id)
+    _change(registry, f"retired site {site_id}", change, broker_dir, live_host, live_port, by)
 
 
 @registry_app.command("retire-device")
-def retire_device(device_id: str, registry: RegistryOpt = reg_mod.DEFAULT_PATH) -> None:
-    """Retire a device: its readings are quarantined from now on."""
-    _change(
-        registry,
-        f"retired device {device_id}",
-        reg_mod.retire_device(reg_mod.load(registry), device_id),
-    )
+def retire_device(
+    device_id: str, registry: RegistryOpt = reg_mod.DEFAULT_PATH, by: ByOpt = None
+) -> None:
+    """Retire a device: its readings are quarantined as soon as the workers reload (seconds)."""
+    change = reg_mod.retire_device(reg_mod.load(registry), device_id)
+    _change(registry, f"retired device {device_id}", change, by=by)
 
 
 @broker_app.command("gen")
@@ -194,19 +278,8 @@ def broker_rotate(
 ) -> None:
     """Give one identity a new password; every other credential stays byte-for-byte the same."""
     from broker.generate import rotate_password
-    from runtime.mqtt import MqttEndpoint
 
-    live = None
-    if live_port is not None:
-        certs = out / "tls" / "clients"
-        admin_cert = (
-            {"cert_file": certs / f"{ADMIN}.crt", "key_file": certs / f"{ADMIN}.key"}
-            if (certs / f"{ADMIN}.crt").exists()
-            else {}
-        )
-        live = MqttEndpoint(
-            host=live_host, port=live_port, ca_file=out / "tls" / "ca.crt", **admin_cert
-        )
+    live = None if live_port is None else _admin_endpoint(out, live_host, live_port)
     rotate_password(out, user, live)
     done = (
         "applied live"
@@ -214,6 +287,17 @@ def broker_rotate(
         else f"install {out / 'dynamic-security.json'} and restart mosquitto (docs/deploy.md)"
     )
     typer.echo(f"rotated {user}: new password in {out / 'secrets' / 'mqtt.json'}; {done}")
+
+
+@broker_app.command("sync")
+def broker_sync(
+    out: Annotated[Path, typer.Option(help="the directory gumei broker gen wrote")],
+    registry: RegistryOpt = reg_mod.DEFAULT_PATH,
+    live_host: LiveHostOpt = "localhost",
+    live_port: LivePortOpt = 8883,
+) -> None:
+    """Bring the running broker's gateways to the registry (add new, remove retired), live."""
+    typer.echo(f"broker: {_sync(reg_mod.load(registry), out, live_host, live_port)}")
 
 
 def register(app: typer.Typer) -> None:
