@@ -228,8 +228,8 @@ def test_readings_that_came_before_their_scale_was_registered_are_replayed_once(
         send(c, "WS-0101", "WS-0101-S9", "hazardous")  # a scale installed before it was registered
     wait_until(lambda: fleet.dead("WS-0101", "unknown_device") == 3, 15, what="3 dead letters")
     fleet.registry("add-device", "WS-0101-S9", "--category", "hazardous")
-    args = ("quarantine", "replay", "--code", "unknown_device", "--since", "1h")
-    args += ("--site", "WS-0101", "--config", str(fleet.config))
+    args = ["quarantine", "replay", "--code", "unknown_device", "--since", "1h"]
+    args += ["--site", "WS-0101", "--config", str(fleet.config)]
     assert "3 reading(s) would be written" in gumei(*args, "--dry-run").stdout
     assert fleet.stored("WS-0101-S9") == 0
     out = gumei(*args).stdout
