@@ -130,6 +130,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     config = stack.write_cloud_config(path)
     worker = stack.spawn("ingest", "ingest", "--config", str(config), "--name", "ingest-1")
     stack.wait_ready("ingest-1", worker)
+    stack.spawn("aggregate", "aggregate", "loop", "--config", str(config), "--interval", "1")
     with api_process(stack, config, "api") as api, InfluxClient(stack.influx_config()) as influx:
         f = Fleet(stack, path, config, api, influx, worker.pid)
         yield f
@@ -156,6 +157,9 @@ def test_a_station_added_while_the_fleet_runs_counts_within_seconds(fleet: Fleet
     print(f"new station: first reading stored {time.monotonic() - started:.1f} s after add-device")
 
     assert fleet.dead("WS-0103", "unknown_site") + fleet.dead("WS-0103", "unknown_device") == 0
+    # the aggregator loop (not restarted either) puts it in its area's daily rows
+    q = "SELECT sum(net_g) FROM waste_daily WHERE site = 'WS-0103'"
+    wait_until(lambda: count(fleet.influx, q) == 1234, 30, what="the new station's daily row")
     assert old_drops == []  # no other gateway was disconnected
     send(old, "WS-0101", "WS-0101-S1", "dry")
     wait_until(lambda: fleet.stored("WS-0101-S1") == 2, 15, what="the old gateway still counts")
