@@ -69,6 +69,9 @@ class BrokerConfig(_Strict):
     keepalive_s: int = Field(
         30, ge=5, le=3600
     )  # the MQTT client id is the site id (the broker binds it)
+    # a client certificate, for a broker generated with --client-certs (both, or neither)
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     @field_validator("url")
     @classmethod
@@ -90,7 +93,26 @@ class BrokerConfig(_Strict):
             )
         if urlsplit(self.url).scheme == "mqtt" and self.ca_file is not None:
             raise ValueError("ca_file given but url is mqtt:// (use mqtts:// for TLS)")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file go together (a client certificate and its key)"
+            )
+        if self.cert_file is not None and urlsplit(self.url).scheme != "mqtts":
+            raise ValueError("a client certificate needs mqtts:// (TLS)")
         return self
+
+    def endpoint(self, site: str, password: str) -> MqttEndpoint:
+        """This broker with a gateway's credentials (username = client id = site id)."""
+        return MqttEndpoint(
+            host=self.host,
+            port=self.port,
+            username=site,
+            password=password,
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            keepalive_s=self.keepalive_s,
+        )
 
     @property
     def host(self) -> str:
@@ -193,15 +215,7 @@ class GatewayConfig(_Strict):
 
     def endpoint(self, password: str) -> MqttEndpoint:
         """The broker endpoint with this gateway's credentials."""
-        b = self.broker
-        return MqttEndpoint(
-            host=b.host,
-            port=b.port,
-            username=self.site,
-            password=password,
-            ca_file=b.ca_file,
-            keepalive_s=b.keepalive_s,
-        )
+        return self.broker.endpoint(self.site, password)
 
 
 MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
@@ -327,16 +341,8 @@ class HutConfig(_Strict):
         return self
 
     def endpoint(self, password: str) -> MqttEndpoint:
-        """The broker endpoint with this gateway's credentials (username = client id = site id)."""
-        b = self.broker
-        return MqttEndpoint(
-            host=b.host,
-            port=b.port,
-            username=self.site,
-            password=password,
-            ca_file=b.ca_file,
-            keepalive_s=b.keepalive_s,
-        )
+        """The broker endpoint with this gateway's credentials."""
+        return self.broker.endpoint(self.site, password)
 
 
 AnyGatewayConfig = GatewayConfig | HutConfig
@@ -429,6 +435,14 @@ def check_files(cfg: AnyGatewayConfig) -> list[str]:
         problems.append(str(exc))
     if cfg.broker.ca_file is not None and not cfg.broker.ca_file.is_file():
         problems.append(f"broker.ca_file {cfg.broker.ca_file}: no such file")
+    if cfg.broker.cert_file is not None and not cfg.broker.cert_file.is_file():
+        problems.append(f"broker.cert_file {cfg.broker.cert_file}: no such file")
+    if cfg.broker.key_file is not None:
+        key = cfg.broker.key_file
+        if not key.is_file():
+            problems.append(f"broker.key_file {key}: no such file")
+        elif os.name == "posix" and key.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            problems.append(f"broker.key_file {key} is readable by others; chmod 600 it")
     qdir = cfg.queue.path.parent
     if not qdir.is_dir():
         problems.append(f"queue.path: directory {qdir} does not exist")
