@@ -65,8 +65,20 @@ class Device(_Model):
         )
 
 
+class AreaSpan(_Model):
+    """An area a site belonged to before a move: every day before `until` (a Shanghai date)."""
+
+    area: Identifier
+    until: dt.date
+
+
 class Site(_Model):
-    """A waste station (WS-…) or a smart health hut (HH-…), with one gateway."""
+    """A waste station (WS-…) or a smart health hut (HH-…), with one gateway.
+
+    `area` is its area now; `area_history` the areas it had before, oldest first, each with the
+    first day it no longer applied (`gumei registry move-site`), so past days keep their area in
+    every roll-up and target.
+    """
 
     id: Identifier
     kind: Literal["waste", "health"]
@@ -76,6 +88,21 @@ class Site(_Model):
     lon: Annotated[float, Field(ge=-180, le=180)]
     devices: list[Device] = []
     retired: bool = False
+    area_history: list[AreaSpan] = []
+
+    def area_on(self, day: dt.date) -> str:
+        """The site's area on a Shanghai day."""
+        for span in self.area_history:
+            if day < span.until:
+                return span.area
+        return self.area
+
+    @model_validator(mode="after")
+    def _history_in_order(self) -> Site:
+        untils = [h.until for h in self.area_history]
+        if any(b <= a for a, b in zip(untils, untils[1:], strict=False)):
+            raise ValueError(f"site {self.id}: area_history must be oldest first, one move a day")
+        return self
 
     @model_validator(mode="after")
     def _devices_belong(self) -> Site:
@@ -107,8 +134,9 @@ class Registry(_Model):
             if s.id in seen:
                 raise ValueError(f"duplicate site id {s.id}")
             seen.add(s.id)
-            if s.area not in area_ids:
-                raise ValueError(f"site {s.id} names unknown area {s.area}")
+            for area in (s.area, *(h.area for h in s.area_history)):
+                if area not in area_ids:
+                    raise ValueError(f"site {s.id} names unknown area {area}")
         for s in self.sites:
             if (s.kind == "health") != s.id.startswith("HH-"):
                 raise ValueError(f"site {s.id}: health huts are HH-…, waste stations anything else")
@@ -132,9 +160,15 @@ class Registry(_Model):
         """Sites by id (built on each call; callers keep it)."""
         return {s.id: s for s in self.sites}
 
-    def area_of(self) -> dict[str, str]:
-        """Site id -> area id, for every site."""
-        return {s.id: s.area for s in self.sites}
+    def area_of(self, day: dt.date | None = None) -> dict[str, str]:
+        """Site id -> area id, for every site: now, or on a Shanghai day (moves: area_history)."""
+        if day is None:
+            return {s.id: s.area for s in self.sites}
+        return {s.id: s.area_on(day) for s in self.sites}
+
+    def has_moves(self) -> bool:
+        """Whether any site ever changed area (else one layout serves every day)."""
+        return any(s.area_history for s in self.sites)
 
 
 def load(path: Path = DEFAULT_PATH) -> Registry:
@@ -382,6 +416,25 @@ def retire_site(registry: Registry, site_id: str) -> Registry:
             s.model_copy(update={"retired": True}) if s.id == site_id else s for s in registry.sites
         ],
     )
+
+
+def move_site(registry: Registry, site_id: str, area: str, since: dt.date) -> Registry:
+    """The site in another area from the Shanghai day `since` on; days before keep the old one."""
+    site = registry.site(site_id)
+    if site is None:
+        raise RegistryError(f"no site {site_id}")
+    if site.retired:
+        raise RegistryError(f"site {site_id} is retired")
+    if all(a.id != area for a in registry.areas):
+        raise RegistryError(f"unknown area {area!r}: add it first (gumei registry add-area)")
+    if area == site.area:
+        raise RegistryError(f"site {site_id} is in area {area} already")
+    if site.area_history and since <= site.area_history[-1].until:
+        last = site.area_history[-1].until
+        raise RegistryError(f"site {site_id} moved on {last}; a later move must start after it")
+    history = [*site.area_history, AreaSpan(area=site.area, until=since)]
+    moved = site.model_copy(update={"area": area, "area_history": history})
+    return _rebuild(registry, sites=[moved if s.id == site_id else s for s in registry.sites])
 
 
 def retire_device(registry: Registry, device_id: str) -> Registry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 
 from broker.dynsec import ADMIN, DEFAULT_MONITORS, DEFAULT_WORKERS
 from cloud import registry as reg_mod
+from cloud.days import today
 from runtime.mqtt import MqttEndpoint
 from runtime.system import ServiceError
 
@@ -197,6 +199,47 @@ def retire_site(
     """Retire a site: kept for history; with --broker-dir its gateway is disconnected and refused."""
     change = reg_mod.retire_site(reg_mod.load(registry), site_id)
     _change(registry, f"retired site {site_id}", change, broker_dir, live_host, live_port, by)
+
+
+@registry_app.command("move-site")
+def move_site(
+    site_id: str,
+    area: Annotated[str, typer.Option(help="the new area id")],
+    since: Annotated[
+        dt.datetime,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="first Shanghai day in the new area"),
+    ],
+    registry: RegistryOpt = reg_mod.DEFAULT_PATH,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="cloud TOML: restate days already aggregated (from today back)"
+        ),
+    ] = None,
+    by: ByOpt = None,
+) -> None:
+    """Move a station to another area from a day on; days before keep the old area everywhere."""
+    before = reg_mod.load(registry)
+    site = before.site(site_id)
+    change = reg_mod.move_site(before, site_id, area, since.date())
+    old = site.area if site is not None else ""
+    _change(
+        registry, f"moved site {site_id} from {old} to {area} from {since.date()}", change, by=by
+    )
+    if config is None:
+        if since.date() <= today():
+            typer.echo(
+                "days from then to today already aggregated keep the old area until restated: "
+                "run again with --config, or gumei aggregate backfill"
+            )
+        return
+    from cloud.aggregate.moves import restate_after_move
+    from cloud.influx import InfluxClient
+    from cloud.settings import load_settings
+
+    with InfluxClient(load_settings(config).influx_config("aggregate")) as influx:
+        days = restate_after_move(influx, change, site_id, old, since.date())
+    typer.echo(f"{days} stored day(s) marked for the aggregator to restate in {area} and {old}")
 
 
 @registry_app.command("retire-device")

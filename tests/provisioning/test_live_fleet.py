@@ -21,6 +21,7 @@ import pytest
 
 from cloud import measurements as m
 from cloud import registry as reg
+from cloud.days import date_of, day_number, day_start_ms
 from cloud.influx import InfluxClient
 from contract.models import WASTE_SCHEMA, now_ms
 from contract.topics import waste_readings
@@ -103,19 +104,19 @@ class Fleet:
 _seq = iter(range(1, 1_000_000))
 
 
-def reading(site: str, device: str, category: str) -> bytes:
+def reading(site: str, device: str, category: str, ts: int | None = None) -> bytes:
     r = {
         "device": device,
         "seq": next(_seq),
-        "ts": now_ms() - 1000,
+        "ts": now_ms() - 1000 if ts is None else ts,
         "category": category,
         "net_kg": 1.234,
     }
     return json.dumps({"schema": WASTE_SCHEMA, "site": site, "readings": [r]}).encode()
 
 
-def send(client: mqtt.Client, site: str, device: str, category: str) -> None:
-    info = client.publish(waste_readings(site), reading(site, device, category), qos=1)
+def send(client: mqtt.Client, site: str, device: str, category: str, ts: int | None = None) -> None:
+    info = client.publish(waste_readings(site), reading(site, device, category, ts), qos=1)
     info.wait_for_publish(10)
     assert info.is_published()
 
@@ -263,3 +264,59 @@ def test_a_broken_registry_file_is_refused_and_ingestion_goes_on(fleet: Fleet) -
         assert httpx.get(fleet.api + "/healthz").status_code == 200
     finally:
         fleet.path.write_text(good)
+
+
+def test_a_station_moved_from_today_keeps_yesterday_in_its_old_area_to_the_gram(
+    fleet: Fleet,
+) -> None:
+    """WS-0101 moves from A01 to A02 from today on (after today was already aggregated)."""
+    today = day_number(now_ms())
+    c, _ = fleet.connect("WS-0101")
+    send(c, "WS-0101", "WS-0101-S1", "dry", day_start_ms(today - 1) + 12 * 3600_000)  # yesterday
+    send(c, "WS-0101", "WS-0101-S1", "dry")  # today
+
+    def grams(site: str, day: int) -> int:  # ground truth from the stored readings (1.234 kg each)
+        q = (
+            f"SELECT count(net_kg) FROM waste_reading WHERE site = '{site}' "
+            f"AND time >= {day_start_ms(day)}ms AND time < {day_start_ms(day + 1)}ms"
+        )
+        return count(fleet.influx, q) * 1234
+
+    def site_rows(day: int) -> dict[tuple[str, str], int]:
+        q = (
+            "SELECT sum(net_g) FROM waste_daily WHERE site = 'WS-0101' "
+            f"AND time = {day_start_ms(day)}ms GROUP BY area"
+        )
+        return {("WS-0101", x.tags["area"]): int(x.values[0][1]) for x in fleet.influx.query(q)}
+
+    def area_g(area: str, day: int) -> int:
+        q = (
+            f"SELECT sum(net_mg) FROM waste_area_daily WHERE area = '{area}' AND category = 'all' "
+            f"AND time = {day_start_ms(day)}ms"
+        )
+        return count(fleet.influx, q) // 1000
+
+    def in_a01(day: int) -> bool:
+        return site_rows(day) == {("WS-0101", "A01"): grams("WS-0101", day)}
+
+    wait_until(lambda: in_a01(today - 1) and in_a01(today), 30, what="both days aggregated in A01")
+    a01_today_before = area_g("A01", today)
+    move = ("move-site", "WS-0101", "--area", "A02", "--from", str(date_of(today)))
+    out = fleet.registry(*move, "--config", str(fleet.config))
+    assert "moved site WS-0101 from A01 to A02" in out and "1 stored day(s) marked" in out
+    again = gumei(*("registry", *move), "--registry", str(fleet.path), check=False)
+    assert again.returncode == 2 and "is in area A02 already" in again.stderr
+    g_today, g_yesterday = grams("WS-0101", today), grams("WS-0101", today - 1)
+    wait_until(
+        lambda: site_rows(today) == {("WS-0101", "A02"): g_today},
+        30,
+        what="today's row of WS-0101 in A02 only",
+    )
+    wait_until(
+        lambda: area_g("A01", today) == a01_today_before - g_today,
+        30,
+        what="A01 today without WS-0101",
+    )
+    assert site_rows(today - 1) == {("WS-0101", "A01"): g_yesterday}  # yesterday stays in A01
+    a02 = grams("WS-0103", today) + g_today
+    wait_until(lambda: area_g("A02", today) == a02, 30, what="A02 today with WS-0101, to the gram")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from pathlib import Path
@@ -170,3 +171,41 @@ def test_gateway_commands_bind_the_client_id_and_grant_only_its_own_topics() -> 
     ]
     assert client["clientid"] == client["username"] == "WS-0102"
     assert client["roles"] == [{"rolename": "gateway-WS-0102"}]
+
+
+def test_a_move_keeps_the_old_area_for_the_days_before() -> None:
+    r = reg.add_area(small(), "A02", "b")
+    moved = reg.move_site(r, "WS-0101", "A02", dt.date(2026, 12, 5))
+    site = moved.site("WS-0101")
+    assert site is not None and site.area == "A02"
+    assert (
+        site.area_on(dt.date(2026, 12, 4)) == "A01" and site.area_on(dt.date(2026, 12, 5)) == "A02"
+    )
+    assert moved.area_of(dt.date(2026, 1, 1)) == {"WS-0101": "A01"} and moved.has_moves()
+    back = reg.move_site(moved, "WS-0101", "A01", dt.date(2027, 1, 1))
+    days = (dt.date(2026, 1, 1), dt.date(2026, 12, 10), dt.date(2027, 1, 1))
+    assert [back.site("WS-0101").area_on(d) for d in days] == [  # type: ignore[union-attr]
+        "A01", "A02", "A01",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("site", "area", "day", "says"),
+    [
+        ("WS-0101", "A01", dt.date(2026, 12, 5), "is in area A01 already"),
+        ("WS-0101", "A09", dt.date(2026, 12, 5), "unknown area 'A09'"),
+        ("WS-0999", "A02", dt.date(2026, 12, 5), "no site WS-0999"),
+    ],
+)
+def test_a_bad_move_is_one_line(site: str, area: str, day: dt.date, says: str) -> None:
+    with pytest.raises(reg.RegistryError, match=says):
+        reg.move_site(reg.add_area(small(), "A02", "b"), site, area, day)
+
+
+def test_moves_are_in_order_and_survive_a_save(tmp_path: Path) -> None:
+    r = reg.move_site(reg.add_area(small(), "A02", "b"), "WS-0101", "A02", dt.date(2026, 12, 5))
+    with pytest.raises(reg.RegistryError, match="a later move must start after it"):
+        reg.move_site(r, "WS-0101", "A01", dt.date(2026, 12, 5))
+    path = tmp_path / "sites.yaml"
+    reg.save(r, path)
+    assert reg.load(path) == r and "until: '2026-12-05'" in path.read_text()
