@@ -7,6 +7,7 @@ Written into one new directory, to be copied onto the gateway's `/etc/gumei` (or
 | `gateway.toml` | its config: site, broker URL and files, queue, and its devices from the registry (the scales' categories and capacities; a health hut's instruments and their characteristics) | 0644 |
 | `ca.crt` | the CA that signed the broker's certificate | 0644 |
 | `mqtt-password` | its own broker password, one line | 0600 |
+| `mqtt-password.next` | its staged next password, while a rotation is staged (`gumei broker rotate --stage`) | 0600 |
 | `<site>.crt`, `<site>.key` | its client certificate, when the broker was generated with `--client-certs` | 0644 / 0600 |
 | `district.key` | the district key, only for a health hut or a station with a card reader (`cards`) | 0600 |
 | `INSTALL.txt` | a one-page install sheet, Chinese and English, with the `check-config` command | 0644 |
@@ -25,6 +26,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.generate import pending_rotations
 from cloud.registry import Registry, Site
 from edge.config import GatewayConfig, HutConfig
 from runtime.system import ServiceError, write_private
@@ -152,8 +154,10 @@ INSTALL_SHEET = """\
 5. 交付后销毁本目录副本 / Destroy other copies of this folder after the install:
    它含有本网关的密码{key_note}. It holds this gateway's password{key_note_en}.
 
-密码轮换 Password rotation: the operator runs `gumei broker rotate {site} … --live-port …`
-and makes a new bundle; install the new mqtt-password and restart the service.
+密码轮换 Password rotation, no downtime: the operator stages a new password
+(`gumei broker rotate {site} --stage`) and makes a new bundle; install its mqtt-password.next
+beside mqtt-password (0600, no restart). When the broker switches (--commit, or the grace time),
+the gateway uses the staged password by itself and makes it its mqtt-password.
 """
 
 
@@ -222,6 +226,11 @@ def write_bundle(
         write_private(out / f"{site_id}.key", (certs / f"{site_id}.key").read_text())
         files += [f"{site_id}.crt", f"{site_id}.key"]
         secret_files.append(f"{site_id}.key")
+    staged = pending_rotations(broker_dir).get(site_id)
+    if staged is not None:  # a staged rotation: the gateway switches when the broker does
+        write_private(out / "mqtt-password.next", staged["password"] + "\n")
+        files.append("mqtt-password.next")
+        secret_files.append("mqtt-password.next")
     if district_key is not None:
         write_private(out / "district.key", district_key.read_text())
         files.append("district.key")

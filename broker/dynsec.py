@@ -65,6 +65,11 @@ class Identity:
     textname: str
 
 
+def is_service_identity(username: str) -> bool:
+    """The broker's own identities (admin, ingest-N, monitor-N): never a gateway."""
+    return username == ADMIN or username.startswith(("ingest-", "monitor-"))
+
+
 def gateway_identity(site_id: str) -> Identity:
     """A gateway publishes only its own site's topics (readings, retained status, Last Will); reads nothing."""
     own = f"{PREFIX}/{kind_of_site(site_id)}/{site_id}/+"

@@ -29,9 +29,7 @@ from runtime.system import ServiceError
 PAGE = 500  # names per listClients/listRoles answer: well under the broker's max_packet_size
 
 
-def is_service(username: str) -> bool:
-    """The broker's own identities, never touched by gateway provisioning."""
-    return username == dynsec.ADMIN or username.startswith(("ingest-", "monitor-"))
+is_service = dynsec.is_service_identity  # the broker's own identities: never touched here
 
 
 @dataclass(frozen=True)

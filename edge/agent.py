@@ -26,6 +26,7 @@ from edge.config import (
     SerialDevice,
     read_secret,
 )
+from edge.credentials import PasswordFile
 from edge.deposits import DepositDetector, EventKind, ScaleEvent
 from edge.errors import QueueError, ScaleUnavailable
 from edge.lifecycle import open_queue, publish_tuning, serve
@@ -105,6 +106,7 @@ class WasteAgent:
         *,
         sources: dict[str, ScaleSource] | None = None,
         pseudonymizer: CardPseudonymizer | None = None,
+        credentials: PasswordFile | None = None,
     ) -> None:
         self.cfg, self.queue = cfg, queue
         self.stop_event = threading.Event()
@@ -122,7 +124,13 @@ class WasteAgent:
         ]
         tuning = publish_tuning(cfg.publish, cfg.queue)
         self.publisher = Publisher(
-            endpoint, cfg.site, "waste", queue, tuning=tuning, status_fn=self.status
+            endpoint,
+            cfg.site,
+            "waste",
+            queue,
+            tuning=tuning,
+            status_fn=self.status,
+            credentials=credentials,
         )
         self._threads: list[threading.Thread] = []
         self._rng = random.Random()
@@ -256,7 +264,13 @@ def run(cfg: GatewayConfig, *, on_started: Callable[[WasteAgent], None] | None =
         CardPseudonymizer(load_district_key(cfg.cards.district_key_file)) if cfg.cards else None
     )
     queue = open_queue(cfg.queue)
-    agent = WasteAgent(cfg, queue, cfg.endpoint(password), pseudonymizer=pseudo)
+    agent = WasteAgent(
+        cfg,
+        queue,
+        cfg.endpoint(password),
+        pseudonymizer=pseudo,
+        credentials=PasswordFile(cfg.broker.credentials_file),
+    )
 
     def started(agent: WasteAgent) -> None:
         if cfg.cards is not None and cfg.cards.reader_port:

@@ -426,6 +426,11 @@ def read_secret(path: Path, what: str) -> str:
     return text
 
 
+def staged_password_file(path: Path) -> Path:
+    """Where a rotation stages the next password, beside the password file (edge/credentials.py)."""
+    return path.with_name(path.name + ".next")
+
+
 def check_files(cfg: AnyGatewayConfig) -> list[str]:
     """Problems with the files the config names (secrets, CA, queue directory, key), one line each."""
     problems = []
@@ -433,6 +438,12 @@ def check_files(cfg: AnyGatewayConfig) -> list[str]:
         read_secret(cfg.broker.credentials_file, "broker.credentials_file")
     except ConfigError as exc:
         problems.append(str(exc))
+    staged = staged_password_file(cfg.broker.credentials_file)
+    if staged.exists():
+        try:
+            read_secret(staged, "staged next password")
+        except ConfigError as exc:
+            problems.append(str(exc))
     if cfg.broker.ca_file is not None and not cfg.broker.ca_file.is_file():
         problems.append(f"broker.ca_file {cfg.broker.ca_file}: no such file")
     if cfg.broker.cert_file is not None and not cfg.broker.cert_file.is_file():

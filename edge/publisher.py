@@ -21,7 +21,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from contract import DeviceStatus, Status, encode, now_ms
 from contract.models import HEALTH_SCHEMA, MAX_PAYLOAD_BYTES, WASTE_SCHEMA
 from contract.topics import Kind, health_measurements, status, waste_readings
-from edge.errors import EdgeError
+from edge.credentials import PasswordFile
+from edge.errors import ConfigError, EdgeError
 from edge.queue import DurableQueue
 from runtime.backoff import Backoff
 from runtime.mqtt import MqttEndpoint, Will, make_client, session_properties
@@ -34,6 +35,9 @@ _TOPIC = {"waste": waste_readings, "health": health_measurements}
 _LOOP_S = 0.1  # paho select timeout: bounds how soon a notify() is seen
 _RESCAN_S = 1.0  # look at the queue at least this often even without notify()
 _CONNACK_TIMEOUT_S = 15.0
+# CONNACK reasons that mean the password: bad user name or password (MQTT 5 0x86, 3.1.1 rc 4),
+# not authorized (0x87, 3.1.1 rc 5; what Mosquitto's dynamic security plugin answers)
+_CREDENTIALS_REFUSED = frozenset({0x86, 0x87, 4, 5})
 _STABLE_S = 10.0  # a connection that lasted this long resets the back-off
 
 
@@ -97,8 +101,12 @@ class Publisher:
         status_fn: Callable[[], list[DeviceStatus]] | None = None,
         agent_version: str = AGENT_VERSION,
         seed: int | None = None,
+        credentials: PasswordFile | None = None,
     ) -> None:
         self.endpoint, self.site, self.kind, self.queue = endpoint, site, kind, queue
+        # the password file (and a staged next one): read at each connection, so a rotation
+        # needs no restart; None: the endpoint's password as given (tests, benchmarks)
+        self.credentials = credentials
         self.tuning = tuning or PublishTuning()
         self.status_fn = status_fn or list
         self.client_id = site  # the broker binds a gateway's client id to its username, the site id
@@ -193,6 +201,13 @@ class Publisher:
 
     def _session(self) -> bool:
         """One connection from connect to loss (or stop); True when it was established."""
+        if self.credentials is not None:
+            try:
+                password = self.credentials.password()
+            except ConfigError as exc:
+                self._failed(str(exc))
+                return False
+            self.endpoint = self.endpoint.model_copy(update={"password": password})
         ep = self.endpoint
         client = self._client = self._new_client()
         self._connack, self._lost = None, False
@@ -217,7 +232,15 @@ class Publisher:
             why = self._connack.getName() if self._connack is not None else "no CONNACK"
             self._failed(f"broker refused the connection: {why}")
             self._close(client)
+            if (
+                self.credentials is not None
+                and self._connack is not None
+                and self._connack.value in _CREDENTIALS_REFUSED
+            ):
+                self.credentials.refused()
             return False
+        if self.credentials is not None:
+            self.credentials.accepted()
         self.stats.connected, self.stats.connects = True, self.stats.connects + 1
         self._connected_at = time.monotonic()
         log.info("connected to %s:%s as %s", ep.host, ep.port, ep.username)

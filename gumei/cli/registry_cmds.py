@@ -318,17 +318,51 @@ def broker_rotate(
         int | None,
         typer.Option(help="broker TLS port: apply the change live through the control topic"),
     ] = None,
+    stage: Annotated[
+        bool,
+        typer.Option(
+            "--stage", help="a gateway: stage the new password (its bundle carries it) first"
+        ),
+    ] = False,
+    grace: Annotated[
+        str, typer.Option(help="with --stage: when gumei broker sync may switch (24h, 7d)")
+    ] = "24h",
+    commit: Annotated[
+        bool, typer.Option("--commit", help="switch the broker to the staged password now")
+    ] = False,
 ) -> None:
-    """Give one identity a new password; every other credential stays byte-for-byte the same."""
-    from broker.generate import rotate_password
+    """Give one identity a new password; every other credential stays byte-for-byte the same.
 
+    A gateway rotates without downtime in two steps: --stage (install its new bundle, which has
+    the staged password as mqtt-password.next), then --commit, or a gumei broker sync after the
+    grace time: the gateway switches by itself when the broker refuses the old password.
+    """
+    import datetime as dt
+
+    from broker.generate import commit_rotation, rotate_password, stage_rotation
+    from gumei.cli.quarantine_cmds import parse_window
+
+    if stage and commit:
+        raise typer.BadParameter("--stage and --commit are two steps: one at a time")
     live = None if live_port is None else _admin_endpoint(out, live_host, live_port)
-    rotate_password(out, user, live)
     done = (
         "applied live"
         if live
         else f"install {out / 'dynamic-security.json'} and restart mosquitto (docs/deploy.md)"
     )
+    if stage:
+        due = dt.datetime.now(dt.UTC) + parse_window(grace)
+        stage_rotation(out, user, due)
+        typer.echo(
+            f"staged a new password for {user} (due {due:%Y-%m-%d %H:%M} UTC): make its bundle "
+            f"(gumei gateway bundle {user} …) and install it; then --commit or gumei broker sync"
+        )
+        return
+    if commit:
+        commit_rotation(out, user, live)
+        typer.echo(f"rotated {user} to its staged password; {done}")
+        return
+    rotate_password(out, user, live)
     typer.echo(f"rotated {user}: new password in {out / 'secrets' / 'mqtt.json'}; {done}")
 
 
@@ -339,8 +373,16 @@ def broker_sync(
     live_host: LiveHostOpt = "localhost",
     live_port: LivePortOpt = 8883,
 ) -> None:
-    """Bring the running broker's gateways to the registry (add new, remove retired), live."""
+    """Bring the running broker's gateways to the registry (add new, remove retired), live; and
+    switch the gateways whose staged password is due (gumei broker rotate --stage)."""
+    import datetime as dt
+
+    from broker.generate import commit_rotation, due_rotations
+
     typer.echo(f"broker: {_sync(reg_mod.load(registry), out, live_host, live_port)}")
+    for user in due_rotations(out, dt.datetime.now(dt.UTC)):
+        commit_rotation(out, user, _admin_endpoint(out, live_host, live_port))
+        typer.echo(f"broker: rotated {user} to its staged password (due)")
 
 
 def register(app: typer.Typer) -> None:
