@@ -31,15 +31,18 @@ TareMode = Literal["weigh", "stored"]
 
 
 class OperatorEntry(BaseModel):
-    """What the operator types (or an IC card stands for) about the next truck to be weighed."""
+    """What the operator types (or an IC card stands for) about the next truck to be weighed.
+
+    For the tare weighing of a truck whose gross is open the plate is enough; a weighing that
+    opens a ticket (a gross) needs the category and the source area."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     plate: Annotated[str, StringConstraints(pattern=PLATE_PATTERN)]
     plate_source: Literal["operator", "card"] = "operator"
-    category: Category
+    category: Category | None = None
     subcategory: Subcategory | None = None
-    source_area: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+    source_area: Annotated[str, StringConstraints(pattern=ID_PATTERN)] | None = None
     destination: Annotated[str, StringConstraints(pattern=PLACE_PATTERN)] | None = None
     tare: TareMode = "weigh"
 
@@ -76,6 +79,8 @@ class TicketDraft:
     def ticket(self, device: str, number: int) -> WeighbridgeTicket:
         """The contract entry (validates: a draft that breaks the contract raises ValidationError)."""
         e = self.gross.entry
+        if e.category is None or e.source_area is None:  # TicketBook never opens such a gross
+            raise ValueError("a ticket's gross entry needs a category and a source area")
         return WeighbridgeTicket(
             device=device,
             ticket=number,
@@ -131,9 +136,10 @@ class TicketBook:
             if w.grams < gross.grams:
                 self.stored_tares[plate] = w.grams
                 return [TicketDraft(gross, w.grams, w.ts_ms, "weighed")]
-            # heavier or equal: not a tare; the earlier gross is given up, this one waits instead
-            self.open[plate] = w
-            return [Aborted("tare_not_lighter", w.ts_ms, plate, w.grams), GrossRecorded(w)]
+            # heavier or equal: not a tare; the earlier gross is given up, this one may wait instead
+            return [Aborted("tare_not_lighter", w.ts_ms, plate, gross.grams), *self.weighed(w)]
+        if w.entry.category is None or w.entry.source_area is None:
+            return [Aborted("entry_incomplete", w.ts_ms, plate, w.grams)]
         if w.entry.tare == "stored":
             tare = self.stored_tares.get(plate)
             if tare is None:

@@ -160,6 +160,15 @@ def test_truck_leaving_before_stable_gives_no_ticket() -> None:
     assert t.net_g == 5_000_000
 
 
+def test_tare_needs_only_the_plate_but_a_gross_needs_category_and_area() -> None:
+    plate_only = OperatorEntry(plate="沪A12345")
+    b = Bridge().truck(15_000_000, PAPER).truck(9_000_000, plate_only)
+    [t] = b.tickets()
+    assert t.net_g == 6_000_000 and t.ticket("WB-01-B1", 1).category is Category.RECYCLABLE
+    b = Bridge().truck(15_000_000, plate_only)
+    assert b.tickets() == [] and b.aborted() == ["entry_incomplete"]
+
+
 def test_no_plate_entered_gives_no_ticket() -> None:
     b = Bridge().truck(14_000_000)
     assert b.tickets() == [] and b.aborted() == ["no_plate"]
