@@ -353,6 +353,12 @@ class CardEntry(_Strict):
     destination: Annotated[str, Field(pattern=PLACE_PATTERN)] | None = None
     tare: Literal["weigh", "stored"] = "weigh"
 
+    @model_validator(mode="after")
+    def _an_entry(self) -> CardEntry:
+        if (self.category == Category.RECYCLABLE) != (self.subcategory is not None):
+            raise ValueError("subcategory is required for recyclable and only for recyclable")
+        return self
+
 
 class WeighbridgeSection(_Strict):
     """The truck scale: its XK3190 indicator, the stable-weight detector, tickets, operator input."""
@@ -477,8 +483,8 @@ def load_config(path: str | Path) -> AnyGatewayConfig:
     model: type[AnyGatewayConfig] = GatewayConfig
     if isinstance(site, str) and site.startswith("HH-"):
         model = HutConfig
-    elif isinstance(site, str) and site.startswith("WB-"):
-        model = WeighbridgeConfig
+    elif (isinstance(site, str) and site.startswith("WB-")) or "weighbridge" in data:
+        model = WeighbridgeConfig  # a [weighbridge] section: say what is wrong with the site id
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from contract.errors import first_error
+from edge.errors import ConfigError
 from edge.weighbridge.tickets import OperatorEntry, TicketBook, Weighing
 
 log = logging.getLogger(__name__)
@@ -112,16 +113,24 @@ def save_book(path: Path, book: TicketBook) -> None:
 
 
 def load_book(path: Path, book: TicketBook) -> TicketBook:
-    """The book with the state saved in `path` (if any) over its configured stored tares."""
+    """The book with the state saved in `path` (if any) over its configured stored tares;
+    ConfigError (one line) when the file is unreadable or not what save_book writes."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+        tares = {str(k): int(v) for k, v in doc.get("stored_tares", {}).items()}
+        opened = [
+            Weighing(OperatorEntry.model_validate(i["entry"]), int(i["grams"]), int(i["ts_ms"]))
+            for i in doc.get("open", [])
+        ]
     except FileNotFoundError:
         return book
-    tares = {str(k): int(v) for k, v in doc.get("stored_tares", {}).items()}
+    except OSError as exc:
+        raise ConfigError(f"weighbridge.state_file {path}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # incl. ValidationError
+        raise ConfigError(
+            f"weighbridge.state_file {path} is damaged ({type(exc).__name__}); "
+            "move it away to start with no open grosses"
+        ) from None
     book.stored_tares = {**book.stored_tares, **tares}
-    for item in doc.get("open", []):
-        w = Weighing(
-            OperatorEntry.model_validate(item["entry"]), int(item["grams"]), int(item["ts_ms"])
-        )
-        book.open[w.entry.plate] = w
+    book.open.update({w.entry.plate: w for w in opened})
     return book
