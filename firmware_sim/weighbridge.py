@@ -155,15 +155,18 @@ def timeline(
     mode: Mode = "tf0",
     start_ms: int = 0,
     glitch_rate: float = 0.0,
+    phase: Literal["all", "gross", "tare"] = "all",
 ) -> Timeline:
-    """Grosses two by two, then their tares (trucks interleave on the bridge, as at a yard)."""
+    """Grosses two by two, then their tares (trucks interleave on the bridge, as at a yard);
+    `phase` "gross" or "tare" gives only those visits (a day cut in two, e.g. by a restart)."""
     b = Bridge(seed, mode, start_ms=start_ms, glitch_rate=glitch_rate)
     for i in range(0, len(trucks), 2):
         pair = trucks[i : i + 2]
         for t in pair:
-            b.visit(t, t.gross_g, t.entry)
+            if phase != "tare":
+                b.visit(t, t.gross_g, t.entry)
         for t in pair:
-            if not t.stored_tare:
+            if not t.stored_tare and phase != "gross":
                 b.visit(t, t.tare_g, {"plate": t.plate})  # for the tare the plate is enough
     b.hold(0, 2)
     b.t.expected = list(trucks)

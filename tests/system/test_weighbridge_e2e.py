@@ -5,6 +5,9 @@ redelivery; and what a hostile weighbridge gateway (or a station posing as one) 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +19,12 @@ from cloud import registry as registry_mod
 from cloud.influx import InfluxClient
 from contract.models import MAX_PAYLOAD_BYTES, TICKETS_SCHEMA, now_ms
 from contract.topics import health_measurements, waste_readings, weighbridge_tickets
+from devstack.services import stop_process
 from devstack.stack import LocalStack
 from edge.config import WeighbridgeConfig
 from edge.queue import DurableQueue
 from edge.weighbridge.gateway import WeighbridgeGateway
-from firmware_sim.weighbridge import WeighbridgeSim, make_trucks, timeline
+from firmware_sim.weighbridge import Timeline, WeighbridgeSim, make_trucks, timeline
 from tests.support.common import count, rows_of, wait_until
 from tests.support.security import probe
 
@@ -242,3 +246,93 @@ def test_hostile_weighbridge_gateway_is_refused_or_quarantined_and_nothing_else_
     assert stored(wb_influx, OTHER) == [] and stored(wb_influx, STATION) == []
     time.sleep(0.5)
     assert quarantined(wb_influx, WB) == want  # nothing more arrives later
+
+
+def toml_config(root: Path, stack: LocalStack, link: Path) -> Path:
+    """The gateway's TOML file as an installer writes it (the serial port is a symlink)."""
+    ep = stack.endpoint(WB)
+    creds = root / "mqtt-password"
+    creds.write_text(stack.passwords[WB] + "\n")
+    creds.chmod(0o600)
+    cfg = root / "wb.toml"
+    cfg.write_text(
+        f"""site = "{WB}"
+log_stats_s = 5
+[broker]
+url = "mqtts://127.0.0.1:{ep.port}"
+ca_file = "{ep.ca_file}"
+credentials_file = "{creds}"
+[queue]
+path = "{root / "queue.db"}"
+[weighbridge]
+id = "{DEV}"
+port = "{link}"
+stable_s = 0.4
+max_gap_s = 0.6
+silence_s = 60
+operator_input = "{root / "operator.jsonl"}"
+state_file = "{root / "book.json"}"
+""",
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def play(t: Timeline, root: Path, link: Path) -> None:
+    sim = WeighbridgeSim(t, root / "operator.jsonl", speed=5)
+    link.unlink(missing_ok=True)
+    link.symlink_to(sim.port)
+    try:
+        time.sleep(1.5)  # the gateway (re)opens the port: it retries with back-off from 1 s
+        sim.start()
+        assert sim.wait(t.duration_ms / 1000 / 5 + 30)
+        time.sleep(0.5)
+    finally:
+        sim.close()
+
+
+def test_gateway_process_killed_between_gross_and_tare_still_makes_every_ticket_once(
+    wb_stack: LocalStack, wb_influx: InfluxClient, tmp_path: Path
+) -> None:
+    trucks = make_trucks(4, 33, ["A07"], stored_every=0)
+    link = tmp_path / "ttyWB"
+    cfg = toml_config(tmp_path, wb_stack, link)
+    log = tmp_path / "gateway.log"
+    t0 = now_ms()
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "edge.agent", "--config", str(cfg)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    link.symlink_to("/dev/null")
+    proc = spawn()
+    try:
+        play(timeline(trucks, seed=33, start_ms=now_ms(), phase="gross"), tmp_path, link)
+        book = tmp_path / "book.json"
+        wait_until(
+            lambda: book.exists() and len(json.loads(book.read_text())["open"]) == 4,
+            20,
+            what="four grosses open",
+        )
+        proc.send_signal(signal.SIGKILL)  # power cut between the grosses and the tares
+        proc.wait(10)
+        proc = spawn()
+        play(timeline(trucks, seed=34, start_ms=now_ms(), phase="tare"), tmp_path, link)
+
+        def mine() -> list[dict[str, object]]:
+            plates = {x.plate for x in trucks}
+            rows = rows_of(wb_influx, f"SELECT * FROM {T} WHERE site = '{WB}' AND time >= {t0}ms")
+            return [r for r in rows if r["plate"] in plates]
+
+        wait_until(lambda: len(mine()) == len(trucks), 30, what="all tickets after the restart")
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    got = sorted((r["plate"], r["net_g"]) for r in mine())
+    assert got == sorted((x.plate, x.net_g) for x in trucks)
+    text = log.read_text()
+    assert "weighing aborted" not in text and "Traceback" not in text, text[-3000:]
