@@ -141,6 +141,10 @@ def test_simulated_weighbridge_tickets_reach_influx_exactly_once(
         assert r["subcategory"] == x.entry.get("subcategory")
         assert r["tare_source"] == ("stored" if x.stored_tare else "weighed")
 
+    # its retained status (kind waste) and its indicator's device status reached the cloud too
+    assert count(wb_influx, f"SELECT count(online) FROM gateway_status WHERE site = '{WB}'") >= 1
+    assert count(wb_influx, f"SELECT count(ok) FROM device_status WHERE device = '{DEV}'") >= 1
+
     # a redelivery of every ticket (the same messages again) changes nothing
     assert len(retained) == len(trucks)
     body = f'{{"schema":"{TICKETS_SCHEMA}","site":"{WB}","tickets":[{",".join(p for _, p in retained)}]}}'
