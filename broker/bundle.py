@@ -186,6 +186,11 @@ def write_bundle(
         raise ServiceError(f"no site {site_id} in the registry")
     if site.retired:
         raise ServiceError(f"site {site_id} is retired: it has no broker identity")
+    if site.kind not in ("waste", "health"):
+        raise ServiceError(
+            f"{site_id} is a {site.kind}: its config is written by hand from "
+            "config/weighbridge.sample.toml (docs/weighbridge.md); no bundle yet"
+        )
     needs_key = site.kind == "health" or cards
     if needs_key and district_key is None:
         raise ServiceError(

@@ -71,6 +71,26 @@ WASTE_TARGETS = Measurement(
 """The plan's three targets for one Shanghai day (time = that day's midnight); see docs/aggregation.md.
 Fields that cannot be computed (no reference for the dry trend) are left out of the point."""
 
+WEIGHBRIDGE_TICKET = Measurement(
+    "weighbridge_ticket",
+    tags=("site", "device", "source_area", "category", "subcategory"),
+    fields={
+        "ticket": "integer",
+        "net_g": "integer",
+        "gross_g": "integer",
+        "tare_g": "integer",
+        "gross_ts": "integer",
+        "tare_source": "string",
+        "plate": "string",
+        "plate_source": "string",
+        "destination": "string",
+    },
+)
+"""One weighbridge ticket (gumei.weighbridge.tickets.v1), exact integer grams. Point time = ts ms *
+1e6 + ticket mod 1e6 ns: (device, ticket) is the identity, a redelivery overwrites the same point.
+subcategory only on recyclable tickets; source_area is a registry area (where the load comes from),
+site the weighbridge. No day markers yet: the official targets (issue 15 part 3) read these."""
+
 HEALTH_MEASUREMENT = Measurement(
     "health_measurement",
     tags=("site", "device", "type"),
@@ -181,6 +201,7 @@ ALL = (
     WASTE_DAILY,
     WASTE_AREA_DAILY,
     WASTE_TARGETS,
+    WEIGHBRIDGE_TICKET,
     HEALTH_MEASUREMENT,
     HEALTH_DAILY,
     GATEWAY_STATUS,

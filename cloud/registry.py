@@ -72,8 +72,12 @@ class AreaSpan(_Model):
     until: dt.date
 
 
+SiteKind = Literal["waste", "health", "weighbridge"]
+
+
 class Site(_Model):
-    """A waste station (WS-…) or a smart health hut (HH-…), with one gateway.
+    """A waste station (WS-…), a smart health hut (HH-…) or a weighbridge (WB-…: a truck scale at a
+    transfer station, sorting yard or disposal site), with one gateway.
 
     `area` is its area now; `area_history` the areas it had before, oldest first, each with the
     first day it no longer applied (`gumei registry move-site`), so past days keep their area in
@@ -81,7 +85,7 @@ class Site(_Model):
     """
 
     id: Identifier
-    kind: Literal["waste", "health"]
+    kind: SiteKind
     area: Identifier
     name: str
     lat: Annotated[float, Field(ge=-90, le=90)]
@@ -115,7 +119,16 @@ class Site(_Model):
                 raise ValueError(f"instrument {d.id} needs a type")
             if self.kind == "health" and d.also_categories:
                 raise ValueError(f"instrument {d.id} weighs no waste (also_categories)")
+            if self.kind == "weighbridge" and (d.category or d.also_categories or d.type):
+                raise ValueError(
+                    f"weighbridge {d.id} weighs trucks of any category: no category or type"
+                )
         return self
+
+    @property
+    def topic_kind(self) -> Literal["waste", "health"]:
+        """The {kind} of this site's topics: a weighbridge publishes under waste (…/tickets)."""
+        return "health" if self.kind == "health" else "waste"
 
 
 class Registry(_Model):
@@ -140,6 +153,8 @@ class Registry(_Model):
         for s in self.sites:
             if (s.kind == "health") != s.id.startswith("HH-"):
                 raise ValueError(f"site {s.id}: health huts are HH-…, waste stations anything else")
+            if (s.kind == "weighbridge") != s.id.startswith("WB-"):
+                raise ValueError(f"site {s.id}: weighbridges are WB-…, and WB-… are weighbridges")
             parts = s.id.split("-")
             for i in range(1, len(parts)):
                 if "-".join(parts[:i]) in seen:
@@ -169,6 +184,13 @@ class Registry(_Model):
     def has_moves(self) -> bool:
         """Whether any site ever changed area (else one layout serves every day)."""
         return any(s.area_history for s in self.sites)
+
+
+def kind_of_id(site_id: str) -> SiteKind:
+    """A site's kind from its id: HH-… health hut, WB-… weighbridge, anything else waste station."""
+    if site_id.startswith("HH-"):
+        return "health"
+    return "weighbridge" if site_id.startswith("WB-") else "waste"
 
 
 def load(path: Path = DEFAULT_PATH) -> Registry:
@@ -342,7 +364,8 @@ def add_area(registry: Registry, area_id: str, name: str) -> Registry:
 def add_site(
     registry: Registry, site_id: str, area: str, name: str, lat: float, lon: float
 ) -> Registry:
-    """A registry with one more site (kind from the id: HH-… health hut, else waste station)."""
+    """A registry with one more site (kind from the id: HH-… health hut, WB-… weighbridge, else
+    waste station)."""
     _check_id("site", site_id)
     if (existing := registry.site(site_id)) is not None:
         raise RegistryError(
@@ -351,7 +374,7 @@ def add_site(
         )
     if all(a.id != area for a in registry.areas):
         raise RegistryError(f"unknown area {area!r}: add it first (gumei registry add-area)")
-    kind = "health" if site_id.startswith("HH-") else "waste"
+    kind = kind_of_id(site_id)
     try:
         site = Site(id=site_id, kind=kind, area=area, name=name, lat=lat, lon=lon)
     except ValidationError as exc:
@@ -378,6 +401,10 @@ def add_device(
         raise RegistryError(f"site {owner.id} is retired")
     if any(d.id == device_id for s in registry.sites for d in s.devices):
         raise RegistryError(f"device {device_id} already exists")
+    if owner.kind == "weighbridge" and (category is not None or type_ is not None):
+        raise RegistryError(
+            f"{device_id} is the indicator of weighbridge {owner.id}: give neither --category nor --type"
+        )
     if owner.kind == "waste" and (category is None or type_ is not None):
         raise RegistryError(
             f"{device_id} is a scale at waste station {owner.id}: give --category, not --type"

@@ -24,6 +24,7 @@ from edge.config import (
     HutConfig,
     ModbusDevice,
     SerialDevice,
+    WeighbridgeConfig,
     read_secret,
 )
 from edge.credentials import PasswordFile
@@ -290,11 +291,16 @@ def run(cfg: GatewayConfig, *, on_started: Callable[[WasteAgent], None] | None =
 
 
 def run_gateway(cfg: AnyGatewayConfig) -> int:
-    """Run the agent the config describes (waste station or health hut); returns the exit code."""
+    """Run the agent the config describes (waste station, health hut or weighbridge); returns the
+    exit code."""
     if isinstance(cfg, HutConfig):
         from edge import hut_gateway
 
         return hut_gateway.run(cfg)
+    if isinstance(cfg, WeighbridgeConfig):
+        from edge.weighbridge import gateway
+
+        return gateway.run(cfg)
     return run(cfg)
 
 
@@ -312,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(
         prog="python -m edge.agent",
-        description="Run a site gateway agent (WS-… waste station or HH-… health hut).",
+        description="Run a site gateway agent (WS-… waste station, HH-… health hut, WB-… weighbridge).",
     )
     parser.add_argument(
         "--config", "-c", default="/etc/gumei/gateway.toml", help="gateway TOML file"

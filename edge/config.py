@@ -1,7 +1,8 @@
 """Typed gateway config (one TOML file per gateway), validated with one clear line per mistake.
 
 The site id decides the kind: `WS-…` is a waste station (`GatewayConfig`), `HH-…` a health hut
-(`HutConfig`). Both share the broker, queue and publish sections.
+(`HutConfig`), `WB-…` a weighbridge (`WeighbridgeConfig`). All share the broker, queue and publish
+sections.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from contract import Category, device_belongs
-from contract.models import ID_PATTERN
+from contract import Category, Subcategory, device_belongs
+from contract.models import ID_PATTERN, PLACE_PATTERN, PLATE_PATTERN
 from edge.ble.decode import DECODERS, GLUCOSE_CONTEXT, normalize_uuid
 from edge.deposits import DetectorParams
 from edge.errors import ConfigError
@@ -345,7 +346,88 @@ class HutConfig(_Strict):
         return self.broker.endpoint(self.site, password)
 
 
-AnyGatewayConfig = GatewayConfig | HutConfig
+PlateKey = Annotated[str, Field(pattern=PLATE_PATTERN)]
+
+
+class CardEntry(_Strict):
+    """What an IC card issued to a truck stands for: its plate and its usual load and route."""
+
+    plate: PlateKey
+    category: Category
+    subcategory: Subcategory | None = None
+    source_area: Identifier
+    destination: Annotated[str, Field(pattern=PLACE_PATTERN)] | None = None
+    tare: Literal["weigh", "stored"] = "weigh"
+
+    @model_validator(mode="after")
+    def _an_entry(self) -> CardEntry:
+        if (self.category == Category.RECYCLABLE) != (self.subcategory is not None):
+            raise ValueError("subcategory is required for recyclable and only for recyclable")
+        return self
+
+
+class WeighbridgeSection(_Strict):
+    """The truck scale: its XK3190 indicator, the stable-weight detector, tickets, operator input."""
+
+    id: Identifier  # the indicator's device id, WB-…-B1
+    port: str = Field(min_length=1)  # /dev/ttyUSB0 or a pyserial URL
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    mode: Literal["tf0", "eq"] = "tf0"  # continuous output: tF=0 STX frames, or '=' frames
+    unit: Literal["kg", "t"] = "kg"  # the indicator's display unit (not in the frames)
+    silence_s: float = Field(5.0, gt=0, le=600)
+    min_truck_kg: int = Field(1000, gt=0, le=200_000)
+    empty_kg: int = Field(200, ge=0, le=200_000)
+    band_kg: int = Field(20, ge=0, le=1000)  # max - min of a stable window (one division)
+    stable_s: float = Field(3.0, gt=0, le=60)
+    max_gap_s: float = Field(1.5, gt=0, le=60)
+    tare_timeout_h: float = Field(4.0, gt=0, le=72)
+    entry_timeout_min: float = Field(15.0, gt=0, le=24 * 60)
+    operator_input: Path  # JSON lines appended by the operator console / card reader bridge
+    state_file: Path  # open grosses and stored tares, rewritten atomically on each change
+    stored_tares_kg: dict[PlateKey, Annotated[int, Field(gt=0, le=200_000)]] = {}
+    cards: dict[Annotated[str, Field(pattern=r"^[0-9A-Za-z]{4,32}$")], CardEntry] = {}
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> WeighbridgeSection:
+        if self.empty_kg >= self.min_truck_kg:
+            raise ValueError("empty_kg must be below min_truck_kg")
+        return self
+
+
+class WeighbridgeConfig(_Strict):
+    """Everything one weighbridge gateway needs (site WB-…)."""
+
+    site: Identifier
+    broker: BrokerConfig
+    queue: QueueConfig
+    weighbridge: WeighbridgeSection
+    publish: PublishConfig = PublishConfig()
+    log_stats_s: float = Field(300.0, ge=1)
+
+    @model_validator(mode="after")
+    def _ids(self) -> WeighbridgeConfig:
+        if not self.site.startswith("WB-"):
+            raise ValueError(f"site {self.site!r}: a weighbridge's site id starts with WB-")
+        if not device_belongs(self.weighbridge.id, self.site):
+            raise ValueError(
+                f"weighbridge.id {self.weighbridge.id!r} must start with the site id {self.site}-"
+            )
+        return self
+
+    def endpoint(self, password: str) -> MqttEndpoint:
+        """The broker endpoint with this gateway's credentials (username = client id = site id)."""
+        b = self.broker
+        return MqttEndpoint(
+            host=b.host,
+            port=b.port,
+            username=self.site,
+            password=password,
+            ca_file=b.ca_file,
+            keepalive_s=b.keepalive_s,
+        )
+
+
+AnyGatewayConfig = GatewayConfig | HutConfig | WeighbridgeConfig
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -394,7 +476,8 @@ def _describe(exc: ValidationError) -> list[str]:
 
 
 def load_config(path: str | Path) -> AnyGatewayConfig:
-    """Parse and validate a gateway TOML file (`HH-…` site: a health hut; else a waste station)."""
+    """Parse and validate a gateway TOML file (`HH-…` site: a health hut; `WB-…` a weighbridge;
+    else a waste station)."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -403,9 +486,11 @@ def load_config(path: str | Path) -> AnyGatewayConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     site = data.get("site")
-    model: type[GatewayConfig | HutConfig] = (
-        HutConfig if isinstance(site, str) and site.startswith("HH-") else GatewayConfig
-    )
+    model: type[AnyGatewayConfig] = GatewayConfig
+    if isinstance(site, str) and site.startswith("HH-"):
+        model = HutConfig
+    elif (isinstance(site, str) and site.startswith("WB-")) or "weighbridge" in data:
+        model = WeighbridgeConfig  # a [weighbridge] section: say what is wrong with the site id
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -454,11 +539,16 @@ def check_files(cfg: AnyGatewayConfig) -> list[str]:
             problems.append(f"broker.key_file {key}: no such file")
         elif os.name == "posix" and key.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             problems.append(f"broker.key_file {key} is readable by others; chmod 600 it")
-    qdir = cfg.queue.path.parent
-    if not qdir.is_dir():
-        problems.append(f"queue.path: directory {qdir} does not exist")
-    elif not os.access(qdir, os.W_OK):
-        problems.append(f"queue.path: directory {qdir} is not writable by this user")
+    dirs = [("queue.path", cfg.queue.path.parent)]
+    if isinstance(cfg, WeighbridgeConfig):
+        dirs.append(("weighbridge.state_file", cfg.weighbridge.state_file.parent))
+    for what, qdir in dirs:
+        if not qdir.is_dir():
+            problems.append(f"{what}: directory {qdir} does not exist")
+        elif not os.access(qdir, os.W_OK):
+            problems.append(f"{what}: directory {qdir} is not writable by this user")
+    if isinstance(cfg, WeighbridgeConfig):
+        return problems
     from edge.card import load_district_key
 
     key_file, what = (
@@ -487,6 +577,12 @@ def check_files(cfg: AnyGatewayConfig) -> list[str]:
 
 def describe(cfg: AnyGatewayConfig) -> str:
     """One line saying what a valid config runs."""
+    if isinstance(cfg, WeighbridgeConfig):
+        w = cfg.weighbridge
+        return (
+            f"site {cfg.site} (weighbridge), indicator {w.id} on {w.port} ({w.mode}, {w.unit}), "
+            f"broker {cfg.broker.url}"
+        )
     if isinstance(cfg, HutConfig):
         return (
             f"site {cfg.site} (health hut), {len(cfg.hut.instruments)} instruments and card reader "

@@ -19,8 +19,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from contract import DeviceStatus, Status, encode, now_ms
-from contract.models import HEALTH_SCHEMA, MAX_PAYLOAD_BYTES, WASTE_SCHEMA
-from contract.topics import Kind, health_measurements, status, waste_readings
+from contract.models import HEALTH_SCHEMA, MAX_PAYLOAD_BYTES, TICKETS_SCHEMA, WASTE_SCHEMA
+from contract.topics import Kind, health_measurements, status, waste_readings, weighbridge_tickets
 from edge.credentials import PasswordFile
 from edge.errors import ConfigError, EdgeError
 from edge.queue import DurableQueue
@@ -30,8 +30,13 @@ from runtime.mqtt import MqttEndpoint, Will, make_client, session_properties
 log = logging.getLogger(__name__)
 
 AGENT_VERSION = "0.3.0"
-_ENVELOPE = {"waste": (WASTE_SCHEMA, "readings"), "health": (HEALTH_SCHEMA, "measurements")}
-_TOPIC = {"waste": waste_readings, "health": health_measurements}
+# Per stream (the queue's kind): the batch schema, its list key and its topic.
+_ENVELOPE = {
+    "waste": (WASTE_SCHEMA, "readings"),
+    "health": (HEALTH_SCHEMA, "measurements"),
+    "tickets": (TICKETS_SCHEMA, "tickets"),
+}
+_TOPIC = {"waste": waste_readings, "health": health_measurements, "tickets": weighbridge_tickets}
 _LOOP_S = 0.1  # paho select timeout: bounds how soon a notify() is seen
 _RESCAN_S = 1.0  # look at the queue at least this often even without notify()
 _CONNACK_TIMEOUT_S = 15.0
@@ -102,11 +107,15 @@ class Publisher:
         agent_version: str = AGENT_VERSION,
         seed: int | None = None,
         credentials: PasswordFile | None = None,
+        stream: str | None = None,
     ) -> None:
         self.endpoint, self.site, self.kind, self.queue = endpoint, site, kind, queue
         # the password file (and a staged next one): read at each connection, so a rotation
         # needs no restart; None: the endpoint's password as given (tests, benchmarks)
         self.credentials = credentials
+        # what it sends: the queue's entries of this kind ("tickets" for a weighbridge, whose
+        # status is still under kind "waste"); the kind by default
+        self.stream = stream or kind
         self.tuning = tuning or PublishTuning()
         self.status_fn = status_fn or list
         self.client_id = site  # the broker binds a gateway's client id to its username, the site id
@@ -116,8 +125,8 @@ class Publisher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._topic = _TOPIC[kind](site)
-        self._replay_key = f"replay_from_ms:{kind}"
+        self._topic = _TOPIC[self.stream](site)
+        self._replay_key = f"replay_from_ms:{self.stream}"
         self._status_topic = status(kind, site)
         # state owned by the publisher thread
         self._client: mqtt.Client | None = None
@@ -283,7 +292,7 @@ class Publisher:
 
     def _batch(self, rows: list[tuple[int, str]]) -> tuple[bytes, list[tuple[int, str]]]:
         """The contract payload for as many rows as fit in MAX_PAYLOAD_BYTES."""
-        schema, field = _ENVELOPE[self.kind]
+        schema, field = _ENVELOPE[self.stream]
         head = json.dumps({"schema": schema, "site": self.site})[:-1] + f', "{field}": ['
         size = len(head) + 2
         for n, (_, p) in enumerate(rows):
@@ -296,7 +305,7 @@ class Publisher:
     def _send_pending(self, client: mqtt.Client) -> None:
         t = self.tuning
         while len(self._inflight) < t.max_inflight and not self._lost:
-            rows = self.queue.peek_payloads(t.batch_max, after_id=self._cursor, kind=self.kind)
+            rows = self.queue.peek_payloads(t.batch_max, after_id=self._cursor, kind=self.stream)
             if not rows:
                 return
             payload, rows = self._batch(rows)
@@ -310,7 +319,7 @@ class Publisher:
         t = self.tuning
         while len(self._inflight) < t.max_inflight and not self._lost:
             rows = self.queue.acked_since(
-                self._replay_from_ms, t.batch_max, after_id=self._replay_cursor, kind=self.kind
+                self._replay_from_ms, t.batch_max, after_id=self._replay_cursor, kind=self.stream
             )
             if not rows:
                 log.info("replay done: %d entries re-sent", self.stats.entries_replayed)
