@@ -79,6 +79,7 @@ HEALTH_MEASUREMENT = Measurement(
         "resident": "string",
         "abnormal": "boolean",
         "flag": "string",
+        "tier": "string",  # normal | recheck | refer | urgent (cloud/health/triage.py)
         # plus one float field per contract value key, e.g. systolic_mmhg
     },
 )
