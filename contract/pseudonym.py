@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import stat
 from pathlib import Path
 
 MIN_KEY_BYTES = 16
+CARD_PATTERN = re.compile(r"^[0-9A-Za-z]{4,32}$")  # printed card numbers and RFID UIDs in hex
 
 
 class DistrictKeyError(ValueError):

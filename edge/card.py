@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from contract import pseudonym
-from contract.pseudonym import MIN_KEY_BYTES, pseudonymize
+from contract.pseudonym import CARD_PATTERN, MIN_KEY_BYTES, pseudonymize
 from edge.errors import ConfigError
 
-CARD_PATTERN = re.compile(r"^[0-9A-Za-z]{4,32}$")  # printed card numbers and RFID UIDs in hex
 TAP_WINDOW_MS = 60_000  # a tap names the resident of the next deposit within a minute
 
 
