@@ -3,7 +3,8 @@
 Events: `raised` (a refer/urgent reading of a resident, for a reason), `contacted` and `closed`
 (health staff, naming the follow-up). Per (resident, reason), in time order: a raised reading opens
 a follow-up when none is open, otherwise it attaches to the open one (its tier is the worst tier
-attached, its due day the earliest); `contacted` and `closed` apply to the follow-up they name
+attached, its due day the earliest); a `recheck` reading of the same reason joins an open
+follow-up and never opens one; `contacted` and `closed` apply to the follow-up they name
 while it is still open; after a close the next raised reading opens the next follow-up. The id is
 a digest of (resident, reason, episode), so every aggregator and every reprocessing derives the
 same follow-ups from the same events, whatever order the readings arrived in.
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cloud.health.suppress import DEFAULT_K, Cell, suppress_group
-from cloud.health.triage import DUE_DAYS, Tier, worse
+from cloud.health.triage import DUE_DAYS, FOLLOW_UP_TIERS, Tier, worse
 from contract.days import date_of, day_number
 
 EventKind = Literal["raised", "contacted", "closed"]
@@ -110,6 +111,8 @@ def fold(events: Iterable[Event]) -> list[FollowUp]:
         for e in sorted(evs, key=lambda e: (e.time_ns, KIND_ORDER[e.kind], e.followup)):
             ms = e.time_ns // 1_000_000
             if e.kind == "raised" and e.tier is not None:
+                if current is None and e.tier not in FOLLOW_UP_TIERS:
+                    continue  # a recheck reading joins an open follow-up, never opens one
                 if current is None:
                     current = FollowUp(
                         followup_id(resident, reason, episode),
@@ -125,7 +128,8 @@ def fold(events: Iterable[Event]) -> list[FollowUp]:
                     out.append(current)
                 else:
                     current.tier = worse(current.tier, e.tier)
-                    current.due = min(current.due, due_day(ms, e.tier))
+                    if e.tier in FOLLOW_UP_TIERS:
+                        current.due = min(current.due, due_day(ms, e.tier))
                     current.readings += 1
                     current.last_ms = ms
                     if e.code not in current.codes:

@@ -103,6 +103,9 @@ RULE_OF_CODE: dict[str, Rule] = {}
 for _rule in RULES:
     RULE_OF_CODE.setdefault(_rule.code, _rule)
 REASONS: tuple[str, ...] = tuple(dict.fromkeys(r.reason for r in RULES))
+# reasons a follow-up can be opened for (a refer or urgent row); a raised reading of such a reason
+# at tier recheck joins an open follow-up but never opens one
+FOLLOW_UP_REASONS: frozenset[str] = frozenset(r.reason for r in RULES if r.tier in FOLLOW_UP_TIERS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from cloud.health.followups import Event, FollowUp, counts, fold
 from cloud.health.suppress import DEFAULT_K
 from cloud.health.triage import (
     BP,
+    FOLLOW_UP_REASONS,
     HTN_WINDOW_DAYS,
     RULE_OF_CODE,
     SUSPECTED_HYPERTENSION,
@@ -29,7 +30,6 @@ from cloud.health.triage import (
     bp_raised,
     suspected_hypertension,
     triage,
-    worse,
 )
 from cloud.influx import InfluxClient
 from cloud.lineproto import FieldValue, line, point_time_ns
@@ -91,7 +91,7 @@ def _day_window(first: int, last: int) -> str:
 
 def raised_events(readings: Iterable[Reading], history: dict[str, list[Reading]]) -> list[Event]:
     """The raised events of some readings (pure): a refer/urgent tier opens or joins a follow-up
-    of each reason at that tier; a raised blood pressure on the third different day within the
+    of each reason at that tier, a recheck tier of such a reason joins an open one; a raised blood pressure on the third different day within the
     window (from the resident's BP `history`) is "suspected hypertension" (refer). One event per
     (reading, reason), so the same reading always makes the same point."""
     raised_days = {
@@ -101,14 +101,17 @@ def raised_events(readings: Iterable[Reading], history: dict[str, list[Reading]]
     for r in readings:
         t = triage(r.type, r.values)
         found: dict[str, tuple[Tier, str]] = {}
-        if t.follow_up:
-            for code in t.codes:
-                found[RULE_OF_CODE[code].reason] = (t.tier, code)
+        for code in t.codes if t.tier != "normal" else ():
+            reason = RULE_OF_CODE[code].reason
+            if reason in FOLLOW_UP_REASONS:  # recheck: joins an open follow-up, opens none
+                found[reason] = (t.tier, code)
         raised = r.type == BP and bp_raised(r.values)
         if raised and suspected_hypertension(raised_days.get(r.resident, set()), r.day):
             rule = RULE_OF_CODE[SUSPECTED_HYPERTENSION]
             tier, code = found.get(rule.reason, (rule.tier, SUSPECTED_HYPERTENSION))
-            found[rule.reason] = (worse(tier, rule.tier), code)
+            found[rule.reason] = (
+                (tier, code) if tier == "urgent" else (rule.tier, SUSPECTED_HYPERTENSION)
+            )
         for reason, (tier, code) in found.items():
             e = Event(r.resident, reason, "raised", point_time_ns(r.ts, r.seq), tier, code)
             events[(r.resident, reason, r.device, e.time_ns)] = e

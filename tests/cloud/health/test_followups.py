@@ -124,8 +124,11 @@ def test_suspected_hypertension_from_the_third_raised_day_only() -> None:
     }
     events = raised_events(history[R1], history)
     assert [(e.tier, e.code, e.time_ns) for e in events] == [
-        ("refer", "suspected_hypertension", at(days[3]) + 3)  # point time: + seq ns
-    ]
+        *(("recheck", "bp_raised_home", at(d) + i) for i, d in enumerate(days[:3])),
+        ("refer", "suspected_hypertension", at(days[3]) + 3),  # point time: + seq ns
+    ]  # the recheck ones join an open follow-up, open none
+    (f,) = fold(events)
+    assert f.opened_ms == at(days[3]) // 1_000_000 and f.readings == 1
     severe = _bp(R2, D0, 185, 1)  # urgent at once, from one reading
     (e,) = raised_events([severe], {R2: [severe]})
     assert (e.tier, e.code, e.reason) == ("urgent", "bp_severe", "hypertension")
