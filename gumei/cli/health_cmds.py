@@ -162,6 +162,22 @@ def aggregate(
     typer.echo(f"health_daily: {len(days)} hut-day(s) written")
 
 
+@health.command("triage-month")
+def triage_month(
+    residents: Annotated[
+        int, typer.Option(min=1, max=100_000, help="residents of the neighbourhood")
+    ] = 400,
+    visits_per_day: Annotated[int, typer.Option(min=1, max=10_000, help="visits a day")] = 40,
+    days: Annotated[int, typer.Option(min=1, max=366, help="days to simulate")] = 30,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+) -> None:
+    """Triage one simulated month of hut visits (no services): measurements per tier, follow-ups."""
+    from firmware_sim.health.month import report_lines, simulate_month
+
+    for text in report_lines(simulate_month(residents, visits_per_day, days, seed)):
+        typer.echo(text)
+
+
 # -- the health staff's tool (staff/): runs on the family-doctor team's machine, not in the cloud ----
 
 ApiOpt = Annotated[
