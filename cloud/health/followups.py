@@ -151,7 +151,10 @@ def week_start(today: dt.date) -> dt.date:
 
 
 def counted_states(f: FollowUp, today: dt.date) -> list[str]:
-    """Which counts a follow-up is in: open (not closed), overdue, closed_week (closed this week)."""
+    """Which counts a follow-up is in as of `today`: open (not closed), overdue, closed_week
+    (closed this week); none when it was opened after `today` (a clock set in the past)."""
+    if date_of(day_number(f.opened_ms)) > today:
+        return []
     status = f.status(today)
     if status == "closed":
         assert f.closed_ms is not None

@@ -177,3 +177,12 @@ def test_suspected_hypertension_needs_three_different_days() -> None:
 def test_every_row_names_a_source_and_a_reason() -> None:
     for r in RULES:
         assert r.source and r.reason and r.unit and r.tier in RANK
+
+
+def test_docs_print_every_row() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[3] / "docs" / "health.md").read_text(encoding="utf-8")
+    for r in RULES:
+        assert f"| `{r.code}` |" in doc and f"**{r.tier}**" in doc, r.code
+        assert f"{r.threshold:g}" in doc, (r.code, r.threshold)
