@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -30,7 +30,7 @@ from contract.days import day_start_ms, number_of
 from devstack.stack import LocalStack
 from edge.ble.transport import SocketTransport
 from edge.health_session import SessionTracker
-from edge.hut import HutAgent
+from edge.hut import HutAgent, HutStats
 from edge.publisher import Publisher
 from edge.queue import DurableQueue
 from firmware_sim.health import HealthHutSim, Truth, make_residents, measure
@@ -116,16 +116,20 @@ def run(
         agent.start()
         assert hut.wait_connected()
         notified = 0
+
+        def handled(n: int) -> Callable[[HutStats], bool]:
+            return lambda s: s.notifications >= n
+
         for d, visits in plan.items():
             for k, (person, truth) in enumerate(visits):
                 when = dt.datetime.combine(DAYS[d], dt.time(9, 10 * k))
                 clock[0] = int(when.replace(tzinfo=SHANGHAI).timestamp() * 1000)
                 hut.tap(people[person].card)
                 notified += 1
-                assert agent.wait_for(lambda s, n=notified: s.notifications >= n, 10)
+                assert agent.wait_for(handled(notified), 10)
                 v = hut.visit(None, when, truth)
                 notified += len(v.sent)
-                assert agent.wait_for(lambda s, n=notified: s.notifications >= n, 10)
+                assert agent.wait_for(handled(notified), 10)
                 agent.flush()
                 agent.tracker.end()
                 for s in v.sent:
