@@ -126,12 +126,14 @@ the token's name); no free text, so no name can be stored."""
 HEALTH_FOLLOWUP_COUNTS = Measurement(
     "health_followup_counts",
     tags=("state", "reason"),
-    fields={"followups": "integer", "suppressed": "boolean"},
+    fields={"followups": "integer", "suppressed": "boolean", "hidden": "integer"},
 )
 """How many follow-ups are open (not closed, overdue and contacted included), overdue (open past
 their due day) and closed this Shanghai week, per reason ("all" = every reason), as of the
 aggregator's last run on that day (time = the day's midnight). Main database, for operators and
-Grafana: a cell of fewer than k distinct residents (or its complement) has only suppressed=true."""
+Grafana: a cell of fewer than k distinct residents (or its complement) has only suppressed=true and
+hidden=1 (an integer, so a panel can show that a day's figure exists but is hidden); shown cells
+have hidden=0."""
 
 GATEWAY_STATUS = Measurement(
     "gateway_status",

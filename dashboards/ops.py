@@ -151,9 +151,10 @@ def health() -> dm.Dashboard:
         )
     )
     followups = InfluxQL(
-        f"SELECT max({q('followups')}) FROM {q(FC.name)} WHERE {q('reason')} = 'all' AND $timeFilter "
+        f"SELECT max({q('followups')}) AS {q('followups')}, max({q('hidden')}) AS {q('hidden')} "
+        f"FROM {q(FC.name)} WHERE {q('reason')} = 'all' AND $timeFilter "
         f"GROUP BY {SHANGHAI_DAYS}, {q('state')} fill(none)"
-    ).alias("$tag_state")
+    ).alias("$tag_state $col")
     d = d.with_panel(
         g.place(
             timeseries_panel(
@@ -163,7 +164,8 @@ def health() -> dm.Dashboard:
                 bars=True,
             ).description(
                 "District-wide counts as of each day's last aggregator run (not filtered by hut); "
-                "a count from fewer than k distinct residents is not shown (a gap)."
+                "a count from fewer than k distinct residents is not shown: its day has "
+                "'hidden' = 1 instead."
             ),
             12,
             8,

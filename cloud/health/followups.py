@@ -57,6 +57,9 @@ class Event:
     followup: str = ""  # contacted / closed: the follow-up's id
     outcome: str = ""  # closed
     by: str = ""  # contacted / closed: who (token name)
+    device: str = ""  # raised: the reading's device, type and seq (its identity)
+    type: str = ""
+    seq: int = 0
 
 
 @dataclass(slots=True)

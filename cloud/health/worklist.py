@@ -113,29 +113,31 @@ def raised_events(readings: Iterable[Reading], history: dict[str, list[Reading]]
                 (tier, code) if tier == "urgent" else (rule.tier, SUSPECTED_HYPERTENSION)
             )
         for reason, (tier, code) in found.items():
-            e = Event(r.resident, reason, "raised", point_time_ns(r.ts, r.seq), tier, code)
+            e = Event(
+                r.resident,
+                reason,
+                "raised",
+                point_time_ns(r.ts, r.seq),
+                tier,
+                code,
+                device=r.device,
+                type=r.type,
+                seq=r.seq,
+            )
             events[(r.resident, reason, r.device, e.time_ns)] = e
     return [events[k] for k in sorted(events)]
 
 
-def raised_lines(
-    events: Iterable[Event], devices: dict[int, str], types: dict[int, tuple[str, int]]
-) -> list[str]:
-    """Line protocol of raised events (devices/types: by point time, the reading's identity)."""
+def raised_lines(events: Iterable[Event]) -> list[str]:
+    """Line protocol of raised events: the reading's point time and device tag are its identity."""
     out = []
     for e in events:
-        type_, seq = types[e.time_ns]
-        tags = {
-            "resident": e.resident,
-            "reason": e.reason,
-            "event": "raised",
-            "device": devices[e.time_ns],
-        }
+        tags = {"resident": e.resident, "reason": e.reason, "event": "raised", "device": e.device}
         fields: dict[str, FieldValue | None] = {
             "tier": e.tier,
             "code": e.code,
-            "type": type_,
-            "seq": seq,
+            "type": e.type,
+            "seq": e.seq,
         }
         out.append(line(HEALTH_FOLLOWUP.name, tags, fields, e.time_ns))
     return out
@@ -160,13 +162,8 @@ def update_raised(influx: InfluxClient, days: Iterable[int]) -> int:
         )
         history[resident] = [r for r in read_readings(influx, where) if r.type == BP]
     touched = readings + [r for rs in history.values() for r in rs]
-    by_time = {point_time_ns(r.ts, r.seq): r for r in touched}
-    events = raised_events(list(by_time.values()), history)
-    lines = raised_lines(
-        events,
-        {t: r.device for t, r in by_time.items()},
-        {t: (r.type, r.seq) for t, r in by_time.items()},
-    )
+    unique = {(r.device, r.seq): r for r in touched}  # a reading's identity: (device, seq)
+    lines = raised_lines(raised_events(list(unique.values()), history))
     if lines:
         influx.write_lines(("\n".join(lines) + "\n").encode(), db=influx.health_db)
     return len(lines)
@@ -194,6 +191,9 @@ def read_events(influx: InfluxClient, resident: str | None = None) -> list[Event
                     v.get("followup") or "",
                     v.get("outcome") or "",
                     v.get("by") or "",
+                    s.tags.get("device", ""),
+                    v.get("type") or "",
+                    int(v.get("seq") or 0),
                 )
             )
     return out
@@ -226,9 +226,9 @@ def count_lines(followups: list[FollowUp], today: dt.date, k: int) -> list[str]:
     out = []
     for c in counts(followups, today, k):
         fields: dict[str, FieldValue | None] = (
-            {"suppressed": True}
+            {"suppressed": True, "hidden": 1}
             if c.suppressed
-            else {"followups": c.followups, "suppressed": False}
+            else {"followups": c.followups, "suppressed": False, "hidden": 0}
         )
         out.append(
             line(HEALTH_FOLLOWUP_COUNTS.name, {"state": c.state, "reason": c.reason}, fields, t)

@@ -311,9 +311,9 @@ def test_health_abnormal_rate_inputs(dash_influx: InfluxClient) -> None:
 
 def test_health_followup_counts(dash_influx: InfluxClient) -> None:
     ((_, _, query),) = _panel("health-hut", "Family-doctor follow-ups")
-    got = {s.tags["state"]: [v for _, v in s.values] for s in dash_influx.query(query)}
-    # closed_week: 1 closed follow-up, fewer than k = 5 residents: suppressed, no value at all
-    assert got == {"open": [7], "overdue": [6]}
+    got = {s.tags["state"]: [tuple(v[1:]) for v in s.values] for s in dash_influx.query(query)}
+    # closed_week: 1 closed follow-up, fewer than k = 5 residents: suppressed, no count, hidden
+    assert got == {"open": [(7, 0)], "overdue": [(6, 0)], "closed_week": [(None, 1)]}
 
 
 def test_render_writes_one_png_per_dashboard(dash_influx: InfluxClient, tmp_path: Path) -> None:

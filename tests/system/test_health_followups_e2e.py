@@ -100,7 +100,11 @@ def run(
     visit(3, 3, systolic=138, diastolic=82, mean_arterial=100.7)
 
     clock = [0]  # the gateway's clock, set to each simulated visit (sessions are timed by it)
-    queue = DurableQueue.open(tmp_path_factory.mktemp("hut-followups") / "queue.db")
+    # The queue's clock starts every device's seq at 1000: tests/dashboards/test_dashboards_live.py
+    # counts HH-01 points with seq >= now x 100, and a queue on the real clock starts at now x 1000.
+    queue = DurableQueue.open(
+        tmp_path_factory.mktemp("hut-followups") / "queue.db", clock=lambda: 1
+    )
     publisher = Publisher(stack.endpoint(SITE), SITE, "health", queue)
     publisher.start()
     sent: dict[str, list[tuple[dt.date, str, dict[str, Any]]]] = {p: [] for p in who.values()}

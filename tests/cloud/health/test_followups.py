@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.health.followups import Event, EventKind, counts, due_day, fold, followup_id
-from cloud.health.worklist import Reading, raised_events
+from cloud.health.worklist import Reading, raised_events, raised_lines
 from contract.days import day_start_ms, number_of
 
 R1, R2 = "r-" + "1" * 32, "r-" + "2" * 32
@@ -132,6 +132,24 @@ def test_suspected_hypertension_from_the_third_raised_day_only() -> None:
     severe = _bp(R2, D0, 185, 1)  # urgent at once, from one reading
     (e,) = raised_events([severe], {R2: [severe]})
     assert (e.tier, e.code, e.reason) == ("urgent", "bp_severe", "hypertension")
+
+
+def test_readings_of_two_devices_at_the_same_time_and_seq_are_two_events() -> None:
+    ts = at(D0) // 1_000_000
+    bp = Reading(
+        R1, "HH-01-BP", "blood_pressure", 5, ts, {"systolic_mmhg": 190.0, "diastolic_mmhg": 90.0}
+    )
+    glu = Reading(
+        R1, "HH-01-GLU", "blood_glucose", 5, ts, {"glucose_mmol_l": 7.5, "meal": "fasting"}
+    )
+    events = raised_events([bp, glu], {R1: [bp]})
+    assert sorted((e.device, e.type, e.seq, e.reason) for e in events) == [
+        ("HH-01-BP", "blood_pressure", 5, "hypertension"),
+        ("HH-01-GLU", "blood_glucose", 5, "hyperglycaemia"),
+    ]
+    assert (
+        len({line.split(" ")[0] for line in raised_lines(events)}) == 2
+    )  # two series, no overwrite
 
 
 def test_counts_are_suppressed_below_k() -> None:
