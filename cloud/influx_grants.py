@@ -22,11 +22,12 @@ MAIN, HEALTH = "main", "health"
 # Who may do what where. ALL on 1.x = READ + WRITE on that database (never cluster admin).
 # ingest: WRITE both (points, dead letters, the quarantine's age-based DELETE needs WRITE only);
 # aggregate: reads raw data and writes aggregates in both; api: reads both (the health role's
-# routes read per-resident data); grafana: reads the non-personal database only, writes nothing.
+# routes read per-resident data) and writes the health staff's follow-up actions (contacted,
+# closed: `health_followup` events) into the health database; grafana: reads the non-personal database only, writes nothing.
 GRANTS: dict[Service, dict[str, Privilege]] = {
     "ingest": {MAIN: "WRITE", HEALTH: "WRITE"},
     "aggregate": {MAIN: "ALL", HEALTH: "ALL"},
-    "api": {MAIN: "READ", HEALTH: "READ"},
+    "api": {MAIN: "READ", HEALTH: "ALL"},
     "grafana": {MAIN: "READ"},
 }
 DEFAULT_USERS: dict[Service, str] = {s: f"gumei_{s}" for s in SERVICES}

@@ -25,6 +25,7 @@ from cloud.aggregate.tonnage import Readings, daily_totals, group_cube
 from cloud.days import date_of, number_of, today
 from cloud.health.daily import recompute_health_days
 from cloud.health.suppress import DEFAULT_K
+from cloud.health.worklist import health_pass
 from cloud.influx import InfluxClient
 from cloud.registry import Registry
 from contract import CATEGORIES
@@ -295,13 +296,16 @@ class Aggregator:
     def run_incremental(self, district_residents: bool = True) -> RunResult:
         """Recompute only what new or late readings touched since the last run: the areas of the
         marked sites on the marked days, the district rows and targets that depend on them, and
-        the huts' health_daily of those days; then (unless told not to: `gumei aggregate loop`
+        the huts' health_daily of those days and their follow-ups (raised readings, today's
+        counts); then (unless told not to: `gumei aggregate loop`
         runs it in its own lane, run_district_residents) the district's distinct residents."""
         work, watermark, markers = schedule.dirty_work(self.influx, done=self._done)
         if self.whole_days:
             work = DirtyWork(dict.fromkeys(work.days))
         result = self.recompute_work(work)
-        recompute_health_days(self.influx, self._health_days(work), self.health_k)
+        health_days = self._health_days(work)
+        recompute_health_days(self.influx, health_days, self.health_k)
+        health_pass(self.influx, health_days, self._today(), self.health_k)  # the follow-ups
         if district_residents:
             self.recount_district_residents(d for d, s in work.sites.items() if s is not None)
         schedule.write_watermark(self.influx, watermark, len(work), district_residents)
