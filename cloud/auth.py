@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from runtime.system import replace_durably
 
-Role = Literal["operator", "health", "admin"]
-ROLES: tuple[Role, ...] = ("operator", "health", "admin")
+Role = Literal["operator", "health", "admin", "inspector"]
+ROLES: tuple[Role, ...] = ("operator", "health", "admin", "inspector")
 PREFIX = "gm"
 
 

@@ -22,12 +22,14 @@ MAIN, HEALTH = "main", "health"
 # Who may do what where. ALL on 1.x = READ + WRITE on that database (never cluster admin).
 # ingest: WRITE both (points, dead letters, the quarantine's age-based DELETE needs WRITE only);
 # aggregate: reads raw data and writes aggregates in both; api: reads both (the health role's
-# routes read per-resident data) and writes the health staff's follow-up actions (contacted,
-# closed: `health_followup` events) into the health database; grafana: reads the non-personal database only, writes nothing.
+# routes read per-resident data), writes the health staff's follow-up actions (contacted,
+# closed: `health_followup` events) into the health database and the inspectors' checks
+# (`inspection` points) into the main one (1.x grants are per database, not per measurement:
+# docs/security.md weighs this); grafana: reads the non-personal database only, writes nothing.
 GRANTS: dict[Service, dict[str, Privilege]] = {
     "ingest": {MAIN: "WRITE", HEALTH: "WRITE"},
     "aggregate": {MAIN: "ALL", HEALTH: "ALL"},
-    "api": {MAIN: "READ", HEALTH: "ALL"},
+    "api": {MAIN: "ALL", HEALTH: "ALL"},
     "grafana": {MAIN: "READ"},
 }
 DEFAULT_USERS: dict[Service, str] = {s: f"gumei_{s}" for s in SERVICES}

@@ -91,6 +91,33 @@ WEIGHBRIDGE_TICKET = Measurement(
 subcategory only on recyclable tickets; source_area is a registry area (where the load comes from),
 site the weighbridge. No day markers yet: the official targets (issue 15 part 3) read these."""
 
+INSPECTION = Measurement(
+    "inspection",
+    tags=("place_type", "place_kind", "place", "area"),
+    fields={
+        "id": "string",
+        "score": "integer",
+        "pass_score": "integer",
+        "passed": "boolean",
+        "labelled": "boolean",
+        "containers": "integer",
+        "containers_pure": "integer",
+        "container_detail": "string",
+        "guidance": "boolean",
+        "clean": "boolean",
+        "records": "boolean",
+        "notes": "string",
+        "photo": "string",
+        "by": "string",
+    },
+)
+"""One on-site inspection (五有 check) of a place, written by the API for the inspector role
+(docs/inspections.md). Point time = the check's ms * 1e6 + a number from its id (< 1e6 ns), so two
+checks of one place in the same millisecond stay two points. place_type residential|unit|public,
+place_kind site|area|unit|public_place; passed (达标) is derived from score >= pass_score and the five
+items; container_detail e.g. "wet:1,dry:0" (1 = judged >= 85 % pure); photo = the sha256 of the
+photo file (the file lives in the inspections.photo_dir folder, not in InfluxDB); by = the token's name."""
+
 HEALTH_MEASUREMENT = Measurement(
     "health_measurement",
     tags=("site", "device", "type"),
@@ -235,6 +262,7 @@ ALL = (
     WASTE_AREA_DAILY,
     WASTE_TARGETS,
     WEIGHBRIDGE_TICKET,
+    INSPECTION,
     HEALTH_MEASUREMENT,
     HEALTH_DAILY,
     HEALTH_FOLLOWUP,

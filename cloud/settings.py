@@ -19,6 +19,7 @@ from cloud.auth import FailLimit, FailureLimits, FailWindowS, MaxClients
 from cloud.influx import InfluxConfig
 from cloud.influx_grants import SERVICES, Service
 from cloud.ingest.options import DEFAULT_MAX_AGE_DAYS, WorkerOptions
+from cloud.inspections.places import DEFAULT_PLACES
 from cloud.registry import DEFAULT_PATH as DEFAULT_REGISTRY
 from contract.errors import first_error
 from runtime.mqtt import MqttEndpoint
@@ -125,6 +126,21 @@ class TargetSettings(BaseModel):
         return TargetRules(**self.model_dump())
 
 
+class InspectionSettings(BaseModel):
+    """On-site inspections (docs/inspections.md): the pass mark of 达标, the places file of units
+    and public places, where photos are kept and how big they and the notes may be."""
+
+    model_config = ConfigDict(extra="forbid")
+    pass_score: int = Field(90, ge=0, le=100)  # 达标 needs score >= this and every 五有 item
+    places: Path = DEFAULT_PLACES
+    photo_dir: Path | None = None  # default: inspection-photos/ beside `tokens`
+    photo_max_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=20 * 1024 * 1024)
+    notes_max_chars: int = Field(500, ge=0, le=4000)
+    max_age_days: int = Field(
+        366, ge=1, le=3660
+    )  # an older check is refused (no rewriting history)
+
+
 class CloudSettings(BaseSettings):
     """Everything a cloud process needs; built once in main() and passed down."""
 
@@ -140,6 +156,7 @@ class CloudSettings(BaseSettings):
     tokens: Path = Path("run/tokens.json")
     aggregate_interval_s: float = Field(60.0, ge=1, le=86_400)
     targets: TargetSettings = TargetSettings()
+    inspections: InspectionSettings = InspectionSettings()
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65_535)
     # API hardening (docs/security.md "API routes and roles", "Audit trail", "Behind a reverse proxy"):
@@ -170,6 +187,10 @@ class CloudSettings(BaseSettings):
     def audit_path(self) -> Path:
         """The audit log file: `audit_log`, or audit.jsonl in the token store's folder."""
         return self.audit_log or self.tokens.with_name("audit.jsonl")
+
+    def photo_dir(self) -> Path:
+        """Where inspection photos are kept: inspections.photo_dir, or beside the token store."""
+        return self.inspections.photo_dir or self.tokens.with_name("inspection-photos")
 
     # operator-visible health aggregates hide any cell of fewer distinct residents (docs/health.md)
     health_min_residents: int = Field(5, ge=1, le=1000)

@@ -68,11 +68,15 @@ class RoleCheck:
         state: State,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> TokenRecord:
+        return self.check(request, state, creds.credentials if creds else None)
+
+    def check(self, request: Request, state: AppState, credential: str | None) -> TokenRecord:
+        """The token's record when it is valid and of one of the roles; else the HTTP error."""
         roles = self.roles
         limiter = auth_limiter(request.app)
         client = request.client.host if request.client else "unknown"
-        if creds is not None:  # for the audit trail (cloud/api/middleware.py): public ids only
-            request.state.audit_token_id = token_id_of(creds.credentials)
+        if credential is not None:  # for the audit trail (cloud/api/middleware.py): public ids only
+            request.state.audit_token_id = token_id_of(credential)
         wait = limiter.retry_after(client)
         if wait > 0:
             raise HTTPException(
@@ -80,14 +84,12 @@ class RoleCheck:
                 detail="too many failed authentication attempts; try again later",
                 headers={"Retry-After": str(int(wait) + 1)},
             )
-        record = state.tokens.verify(creds.credentials) if creds else None
+        record = state.tokens.verify(credential) if credential else None
         request.state.audit_token = record
         if record is None:
-            if creds is not None:
+            if credential is not None:
                 limiter.failed(client)
-                log.warning(
-                    "rejected bearer token id=%s from %s", token_id_of(creds.credentials), client
-                )
+                log.warning("rejected bearer token id=%s from %s", token_id_of(credential), client)
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 detail="missing or invalid bearer token",
@@ -129,6 +131,7 @@ def bounded(rows: int, state: AppState) -> None:
 Operator = Annotated[TokenRecord, Depends(require("operator", "admin"))]
 Health = Annotated[TokenRecord, Depends(require("health"))]
 Admin = Annotated[TokenRecord, Depends(require("admin"))]
+Inspector = Annotated[TokenRecord, Depends(require("inspector"))]
 
 
 @dataclass(frozen=True)

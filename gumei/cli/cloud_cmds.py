@@ -187,7 +187,7 @@ token = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed).")
 
 @token.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="operator | health | admin")],
+    role: Annotated[str, typer.Option(help="operator | health | admin | inspector")],
     name: Annotated[str, typer.Option(help="who or what uses it")],
     config: ConfigOpt = None,
 ) -> None:

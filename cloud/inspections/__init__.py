@@ -1,0 +1,1 @@
+"""On-site inspections of sorting (五有 checks) and the sorting-effectiveness rate they give (docs/inspections.md)."""
