@@ -246,7 +246,7 @@ small{{color:#5b665b}}
  value="{_e(f.get("time", now))}"></label>
 <label>类型 Place type<select name="place_kind" id="place_kind">{kinds}</select></label>
 <label>编号 Place id<input type="text" name="place" id="place" required maxlength="40"
- pattern="[A-Za-z0-9][A-Za-z0-9\\-]*" placeholder="A01 / WS-A01-01 / U-001 / P-001"
+ pattern="[A-Za-z0-9][A-Za-z0-9\\-]*" placeholder="A01 / WS-0101 / U-001 / P-001"
  value="{_e(f.get("place", ""))}"></label>
 </fieldset>
 <fieldset><legend>五有 The five items</legend>{items}</fieldset>

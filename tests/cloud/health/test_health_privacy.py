@@ -101,7 +101,7 @@ def test_the_grants_table_is_least_privilege() -> None:
         ("ingest", "gumei_health"): "WRITE",
         ("aggregate", "gumei"): "ALL",
         ("aggregate", "gumei_health"): "ALL",
-        ("api", "gumei"): "READ",
+        ("api", "gumei"): "ALL",  # inspections (docs/security.md weighs this)
         ("api", "gumei_health"): "ALL",  # follow-up actions (contacted, closed)
         ("grafana", "gumei"): "READ",
     }
@@ -172,8 +172,11 @@ def test_each_service_works_with_its_own_grants(stack: LocalStack, seeded: int) 
         assert api.query(
             f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name}", db=api.health_db
         )  # health routes read
-        with pytest.raises(FatalInfluxError, match="not authorized"):
-            api.write_lines(b"x v=1\n")
+        # the inspectors' records: the API writes the main database (docs/security.md weighs it)
+        api.write_lines(
+            f"{m.INSPECTION.name},place_type=residential,place_kind=area,place=A01,area=A01 "
+            f'id="i-{"0" * 20}",score=95i,passed=true {seeded}\n'.encode()
+        )
     with InfluxClient(stack.influx_config("aggregate")) as agg:
         days = recompute_health_days(agg, [number_of(dt.date(2024, 4, 2))], k=5)
         assert [d.measurements for d in days] == [1]
