@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the project needs on Debian 12, idempotently:
-# Debian packages (mosquitto, influxdb), a .venv, the project with dev extras.
+# Debian packages (mosquitto, influxdb, chromium for the form tests), a .venv, the project with dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Headless Chromium for the inspectors' web form tests (tests/cloud/inspections/test_form_browser.py,
+# driven over the DevTools pipe: no driver binary, no network).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Optional: a CJK font for the Chinese labels of the dashboard pictures (gumei dashboards render);
 # without one the pictures keep only the English half of each label.
 if ! { fc-list :lang=zh 2>/dev/null | grep -q . || dpkg -s fonts-wqy-microhei >/dev/null 2>&1; }; then

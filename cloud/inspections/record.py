@@ -65,11 +65,13 @@ class InspectionIn(BaseModel):
     time: dt.datetime = Field(description="when the check was made (with a UTC offset)")
     place_kind: PlaceKind
     place: Annotated[str, StringConstraints(pattern=PLACE_PATTERN)]
-    labelled: bool = Field(description="有桶: sorting containers present and labelled")
+    labelled: bool = Field(
+        description="设施: sorting containers present and labelled (五有: 有设施设备)"
+    )
     containers: list[Container] = Field(min_length=1, max_length=MAX_CONTAINERS)
-    guidance: bool = Field(description="有人: guidance at drop-off times")
-    clean: bool = Field(description="有环境: clean surroundings")
-    records: bool = Field(description="有台账: records kept")
+    guidance: bool = Field(description="引导: guidance at drop-off times (五有: 有长效管理)")
+    clean: bool = Field(description="环境: clean surroundings (五有: 有长效管理)")
+    records: bool = Field(description="台账: records kept (五有: 有物流去向)")
     score: int = Field(ge=0, le=100)
     passed: bool | None = Field(None, description="optional; must equal the derived 达标")
     notes: str = Field("", max_length=4000)

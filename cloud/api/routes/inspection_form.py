@@ -52,10 +52,10 @@ KINDS = (
     ("public_place", "公共场所 public place"),
 )
 ITEMS = (
-    ("labelled", "有桶: 分类容器齐全、标识规范 containers present and labelled"),
-    ("guidance", "有人: 投放时段有人值守引导 guidance at drop-off times"),
-    ("clean", "有环境: 周边整洁 clean surroundings"),
-    ("records", "有台账: 记录完整 records kept"),
+    ("labelled", "设施: 分类容器齐全、标识规范 containers present and labelled"),
+    ("guidance", "引导: 投放时段有人值守引导 guidance at drop-off times"),
+    ("clean", "环境: 投放点周边整洁 clean surroundings"),
+    ("records", "台账: 收运记录完整 records kept"),
 )
 
 
@@ -181,6 +181,7 @@ def render(
     error: str = "",
     saved: Inspection | None = None,
     token: str = "",
+    photo_limit: int = 2 * 1024 * 1024,
 ) -> str:
     """The page: a banner (error or saved) and the form, with the fields as submitted."""
     f = (form or FormData()).fields
@@ -226,7 +227,7 @@ margin:auto;background:#f6f7f5;color:#1d2a1d;font-size:16px}}
 h1{{font-size:1.25rem;margin:.2em 0 .6em}}
 fieldset{{border:1px solid #c9d3c9;border-radius:8px;margin:0 0 12px;padding:8px 10px;background:#fff}}
 legend{{font-weight:600}} label{{display:block;margin:6px 0}}
-input,select,textarea,button{{font-size:16px;width:100%;box-sizing:border-box;padding:8px;margin-top:2px}}
+input,select,textarea,button{{font:inherit;font-size:16px;width:100%;box-sizing:border-box;padding:8px;margin-top:2px}}
 input[type=checkbox]{{width:auto;transform:scale(1.3);margin-right:8px}}
 .box{{display:flex;align-items:center}}
 button{{background:#2e7d32;color:#fff;border:0;border-radius:8px;padding:12px;font-weight:600}}
@@ -249,14 +250,14 @@ small{{color:#5b665b}}
  pattern="[A-Za-z0-9][A-Za-z0-9\\-]*" placeholder="A01 / WS-0101 / U-001 / P-001"
  value="{_e(f.get("place", ""))}"></label>
 </fieldset>
-<fieldset><legend>五有 The five items</legend>{items}</fieldset>
-<fieldset><legend>有纯度: 各桶纯净度 Purity per container (≥85%)</legend>{containers}</fieldset>
+<fieldset><legend>五有检查项 The checked items</legend>{items}</fieldset>
+<fieldset><legend>分类实效: 各桶纯净度 Purity per container (≥85%)</legend>{containers}</fieldset>
 <fieldset><legend>评分 Score</legend>
 <label>得分 Score (0–100)<input type="number" name="score" id="score" min="0" max="100" required
  inputmode="numeric" value="{_e(f.get("score", ""))}"></label>
 <label>备注 Notes <small>(no names or phone numbers 勿填个人信息)</small>
 <textarea name="notes" id="notes" rows="3" maxlength="500">{_e(f.get("notes", ""))}</textarea></label>
-<label>照片 Photo (JPEG/PNG, ≤ 2 MiB)<input type="file" name="photo" id="photo"
+<label>照片 Photo (JPEG/PNG, ≤ {photo_limit / 1048576:g} MiB)<input type="file" name="photo" id="photo"
  accept="image/jpeg,image/png" capture="environment"></label>
 </fieldset>
 <button type="submit" id="submit">提交 Submit</button>
@@ -275,9 +276,9 @@ async def problem_page(_: Request, exc: Exception) -> HTMLResponse:
 
 
 @router.get("/inspections/form", response_class=HTMLResponse)
-def form_page() -> HTMLResponse:
+def form_page(state: State) -> HTMLResponse:
     """The empty form (public: it holds no data; submitting needs an inspector token)."""
-    return page(render())
+    return page(render(photo_limit=state.settings.inspections.photo_max_bytes))
 
 
 Form = Annotated[TokenRecord, Depends(FormRoleCheck(("inspector",)))]
@@ -288,6 +289,7 @@ async def form_submit(request: Request, state: State, token: Form) -> HTMLRespon
     """Record the check; the answer is the form again, with what was saved or what was wrong."""
     form: FormData = request.state.inspection_form
     kept = form.fields.get("token", "")
+    limit = state.settings.inspections.photo_max_bytes
     try:
         body = model_of(form)
         live = places_of(state, request)
@@ -295,5 +297,8 @@ async def form_submit(request: Request, state: State, token: Form) -> HTMLRespon
             submit, state, live, body, form.photo or None, form.photo_type, token.name
         )
     except InspectionError as exc:
-        return page(render(form, error=str(exc), token=kept), status.HTTP_422_UNPROCESSABLE_CONTENT)
-    return page(render(saved=rec, token=kept), status.HTTP_201_CREATED)
+        return page(
+            render(form, error=str(exc), token=kept, photo_limit=limit),
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    return page(render(saved=rec, token=kept, photo_limit=limit), status.HTTP_201_CREATED)
