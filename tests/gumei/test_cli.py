@@ -77,7 +77,10 @@ def test_bad_role_is_one_line(tmp_path: Path) -> None:
         "token", "create", "--role", "root", "--name", "x", "--config", str(path), check=False
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "gumei: error: role must be one of operator, health, admin, inspector"
+    assert (
+        proc.stderr.strip()
+        == "gumei: error: role must be one of operator, health, admin, inspector"
+    )
 
 
 def test_token_lifecycle_via_cli(tmp_path: Path) -> None:

@@ -216,3 +216,65 @@ def test_inspector_tokens_come_from_the_cloud_host_only(api_url, stack, cloud_co
     token = out.stdout.strip().splitlines()[-1].split()[-1]
     assert token.startswith("gm_")
     assert stack.tokens().verify(token).role == "inspector"
+
+
+def _form(**kw: str) -> dict[str, str]:
+    base = {
+        "time": days_ago(2).strftime("%Y-%m-%dT%H:%M"),
+        "place_kind": "area",
+        "place": "A04",
+        "labelled": "on",
+        "guidance": "on",
+        "clean": "on",
+        "records": "on",
+        "c_wet": "pure",
+        "c_dry": "pure",
+        "score": "90",
+        "notes": "",
+    }
+    return {**base, **kw}
+
+
+def test_the_form_route_without_a_browser(api_url, inspector_token, operator_token, influx) -> None:
+    """What a script can send to the form route: errors come back as the page, status set."""
+    url = api_url + "/inspections/form"
+    page = httpx.get(url)
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert "script-src" not in page.headers["content-security-policy"]  # no script at all
+    assert (
+        "<script" not in page.text
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
+    before = _stored(influx)
+    # no token, a wrong role's token: the page with the error, nothing stored
+    r = httpx.post(url, data=_form())
+    assert r.status_code == 401 and "invalid bearer token" in r.text and 'id="error"' in r.text
+    r = httpx.post(url, data=_form(token=operator_token))
+    assert r.status_code == 403 and "needs role inspector" in r.text
+    assert operator_token not in r.text  # a rejected token is not echoed back
+    # a declared body over the limit: refused before reading
+    r = httpx.post(
+        url, content=b"x" * 4_000_000, headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
+    assert r.status_code == 413
+    # a photo part that says text/html, too many parts
+    r = httpx.post(
+        url,
+        data=_form(token=inspector_token),
+        files={"photo": ("p.png", png(), "text/html")},
+    )
+    assert r.status_code == 422 and "not image/jpeg or image/png" in r.text
+    r = httpx.post(
+        url,
+        data={**_form(token=inspector_token), **{f"x{i}": "1" for i in range(50)}},
+        files={"photo": ("", b"", "application/octet-stream")},
+    )
+    assert r.status_code == 422 and "at most 40 form fields" in r.text
+    # an escaped echo of what was typed
+    r = httpx.post(url, data=_form(token=inspector_token, place='"><img src=x onerror=alert(1)>'))
+    assert r.status_code == 422 and "<img src=x" not in r.text and "&lt;img" in r.text
+    assert _stored(influx) == before
+    # urlencoded works too (a client without multipart): 达标 at exactly the pass mark
+    r = httpx.post(url, data=_form(token=inspector_token))
+    assert r.status_code == 201 and "达标 passed" in r.text
+    assert _stored(influx) == before + 1
