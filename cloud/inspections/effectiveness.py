@@ -40,30 +40,47 @@ class Rate:
         return None if self.places == 0 else 100.0 * self.passed / self.places
 
 
-def effectiveness(checks: Sequence[Check]) -> dict[PlaceType | str, Rate]:
-    """The rate per place type and "all" (vectorized)."""
-    out: dict[PlaceType | str, Rate] = {t: Rate(0, 0) for t in (*PLACE_TYPES, "all")}
-    if not checks:
-        return out
-    keys = [f"{c.kind}\x00{c.place}" for c in checks]
-    _, place_code = np.unique(np.array(keys, dtype=object), return_inverse=True)
-    _, id_rank = np.unique(np.array([c.id for c in checks], dtype=object), return_inverse=True)
-    times = np.fromiter((c.time_ms for c in checks), dtype=np.int64, count=len(checks))
-    passed = np.fromiter((c.passed for c in checks), dtype=bool, count=len(checks))
-    type_index = {t: i for i, t in enumerate(PLACE_TYPES)}
-    types = np.fromiter(
-        (type_index[TYPE_OF_KIND[c.kind]] for c in checks), dtype=np.int64, count=len(checks)
-    )
-    order = np.lexsort((id_rank, times, place_code))  # last key sorts first
-    sorted_place = place_code[order]
+def latest_passed(
+    place: npt.NDArray[np.int64],
+    time_ms: npt.NDArray[np.int64],
+    id_rank: npt.NDArray[np.int64],
+    kind: npt.NDArray[np.int64],
+    passed: npt.NDArray[np.bool_],
+    kinds: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The kernel: per kind code, places inspected and places whose latest check (greatest time,
+    then id rank) passed. Columns of equal length; codes are small non-negative integers."""
+    order = np.lexsort((id_rank, time_ms, place))  # the last key sorts first
+    sorted_place = place[order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = sorted_place[1:] != sorted_place[:-1]  # the last row of each place
     latest = order[last]
-    n_types = len(PLACE_TYPES)
-    places: npt.NDArray[np.int64] = np.bincount(types[latest], minlength=n_types)
-    good: npt.NDArray[np.int64] = np.bincount(
-        types[latest], weights=passed[latest].astype(np.int64), minlength=n_types
-    ).astype(np.int64)
+    places = np.bincount(kind[latest], minlength=kinds).astype(np.int64)
+    good = np.bincount(kind[latest[passed[latest]]], minlength=kinds).astype(np.int64)
+    return places, good
+
+
+def _codes(values: list[str]) -> npt.NDArray[np.int64]:
+    """Dense integer codes in sorted order of the values (a rank that keeps string order)."""
+    index = {v: i for i, v in enumerate(sorted(set(values)))}
+    return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def effectiveness(checks: Sequence[Check]) -> dict[PlaceType | str, Rate]:
+    """The rate per place type and "all": columns from the checks, then the NumPy kernel."""
+    out: dict[PlaceType | str, Rate] = {t: Rate(0, 0) for t in (*PLACE_TYPES, "all")}
+    if not checks:
+        return out
+    n = len(checks)
+    type_index = {t: i for i, t in enumerate(PLACE_TYPES)}
+    places, good = latest_passed(
+        _codes([f"{c.kind}\x00{c.place}" for c in checks]),
+        np.fromiter((c.time_ms for c in checks), dtype=np.int64, count=n),
+        _codes([c.id for c in checks]),
+        np.fromiter((type_index[TYPE_OF_KIND[c.kind]] for c in checks), dtype=np.int64, count=n),
+        np.fromiter((c.passed for c in checks), dtype=bool, count=n),
+        len(PLACE_TYPES),
+    )
     for t, i in type_index.items():
         out[t] = Rate(int(places[i]), int(good[i]))
     out["all"] = Rate(int(places.sum()), int(good.sum()))
