@@ -15,6 +15,7 @@ from gumei.cli import (
     gateway_cmds,
     health_cmds,
     influx_cmds,
+    inspection_cmds,
     loadtest_cmd,
     registry_cmds,
     run_cmd,
@@ -41,6 +42,7 @@ gateway_cmds.register(app)
 dashboards_cmds.register(app)
 audit_cmds.register(app)
 influx_cmds.register(app)
+inspection_cmds.register(app)
 
 
 def main() -> None:

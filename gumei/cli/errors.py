@@ -3,6 +3,7 @@
 from cloud.audit import AuditError
 from cloud.auth import AuthError
 from cloud.influx import InfluxError
+from cloud.inspections.record import InspectionError
 from cloud.registry import RegistryError
 from cloud.settings import SettingsError
 from contract.errors import ContractError
@@ -15,6 +16,7 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     AuthError,
     ContractError,
     InfluxError,
+    InspectionError,
     PushError,
     RegistryError,
     ServiceError,

@@ -45,8 +45,7 @@ def test_record_list_and_photo(api_url, inspector_token, operator_token, stack) 
         headers=_auth(operator_token),
     )
     assert listed.status_code == 200, listed.text
-    assert [x["id"] for x in listed.json()] == [made["id"]]
-    assert listed.json()[0] == made
+    assert [x for x in listed.json() if x["id"] == made["id"]] == [made]
     got = httpx.get(
         api_url + f"/api/v1/inspections/photos/{made['photo']}", headers=_auth(operator_token)
     )
@@ -278,3 +277,39 @@ def test_the_form_route_without_a_browser(api_url, inspector_token, operator_tok
     r = httpx.post(url, data=_form(token=inspector_token))
     assert r.status_code == 201 and "达标 passed" in r.text
     assert _stored(influx) == before + 1
+
+
+def test_seeded_demo_inspections_and_the_rate_command(
+    api_url, operator_token, cloud_config, influx
+) -> None:
+    before = _stored(influx)
+    out = gumei("inspections", "seed", "--days", "28", "--config", str(cloud_config)).stdout
+    n = int(out.split()[1])
+    assert n >= 40 and _stored(influx) == before + n  # every area at least once
+    again = gumei("inspections", "seed", "--days", "28", "--config", str(cloud_config)).stdout
+    assert again == out and _stored(influx) == before + n  # same seed, same day: same points
+    start, end = days_ago(28).date().isoformat(), days_ago(1).date().isoformat()
+    eff = httpx.get(
+        api_url + "/api/v1/inspections/effectiveness",
+        params={"start": start, "end": end},
+        headers=_auth(operator_token),
+    ).json()
+    assert eff["by_type"]["residential"]["places"] >= 40 and eff["by_type"]["unit"]["places"] >= 3
+    assert 50 < eff["overall"]["pct"] < 100
+    printed = gumei(
+        "inspections", "rate", "--start", start, "--end", end, "--config", str(cloud_config)
+    )
+    last = printed.stdout.strip().splitlines()[-1].split()
+    assert last[:4] == ["all", str(eff["overall"]["passed"]), "/", str(eff["overall"]["places"])]
+    bad = gumei(
+        "inspections",
+        "rate",
+        "--start",
+        end,
+        "--end",
+        start,
+        "--config",
+        str(cloud_config),
+        check=False,
+    )
+    assert bad.returncode != 0 and "end is before start" in bad.stderr
