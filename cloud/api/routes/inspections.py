@@ -182,7 +182,31 @@ def out_of_stored(s: store.Stored) -> InspectionOut:
     )
 
 
-@router.post("", response_model=InspectionOut, status_code=status.HTTP_201_CREATED)
+def _inline(node: object, defs: dict[str, object]) -> object:
+    """A JSON schema with its local $refs replaced by their definitions (for openapi_extra)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+_SCHEMA = InspectionIn.model_json_schema()
+_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": _inline(_SCHEMA, _SCHEMA.pop("$defs", {}))}},
+}
+
+
+@router.post(
+    "",
+    response_model=InspectionOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={"requestBody": _BODY},  # the body is read by hand (bounded), not by FastAPI
+)
 async def create_inspection(request: Request, state: State, token: Inspector) -> InspectionOut:
     """Record one check (JSON; `photo` as base64 JPEG/PNG). 422 with one line for any bad field;
     nothing is stored unless the whole record is valid."""

@@ -313,3 +313,16 @@ def test_seeded_demo_inspections_and_the_rate_command(
         check=False,
     )
     assert bad.returncode != 0 and "end is before start" in bad.stderr
+
+
+def test_openapi_documents_the_record(api_url) -> None:
+    doc = httpx.get(api_url + "/openapi.json").json()
+    body = doc["paths"]["/api/v1/inspections"]["post"]["requestBody"]["content"]["application/json"]
+    props = body["schema"]["properties"]
+    assert {"time", "place_kind", "place", "containers", "score", "photo"} <= set(props)
+    assert props["containers"]["items"]["properties"]["category"]["enum"] == [
+        "wet",
+        "dry",
+        "recyclable",
+        "hazardous",
+    ]
