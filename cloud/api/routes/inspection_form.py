@@ -171,6 +171,10 @@ def model_of(form: FormData) -> InspectionIn:
         raise InspectionError(first_error(exc)) from None
 
 
+def _size(n: int) -> str:
+    return f"{n / 1048576:g} MiB" if n >= 1048576 else f"{n // 1024} KiB"
+
+
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
@@ -257,7 +261,7 @@ small{{color:#5b665b}}
  inputmode="numeric" value="{_e(f.get("score", ""))}"></label>
 <label>备注 Notes <small>(no names or phone numbers 勿填个人信息)</small>
 <textarea name="notes" id="notes" rows="3" maxlength="500">{_e(f.get("notes", ""))}</textarea></label>
-<label>照片 Photo (JPEG/PNG, ≤ {photo_limit / 1048576:g} MiB)<input type="file" name="photo" id="photo"
+<label>照片 Photo (JPEG/PNG, ≤ {_size(photo_limit)})<input type="file" name="photo" id="photo"
  accept="image/jpeg,image/png" capture="environment"></label>
 </fieldset>
 <button type="submit" id="submit">提交 Submit</button>

@@ -326,3 +326,38 @@ def test_openapi_documents_the_record(api_url) -> None:
         "recyclable",
         "hazardous",
     ]
+
+
+def test_pass_mark_and_photo_limit_are_settings(stack, cloud_config, inspector_token) -> None:
+    from tests.support.api_process import api_process
+
+    env = {"GUMEI_INSPECTIONS__PASS_SCORE": "85", "GUMEI_INSPECTIONS__PHOTO_MAX_BYTES": "2048"}
+    with api_process(stack, cloud_config, "api-inspections-85", env) as url:
+        r = httpx.post(
+            url + "/api/v1/inspections",
+            json=record(place="A06", score=86, time=days_ago(4).isoformat()),
+            headers=_auth(inspector_token),
+        )
+        assert r.status_code == 201 and r.json()["passed"] is True and r.json()["pass_score"] == 85
+        r = httpx.post(
+            url + "/api/v1/inspections",
+            json=record(place="A06", photo=base64.b64encode(png(pad=3000)).decode()),
+            headers=_auth(inspector_token),
+        )
+        assert r.status_code == 422 and "limit of 2048" in r.json()["detail"]
+        assert "≤ 2 KiB" in httpx.get(url + "/inspections/form").text
+
+
+def test_a_broken_places_file_is_one_line(cloud_config, tmp_path) -> None:
+    bad = tmp_path / "places.yaml"
+    bad.write_text("places:\n- id: 'U 1'\n  type: shop\n  area: A01\n")
+    proc = gumei(
+        "inspections",
+        "seed",
+        "--config",
+        str(cloud_config),
+        env={"GUMEI_INSPECTIONS__PLACES": str(bad)},
+        check=False,
+    )
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert "places file" in proc.stderr
