@@ -52,6 +52,9 @@ class InfluxConfig:
     url: str = "http://127.0.0.1:8086"
     database: str = "gumei"
     health_database: str = "gumei_health"  # per-resident health data (docs/security.md)
+    # what people enter through the API that is not per-resident (inspections): the API writes
+    # here, never into `database`, whose tonnage it can only read (docs/security.md)
+    records_database: str = "gumei_records"
     auth: Literal["none", "basic", "token"] = "none"
     username: str = ""
     password: str = ""
@@ -266,6 +269,11 @@ class InfluxClient:
     def health_db(self) -> str:
         """The database of per-resident health data."""
         return self.config.health_database
+
+    @property
+    def records_db(self) -> str:
+        """The database of records people enter through the API (inspections)."""
+        return self.config.records_database
 
 
 def error_for(status: int, path: str, message: str) -> InfluxError:

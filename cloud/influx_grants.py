@@ -1,8 +1,11 @@
 """InfluxDB 1.x users and grants, least privilege, from ONE table: used by the local stack (tests,
 `gumei run`) and by `gumei influx grants` for a deployment, so the deployed grants are the tested ones.
 
-Two databases: `database` (non-personal: waste, fleet, suppressed health aggregates) and
-`health_database` (per-resident health measurements, exact health aggregates, health dead letters).
+Three databases: `database` (non-personal: waste, fleet, suppressed health aggregates),
+`health_database` (per-resident health measurements, exact health aggregates, health dead letters,
+the health staff's follow-up actions) and `records_database` (what people enter through the API
+that is not per-resident: inspections), so the API, which must write those, cannot write the
+tonnage and fleet data it serves.
 On 2.x/3.x the same table maps to buckets and scoped tokens (docs/deploy.md).
 """
 
@@ -17,20 +20,21 @@ from cloud.influx import FatalInfluxError, InfluxClient
 Service = Literal["ingest", "aggregate", "api", "grafana"]
 SERVICES: tuple[Service, ...] = ("ingest", "aggregate", "api", "grafana")
 Privilege = Literal["READ", "WRITE", "ALL"]
-MAIN, HEALTH = "main", "health"
+MAIN, HEALTH, RECORDS = "main", "health", "records"
 
 # Who may do what where. ALL on 1.x = READ + WRITE on that database (never cluster admin).
-# ingest: WRITE both (points, dead letters, the quarantine's age-based DELETE needs WRITE only);
-# aggregate: reads raw data and writes aggregates in both; api: reads both (the health role's
-# routes read per-resident data), writes the health staff's follow-up actions (contacted,
-# closed: `health_followup` events) into the health database and the inspectors' checks
-# (`inspection` points) into the main one (1.x grants are per database, not per measurement:
-# docs/security.md weighs this); grafana: reads the non-personal database only, writes nothing.
+# ingest: WRITE both data databases (points, dead letters, the quarantine's age-based DELETE
+# needs WRITE only); aggregate: reads raw data and writes aggregates in both, reads the records
+# (targets from inspections); api: reads the main database (never writes it: a bug or a stolen
+# token in the API cannot forge tonnage), reads and writes the health database (per-resident
+# routes; the health staff's follow-up actions) and the records database (inspections; 1.x grants
+# are per database, not per measurement, hence a database of its own); grafana: reads the
+# non-personal databases only, writes nothing.
 GRANTS: dict[Service, dict[str, Privilege]] = {
     "ingest": {MAIN: "WRITE", HEALTH: "WRITE"},
-    "aggregate": {MAIN: "ALL", HEALTH: "ALL"},
-    "api": {MAIN: "ALL", HEALTH: "ALL"},
-    "grafana": {MAIN: "READ"},
+    "aggregate": {MAIN: "ALL", HEALTH: "ALL", RECORDS: "READ"},
+    "api": {MAIN: "READ", HEALTH: "ALL", RECORDS: "ALL"},
+    "grafana": {MAIN: "READ", RECORDS: "READ"},
 }
 DEFAULT_USERS: dict[Service, str] = {s: f"gumei_{s}" for s in SERVICES}
 
@@ -46,11 +50,14 @@ class Grant:
 
 
 def grant_table(
-    database: str, health_database: str, users: Mapping[Service, str] | None = None
+    database: str,
+    health_database: str,
+    records_database: str,
+    users: Mapping[Service, str] | None = None,
 ) -> list[Grant]:
     """The grants as rows (for docs, tests and the statements)."""
     names = {**DEFAULT_USERS, **(users or {})}
-    dbs = {MAIN: database, HEALTH: health_database}
+    dbs = {MAIN: database, HEALTH: health_database, RECORDS: records_database}
     return [
         Grant(s, names[s], dbs[where], priv) for s in SERVICES for where, priv in GRANTS[s].items()
     ]
@@ -65,14 +72,18 @@ def _literal(value: str) -> str:
 
 
 def statements(
-    database: str, health_database: str, credentials: Mapping[Service, tuple[str, str]]
+    database: str,
+    health_database: str,
+    records_database: str,
+    credentials: Mapping[Service, tuple[str, str]],
 ) -> list[str]:
-    """InfluxQL that creates both databases and every service user (name, password) with exactly
+    """InfluxQL that creates the databases and every service user (name, password) with exactly
     its grants; re-running it resets passwords and privileges to the table (idempotent)."""
-    out = [f"CREATE DATABASE {_ident(database)}", f"CREATE DATABASE {_ident(health_database)}"]
+    dbs = (database, health_database, records_database)
+    out = [f"CREATE DATABASE {_ident(db)}" for db in dbs]
     users = {s: credentials[s][0] for s in SERVICES}
     by_user: dict[str, list[Grant]] = {}
-    for g in grant_table(database, health_database, users):
+    for g in grant_table(database, health_database, records_database, users):
         by_user.setdefault(g.username, []).append(g)
     for service in SERVICES:
         name, password = credentials[service]
@@ -80,8 +91,7 @@ def statements(
             f"CREATE USER {_ident(name)} WITH PASSWORD {_literal(password)}",
             f"SET PASSWORD FOR {_ident(name)} = {_literal(password)}",
             f"REVOKE ALL PRIVILEGES FROM {_ident(name)}",
-            f"REVOKE ALL ON {_ident(database)} FROM {_ident(name)}",
-            f"REVOKE ALL ON {_ident(health_database)} FROM {_ident(name)}",
+            *(f"REVOKE ALL ON {_ident(db)} FROM {_ident(name)}" for db in dbs),
         ]
         out += [
             f"GRANT {g.privilege} ON {_ident(g.database)} TO {_ident(name)}" for g in by_user[name]

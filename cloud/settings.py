@@ -61,6 +61,7 @@ class InfluxSettings(BaseModel):
     url: str = _INFLUX.url
     database: str = _INFLUX.database
     health_database: str = _INFLUX.health_database
+    records_database: str = _INFLUX.records_database
     auth: Literal["none", "basic", "token"] = _INFLUX.auth
     username: str = _INFLUX.username
     password: str = Field(_INFLUX.password, repr=False)

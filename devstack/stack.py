@@ -74,6 +74,7 @@ class LocalStack:
                 statements(
                     self.influxd.database,
                     self.influx_config().health_database,
+                    self.influx_config().records_database,
                     self.influx_credentials(),
                 ),
             )
@@ -161,6 +162,7 @@ tokens = "{self.root / "tokens.json"}"
 url = "{c.url}"
 database = "{c.database}"
 health_database = "{c.health_database}"
+records_database = "{c.records_database}"
 auth = "basic"
 {services}
 

@@ -87,5 +87,6 @@ def demo_records(
 def seed(influx: InfluxClient, records: Sequence[Inspection]) -> int:
     """Write the records in one request."""
     if records:
-        influx.write_lines(("\n".join(inspection_line(r) for r in records) + "\n").encode())
+        body = ("\n".join(inspection_line(r) for r in records) + "\n").encode()
+        influx.write_lines(body, db=influx.records_db)
     return len(records)

@@ -1,4 +1,4 @@
-"""Inspections in InfluxDB (`inspection`, main database) and their photos on disk by content hash."""
+"""Inspections in InfluxDB (`inspection`, the records database) and their photos on disk by content hash."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def inspection_line(rec: Inspection) -> str:
 
 
 def write(influx: InfluxClient, rec: Inspection) -> None:
-    """Store one inspection (the API's identity needs WRITE on the main database)."""
-    influx.write_lines((inspection_line(rec) + "\n").encode())
+    """Store one inspection, in the records database (the API can write there, not the main one)."""
+    influx.write_lines((inspection_line(rec) + "\n").encode(), db=influx.records_db)
 
 
 def store_photo(folder: Path, digest: str, ext: str, data: bytes) -> str:
@@ -132,7 +132,7 @@ def read(
         'GROUP BY "place_type", "place_kind", "place", "area"'
     )
     out: list[Stored] = []
-    for s in influx.query(q):
+    for s in influx.query(q, db=influx.records_db):
         kind = s.tags.get("place_kind", "")
         if kind not in PLACE_KINDS:
             continue

@@ -43,13 +43,14 @@ def grants(
             f"no username/password for {', '.join(f'[influx.{m}]' for m in missing)} in the config"
         )
     creds = {svc: (getattr(s, svc).username, getattr(s, svc).password) for svc in SERVICES}
-    stmts = statements(s.database, s.health_database, creds)
+    stmts = statements(s.database, s.health_database, s.records_database, creds)
     if print_only:
         typer.echo("\n".join(f"{x};" for x in stmts))
         return
     with InfluxClient(s.config()) as admin:
         apply(admin, stmts)
-    for g in grant_table(s.database, s.health_database, {svc: c[0] for svc, c in creds.items()}):
+    users = {svc: c[0] for svc, c in creds.items()}
+    for g in grant_table(s.database, s.health_database, s.records_database, users):
         typer.echo(f"{g.username:20} {g.privilege:5} on {g.database}")
 
 

@@ -95,15 +95,19 @@ def test_hut_day_cells_count_distinct_residents_and_the_walk_in_as_one() -> None
 
 
 def test_the_grants_table_is_least_privilege() -> None:
-    table = {(g.service, g.database): g.privilege for g in grant_table("gumei", "gumei_health")}
+    grants = grant_table("gumei", "gumei_health", "gumei_records")
+    table = {(g.service, g.database): g.privilege for g in grants}
     assert table == {
         ("ingest", "gumei"): "WRITE",
         ("ingest", "gumei_health"): "WRITE",
         ("aggregate", "gumei"): "ALL",
         ("aggregate", "gumei_health"): "ALL",
-        ("api", "gumei"): "ALL",  # inspections (docs/security.md weighs this)
+        ("aggregate", "gumei_records"): "READ",
+        ("api", "gumei"): "READ",  # never writes the tonnage it serves
         ("api", "gumei_health"): "ALL",  # follow-up actions (contacted, closed)
+        ("api", "gumei_records"): "ALL",  # inspections
         ("grafana", "gumei"): "READ",
+        ("grafana", "gumei_records"): "READ",
     }
     assert "health" not in GRANTS["grafana"]
 
@@ -172,11 +176,14 @@ def test_each_service_works_with_its_own_grants(stack: LocalStack, seeded: int) 
         assert api.query(
             f"SELECT count(seq) FROM {m.HEALTH_MEASUREMENT.name}", db=api.health_db
         )  # health routes read
-        # the inspectors' records: the API writes the main database (docs/security.md weighs it)
-        api.write_lines(
+        # the inspectors' records: the API writes the records database, never the main one
+        line = (
             f"{m.INSPECTION.name},place_type=residential,place_kind=area,place=A01,area=A01 "
             f'id="i-{"0" * 20}",score=95i,passed=true {seeded}\n'.encode()
         )
+        api.write_lines(line, db=api.records_db)
+        with pytest.raises(FatalInfluxError, match="not authorized"):
+            api.write_lines(b"waste_reading,site=WS-0101 net_kg=999.0 1\n")
     with InfluxClient(stack.influx_config("aggregate")) as agg:
         days = recompute_health_days(agg, [number_of(dt.date(2024, 4, 2))], k=5)
         assert [d.measurements for d in days] == [1]
@@ -330,7 +337,7 @@ def test_the_credentials_table_in_security_md_is_the_generated_grants() -> None:
 
     doc = (PROJECT / "docs" / "security.md").read_text()
     section = doc.split("## Credentials and what they can do", 1)[1].split("\n## ", 1)[0]
-    dbs = ("gumei", "gumei_health")
+    dbs = ("gumei", "gumei_health", "gumei_records")
 
     def named(cell: str) -> set[str]:
         return {d for d in re.findall(r"`([a-z_]+)`", cell.split("(")[0]) if d in dbs}

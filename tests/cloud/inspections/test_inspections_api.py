@@ -146,7 +146,7 @@ HOSTILE = [
 
 
 def _stored(influx) -> int:
-    return count(influx, f"SELECT count(score) FROM {INSPECTION.name}")
+    return count(influx, f"SELECT count(score) FROM {INSPECTION.name}", db=influx.records_db)
 
 
 @pytest.mark.parametrize(("what", "change", "code", "says"), HOSTILE, ids=[h[0] for h in HOSTILE])
