@@ -40,14 +40,18 @@ def fill_state(times_ms: I64, gross_kg: F64, capacity_kg: float) -> FillState | 
 
 
 def weekly_profile(hour_start_ms: I64, counts: F64, end_ms: int) -> tuple[F64, float]:
-    """A station's mean deposits per hour of the week from hourly counts before end_ms, over the
-    weeks since its first deposit (at most PROFILE_WEEKS); and how many weeks that is."""
+    """A station's mean deposits in each hour of the week, from hourly counts before end_ms since
+    its first deposit (each hour of the week divided by how often it occurred in that span); and
+    how many weeks the span is (at most PROFILE_WEEKS)."""
     profile = np.zeros(WEEK_HOURS)
     has = np.flatnonzero(counts > 0)
     if len(has) == 0:
         return profile, 0.0
     first = int(hour_start_ms[has[0]])
+    first -= first % HOUR_MS
     weeks = min((end_ms - first) / (WEEK_HOURS * HOUR_MS), float(PROFILE_WEEKS))
     keep = hour_start_ms >= first
     np.add.at(profile, hour_of_week(hour_start_ms[keep]), counts[keep])
-    return profile / max(weeks, 1.0), weeks
+    span = np.arange(first, end_ms, HOUR_MS, dtype=np.int64)
+    seen = np.bincount(hour_of_week(span), minlength=WEEK_HOURS)
+    return profile / np.maximum(seen, 1), weeks

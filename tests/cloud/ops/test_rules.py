@@ -301,7 +301,7 @@ def test_weekly_profile_means_over_the_weeks_of_history():
     hours = np.array([monday + w * 7 * DAY_MS + 9 * HOUR_MS for w in range(4)], dtype=np.int64)
     profile, weeks = weekly_profile(hours, np.full(4, 6.0), end)
     assert weeks == pytest.approx(4.0 - 9 / 168)
-    assert profile[9] == pytest.approx(24.0 / weeks)
+    assert profile[9] == pytest.approx(6.0)  # 4 Mondays 09:00, 6 each
     assert profile.sum() == pytest.approx(profile[9])
     empty, w0 = weekly_profile(np.array([], dtype=np.int64), np.array([]), end)
     assert w0 == 0.0 and empty.sum() == 0.0
