@@ -52,7 +52,7 @@ class InfluxSettings(BaseModel):
 
     username/password/token at the top are the administrator's (only `gumei influx grants --apply`
     and `gumei influx migrate-health` use them); each service connects with its own section
-    ([influx.ingest], [influx.aggregate], [influx.api], [influx.grafana]) and its grants
+    ([influx.ingest], [influx.aggregate], [influx.api], [influx.grafana], [influx.ops]) and its grants
     (cloud/influx_grants.py). An unset section falls back to the top-level identity (upgrades only).
     """
 
@@ -70,6 +70,7 @@ class InfluxSettings(BaseModel):
     aggregate: InfluxCredential = InfluxCredential()
     api: InfluxCredential = InfluxCredential()
     grafana: InfluxCredential = InfluxCredential()
+    ops: InfluxCredential = InfluxCredential()
 
     def credential(self, service: Service | None = None) -> InfluxCredential:
         """The identity `service` connects as (None: the administrator)."""

@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse
 from cloud import registry as registry_mod
 from cloud.api.deps import AppState
 from cloud.api.middleware import AuditResidentAccess, RealClient
-from cloud.api.routes import admin, devices, health, waste
+from cloud.api.routes import admin, devices, health, ops, waste
 from cloud.audit import AuditLog
 from cloud.auth import TokenStore
 from cloud.influx import InfluxClient
-from cloud.settings import CloudSettings
+from cloud.settings import CloudSettings, SettingsError
 
 
 def _one_line(exc: RequestValidationError) -> str:
@@ -43,6 +43,10 @@ def create_app(settings: CloudSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         influx = InfluxClient(settings.influx_config("api"))
+        try:  # the event routes write as the operations user; without [influx.ops] they answer 503
+            ops_influx: InfluxClient | None = InfluxClient(settings.influx_config("ops"))
+        except SettingsError:
+            ops_influx = None
         audit = audit_log(settings)
         audit.prune()  # and then once a day, on the first record of the day
         app.state.gumei = AppState(
@@ -51,9 +55,12 @@ def create_app(settings: CloudSettings) -> FastAPI:
             registry_mod.load(settings.registry),
             TokenStore(settings.tokens),
             audit,
+            ops_influx,
         )
         yield
         influx.close()
+        if ops_influx is not None:
+            ops_influx.close()
 
     app = FastAPI(title="Gumei community IoT", version="1", lifespan=lifespan)
 
@@ -69,6 +76,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.include_router(ops.router)
     # Outermost last: the real client is known before anything (audit, failed-login limits) uses it.
     app.add_middleware(AuditResidentAccess)
     app.add_middleware(RealClient, trusted=settings.api_forwarded_allow_ips)

@@ -28,6 +28,8 @@ class AppState:
     registry: Registry
     tokens: TokenStore
     audit: AuditLog
+    # the operations identity ([influx.ops]) for the event routes' writes; None when not configured
+    ops_influx: InfluxClient | None = None
 
 
 def get_state(request: Request) -> AppState:

@@ -13,7 +13,7 @@ from cloud.influx import InfluxClient, InfluxError
 from cloud.lineproto import line
 from cloud.ops import store
 from cloud.ops.inputs import gather
-from cloud.ops.lifecycle import Change, Event, State, plan
+from cloud.ops.lifecycle import STATE_AFTER, Change, Event, plan
 from cloud.ops.rules import DAY_MS, RULES, Rule, Thresholds
 from cloud.registry import Registry
 
@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 OVERLAP_MS = 5 * 60_000  # markers are re-read this far behind the watermark (late writes)
 FIRST_LOOKBACK_MS = 2 * DAY_MS  # a first pass looks at the stations touched in the last 2 days
-STATE_OF: dict[str, State] = {"open": "open", "acknowledge": "acknowledged", "resolve": "resolved"}
 
 
 def wall_ms() -> int:
@@ -91,7 +90,7 @@ class Evaluator:
             result.subjects += len(verdict.subjects)
             mine: dict[str, Event] = {s: ev for (r, s), ev in current.items() if r == rule.name}
             result.changes += plan(rule, verdict, mine, now)
-        store.write_changes(self.influx, [(c, STATE_OF[c.action]) for c in result.changes])
+        store.write_changes(self.influx, [(c, STATE_AFTER[c.action]) for c in result.changes])
         point = line(
             m.OPS_STATE.name,
             {},
@@ -107,7 +106,7 @@ class Evaluator:
         interval_s: float,
         report: Callable[[PassResult], None],
         stop: Callable[[], bool] = lambda: False,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         """Run a pass every interval_s until stop(); a failed pass is logged and retried next time."""
         while not stop():

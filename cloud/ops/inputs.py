@@ -112,7 +112,7 @@ def _observed_line(site: str, device: str, st: FillState) -> str:
 def _capacities(registry: Registry, t: Thresholds) -> dict[str, float]:
     """Capacity (kg) of every active scale; the default for one the registry gives none."""
     return {
-        d.id: float(d.capacity_kg or t.default_capacity_kg)
+        d.id: float(d.capacity_kg if d.capacity_kg and d.capacity_kg > 0 else t.default_capacity_kg)
         for s in registry.sites
         if s.kind == "waste" and not s.retired
         for d in s.devices

@@ -18,6 +18,7 @@ unresolved event whose deadline (opened + the severity's allowance) has passed, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -28,6 +29,11 @@ Action = Literal["open", "acknowledge", "resolve"]
 State = Literal["open", "acknowledged", "resolved"]
 ACTIONS: tuple[Action, ...] = ("open", "acknowledge", "resolve")
 AUTO = "auto"  # `by` of the evaluator's changes
+STATE_AFTER: dict[Action, State] = {
+    "open": "open",
+    "acknowledge": "acknowledged",
+    "resolve": "resolved",
+}  # the state a change that applies leads to
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,7 @@ def change_for(
         rule.severity,
         rule.audience,
         start + DEADLINE_MS[rule.severity],
-        float(value),
+        float(value) if math.isfinite(value) else 0.0,
         by,
         note,
     )

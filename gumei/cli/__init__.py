@@ -15,6 +15,7 @@ from gumei.cli import (
     health_cmds,
     influx_cmds,
     loadtest_cmd,
+    ops_cmds,
     registry_cmds,
     run_cmd,
     sim_cmds,
@@ -39,6 +40,7 @@ edge_cmds.register(app)
 dashboards_cmds.register(app)
 audit_cmds.register(app)
 influx_cmds.register(app)
+ops_cmds.register(app)
 
 
 def main() -> None:

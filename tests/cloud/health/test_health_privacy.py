@@ -104,6 +104,7 @@ def test_the_grants_table_is_least_privilege() -> None:
         ("api", "gumei"): "READ",
         ("api", "gumei_health"): "READ",
         ("grafana", "gumei"): "READ",
+        ("ops", "gumei"): "ALL",
     }
     assert "health" not in GRANTS["grafana"]
 
