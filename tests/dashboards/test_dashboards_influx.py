@@ -14,6 +14,9 @@ from cloud.health.daily import daily_lines
 from cloud.health.stats import StatRow, daily_stats
 from cloud.influx import InfluxClient, InfluxConfig
 from cloud.lineproto import line, point_time_ns
+from cloud.ops.lifecycle import change_for
+from cloud.ops.rules import BY_NAME
+from cloud.ops.store import change_line
 from dashboards import generate as gen
 from dashboards import render, schema, verify
 from dashboards.macros import Raw
@@ -155,7 +158,35 @@ def _dataset() -> str:
             (NOW - 60_000) * 10**6,
         )
     )
+    lines += _events()
     return "\n".join(lines) + "\n"
+
+
+def _events() -> list[str]:
+    """Operations events as the evaluator and the API store them: one overdue (a major event
+    opened 5 h before NOW: 4 h allowed), one acknowledged in time, one resolved."""
+    gw, full = BY_NAME["gateway_offline"], BY_NAME["bin_full"]
+    changes = [
+        (change_for(gw, "WS-0201", "open", NOW - 5 * HOUR), "open"),
+        (change_for(full, "WS-0101-S1", "open", NOW - HOUR), "open"),
+        (
+            change_for(
+                full,
+                "WS-0101-S1",
+                "acknowledge",
+                NOW - HOUR + 60_000,
+                by="tok",
+                opened_ms=NOW - HOUR,
+            ),
+            "acknowledged",
+        ),
+        (change_for(gw, "WS-0102", "open", NOW - 9 * HOUR), "open"),
+        (
+            change_for(gw, "WS-0102", "resolve", NOW - 8 * HOUR, opened_ms=NOW - 9 * HOUR),
+            "resolved",
+        ),
+    ]
+    return [change_line(c, state) for c, state in changes]
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +303,23 @@ def test_fleet_counts(dash_influx: InfluxClient) -> None:
     assert value("Gateways offline") == 1
     assert value("Devices reporting a fault") == 1
     assert value("Quarantined entries (") == 3
+
+
+def test_fleet_events_panels(dash_influx: InfluxClient) -> None:
+    def value(title: str) -> float:
+        ((_, _, query),) = _panel("fleet", title)
+        return dash_influx.query(query)[0].values[0][1]
+
+    assert value("Open events") == 2  # the resolved one is not counted
+    assert value("Overdue events") == 1
+    ((_, _, query),) = _panel("fleet", "Open and overdue events")
+    rows = {
+        (s.tags["rule"], s.tags["subject"]): dict(zip(s.columns, s.values[0], strict=True))
+        for s in dash_influx.query(query)
+    }
+    assert set(rows) == {("gateway_offline", "WS-0201"), ("bin_full", "WS-0101-S1")}
+    assert rows[("bin_full", "WS-0101-S1")]["state"] == "acknowledged"
+    assert rows[("gateway_offline", "WS-0201")]["deadline_ms"] == NOW - HOUR
 
 
 def test_health_abnormal_rate_inputs(dash_influx: InfluxClient) -> None:
