@@ -14,7 +14,7 @@ from cloud.health.daily import daily_lines
 from cloud.health.stats import StatRow, daily_stats
 from cloud.influx import InfluxClient, InfluxConfig
 from cloud.lineproto import line, point_time_ns
-from cloud.ops.lifecycle import change_for
+from cloud.ops.lifecycle import Change, State, change_for
 from cloud.ops.rules import BY_NAME
 from cloud.ops.store import change_line
 from dashboards import generate as gen
@@ -166,7 +166,7 @@ def _events() -> list[str]:
     """Operations events as the evaluator and the API store them: one overdue (a major event
     opened 5 h before NOW: 4 h allowed), one acknowledged in time, one resolved."""
     gw, full = BY_NAME["gateway_offline"], BY_NAME["bin_full"]
-    changes = [
+    changes: list[tuple[Change, State]] = [
         (change_for(gw, "WS-0201", "open", NOW - 5 * HOUR), "open"),
         (change_for(full, "WS-0101-S1", "open", NOW - HOUR), "open"),
         (
