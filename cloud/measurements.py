@@ -211,6 +211,20 @@ OPS_PROFILE = Measurement(
 """A station's usual deposits per hour of the week (Monday 00:00 Shanghai first; 168 comma-separated
 means over its last weeks of history); time = the Shanghai day it was learned (one point a day)."""
 
+OPS_DELIVERY = Measurement(
+    "ops_delivery",
+    tags=("subscriber", "outcome"),
+    fields={
+        "key": "string",
+        "status": "integer",
+        "error": "string",
+        "latency_ms": "float",
+        "event_ms": "integer",
+    },
+)
+"""The delivery log: one point per attempt to send one notice (key = its idempotency key) to one
+subscriber; outcome delivered | failed | rejected. What is delivered or rejected is never sent again."""
+
 OPS_STATE = Measurement(
     "ops_state",
     tags=(),
@@ -235,5 +249,6 @@ ALL = (
     OPS_EVENT,
     OPS_OBSERVED,
     OPS_PROFILE,
+    OPS_DELIVERY,
     OPS_STATE,
 )

@@ -19,6 +19,7 @@ from cloud.auth import FailLimit, FailureLimits, FailWindowS, MaxClients
 from cloud.influx import InfluxConfig
 from cloud.influx_grants import SERVICES, Service
 from cloud.ingest.options import DEFAULT_MAX_AGE_DAYS, WorkerOptions
+from cloud.ops.delivery import Subscriber
 from cloud.registry import DEFAULT_PATH as DEFAULT_REGISTRY
 from contract.errors import first_error
 from runtime.mqtt import MqttEndpoint
@@ -126,6 +127,22 @@ class TargetSettings(BaseModel):
         return TargetRules(**self.model_dump())
 
 
+class OpsSettings(BaseModel):
+    """The operations evaluator and its subscribers (docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    interval_s: float = Field(60.0, ge=1, le=86_400)
+    subscribers: list[Subscriber] = []
+
+    @field_validator("subscribers")
+    @classmethod
+    def _unique(cls, value: list[Subscriber]) -> list[Subscriber]:
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError("ops.subscribers: names must be unique")
+        return value
+
+
 class CloudSettings(BaseSettings):
     """Everything a cloud process needs; built once in main() and passed down."""
 
@@ -141,6 +158,7 @@ class CloudSettings(BaseSettings):
     tokens: Path = Path("run/tokens.json")
     aggregate_interval_s: float = Field(60.0, ge=1, le=86_400)
     targets: TargetSettings = TargetSettings()
+    ops: OpsSettings = OpsSettings()
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65_535)
     # API hardening (docs/security.md "API routes and roles", "Audit trail", "Behind a reverse proxy"):

@@ -14,6 +14,7 @@ from cloud import registry
 from cloud.settings import load_settings
 
 if TYPE_CHECKING:
+    from cloud.ops.delivery import DeliveryResult
     from cloud.ops.evaluator import PassResult
 
 ConfigOpt = Annotated[
@@ -54,19 +55,70 @@ def evaluate(config: ConfigOpt = None) -> None:
 def loop(
     config: ConfigOpt = None,
     interval: Annotated[
-        float, typer.Option(min=1, max=86_400, help="seconds between passes")
-    ] = 60.0,
+        float | None,
+        typer.Option(min=1, max=86_400, help="seconds between passes (default [ops] interval_s)"),
+    ] = None,
 ) -> None:
-    """Evaluate every `interval` seconds until SIGTERM/Ctrl-C, printing events as they open and resolve."""
+    """Evaluate every `interval` seconds until SIGTERM/Ctrl-C, printing events as they open and
+    resolve, and deliver them to the configured subscribers after each pass."""
     from cloud.influx import InfluxClient
-    from cloud.ops.evaluator import Evaluator
+    from cloud.ops import store
+    from cloud.ops.delivery import Deliverer
+    from cloud.ops.evaluator import Evaluator, wall_ms
 
     s = load_settings(config)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with InfluxClient(s.influx_config("ops")) as influx:
-        Evaluator(influx, registry.load(s.registry)).loop(interval, _report, stop.is_set, stop.wait)
+        deliverer = Deliverer(influx, s.ops.subscribers, wall_ms)
+
+        def after(result: PassResult) -> None:
+            _report(result)
+            if s.ops.subscribers:
+                eps = [ev for v in store.read_episodes(influx).values() for ev in v]
+                _delivery_report(deliverer.run_once(eps))
+
+        try:
+            Evaluator(influx, registry.load(s.registry)).loop(
+                interval or s.ops.interval_s, after, stop.is_set, stop.wait
+            )
+        finally:
+            deliverer.close()
+
+
+def _delivery_report(result: DeliveryResult) -> None:
+    for name, r in result.by_subscriber.items():
+        if r.delivered or r.rejected or r.failed or r.pending:
+            typer.echo(
+                f"delivery {name}: {r.delivered} delivered, {r.rejected} rejected, "
+                f"{r.failed} failed, {r.pending} pending" + (" (backing off)" if r.waiting else "")
+            )
+
+
+@ops.command("deliver")
+def deliver(config: ConfigOpt = None) -> None:
+    """Send every undelivered event change of the last 7 days to each subscriber once (signed
+    JSON or a chat robot's text; docs/operations.md); exit 1 if any is still pending."""
+    from cloud.influx import InfluxClient
+    from cloud.ops import store
+    from cloud.ops.delivery import Deliverer
+    from cloud.ops.evaluator import wall_ms
+
+    s = load_settings(config)
+    if not s.ops.subscribers:
+        typer.echo("no subscribers configured ([[ops.subscribers]] in the config)")
+        return
+    with InfluxClient(s.influx_config("ops")) as influx:
+        deliverer = Deliverer(influx, s.ops.subscribers, wall_ms)
+        try:
+            eps = [ev for v in store.read_episodes(influx).values() for ev in v]
+            result = deliverer.run_once(eps)
+        finally:
+            deliverer.close()
+    _delivery_report(result)
+    if any(r.pending for r in result.by_subscriber.values()):
+        raise typer.Exit(1)
 
 
 @ops.command("events")

@@ -4,19 +4,17 @@ dedup across passes and evaluators, incremental reads, overdue with an injected 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 
 from cloud import measurements as m
 from cloud.days import DAY_MS, day_start_ms, number_of
-from cloud.influx import InfluxClient, InfluxConfig
+from cloud.influx import InfluxClient
 from cloud.lineproto import line
 from cloud.ops import store
 from cloud.ops.evaluator import Evaluator, read_watermark
 from cloud.ops.rules import HOUR_MS
 from cloud.registry import Area, Device, Registry, Site
-from devstack.services import Influxd
 
 DAY = number_of(dt.date(2024, 6, 12))  # a Wednesday
 START = day_start_ms(DAY) + 10 * HOUR_MS  # 10:00 Shanghai: last collection 06:00, next 18:00
@@ -47,22 +45,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxClient]:
-    server = Influxd(tmp_path_factory.mktemp("ops-influxd"))
-    server.start()
-    client = InfluxClient(
-        InfluxConfig(
-            url=server.url, auth="basic", username=server.username, password=server.password
-        )
-    )
-    try:
-        yield client
-    finally:
-        client.close()
-        server.stop()
 
 
 def _write(influx: InfluxClient, *lines: str) -> None:
@@ -103,7 +85,7 @@ def _open(influx: InfluxClient) -> dict[tuple[str, str], str]:
 
 
 @pytest.fixture(scope="module")
-def history(influx: InfluxClient) -> None:
+def history(private_influx: InfluxClient) -> None:
     """Four weeks of one deposit an hour at WS-0102 (so its profile expects 1 an hour), ending 6 h
     before START; WS-0101 has no history (its silence is never judged)."""
     lines = []
@@ -111,10 +93,11 @@ def history(influx: InfluxClient) -> None:
     for h in range(28 * 24 - 6):
         lines += _reading("WS-0102", first + h * HOUR_MS + 5 * MIN, 10.0)
     lines += _reading("WS-0102", START - 6 * HOUR_MS + 5 * MIN, 10.0, marker_at=START - 6 * HOUR_MS)
-    _write(influx, *lines)
+    _write(private_influx, *lines)
 
 
-def test_rules_open_dedup_and_auto_resolve(influx: InfluxClient, history: None) -> None:
+def test_rules_open_dedup_and_auto_resolve(private_influx: InfluxClient, history: None) -> None:
+    influx = private_influx
     clock = Clock(START)
     ev = Evaluator(influx, REGISTRY, clock=clock)
     # a bin at 95 % (capacity 100), read after the 06:00 collection; one at 50 % of the 240 kg default
@@ -230,8 +213,9 @@ def test_rules_open_dedup_and_auto_resolve(influx: InfluxClient, history: None) 
     ]
 
 
-def test_late_data_and_overdue(influx: InfluxClient, history: None) -> None:
+def test_late_data_and_overdue(private_influx: InfluxClient, history: None) -> None:
     """A reading with an old timestamp written now is seen (by its marker); the event goes overdue."""
+    influx = private_influx
     clock = Clock(START + 2 * DAY_MS + 8 * HOUR_MS)  # Friday 18:00 ... collection now; use 19:00
     clock.now += HOUR_MS
     ev = Evaluator(influx, REGISTRY, clock=clock)
