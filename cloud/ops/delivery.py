@@ -175,9 +175,9 @@ def outcome_of(status: int) -> Outcome:
     """What an HTTP answer means for a notice."""
     if 200 <= status < 300:
         return "delivered"
-    if status in (408, 429) or status >= 500:
-        return "failed"
-    return "rejected"
+    if 400 <= status < 500 and status not in (408, 429):
+        return "rejected"
+    return "failed"  # 5xx, 408, 429, and 1xx/3xx (redirects are not followed: fix the URL)
 
 
 @dataclass
@@ -275,14 +275,22 @@ class Deliverer:
         url, body, headers = request_of(sub, n, now_ms // 1000)
         t0 = time.perf_counter()
         try:
-            r = self.http.post(url, content=body, headers=headers, timeout=sub.timeout_s)
+            with self.http.stream(
+                "POST", url, content=body, headers=headers, timeout=sub.timeout_s
+            ) as r:
+                outcome = outcome_of(r.status_code)
+                answer = b""
+                if outcome != "delivered":  # at most 1 KiB of a receiver's error, whatever it sends
+                    for chunk in r.iter_bytes():
+                        answer += chunk
+                        if len(answer) >= 1024:
+                            break
         except httpx.TimeoutException:
             return "failed", 0, "timed out", time.perf_counter() - t0
         except httpx.HTTPError as exc:
             return "failed", 0, f"{type(exc).__name__}: {str(exc)[:200]}", time.perf_counter() - t0
-        took = time.perf_counter() - t0
-        outcome = outcome_of(r.status_code)
-        return outcome, r.status_code, "" if outcome == "delivered" else r.text[:200], took
+        error = answer[:200].decode("utf-8", "replace")
+        return outcome, r.status_code, error, time.perf_counter() - t0
 
     def _log(
         self,

@@ -1,7 +1,8 @@
 """A real HTTP receiver of operations webhooks for tests: it can be down, slow, failing, or fine.
 
 Lifecycle: `Receiver(port)`, `start()`, `stop()` (then nothing listens: connection refused), start
-again on the same port. `mode` is "ok" (200), "500", "400", or "slow" (answers 200 after `delay_s`).
+again on the same port. `mode` is "ok" (200), "500", "400", "huge" (500 with 4 MiB of body), or "slow" (answers 200
+after `delay_s`).
 Every request that reached it is recorded (path, headers, body), also the ones it failed.
 """
 
@@ -70,7 +71,7 @@ def _handler(rx: Receiver) -> Any:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             mode = rx.mode
-            status = {"ok": 200, "500": 500, "400": 400, "slow": 200}[mode]
+            status = {"ok": 200, "500": 500, "400": 400, "slow": 200, "huge": 500}[mode]
             headers = {k.lower(): v for k, v in self.headers.items()}
             rx.record(Received(self.path, headers, body, status))
             if mode == "slow":
@@ -79,6 +80,9 @@ def _handler(rx: Receiver) -> Any:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
+                if mode == "huge":  # a hostile receiver: megabytes of error
+                    for _ in range(64):
+                        self.wfile.write(b"x" * 65536)
                 self.wfile.write(b'{"ok": true}' if status == 200 else b'{"error": "no"}')
             except OSError:  # the client gave up (timed out) before the answer
                 pass

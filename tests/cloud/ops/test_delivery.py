@@ -197,7 +197,7 @@ def test_filters_rejections_and_robots(private_influx, receiver):
 
 
 def test_outcomes_and_notices_are_pure():
-    assert [outcome_of(s) for s in (200, 204, 400, 404, 408, 429, 500, 503)] == [
+    assert [outcome_of(s) for s in (200, 204, 400, 404, 408, 429, 500, 503, 301)] == [
         "delivered",
         "delivered",
         "rejected",
@@ -206,6 +206,7 @@ def test_outcomes_and_notices_are_pure():
         "failed",
         "failed",
         "failed",
+        "failed",  # a redirect is not followed: retried until someone fixes the URL
     ]
     gw = BY_NAME["gateway_offline"]
     c = change_for(gw, "WS-X", "open", T0)
@@ -232,3 +233,17 @@ def test_bad_subscribers_are_refused(bad):
 
     with pytest.raises(ValidationError):
         Subscriber.model_validate(bad)
+
+
+def test_a_hostile_receivers_huge_answer_is_cut(private_influx, receiver):
+    influx = private_influx
+    _events(influx, "H")
+    receiver.start()
+    receiver.mode = "huge"
+    sub = Subscriber(name="hostile", url=receiver.url)
+    r = _deliverer(influx, [sub], Clock(T0 + 10_000)).run_once(_episodes(influx, "WS-H"))
+    assert r.by_subscriber["hostile"].failed == 1
+    (s,) = influx.query(
+        f'SELECT "error" FROM "{m.OPS_DELIVERY.name}" WHERE "subscriber" = \'hostile\''
+    )
+    assert len(s.values[0][1]) <= 200
