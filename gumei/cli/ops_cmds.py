@@ -45,7 +45,11 @@ def evaluate(config: ConfigOpt = None) -> None:
     with InfluxClient(s.influx_config("ops")) as influx:
         result = Evaluator(influx, registry.load(s.registry)).run_once()
     _report(result)
-    typer.echo(
+    typer.echo(_summary(result))
+
+
+def _summary(result: PassResult) -> str:
+    return (
         f"evaluated {result.subjects} rule-subject pairs ({result.observed} scales read anew): "
         f"{len(result.opened)} opened, {len(result.resolved)} resolved in {result.seconds:.2f}s"
     )
@@ -75,6 +79,7 @@ def loop(
 
         def after(result: PassResult) -> None:
             _report(result)
+            typer.echo(_summary(result))
             if s.ops.subscribers:
                 eps = [ev for v in store.read_episodes(influx).values() for ev in v]
                 _delivery_report(deliverer.run_once(eps))
