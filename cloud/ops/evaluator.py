@@ -12,7 +12,7 @@ from cloud import measurements as m
 from cloud.influx import InfluxClient, InfluxError
 from cloud.lineproto import line
 from cloud.ops import store
-from cloud.ops.inputs import gather
+from cloud.ops.inputs import Cache, gather
 from cloud.ops.lifecycle import STATE_AFTER, Change, Event, plan
 from cloud.ops.rules import DAY_MS, RULES, Rule, Thresholds
 from cloud.registry import Registry
@@ -71,14 +71,20 @@ class Evaluator:
         self.thresholds = thresholds or Thresholds()
         self.clock = clock
         self.rules = rules
+        self.cache = Cache()
+        self._last_ms: int | None = None  # this evaluator's own last pass (its markers' watermark)
 
     def run_once(self) -> PassResult:
         """One pass: inputs since the watermark, every rule, the changes stored, the watermark moved."""
         t0 = time.perf_counter()
         now = self.clock()
-        stored = read_watermark(self.influx)
-        since = now - FIRST_LOOKBACK_MS if stored is None else min(stored, now) - OVERLAP_MS
-        inputs, observed = gather(self.influx, self.registry, since, now, self.thresholds)
+        # Markers since this evaluator's own last pass (its cache saw everything before); on a
+        # cold start since the stored watermark (any evaluator's), else the first lookback.
+        last = self._last_ms if self._last_ms is not None else read_watermark(self.influx)
+        since = now - FIRST_LOOKBACK_MS if last is None else min(last, now) - OVERLAP_MS
+        inputs, observed = gather(
+            self.influx, self.registry, since, now, self.thresholds, self.cache
+        )
         current = store.current(store.read_episodes(self.influx))
         result = PassResult(now, observed)
         for rule in self.rules:
@@ -98,6 +104,7 @@ class Evaluator:
             now * 1_000_000,
         )
         self.influx.write_lines((point + "\n").encode())
+        self._last_ms = now
         result.seconds = time.perf_counter() - t0
         return result
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from cloud import measurements as m
 from cloud.days import DAY_MS, day_number, day_start_ms
@@ -71,13 +73,25 @@ def touched_sites(influx: InfluxClient, since_ms: int) -> set[str]:
     return {s.tags.get("site", "") for s in influx.query(q)} - {""}
 
 
+@dataclass
+class Cache:
+    """What a long-running evaluator keeps between passes so a pass costs what changed: every
+    scale's fill state (loaded from `ops_observed` once, then updated by its own observations)
+    and the day's station profiles. A fresh Cache (a one-shot run) loads both from InfluxDB."""
+
+    scales: dict[str, FillState] | None = None
+    profiles_day: int = -1
+    profiles: dict[str, tuple[npt.NDArray[np.float64], float]] = field(default_factory=dict)
+
+
 def observe_scales(
     influx: InfluxClient, registry: Registry, sites: set[str], now_ms: int, t: Thresholds
-) -> int:
-    """Read the touched stations' recent readings; store each scale's fill state. Returns scales."""
+) -> dict[str, FillState]:
+    """Read the touched stations' recent readings; store each scale's fill state; return them."""
     capacity = _capacities(registry, t)
     waste = sorted(s for s in sites if (x := registry.site(s)) is not None and x.kind == "waste")
     lines = []
+    states: dict[str, FillState] = {}
     for group in _groups(waste):
         q = (
             f'SELECT "gross_kg" FROM "{m.WASTE_READING.name}" WHERE "site" =~ {_site_regex(group)} '
@@ -94,10 +108,11 @@ def observe_scales(
             gross = np.array([p[1] for p in pts], dtype=np.float64)
             state = fill_state(times, gross, capacity[device])
             if state is not None:
+                states[device] = state
                 lines.append(_observed_line(s.tags.get("site", ""), device, state))
     if lines:
         influx.write_lines(("\n".join(lines) + "\n").encode())
-    return len(lines)
+    return states
 
 
 def _observed_line(site: str, device: str, st: FillState) -> str:
@@ -120,43 +135,50 @@ def _capacities(registry: Registry, t: Thresholds) -> dict[str, float]:
     }
 
 
-def read_bins(influx: InfluxClient, registry: Registry, now_ms: int, t: Thresholds) -> BinInputs:
-    """Every active scale's stored fill state (scales never observed are left out)."""
-    capacity = _capacities(registry, t)
+def load_scales(influx: InfluxClient, now_ms: int) -> dict[str, FillState]:
+    """Every scale's latest stored fill state of the silence horizon (a cold start's one read)."""
     q = (
         f'SELECT last("gross_kg") AS "gross_kg", last("rate_kg_h") AS "rate_kg_h", '
         f'last("reading_ms") AS "reading_ms" FROM "{m.OPS_OBSERVED.name}" '
         f'WHERE time > {now_ms - SILENCE_HORIZON_MS}ms GROUP BY "device"'
     )
-    rows = []
+    out = {}
     for tags, idx, v in _rows(influx.query(q)):
-        device = tags.get("device", "")
-        if device in capacity:
-            rows.append(
-                (
-                    device,
-                    float(v[idx["gross_kg"]]),
-                    capacity[device],
-                    float(v[idx["rate_kg_h"]]),
-                    int(v[idx["reading_ms"]]),
-                )
-            )
-    rows.sort()
+        out[tags.get("device", "")] = FillState(
+            float(v[idx["gross_kg"]]), int(v[idx["reading_ms"]]), float(v[idx["rate_kg_h"]])
+        )
+    return out
+
+
+def bins_of(
+    registry: Registry, scales: dict[str, FillState], now_ms: int, t: Thresholds
+) -> BinInputs:
+    """The bin rules' inputs: every active scale with a fill state in the silence horizon."""
+    capacity = _capacities(registry, t)
+    floor = now_ms - SILENCE_HORIZON_MS
+    rows = sorted((d, st) for d, st in scales.items() if d in capacity and st.reading_ms > floor)
     return BinInputs(
-        [r[0] for r in rows],
-        np.array([r[1] for r in rows], dtype=np.float64),
-        np.array([r[2] for r in rows], dtype=np.float64),
-        np.array([r[3] for r in rows], dtype=np.float64),
-        np.array([r[4] for r in rows], dtype=np.int64),
+        [d for d, _ in rows],
+        np.array([st.gross_kg for _, st in rows], dtype=np.float64),
+        np.array([capacity[d] for d, _ in rows], dtype=np.float64),
+        np.array([st.rate_kg_h for _, st in rows], dtype=np.float64),
+        np.array([st.reading_ms for _, st in rows], dtype=np.int64),
     )
 
 
 def read_profiles(
-    influx: InfluxClient, sites: list[str], now_ms: int
-) -> dict[str, tuple[np.ndarray[Any, np.dtype[np.float64]], float]]:
-    """Each station's weekly profile as learned today; learned now (and stored) for those not yet."""
+    influx: InfluxClient, sites: list[str], now_ms: int, cache: Cache | None = None
+) -> dict[str, tuple[npt.NDArray[np.float64], float]]:
+    """Each station's weekly profile as learned today; learned now (and stored) for those not yet.
+    With a cache, InfluxDB is asked once a day (and for stations the cache does not hold)."""
     today = day_start_ms(int(day_number(now_ms)))
-    out: dict[str, tuple[np.ndarray[Any, np.dtype[np.float64]], float]] = {}
+    if (
+        cache is not None
+        and cache.profiles_day == today
+        and all(s in cache.profiles for s in sites)
+    ):
+        return cache.profiles
+    out: dict[str, tuple[npt.NDArray[np.float64], float]] = {}
     q = (
         f'SELECT last("profile") AS "profile", last("weeks") AS "weeks" FROM "{m.OPS_PROFILE.name}" '
         f'WHERE time >= {today}ms GROUP BY "site"'
@@ -195,11 +217,17 @@ def read_profiles(
             )
     if lines:
         influx.write_lines(("\n".join(lines) + "\n").encode())
+    if cache is not None:
+        cache.profiles_day, cache.profiles = today, out
     return out
 
 
 def read_silence(
-    influx: InfluxClient, registry: Registry, bins: BinInputs, now_ms: int
+    influx: InfluxClient,
+    registry: Registry,
+    bins: BinInputs,
+    now_ms: int,
+    cache: Cache | None = None,
 ) -> SilenceInputs:
     """Every active waste station's last reading (from its scales' states) and weekly profile."""
     sites = sorted(s.id for s in registry.sites if s.kind == "waste" and not s.retired)
@@ -208,7 +236,7 @@ def read_silence(
     for device, ts in zip(bins.device, bins.reading_ms, strict=True):
         site = site_of.get(device, "")
         last[site] = max(last.get(site, 0), int(ts))
-    profiles = read_profiles(influx, sites, now_ms)
+    profiles = read_profiles(influx, sites, now_ms, cache)
     floor = now_ms - SILENCE_HORIZON_MS
     return SilenceInputs(
         sites,
@@ -295,21 +323,33 @@ def read_targets(influx: InfluxClient, now_ms: int) -> TargetInputs:
 
 
 def gather(
-    influx: InfluxClient, registry: Registry, since_ms: int, now_ms: int, t: Thresholds
+    influx: InfluxClient,
+    registry: Registry,
+    since_ms: int,
+    now_ms: int,
+    t: Thresholds,
+    cache: Cache | None = None,
 ) -> tuple[Inputs, int]:
     """Every rule's inputs now, after observing the scales of stations touched since since_ms.
     Returns the inputs and how many scales were observed anew."""
+    cache = cache if cache is not None else Cache()
     observed = observe_scales(influx, registry, touched_sites(influx, since_ms), now_ms, t)
-    bins = read_bins(influx, registry, now_ms, t)
+    if cache.scales is None:
+        cache.scales = load_scales(influx, now_ms)
+    for device, st in observed.items():
+        old = cache.scales.get(device)
+        if old is None or st.reading_ms >= old.reading_ms:
+            cache.scales[device] = st
+    bins = bins_of(registry, cache.scales, now_ms, t)
     return (
         Inputs(
             now_ms,
             bins=bins,
             gateways=read_gateways(influx, registry),
-            silence=read_silence(influx, registry, bins, now_ms),
+            silence=read_silence(influx, registry, bins, now_ms, cache),
             workers=read_workers(influx, now_ms, t),
             quarantine=read_quarantine(influx, now_ms, t),
             targets=read_targets(influx, now_ms),
         ),
-        observed,
+        len(observed),
     )

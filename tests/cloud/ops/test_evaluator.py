@@ -230,3 +230,22 @@ def test_late_data_and_overdue(private_influx: InfluxClient, history: None) -> N
     # the next collection (06:00) passes with no new reading: presumed emptied, resolved
     clock.now = day_start_ms(DAY + 3) + 6 * HOUR_MS + MIN
     assert ("bin_full", "WS-0103-S1") in {(c.rule, c.subject) for c in ev.run_once().resolved}
+
+
+def test_two_long_running_evaluators_each_see_every_marker(
+    private_influx: InfluxClient, history: None
+) -> None:
+    """Each evaluator reads the markers since its own last pass, not the shared watermark another
+    evaluator moved: its cache of scale states never misses a reading."""
+    influx = private_influx
+    clock = Clock(START + 5 * DAY_MS)
+    a, b = Evaluator(influx, REGISTRY, clock=clock), Evaluator(influx, REGISTRY, clock=clock)
+    a.run_once()
+    b.run_once()
+    _write(influx, *_reading("WS-0101", clock.now + MIN, 99.0, marker_at=clock.now + MIN))
+    clock.now += 2 * MIN
+    assert b.run_once().observed == 1  # b sees it and moves the shared watermark
+    clock.now += 30 * MIN  # far past the overlap behind b's watermark
+    seen = a.run_once()
+    assert seen.observed == 1
+    assert a.cache.scales is not None and a.cache.scales["WS-0101-S1"].gross_kg == 99.0
