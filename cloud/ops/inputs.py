@@ -89,7 +89,8 @@ def observe_scales(
 ) -> dict[str, FillState]:
     """Read the touched stations' recent readings; store each scale's fill state; return them."""
     capacity = _capacities(registry, t)
-    waste = sorted(s for s in sites if (x := registry.site(s)) is not None and x.kind == "waste")
+    index = registry.site_index()  # once: registry.site() builds it on every call
+    waste = sorted(s for s in sites if (x := index.get(s)) is not None and x.kind == "waste")
     lines = []
     states: dict[str, FillState] = {}
     for group in _groups(waste):
