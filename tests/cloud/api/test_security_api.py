@@ -36,6 +36,8 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/health/residents/{resident}/fhir"): {"params": {"start": TODAY, "end": TODAY}},
     ("GET", "/api/v1/health/daily"): {"params": {"start": TODAY, "end": TODAY}},
     ("GET", "/api/v1/admin/audit"): {"params": {"since": "1h", "limit": 10}},
+    ("GET", "/api/v1/ops/rules"): {},
+    ("GET", "/api/v1/ops/events"): {"params": {"state": "active", "limit": 10}},
 }
 
 
