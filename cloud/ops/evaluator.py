@@ -12,6 +12,7 @@ from cloud import measurements as m
 from cloud.influx import InfluxClient, InfluxError
 from cloud.lineproto import line
 from cloud.ops import store
+from cloud.ops.housekeeping import prune
 from cloud.ops.inputs import Cache, gather
 from cloud.ops.lifecycle import STATE_AFTER, Change, Event, plan
 from cloud.ops.rules import DAY_MS, RULES, Rule, Thresholds
@@ -73,6 +74,7 @@ class Evaluator:
         self.rules = rules
         self.cache = Cache()
         self._last_ms: int | None = None  # this evaluator's own last pass (its markers' watermark)
+        self._pruned_ms = 0
 
     def run_once(self) -> PassResult:
         """One pass: inputs since the watermark, every rule, the changes stored, the watermark moved."""
@@ -85,7 +87,8 @@ class Evaluator:
         inputs, observed = gather(
             self.influx, self.registry, since, now, self.thresholds, self.cache
         )
-        current = store.current(store.read_episodes(self.influx))
+        episodes = store.read_episodes(self.influx)
+        current = store.current(episodes)
         result = PassResult(now, observed)
         for rule in self.rules:
             if rule.evaluate is None:
@@ -105,6 +108,9 @@ class Evaluator:
         )
         self.influx.write_lines((point + "\n").encode())
         self._last_ms = now
+        if now - self._pruned_ms >= DAY_MS:  # once a day (and on start): idempotent deletions
+            prune(self.influx, episodes, now)
+            self._pruned_ms = now
         result.seconds = time.perf_counter() - t0
         return result
 

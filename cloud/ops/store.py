@@ -21,7 +21,7 @@ Key = tuple[str, str]  # (rule, subject)
 _FIELDS = ("action", "severity", "audience", "deadline_ms", "value", "by", "note")
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
     """A string literal for InfluxQL (callers validate ids; this keeps any text inert)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -56,9 +56,9 @@ def read_episodes(
     """Every episode of every (rule, subject), or of one rule / subject, folded from the log."""
     where = []
     if rule is not None:
-        where.append(f'"rule" = {_quote(rule)}')
+        where.append(f'"rule" = {quote(rule)}')
     if subject is not None:
-        where.append(f'"subject" = {_quote(subject)}')
+        where.append(f'"subject" = {quote(subject)}')
     cond = f" WHERE {' AND '.join(where)}" if where else ""
     cols = ", ".join(f'"{f}"' for f in _FIELDS)
     out: dict[Key, list[Event]] = {}
