@@ -298,12 +298,14 @@ def fleet() -> dm.Dashboard:
 
 
 def _latest_events() -> str:
-    """Each (rule, subject)'s latest change (cloud/ops/store.py): its state, deadline and details.
-    No $timeFilter: an event opened before the dashboard's range and still open must show."""
-    cols = ", ".join(
-        f"last({q(f)}) AS {q(f)}" for f in ("state", "severity", "audience", "deadline_ms", "value")
+    """Each (rule, subject)'s latest change (cloud/ops/store.py): one selector, so the other fields
+    and the time are that point's. No $timeFilter: an event opened before the dashboard's range and
+    still open must show."""
+    cols = ", ".join(q(f) for f in ("severity", "audience", "deadline_ms", "value"))
+    return (
+        f"SELECT last({q('state')}) AS {q('state')}, {cols} FROM {q(E.name)} "
+        f"GROUP BY {q('rule')}, {q('subject')}"
     )
-    return f"SELECT {cols} FROM {q(E.name)} GROUP BY {q('rule')}, {q('subject')}"
 
 
 def events_panels(d: dashboard.Dashboard, g: Grid) -> dashboard.Dashboard:

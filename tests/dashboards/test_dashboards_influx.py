@@ -167,14 +167,15 @@ def _events() -> list[str]:
     opened 5 h before NOW: 4 h allowed), one acknowledged in time, one resolved."""
     gw, full = BY_NAME["gateway_offline"], BY_NAME["bin_full"]
     changes: list[tuple[Change, State]] = [
-        (change_for(gw, "WS-0201", "open", NOW - 5 * HOUR), "open"),
-        (change_for(full, "WS-0101-S1", "open", NOW - HOUR), "open"),
+        (change_for(gw, "WS-0201", "open", NOW - 5 * HOUR, 11.0), "open"),
+        (change_for(full, "WS-0101-S1", "open", NOW - HOUR, 93.5), "open"),
         (
             change_for(
                 full,
                 "WS-0101-S1",
                 "acknowledge",
                 NOW - HOUR + 60_000,
+                93.5,
                 by="tok",
                 opened_ms=NOW - HOUR,
             ),
@@ -320,6 +321,8 @@ def test_fleet_events_panels(dash_influx: InfluxClient) -> None:
     assert set(rows) == {("gateway_offline", "WS-0201"), ("bin_full", "WS-0101-S1")}
     assert rows[("bin_full", "WS-0101-S1")]["state"] == "acknowledged"
     assert rows[("gateway_offline", "WS-0201")]["deadline_ms"] == NOW - HOUR
+    assert rows[("gateway_offline", "WS-0201")]["time"] == NOW - 5 * HOUR  # its last change
+    assert rows[("bin_full", "WS-0101-S1")]["value"] == 93.5
 
 
 def test_health_abnormal_rate_inputs(dash_influx: InfluxClient) -> None:
