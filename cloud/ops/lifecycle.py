@@ -156,6 +156,8 @@ def plan(rule: Rule, verdict: Verdict, current: dict[str, Event], now_ms: int) -
     fires and no event is active, resolve where it clears and one is. Keeps everything else."""
     out: list[Change] = []
     for i, subject in enumerate(verdict.subjects):
+        if not subject:  # a point without the tag (InfluxDB gives ""): nothing to name an event by
+            continue
         ev = current.get(subject)
         value = float(verdict.value[i])
         if bool(verdict.firing[i]) and (ev is None or not ev.active):

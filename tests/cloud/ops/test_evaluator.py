@@ -249,3 +249,39 @@ def test_two_long_running_evaluators_each_see_every_marker(
     seen = a.run_once()
     assert seen.observed == 1
     assert a.cache.scales is not None and a.cache.scales["WS-0101-S1"].gross_kg == 99.0
+
+
+def test_odd_tags_from_dead_letters_and_stats_never_break_a_pass(
+    private_influx: InfluxClient,
+) -> None:
+    """A dead letter's site tag comes from whatever topic a gateway sent (sanitized, but spaces,
+    commas and = remain); a stats point may lack its worker tag. The pass opens an event for the
+    first and skips the second."""
+    influx = private_influx
+    now = START + 20 * DAY_MS
+    odd = "WS 01,99=x"
+    _write(
+        influx,
+        line(
+            m.QUARANTINE.name,
+            {"site": odd, "kind": "waste", "code": "bad_topic", "worker": "w"},
+            {"reason": "x", "topic": "t", "payload": "{}", "entries": 40},
+            (now - MIN) * 10**6,
+        ),
+        line(
+            m.INGEST_STATS.name,
+            {},
+            {"written_per_s": 0.0, "queue_depth": 3},
+            (now - 90_000) * 10**6,
+        ),
+        line(
+            m.INGEST_STATS.name,
+            {},
+            {"written_per_s": 0.0, "queue_depth": 3},
+            (now - 30_000) * 10**6,
+        ),
+    )
+    result = Evaluator(influx, REGISTRY, clock=Clock(now)).run_once()
+    assert ("quarantine_spike", odd) in {(c.rule, c.subject) for c in result.opened}
+    assert all(c.subject for c in result.changes)
+    assert store.read_episodes(influx, "quarantine_spike", odd)[("quarantine_spike", odd)][0].active

@@ -88,6 +88,11 @@ def _verdict(firing, clear):
     )
 
 
+def test_plan_skips_a_subject_without_a_name():
+    v = Verdict(["", "S1"], np.array([True, True]), np.array([False, False]), np.zeros(2))
+    assert [c.subject for c in plan(RULE, v, {}, T0)] == ["S1"]
+
+
 def _event(subject, state):
     return Event(RULE.name, subject, T0, state, "major", "field", T0 + 1, 0.0)
 
