@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud.registry import Registry
-from contract.topics import PREFIX, SHARED_INGEST, kind_of_site
+from cloud.registry import Registry, SiteKind, kind_of_id
+from contract.topics import PREFIX, SHARED_INGEST, kind_of_site, status, weighbridge_tickets
 from runtime.system import ServiceError
 
 SALT_BYTES = 12  # SALT_LEN in Mosquitto's dynamic_security.h
@@ -65,8 +65,23 @@ class Identity:
     textname: str
 
 
-def gateway_identity(site_id: str) -> Identity:
-    """A gateway publishes only its own site's topics (readings, retained status, Last Will); reads nothing."""
+def is_service_identity(username: str) -> bool:
+    """The broker's own identities (admin, ingest-N, monitor-N): never a gateway."""
+    return username == ADMIN or username.startswith(("ingest-", "monitor-"))
+
+
+def gateway_identity(site_id: str, kind: SiteKind | None = None) -> Identity:
+    """A gateway publishes only its own site's topics (readings, retained status, Last Will); reads nothing.
+
+    A weighbridge (registry kind `weighbridge`, id WB-…) publishes exactly its tickets topic and
+    its status topic, nothing else under its site (no readings: tonnage from a weighbridge comes
+    only as tickets)."""
+    if (kind or kind_of_id(site_id)) == "weighbridge":
+        acls = tuple(
+            Acl("publishClientSend", t)
+            for t in (weighbridge_tickets(site_id), status("waste", site_id))
+        )
+        return Identity(site_id, f"gateway-{site_id}", acls, f"weighbridge gateway of {site_id}")
     own = f"{PREFIX}/{kind_of_site(site_id)}/{site_id}/+"
     return Identity(
         site_id, f"gateway-{site_id}", (Acl("publishClientSend", own),), f"gateway of {site_id}"
@@ -111,7 +126,7 @@ def broker_identities(
     out = [admin_identity()]
     out += [worker_identity(worker_name(i)) for i in range(1, workers + 1)]
     out += [monitor_identity(monitor_name(i)) for i in range(1, monitors + 1)]
-    out += [gateway_identity(s.id) for s in registry.sites if not s.retired]
+    out += [gateway_identity(s.id, s.kind) for s in registry.sites if not s.retired]
     return out
 
 

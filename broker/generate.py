@@ -8,10 +8,11 @@ A `BrokerLayout` holds the only things allowed to differ: listeners, ports, path
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def load_or_make_passwords(path: Path, names: list[str]) -> dict[str, str]:
     return known
 
 
-def save_passwords(path: Path, passwords: dict[str, str]) -> None:
+def save_passwords(path: Path, passwords: Mapping[str, object]) -> None:
     """Write the 0600 JSON file of broker passwords (atomically)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -254,7 +255,9 @@ def write_worker_env(env_dir: Path, worker: str, passwords: dict[str, str], cert
     return path
 
 
-def rotate_password(out: Path, username: str, live: MqttEndpoint | None = None) -> str:
+def rotate_password(
+    out: Path, username: str, live: MqttEndpoint | None = None, new: str | None = None
+) -> str:
     """New password for one identity of a generated broker; only its secret, hash (and env file) change.
 
     With live (the broker's address, as the admin), the running broker takes it at once through the
@@ -266,13 +269,12 @@ def rotate_password(out: Path, username: str, live: MqttEndpoint | None = None) 
     passwords: dict[str, str] = json.loads(secrets_path.read_text())
     dynsec_out = out / "dynamic-security.json"
     doc = dynsec.read_config(dynsec_out)
-    if (
-        username not in passwords
-        or doc is None
-        or username not in {c.get("username") for c in doc.get("clients", [])}
-    ):
+    # the installable copy is kept in step when there is one; live, the broker's own file is
+    # what counts (the plugin rewrites it), so a layout without a copy (the local stack) is fine
+    known = doc is not None and username in {c.get("username") for c in doc.get("clients", [])}
+    if username not in passwords or (not known and (live is None or doc is not None)):
         raise ServiceError(f"{username} has no broker identity in {dynsec_out}")
-    new = secrets.token_urlsafe(18)
+    new = new or secrets.token_urlsafe(18)
     if live is not None:
         set_client_password(
             live.model_copy(update={"username": dynsec.ADMIN, "password": passwords[dynsec.ADMIN]}),
@@ -280,11 +282,63 @@ def rotate_password(out: Path, username: str, live: MqttEndpoint | None = None) 
             new,
         )
     passwords[username] = new
-    dynsec.set_password(doc, username, new)
-    tmp = dynsec_out.with_name(dynsec_out.name + ".tmp")
-    write_private(tmp, json.dumps(doc, indent=2) + "\n")
-    tmp.replace(dynsec_out)
+    if doc is not None:
+        dynsec.set_password(doc, username, new)
+        tmp = dynsec_out.with_name(dynsec_out.name + ".tmp")
+        write_private(tmp, json.dumps(doc, indent=2) + "\n")
+        tmp.replace(dynsec_out)
     save_passwords(secrets_path, passwords)
     if (out / "ingest" / f"{username}.env").exists():
         write_worker_env(out / "ingest", username, passwords, out / "tls" / "clients")
     return new
+
+
+# -- rotation without downtime: stage the next password on the gateway first, then switch -------
+
+PENDING_FILE = "pending.json"  # beside mqtt.json: staged passwords and when each becomes due
+
+
+def _pending_path(out: Path) -> Path:
+    return out / "secrets" / PENDING_FILE
+
+
+def pending_rotations(out: Path) -> dict[str, dict[str, str]]:
+    """Staged rotations: user -> {"password", "due" (ISO UTC)}."""
+    path = _pending_path(out)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def stage_rotation(out: Path, username: str, due: dt.datetime) -> str:
+    """A new password for one gateway, staged: the broker keeps the old one until it is committed.
+
+    The gateway's bundle carries it as `mqtt-password.next` (edge/credentials.py): the gateway
+    switches by itself when the broker refuses the old one. Staging again replaces the staged one.
+    """
+    passwords = json.loads((out / "secrets" / "mqtt.json").read_text())
+    if username not in passwords or dynsec.is_service_identity(username):
+        raise ServiceError(f"{username} is not a gateway of this broker (workers rotate directly)")
+    pending = pending_rotations(out)
+    new = secrets.token_urlsafe(18)
+    pending[username] = {"password": new, "due": due.astimezone(dt.UTC).isoformat()}
+    save_passwords(_pending_path(out), pending)
+    return new
+
+
+def commit_rotation(out: Path, username: str, live: MqttEndpoint | None) -> str:
+    """Switch the broker to the staged password of one gateway (live, or in the files)."""
+    pending = pending_rotations(out)
+    if username not in pending:
+        raise ServiceError(
+            f"no staged rotation for {username}: gumei broker rotate {username} --stage"
+        )
+    new = rotate_password(out, username, live, pending[username]["password"])
+    del pending[username]
+    save_passwords(_pending_path(out), pending)
+    return new
+
+
+def due_rotations(out: Path, now: dt.datetime) -> list[str]:
+    """Gateways whose staged rotation is due (its grace time is over)."""
+    return sorted(
+        u for u, p in pending_rotations(out).items() if dt.datetime.fromisoformat(p["due"]) <= now
+    )

@@ -22,13 +22,14 @@ MAIN, HEALTH = "main", "health"
 # Who may do what where. ALL on 1.x = READ + WRITE on that database (never cluster admin).
 # ingest: WRITE both (points, dead letters, the quarantine's age-based DELETE needs WRITE only);
 # aggregate: reads raw data and writes aggregates in both; api: reads both (the health role's
-# routes read per-resident data); grafana: reads the non-personal database only, writes nothing;
+# routes read per-resident data) and writes the health staff's follow-up actions (contacted,
+# closed: `health_followup` events) into the health database; grafana: reads the non-personal database only, writes nothing;
 # ops: the operations evaluator and the API's event routes read the main database and write its
 # ops_* measurements (1.x grants are per database: docs/operations.md), never the health database.
 GRANTS: dict[Service, dict[str, Privilege]] = {
     "ingest": {MAIN: "WRITE", HEALTH: "WRITE"},
     "aggregate": {MAIN: "ALL", HEALTH: "ALL"},
-    "api": {MAIN: "READ", HEALTH: "READ"},
+    "api": {MAIN: "READ", HEALTH: "ALL"},
     "grafana": {MAIN: "READ"},
     "ops": {MAIN: "ALL"},
 }

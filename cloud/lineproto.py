@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from contract import CATEGORIES, WasteReading
+from contract import CATEGORIES, WasteReading, WeighbridgeTicket
 from contract.fast import FastWasteReading
 
 _TAG_ESCAPE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
@@ -142,3 +142,30 @@ def join_lines(lines: Iterable[str]) -> bytes:
     """One /write body: lines joined by newlines, UTF-8 (empty when there are none)."""
     text = "\n".join(lines)
     return (text + "\n").encode() if text else b""
+
+
+def ticket_lines(site: str, tickets: Iterable[WeighbridgeTicket]) -> list[str]:
+    """Line protocol for weighbridge tickets of one site (measurement weighbridge_ticket)."""
+    out = []
+    for t in tickets:
+        tags = {
+            "site": site,
+            "device": t.device,
+            "source_area": t.source_area,
+            "category": t.category.value,
+        }
+        if t.subcategory is not None:
+            tags["subcategory"] = t.subcategory.value
+        fields: dict[str, FieldValue | None] = {
+            "ticket": t.ticket,
+            "net_g": t.net_g,
+            "gross_g": t.gross_g,
+            "tare_g": t.tare_g,
+            "gross_ts": t.gross_ts,
+            "tare_source": t.tare_source,
+            "plate": t.plate,
+            "plate_source": t.plate_source,
+            "destination": t.destination,
+        }
+        out.append(line("weighbridge_ticket", tags, fields, point_time_ns(t.ts, t.ticket)))
+    return out

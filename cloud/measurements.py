@@ -71,6 +71,26 @@ WASTE_TARGETS = Measurement(
 """The plan's three targets for one Shanghai day (time = that day's midnight); see docs/aggregation.md.
 Fields that cannot be computed (no reference for the dry trend) are left out of the point."""
 
+WEIGHBRIDGE_TICKET = Measurement(
+    "weighbridge_ticket",
+    tags=("site", "device", "source_area", "category", "subcategory"),
+    fields={
+        "ticket": "integer",
+        "net_g": "integer",
+        "gross_g": "integer",
+        "tare_g": "integer",
+        "gross_ts": "integer",
+        "tare_source": "string",
+        "plate": "string",
+        "plate_source": "string",
+        "destination": "string",
+    },
+)
+"""One weighbridge ticket (gumei.weighbridge.tickets.v1), exact integer grams. Point time = ts ms *
+1e6 + ticket mod 1e6 ns: (device, ticket) is the identity, a redelivery overwrites the same point.
+subcategory only on recyclable tickets; source_area is a registry area (where the load comes from),
+site the weighbridge. No day markers yet: the official targets (issue 15 part 3) read these."""
+
 HEALTH_MEASUREMENT = Measurement(
     "health_measurement",
     tags=("site", "device", "type"),
@@ -79,6 +99,7 @@ HEALTH_MEASUREMENT = Measurement(
         "resident": "string",
         "abnormal": "boolean",
         "flag": "string",
+        "tier": "string",  # normal | recheck | refer | urgent (cloud/health/triage.py)
         # plus one float field per contract value key, e.g. systolic_mmhg
     },
 )
@@ -101,6 +122,38 @@ and alone carries visits (distinct resident pseudonyms) and anonymous (no card t
 day's midnight; residents (type rows) = distinct residents of that type. Exact in the health
 database; in the main database (operators, Grafana) a cell of fewer than k residents, or its
 complement, has only suppressed=true (docs/health.md)."""
+
+HEALTH_FOLLOWUP = Measurement(
+    "health_followup",
+    tags=("resident", "reason", "event", "device"),
+    fields={
+        "tier": "string",
+        "code": "string",
+        "type": "string",
+        "seq": "integer",
+        "followup": "string",
+        "outcome": "string",
+        "by": "string",
+    },
+)
+"""The family-doctor follow-ups as events (health database only), one point per event; the worklist
+is their fold (cloud/health/followups.py). event "raised": a refer/urgent reading, written by the
+aggregator's health pass at the reading's own point time with its device tag, so reprocessing
+rewrites the same point (tier, code, type, seq). event "contacted"/"closed": a health-staff action
+through the API at the request's time (followup = the follow-up's id, outcome when closed, by =
+the token's name); no free text, so no name can be stored."""
+
+HEALTH_FOLLOWUP_COUNTS = Measurement(
+    "health_followup_counts",
+    tags=("state", "reason"),
+    fields={"followups": "integer", "suppressed": "boolean", "hidden": "integer"},
+)
+"""How many follow-ups are open (not closed, overdue and contacted included), overdue (open past
+their due day) and closed this Shanghai week, per reason ("all" = every reason), as of the
+aggregator's last run on that day (time = the day's midnight). Main database, for operators and
+Grafana: a cell of fewer than k distinct residents (or its complement) has only suppressed=true and
+hidden=1 (an integer, so a panel can show that a day's figure exists but is hidden); shown cells
+have hidden=0."""
 
 GATEWAY_STATUS = Measurement(
     "gateway_status",
@@ -237,8 +290,11 @@ ALL = (
     WASTE_DAILY,
     WASTE_AREA_DAILY,
     WASTE_TARGETS,
+    WEIGHBRIDGE_TICKET,
     HEALTH_MEASUREMENT,
     HEALTH_DAILY,
+    HEALTH_FOLLOWUP,
+    HEALTH_FOLLOWUP_COUNTS,
     GATEWAY_STATUS,
     DEVICE_STATUS,
     QUARANTINE,

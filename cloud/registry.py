@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import os
 import random
 import re
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -20,6 +26,8 @@ from pydantic import (
 from contract.errors import first_error
 from contract.models import ID_PATTERN, Category, MeasurementType, device_belongs
 
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config" / "sites.yaml"
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
@@ -57,17 +65,48 @@ class Device(_Model):
         )
 
 
+class AreaSpan(_Model):
+    """An area a site belonged to before a move: every day before `until` (a Shanghai date)."""
+
+    area: Identifier
+    until: dt.date
+
+
+SiteKind = Literal["waste", "health", "weighbridge"]
+
+
 class Site(_Model):
-    """A waste station (WS-…) or a smart health hut (HH-…), with one gateway."""
+    """A waste station (WS-…), a smart health hut (HH-…) or a weighbridge (WB-…: a truck scale at a
+    transfer station, sorting yard or disposal site), with one gateway.
+
+    `area` is its area now; `area_history` the areas it had before, oldest first, each with the
+    first day it no longer applied (`gumei registry move-site`), so past days keep their area in
+    every roll-up and target.
+    """
 
     id: Identifier
-    kind: Literal["waste", "health"]
+    kind: SiteKind
     area: Identifier
     name: str
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     devices: list[Device] = []
     retired: bool = False
+    area_history: list[AreaSpan] = []
+
+    def area_on(self, day: dt.date) -> str:
+        """The site's area on a Shanghai day."""
+        for span in self.area_history:
+            if day < span.until:
+                return span.area
+        return self.area
+
+    @model_validator(mode="after")
+    def _history_in_order(self) -> Site:
+        untils = [h.until for h in self.area_history]
+        if any(b <= a for a, b in zip(untils, untils[1:], strict=False)):
+            raise ValueError(f"site {self.id}: area_history must be oldest first, one move a day")
+        return self
 
     @model_validator(mode="after")
     def _devices_belong(self) -> Site:
@@ -80,7 +119,16 @@ class Site(_Model):
                 raise ValueError(f"instrument {d.id} needs a type")
             if self.kind == "health" and d.also_categories:
                 raise ValueError(f"instrument {d.id} weighs no waste (also_categories)")
+            if self.kind == "weighbridge" and (d.category or d.also_categories or d.type):
+                raise ValueError(
+                    f"weighbridge {d.id} weighs trucks of any category: no category or type"
+                )
         return self
+
+    @property
+    def topic_kind(self) -> Literal["waste", "health"]:
+        """The {kind} of this site's topics: a weighbridge publishes under waste (…/tickets)."""
+        return "health" if self.kind == "health" else "waste"
 
 
 class Registry(_Model):
@@ -99,11 +147,14 @@ class Registry(_Model):
             if s.id in seen:
                 raise ValueError(f"duplicate site id {s.id}")
             seen.add(s.id)
-            if s.area not in area_ids:
-                raise ValueError(f"site {s.id} names unknown area {s.area}")
+            for area in (s.area, *(h.area for h in s.area_history)):
+                if area not in area_ids:
+                    raise ValueError(f"site {s.id} names unknown area {area}")
         for s in self.sites:
             if (s.kind == "health") != s.id.startswith("HH-"):
                 raise ValueError(f"site {s.id}: health huts are HH-…, waste stations anything else")
+            if (s.kind == "weighbridge") != s.id.startswith("WB-"):
+                raise ValueError(f"site {s.id}: weighbridges are WB-…, and WB-… are weighbridges")
             parts = s.id.split("-")
             for i in range(1, len(parts)):
                 if "-".join(parts[:i]) in seen:
@@ -124,9 +175,22 @@ class Registry(_Model):
         """Sites by id (built on each call; callers keep it)."""
         return {s.id: s for s in self.sites}
 
-    def area_of(self) -> dict[str, str]:
-        """Site id -> area id, for every site."""
-        return {s.id: s.area for s in self.sites}
+    def area_of(self, day: dt.date | None = None) -> dict[str, str]:
+        """Site id -> area id, for every site: now, or on a Shanghai day (moves: area_history)."""
+        if day is None:
+            return {s.id: s.area for s in self.sites}
+        return {s.id: s.area_on(day) for s in self.sites}
+
+    def has_moves(self) -> bool:
+        """Whether any site ever changed area (else one layout serves every day)."""
+        return any(s.area_history for s in self.sites)
+
+
+def kind_of_id(site_id: str) -> SiteKind:
+    """A site's kind from its id: HH-… health hut, WB-… weighbridge, anything else waste station."""
+    if site_id.startswith("HH-"):
+        return "health"
+    return "weighbridge" if site_id.startswith("WB-") else "waste"
 
 
 def load(path: Path = DEFAULT_PATH) -> Registry:
@@ -146,9 +210,123 @@ def load(path: Path = DEFAULT_PATH) -> Registry:
 
 
 def save(registry: Registry, path: Path) -> None:
-    """Write a registry as YAML (ids sorted as given)."""
+    """Write a registry as YAML (ids sorted as given), atomically: a reader sees the old file or the new.
+
+    A running worker, aggregator or API reloads the file when it changes (`LiveRegistry`); a
+    half-written file would be refused by them, but is never seen: temp file, fsync, rename.
+    """
     doc = registry.model_dump(mode="json", exclude_defaults=True)
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def log_change(path: Path, what: str, who: str, now: dt.datetime | None = None) -> None:
+    """One line in <registry>.changes.log beside the registry: UTC time, who, what (appended, fsynced)."""
+    when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = f"{when}\t{who}\t{what}\n"
+    log = path.with_name(path.name + ".changes.log")
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class LiveRegistry:
+    """The registry a long-running process uses, reloaded when its file changes; never a broken one.
+
+    `current()` looks at the file's (mtime, size, inode) at most every `check_every_s` seconds;
+    when they change it loads and validates the file. A file that does not load is refused with
+    one line to `on_error` (once per version of the file) and the registry in use stays. `version`
+    counts the registries taken (the first is 1), so a user can rebuild what it derives from it.
+    Thread-safe.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        check_every_s: float = 1.0,
+        on_error: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self._every = check_every_s
+        self._on_error = on_error or (lambda msg: _log.error("%s", msg))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._registry = load(path)  # the first must load: a process does not start on a bad file
+        self._refused: tuple[int, int, int] | None = None
+        self._checked = clock()
+        self.version = 1
+
+    @classmethod
+    def fixed(cls, registry: Registry) -> LiveRegistry:
+        """A registry that never changes (tests, benchmarks, tools)."""
+        live = cls.__new__(cls)
+        live.path = Path("-")
+        live._every = float("inf")
+        live._on_error = lambda _msg: None
+        live._clock = time.monotonic
+        live._lock = threading.Lock()
+        live._stamp = (0, 0, 0)
+        live._registry = registry
+        live._refused = None
+        live._checked = 0.0
+        live.version = 1
+        return live
+
+    def _stat(self) -> tuple[int, int, int]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def current(self) -> Registry:
+        """The registry in use, after a reload if the file changed and is valid."""
+        return self.snapshot()[1]
+
+    def derive(self, make: Callable[[Registry], T]) -> Callable[[], T]:
+        """A getter of make(registry), made anew only when the registry was reloaded; thread-safe."""
+        lock = threading.Lock()
+        made: list[tuple[int, T]] = []
+
+        def get() -> T:
+            version, registry = self.snapshot()
+            with lock:
+                if not made or made[0][0] != version:
+                    made[:] = [(version, make(registry))]
+                return made[0][1]
+
+        return get
+
+    def snapshot(self) -> tuple[int, Registry]:
+        """(version, registry) taken together, after a reload if the file changed and is valid."""
+        with self._lock:
+            now = self._clock()
+            if now - self._checked < self._every:
+                return self.version, self._registry
+            self._checked = now
+            stamp = self._stat()
+            if stamp in (self._stamp, self._refused):
+                return self.version, self._registry
+            try:
+                registry = load(self.path)
+            except RegistryError as exc:
+                self._refused = stamp
+                self._on_error(
+                    f"registry change refused, still using version {self.version}: {exc}"
+                )
+                return self.version, self._registry
+            self._stamp, self._registry, self._refused = stamp, registry, None
+            self.version += 1
+            _log.info("registry %s reloaded (version %d)", self.path, self.version)
+            return self.version, registry
 
 
 _ID_RE = re.compile(ID_PATTERN)
@@ -186,7 +364,8 @@ def add_area(registry: Registry, area_id: str, name: str) -> Registry:
 def add_site(
     registry: Registry, site_id: str, area: str, name: str, lat: float, lon: float
 ) -> Registry:
-    """A registry with one more site (kind from the id: HH-… health hut, else waste station)."""
+    """A registry with one more site (kind from the id: HH-… health hut, WB-… weighbridge, else
+    waste station)."""
     _check_id("site", site_id)
     if (existing := registry.site(site_id)) is not None:
         raise RegistryError(
@@ -195,7 +374,7 @@ def add_site(
         )
     if all(a.id != area for a in registry.areas):
         raise RegistryError(f"unknown area {area!r}: add it first (gumei registry add-area)")
-    kind = "health" if site_id.startswith("HH-") else "waste"
+    kind = kind_of_id(site_id)
     try:
         site = Site(id=site_id, kind=kind, area=area, name=name, lat=lat, lon=lon)
     except ValidationError as exc:
@@ -222,6 +401,10 @@ def add_device(
         raise RegistryError(f"site {owner.id} is retired")
     if any(d.id == device_id for s in registry.sites for d in s.devices):
         raise RegistryError(f"device {device_id} already exists")
+    if owner.kind == "weighbridge" and (category is not None or type_ is not None):
+        raise RegistryError(
+            f"{device_id} is the indicator of weighbridge {owner.id}: give neither --category nor --type"
+        )
     if owner.kind == "waste" and (category is None or type_ is not None):
         raise RegistryError(
             f"{device_id} is a scale at waste station {owner.id}: give --category, not --type"
@@ -260,6 +443,25 @@ def retire_site(registry: Registry, site_id: str) -> Registry:
             s.model_copy(update={"retired": True}) if s.id == site_id else s for s in registry.sites
         ],
     )
+
+
+def move_site(registry: Registry, site_id: str, area: str, since: dt.date) -> Registry:
+    """The site in another area from the Shanghai day `since` on; days before keep the old one."""
+    site = registry.site(site_id)
+    if site is None:
+        raise RegistryError(f"no site {site_id}")
+    if site.retired:
+        raise RegistryError(f"site {site_id} is retired")
+    if all(a.id != area for a in registry.areas):
+        raise RegistryError(f"unknown area {area!r}: add it first (gumei registry add-area)")
+    if area == site.area:
+        raise RegistryError(f"site {site_id} is in area {area} already")
+    if site.area_history and since <= site.area_history[-1].until:
+        last = site.area_history[-1].until
+        raise RegistryError(f"site {site_id} moved on {last}; a later move must start after it")
+    history = [*site.area_history, AreaSpan(area=site.area, until=since)]
+    moved = site.model_copy(update={"area": area, "area_history": history})
+    return _rebuild(registry, sites=[moved if s.id == site_id else s for s in registry.sites])
 
 
 def retire_device(registry: Registry, device_id: str) -> Registry:

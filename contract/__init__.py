@@ -1,6 +1,13 @@
 """Contract v1 between site gateways and the cloud: models, topics, decoding, pseudonyms."""
 
-from contract.decode import Decoded, RejectedEntry, decode_health, decode_status, decode_waste
+from contract.decode import (
+    Decoded,
+    RejectedEntry,
+    decode_health,
+    decode_status,
+    decode_tickets,
+    decode_waste,
+)
 from contract.errors import ContractError, PayloadRejected, TopicError
 from contract.models import (
     CATEGORIES,
@@ -10,8 +17,11 @@ from contract.models import (
     HealthMeasurement,
     MeasurementType,
     Status,
+    Subcategory,
     WasteBatch,
     WasteReading,
+    WeighbridgeTicket,
+    WeighbridgeTickets,
     device_belongs,
     encode,
     now_ms,
@@ -30,11 +40,15 @@ __all__ = [
     "PayloadRejected",
     "RejectedEntry",
     "Status",
+    "Subcategory",
     "TopicError",
     "WasteBatch",
     "WasteReading",
+    "WeighbridgeTicket",
+    "WeighbridgeTickets",
     "decode_health",
     "decode_status",
+    "decode_tickets",
     "decode_waste",
     "device_belongs",
     "encode",

@@ -16,19 +16,22 @@ from contract.models import (
     HEALTH_SCHEMA,
     MAX_BATCH,
     MAX_PAYLOAD_BYTES,
+    TICKETS_SCHEMA,
     WASTE_SCHEMA,
     HealthBatch,
     HealthMeasurement,
     Status,
     WasteBatch,
     WasteReading,
+    WeighbridgeTicket,
+    WeighbridgeTickets,
     device_belongs,
     ignored_fields,
     now_ms,
 )
 from contract.topics import Topic
 
-E = TypeVar("E", WasteReading, HealthMeasurement)
+E = TypeVar("E", WasteReading, HealthMeasurement, WeighbridgeTicket)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +78,11 @@ def _no_constant(name: str) -> Any:
 
 _WASTE_FAST = TypeAdapter(WasteBatch)
 _HEALTH_FAST = TypeAdapter(HealthBatch)
+_TICKETS_FAST = TypeAdapter(WeighbridgeTickets)
 
 
 def _check_entry(
-    entry: WasteReading | HealthMeasurement, site: str, limit_ms: int
+    entry: WasteReading | HealthMeasurement | WeighbridgeTicket, site: str, limit_ms: int
 ) -> tuple[str, str] | None:
     if not device_belongs(entry.device, site):
         return "device_not_of_site", f"device {entry.device} does not belong to site {site}"
@@ -170,6 +174,13 @@ def decode_health(
     )
 
 
+def decode_tickets(
+    payload: bytes, topic: Topic, now: int | None = None
+) -> Decoded[WeighbridgeTicket]:
+    """Decode a weighbridge tickets payload; raise PayloadRejected when the whole payload is bad."""
+    return _decode(payload, topic, _TICKETS_FAST, WeighbridgeTicket, TICKETS_SCHEMA, "tickets", now)
+
+
 def decode_status(payload: bytes, topic: Topic) -> Status:
     """Decode a retained status payload (or a Last Will)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -189,4 +200,5 @@ def decode_status(payload: bytes, topic: Topic) -> Status:
 DECODERS: dict[str, Callable[..., Any]] = {
     "readings": decode_waste,
     "measurements": decode_health,
+    "tickets": decode_tickets,
 }

@@ -19,6 +19,12 @@ FUTURE_TOLERANCE_MS = 5 * 60 * 1000
 WASTE_SCHEMA: Final = "gumei.waste.readings.v1"
 HEALTH_SCHEMA: Final = "gumei.health.measurements.v1"
 STATUS_SCHEMA: Final = "gumei.status.v1"
+TICKETS_SCHEMA: Final = "gumei.weighbridge.tickets.v1"
+# A Chinese plate: province character, letter, 5 (6 for new-energy) letters/digits, the last may be
+# a character such as 挂 or 学. Letters are upper case (the gateway normalises operator input).
+PLATE_PATTERN = "^[\u4e00-\u9fa5][A-Z][A-Z0-9]{4,5}[A-Z0-9\u4e00-\u9fa5]$"
+PLACE_PATTERN = "^[0-9A-Za-z\u4e00-\u9fa5][0-9A-Za-z\u4e00-\u9fa5 _().-]{0,63}$"
+MAX_TRUCK_G = 200_000_000  # 200 t: above any road weighbridge's capacity
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Resident = Annotated[str, StringConstraints(pattern=RESIDENT_PATTERN)]
@@ -37,6 +43,22 @@ class Category(StrEnum):
 
 
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+
+
+class Subcategory(StrEnum):
+    """Recyclables (可回收物) as weighbridges ticket them: 废纸, 塑料, 金属, 玻璃, 织物, 其他."""
+
+    PAPER = "paper"
+    PLASTIC = "plastic"
+    METAL = "metal"
+    GLASS = "glass"
+    TEXTILE = "textile"
+    OTHER = "other"
+
+
+Plate = Annotated[str, StringConstraints(pattern=PLATE_PATTERN)]
+Place = Annotated[str, StringConstraints(pattern=PLACE_PATTERN)]
+Grams = Annotated[int, Field(ge=0, le=MAX_TRUCK_G, strict=True)]
 
 
 class MeasurementType(StrEnum):
@@ -166,6 +188,57 @@ class HealthBatch(_Frozen):
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
 
+class WeighbridgeTicket(_Frozen):
+    """One weighbridge ticket: a truck weighed gross then tare (or against its stored tare).
+
+    Identity (device, ticket); `ticket` is strictly increasing per device (the gateway's durable
+    queue assigns it, like a reading's seq). Weights are integer grams, so net = gross - tare is
+    exact; `ts` is when the ticket was closed (the tare weighing, or the gross one with a stored
+    tare), `gross_ts` when the loaded truck was weighed.
+    """
+
+    device: Identifier
+    ticket: Seq
+    ts: EpochMs
+    gross_ts: EpochMs
+    plate: Plate
+    plate_source: Literal["operator", "card"] = "operator"
+    category: Category
+    subcategory: Subcategory | None = None
+    source_area: Identifier
+    destination: Place | None = None
+    gross_g: Annotated[Grams, Field(gt=0)]
+    tare_g: Grams
+    net_g: Annotated[Grams, Field(gt=0)]
+    tare_source: Literal["weighed", "stored"]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WeighbridgeTicket:
+        if self.net_g != self.gross_g - self.tare_g:
+            raise ValueError(
+                f"net_g {self.net_g} is not gross_g {self.gross_g} - tare_g {self.tare_g}"
+            )
+        if (self.category == Category.RECYCLABLE) != (self.subcategory is not None):
+            raise ValueError("subcategory is required for recyclable and only for recyclable")
+        if self.gross_ts > self.ts:
+            raise ValueError("gross_ts is after ts (the ticket closes at or after the gross)")
+        return self
+
+    @property
+    def seq(self) -> int:
+        """The ticket number under the name the durable queue uses for an entry's identity."""
+        return self.ticket
+
+
+class WeighbridgeTickets(_Frozen):
+    """A batch of tickets from one weighbridge site (topic .../tickets)."""
+
+    schema_: Literal["gumei.weighbridge.tickets.v1"] = Field(TICKETS_SCHEMA, alias="schema")
+    site: Identifier
+    tickets: Annotated[list[WeighbridgeTicket], Field(min_length=1, max_length=MAX_BATCH)]
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+
 class DeviceStatus(_Frozen):
     """Health of one device as the gateway sees it."""
 
@@ -188,6 +261,6 @@ class Status(_Frozen):
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
 
-def encode(batch: WasteBatch | HealthBatch | Status) -> bytes:
+def encode(batch: WasteBatch | HealthBatch | WeighbridgeTickets | Status) -> bytes:
     """Serialize a contract message to its UTF-8 JSON payload."""
     return batch.model_dump_json(by_alias=True, exclude_none=True).encode()

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from contract.models import HealthBatch, Status, WasteBatch
+from contract.models import HealthBatch, Status, WasteBatch, WeighbridgeTickets
 
 MESSAGES: dict[str, type[BaseModel]] = {
     "gumei.waste.readings.v1": WasteBatch,
     "gumei.health.measurements.v1": HealthBatch,
     "gumei.status.v1": Status,
+    "gumei.weighbridge.tickets.v1": WeighbridgeTickets,
 }
 
 

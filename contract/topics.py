@@ -11,9 +11,9 @@ from contract.models import ID_PATTERN
 
 PREFIX = "gumei/v1"
 Kind = Literal["waste", "health"]
-Channel = Literal["readings", "measurements", "status"]
+Channel = Literal["readings", "measurements", "tickets", "status"]
 _CHANNELS: dict[str, tuple[Channel, ...]] = {
-    "waste": ("readings", "status"),
+    "waste": ("readings", "tickets", "status"),
     "health": ("measurements", "status"),
 }
 _ID = re.compile(ID_PATTERN)
@@ -35,6 +35,11 @@ class Topic:
 def waste_readings(site: str) -> str:
     """Topic a waste gateway publishes its readings on."""
     return str(Topic("waste", site, "readings"))
+
+
+def weighbridge_tickets(site: str) -> str:
+    """Topic a weighbridge gateway publishes its tickets on (gumei.weighbridge.tickets.v1)."""
+    return str(Topic("waste", site, "tickets"))
 
 
 def health_measurements(site: str) -> str:

@@ -21,6 +21,7 @@ from dashboards.panels import (
 )
 from dashboards.waste import SHANGHAI_DAYS
 
+FC = m.HEALTH_FOLLOWUP_COUNTS
 HD, G, D, QU, IS, A, E = (
     m.HEALTH_DAILY,
     m.GATEWAY_STATUS,
@@ -149,6 +150,27 @@ def health() -> dm.Dashboard:
     d = d.with_panel(
         g.place(
             timeseries_panel("每日异常率 Abnormal rate per day", [rate_daily], "percentunit"), 12, 8
+        )
+    )
+    followups = InfluxQL(
+        f"SELECT max({q('followups')}) AS {q('followups')}, max({q('hidden')}) AS {q('hidden')} "
+        f"FROM {q(FC.name)} WHERE {q('reason')} = 'all' AND $timeFilter "
+        f"GROUP BY {SHANGHAI_DAYS}, {q('state')} fill(none)"
+    ).alias("$tag_state $col")
+    d = d.with_panel(
+        g.place(
+            timeseries_panel(
+                "家庭医生随访 Family-doctor follow-ups (open, overdue, closed this week)",
+                [followups],
+                "short",
+                bars=True,
+            ).description(
+                "District-wide counts as of each day's last aggregator run (not filtered by hut); "
+                "a count from fewer than k distinct residents is not shown: its day has "
+                "'hidden' = 1 instead."
+            ),
+            12,
+            8,
         )
     )
     return d.build()

@@ -24,8 +24,10 @@ from edge.config import (
     HutConfig,
     ModbusDevice,
     SerialDevice,
+    WeighbridgeConfig,
     read_secret,
 )
+from edge.credentials import PasswordFile
 from edge.deposits import DepositDetector, EventKind, ScaleEvent
 from edge.errors import QueueError, ScaleUnavailable
 from edge.lifecycle import open_queue, publish_tuning, serve
@@ -105,6 +107,7 @@ class WasteAgent:
         *,
         sources: dict[str, ScaleSource] | None = None,
         pseudonymizer: CardPseudonymizer | None = None,
+        credentials: PasswordFile | None = None,
     ) -> None:
         self.cfg, self.queue = cfg, queue
         self.stop_event = threading.Event()
@@ -122,7 +125,13 @@ class WasteAgent:
         ]
         tuning = publish_tuning(cfg.publish, cfg.queue)
         self.publisher = Publisher(
-            endpoint, cfg.site, "waste", queue, tuning=tuning, status_fn=self.status
+            endpoint,
+            cfg.site,
+            "waste",
+            queue,
+            tuning=tuning,
+            status_fn=self.status,
+            credentials=credentials,
         )
         self._threads: list[threading.Thread] = []
         self._rng = random.Random()
@@ -256,7 +265,13 @@ def run(cfg: GatewayConfig, *, on_started: Callable[[WasteAgent], None] | None =
         CardPseudonymizer(load_district_key(cfg.cards.district_key_file)) if cfg.cards else None
     )
     queue = open_queue(cfg.queue)
-    agent = WasteAgent(cfg, queue, cfg.endpoint(password), pseudonymizer=pseudo)
+    agent = WasteAgent(
+        cfg,
+        queue,
+        cfg.endpoint(password),
+        pseudonymizer=pseudo,
+        credentials=PasswordFile(cfg.broker.credentials_file),
+    )
 
     def started(agent: WasteAgent) -> None:
         if cfg.cards is not None and cfg.cards.reader_port:
@@ -276,11 +291,16 @@ def run(cfg: GatewayConfig, *, on_started: Callable[[WasteAgent], None] | None =
 
 
 def run_gateway(cfg: AnyGatewayConfig) -> int:
-    """Run the agent the config describes (waste station or health hut); returns the exit code."""
+    """Run the agent the config describes (waste station, health hut or weighbridge); returns the
+    exit code."""
     if isinstance(cfg, HutConfig):
         from edge import hut_gateway
 
         return hut_gateway.run(cfg)
+    if isinstance(cfg, WeighbridgeConfig):
+        from edge.weighbridge import gateway
+
+        return gateway.run(cfg)
     return run(cfg)
 
 
@@ -298,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(
         prog="python -m edge.agent",
-        description="Run a site gateway agent (WS-… waste station or HH-… health hut).",
+        description="Run a site gateway agent (WS-… waste station, HH-… health hut, WB-… weighbridge).",
     )
     parser.add_argument(
         "--config", "-c", default="/etc/gumei/gateway.toml", help="gateway TOML file"

@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import re
-import stat
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.pseudonym import pseudonymize
+from contract import pseudonym
+from contract.pseudonym import CARD_PATTERN, MIN_KEY_BYTES, pseudonymize
 from edge.errors import ConfigError
 
-CARD_PATTERN = re.compile(r"^[0-9A-Za-z]{4,32}$")  # printed card numbers and RFID UIDs in hex
-MIN_KEY_BYTES = 16
 TAP_WINDOW_MS = 60_000  # a tap names the resident of the next deposit within a minute
 
 
 def load_district_key(path: str | Path) -> bytes:
-    """Read the district key (hex) from the gateway's secret file; refuse weak or exposed keys."""
-    p = Path(path)
+    """Read the district key (hex) from the gateway's secret file; refuse weak or exposed keys
+    (contract.pseudonym.load_district_key, as a ConfigError)."""
     try:
-        mode = p.stat().st_mode
-        text = p.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"district key file {p}: {exc}") from exc
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"district key file {p} is readable by others; chmod 600 it")
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise ConfigError(f"district key file {p} must hold hex digits only") from None
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(
-            f"district key in {p} is {len(key)} bytes; at least {MIN_KEY_BYTES} needed"
-        )
-    return key
+        return pseudonym.load_district_key(path)
+    except pseudonym.DistrictKeyError as exc:
+        raise ConfigError(str(exc)) from exc.__cause__
 
 
 class CardPseudonymizer:

@@ -1,7 +1,8 @@
 """Typed gateway config (one TOML file per gateway), validated with one clear line per mistake.
 
 The site id decides the kind: `WS-…` is a waste station (`GatewayConfig`), `HH-…` a health hut
-(`HutConfig`). Both share the broker, queue and publish sections.
+(`HutConfig`), `WB-…` a weighbridge (`WeighbridgeConfig`). All share the broker, queue and publish
+sections.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from contract import Category, device_belongs
-from contract.models import ID_PATTERN
+from contract import Category, Subcategory, device_belongs
+from contract.models import ID_PATTERN, PLACE_PATTERN, PLATE_PATTERN
 from edge.ble.decode import DECODERS, GLUCOSE_CONTEXT, normalize_uuid
 from edge.deposits import DetectorParams
 from edge.errors import ConfigError
@@ -69,6 +70,9 @@ class BrokerConfig(_Strict):
     keepalive_s: int = Field(
         30, ge=5, le=3600
     )  # the MQTT client id is the site id (the broker binds it)
+    # a client certificate, for a broker generated with --client-certs (both, or neither)
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     @field_validator("url")
     @classmethod
@@ -90,7 +94,26 @@ class BrokerConfig(_Strict):
             )
         if urlsplit(self.url).scheme == "mqtt" and self.ca_file is not None:
             raise ValueError("ca_file given but url is mqtt:// (use mqtts:// for TLS)")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file go together (a client certificate and its key)"
+            )
+        if self.cert_file is not None and urlsplit(self.url).scheme != "mqtts":
+            raise ValueError("a client certificate needs mqtts:// (TLS)")
         return self
+
+    def endpoint(self, site: str, password: str) -> MqttEndpoint:
+        """This broker with a gateway's credentials (username = client id = site id)."""
+        return MqttEndpoint(
+            host=self.host,
+            port=self.port,
+            username=site,
+            password=password,
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            keepalive_s=self.keepalive_s,
+        )
 
     @property
     def host(self) -> str:
@@ -193,15 +216,7 @@ class GatewayConfig(_Strict):
 
     def endpoint(self, password: str) -> MqttEndpoint:
         """The broker endpoint with this gateway's credentials."""
-        b = self.broker
-        return MqttEndpoint(
-            host=b.host,
-            port=b.port,
-            username=self.site,
-            password=password,
-            ca_file=b.ca_file,
-            keepalive_s=b.keepalive_s,
-        )
+        return self.broker.endpoint(self.site, password)
 
 
 MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
@@ -327,6 +342,79 @@ class HutConfig(_Strict):
         return self
 
     def endpoint(self, password: str) -> MqttEndpoint:
+        """The broker endpoint with this gateway's credentials."""
+        return self.broker.endpoint(self.site, password)
+
+
+PlateKey = Annotated[str, Field(pattern=PLATE_PATTERN)]
+
+
+class CardEntry(_Strict):
+    """What an IC card issued to a truck stands for: its plate and its usual load and route."""
+
+    plate: PlateKey
+    category: Category
+    subcategory: Subcategory | None = None
+    source_area: Identifier
+    destination: Annotated[str, Field(pattern=PLACE_PATTERN)] | None = None
+    tare: Literal["weigh", "stored"] = "weigh"
+
+    @model_validator(mode="after")
+    def _an_entry(self) -> CardEntry:
+        if (self.category == Category.RECYCLABLE) != (self.subcategory is not None):
+            raise ValueError("subcategory is required for recyclable and only for recyclable")
+        return self
+
+
+class WeighbridgeSection(_Strict):
+    """The truck scale: its XK3190 indicator, the stable-weight detector, tickets, operator input."""
+
+    id: Identifier  # the indicator's device id, WB-…-B1
+    port: str = Field(min_length=1)  # /dev/ttyUSB0 or a pyserial URL
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    mode: Literal["tf0", "eq"] = "tf0"  # continuous output: tF=0 STX frames, or '=' frames
+    unit: Literal["kg", "t"] = "kg"  # the indicator's display unit (not in the frames)
+    silence_s: float = Field(5.0, gt=0, le=600)
+    min_truck_kg: int = Field(1000, gt=0, le=200_000)
+    empty_kg: int = Field(200, ge=0, le=200_000)
+    band_kg: int = Field(20, ge=0, le=1000)  # max - min of a stable window (one division)
+    stable_s: float = Field(3.0, gt=0, le=60)
+    max_gap_s: float = Field(1.5, gt=0, le=60)
+    tare_timeout_h: float = Field(4.0, gt=0, le=72)
+    entry_timeout_min: float = Field(15.0, gt=0, le=24 * 60)
+    operator_input: Path  # JSON lines appended by the operator console / card reader bridge
+    state_file: Path  # open grosses and stored tares, rewritten atomically on each change
+    stored_tares_kg: dict[PlateKey, Annotated[int, Field(gt=0, le=200_000)]] = {}
+    cards: dict[Annotated[str, Field(pattern=r"^[0-9A-Za-z]{4,32}$")], CardEntry] = {}
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> WeighbridgeSection:
+        if self.empty_kg >= self.min_truck_kg:
+            raise ValueError("empty_kg must be below min_truck_kg")
+        return self
+
+
+class WeighbridgeConfig(_Strict):
+    """Everything one weighbridge gateway needs (site WB-…)."""
+
+    site: Identifier
+    broker: BrokerConfig
+    queue: QueueConfig
+    weighbridge: WeighbridgeSection
+    publish: PublishConfig = PublishConfig()
+    log_stats_s: float = Field(300.0, ge=1)
+
+    @model_validator(mode="after")
+    def _ids(self) -> WeighbridgeConfig:
+        if not self.site.startswith("WB-"):
+            raise ValueError(f"site {self.site!r}: a weighbridge's site id starts with WB-")
+        if not device_belongs(self.weighbridge.id, self.site):
+            raise ValueError(
+                f"weighbridge.id {self.weighbridge.id!r} must start with the site id {self.site}-"
+            )
+        return self
+
+    def endpoint(self, password: str) -> MqttEndpoint:
         """The broker endpoint with this gateway's credentials (username = client id = site id)."""
         b = self.broker
         return MqttEndpoint(
@@ -339,7 +427,7 @@ class HutConfig(_Strict):
         )
 
 
-AnyGatewayConfig = GatewayConfig | HutConfig
+AnyGatewayConfig = GatewayConfig | HutConfig | WeighbridgeConfig
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -388,7 +476,8 @@ def _describe(exc: ValidationError) -> list[str]:
 
 
 def load_config(path: str | Path) -> AnyGatewayConfig:
-    """Parse and validate a gateway TOML file (`HH-…` site: a health hut; else a waste station)."""
+    """Parse and validate a gateway TOML file (`HH-…` site: a health hut; `WB-…` a weighbridge;
+    else a waste station)."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -397,9 +486,11 @@ def load_config(path: str | Path) -> AnyGatewayConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     site = data.get("site")
-    model: type[GatewayConfig | HutConfig] = (
-        HutConfig if isinstance(site, str) and site.startswith("HH-") else GatewayConfig
-    )
+    model: type[AnyGatewayConfig] = GatewayConfig
+    if isinstance(site, str) and site.startswith("HH-"):
+        model = HutConfig
+    elif (isinstance(site, str) and site.startswith("WB-")) or "weighbridge" in data:
+        model = WeighbridgeConfig  # a [weighbridge] section: say what is wrong with the site id
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -420,6 +511,11 @@ def read_secret(path: Path, what: str) -> str:
     return text
 
 
+def staged_password_file(path: Path) -> Path:
+    """Where a rotation stages the next password, beside the password file (edge/credentials.py)."""
+    return path.with_name(path.name + ".next")
+
+
 def check_files(cfg: AnyGatewayConfig) -> list[str]:
     """Problems with the files the config names (secrets, CA, queue directory, key), one line each."""
     problems = []
@@ -427,13 +523,32 @@ def check_files(cfg: AnyGatewayConfig) -> list[str]:
         read_secret(cfg.broker.credentials_file, "broker.credentials_file")
     except ConfigError as exc:
         problems.append(str(exc))
+    staged = staged_password_file(cfg.broker.credentials_file)
+    if staged.exists():
+        try:
+            read_secret(staged, "staged next password")
+        except ConfigError as exc:
+            problems.append(str(exc))
     if cfg.broker.ca_file is not None and not cfg.broker.ca_file.is_file():
         problems.append(f"broker.ca_file {cfg.broker.ca_file}: no such file")
-    qdir = cfg.queue.path.parent
-    if not qdir.is_dir():
-        problems.append(f"queue.path: directory {qdir} does not exist")
-    elif not os.access(qdir, os.W_OK):
-        problems.append(f"queue.path: directory {qdir} is not writable by this user")
+    if cfg.broker.cert_file is not None and not cfg.broker.cert_file.is_file():
+        problems.append(f"broker.cert_file {cfg.broker.cert_file}: no such file")
+    if cfg.broker.key_file is not None:
+        key = cfg.broker.key_file
+        if not key.is_file():
+            problems.append(f"broker.key_file {key}: no such file")
+        elif os.name == "posix" and key.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            problems.append(f"broker.key_file {key} is readable by others; chmod 600 it")
+    dirs = [("queue.path", cfg.queue.path.parent)]
+    if isinstance(cfg, WeighbridgeConfig):
+        dirs.append(("weighbridge.state_file", cfg.weighbridge.state_file.parent))
+    for what, qdir in dirs:
+        if not qdir.is_dir():
+            problems.append(f"{what}: directory {qdir} does not exist")
+        elif not os.access(qdir, os.W_OK):
+            problems.append(f"{what}: directory {qdir} is not writable by this user")
+    if isinstance(cfg, WeighbridgeConfig):
+        return problems
     from edge.card import load_district_key
 
     key_file, what = (
@@ -462,6 +577,12 @@ def check_files(cfg: AnyGatewayConfig) -> list[str]:
 
 def describe(cfg: AnyGatewayConfig) -> str:
     """One line saying what a valid config runs."""
+    if isinstance(cfg, WeighbridgeConfig):
+        w = cfg.weighbridge
+        return (
+            f"site {cfg.site} (weighbridge), indicator {w.id} on {w.port} ({w.mode}, {w.unit}), "
+            f"broker {cfg.broker.url}"
+        )
     if isinstance(cfg, HutConfig):
         return (
             f"site {cfg.site} (health hut), {len(cfg.hut.instruments)} instruments and card reader "

@@ -20,6 +20,7 @@ from edge.ble.errors import BleUnavailable
 from edge.ble.transport import BleakTransport, Notification, NotificationSource, SocketTransport
 from edge.card import load_district_key
 from edge.config import BleDevice, HutConfig, SerialCardReader, SocketDevice, read_secret
+from edge.credentials import PasswordFile
 from edge.health_session import CARD_TAP_UUID, SessionTracker
 from edge.hut import HutAgent
 from edge.lifecycle import open_queue, publish_tuning, serve
@@ -108,6 +109,7 @@ class HutGateway:
         district_key: bytes,
         *,
         sources: Mapping[str, NotificationSource] | None = None,
+        credentials: PasswordFile | None = None,
     ) -> None:
         self.cfg, self.queue = cfg, queue
         self.stop_event = threading.Event()
@@ -125,6 +127,7 @@ class HutGateway:
             queue,
             tuning=publish_tuning(cfg.publish, cfg.queue),
             status_fn=self.status,
+            credentials=credentials,
         )
         self.agent = HutAgent(
             self.sources,
@@ -181,7 +184,13 @@ def run(cfg: HutConfig, *, on_started: Callable[[HutGateway], None] | None = Non
     password = read_secret(cfg.broker.credentials_file, "broker.credentials_file")
     key = load_district_key(cfg.hut.district_key_file)
     queue = open_queue(cfg.queue)
-    gw = HutGateway(cfg, queue, cfg.endpoint(password), key)
+    gw = HutGateway(
+        cfg,
+        queue,
+        cfg.endpoint(password),
+        key,
+        credentials=PasswordFile(cfg.broker.credentials_file),
+    )
     return serve(
         gw,
         queue,

@@ -19,9 +19,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from contract import DeviceStatus, Status, encode, now_ms
-from contract.models import HEALTH_SCHEMA, MAX_PAYLOAD_BYTES, WASTE_SCHEMA
-from contract.topics import Kind, health_measurements, status, waste_readings
-from edge.errors import EdgeError
+from contract.models import HEALTH_SCHEMA, MAX_PAYLOAD_BYTES, TICKETS_SCHEMA, WASTE_SCHEMA
+from contract.topics import Kind, health_measurements, status, waste_readings, weighbridge_tickets
+from edge.credentials import PasswordFile
+from edge.errors import ConfigError, EdgeError
 from edge.queue import DurableQueue
 from runtime.backoff import Backoff
 from runtime.mqtt import MqttEndpoint, Will, make_client, session_properties
@@ -29,11 +30,19 @@ from runtime.mqtt import MqttEndpoint, Will, make_client, session_properties
 log = logging.getLogger(__name__)
 
 AGENT_VERSION = "0.3.0"
-_ENVELOPE = {"waste": (WASTE_SCHEMA, "readings"), "health": (HEALTH_SCHEMA, "measurements")}
-_TOPIC = {"waste": waste_readings, "health": health_measurements}
+# Per stream (the queue's kind): the batch schema, its list key and its topic.
+_ENVELOPE = {
+    "waste": (WASTE_SCHEMA, "readings"),
+    "health": (HEALTH_SCHEMA, "measurements"),
+    "tickets": (TICKETS_SCHEMA, "tickets"),
+}
+_TOPIC = {"waste": waste_readings, "health": health_measurements, "tickets": weighbridge_tickets}
 _LOOP_S = 0.1  # paho select timeout: bounds how soon a notify() is seen
 _RESCAN_S = 1.0  # look at the queue at least this often even without notify()
 _CONNACK_TIMEOUT_S = 15.0
+# CONNACK reasons that mean the password: bad user name or password (MQTT 5 0x86, 3.1.1 rc 4),
+# not authorized (0x87, 3.1.1 rc 5; what Mosquitto's dynamic security plugin answers)
+_CREDENTIALS_REFUSED = frozenset({0x86, 0x87, 4, 5})
 _STABLE_S = 10.0  # a connection that lasted this long resets the back-off
 
 
@@ -97,8 +106,16 @@ class Publisher:
         status_fn: Callable[[], list[DeviceStatus]] | None = None,
         agent_version: str = AGENT_VERSION,
         seed: int | None = None,
+        credentials: PasswordFile | None = None,
+        stream: str | None = None,
     ) -> None:
         self.endpoint, self.site, self.kind, self.queue = endpoint, site, kind, queue
+        # the password file (and a staged next one): read at each connection, so a rotation
+        # needs no restart; None: the endpoint's password as given (tests, benchmarks)
+        self.credentials = credentials
+        # what it sends: the queue's entries of this kind ("tickets" for a weighbridge, whose
+        # status is still under kind "waste"); the kind by default
+        self.stream = stream or kind
         self.tuning = tuning or PublishTuning()
         self.status_fn = status_fn or list
         self.client_id = site  # the broker binds a gateway's client id to its username, the site id
@@ -108,8 +125,8 @@ class Publisher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._topic = _TOPIC[kind](site)
-        self._replay_key = f"replay_from_ms:{kind}"
+        self._topic = _TOPIC[self.stream](site)
+        self._replay_key = f"replay_from_ms:{self.stream}"
         self._status_topic = status(kind, site)
         # state owned by the publisher thread
         self._client: mqtt.Client | None = None
@@ -193,6 +210,13 @@ class Publisher:
 
     def _session(self) -> bool:
         """One connection from connect to loss (or stop); True when it was established."""
+        if self.credentials is not None:
+            try:
+                password = self.credentials.password()
+            except ConfigError as exc:
+                self._failed(str(exc))
+                return False
+            self.endpoint = self.endpoint.model_copy(update={"password": password})
         ep = self.endpoint
         client = self._client = self._new_client()
         self._connack, self._lost = None, False
@@ -217,7 +241,15 @@ class Publisher:
             why = self._connack.getName() if self._connack is not None else "no CONNACK"
             self._failed(f"broker refused the connection: {why}")
             self._close(client)
+            if (
+                self.credentials is not None
+                and self._connack is not None
+                and self._connack.value in _CREDENTIALS_REFUSED
+            ):
+                self.credentials.refused()
             return False
+        if self.credentials is not None:
+            self.credentials.accepted()
         self.stats.connected, self.stats.connects = True, self.stats.connects + 1
         self._connected_at = time.monotonic()
         log.info("connected to %s:%s as %s", ep.host, ep.port, ep.username)
@@ -260,7 +292,7 @@ class Publisher:
 
     def _batch(self, rows: list[tuple[int, str]]) -> tuple[bytes, list[tuple[int, str]]]:
         """The contract payload for as many rows as fit in MAX_PAYLOAD_BYTES."""
-        schema, field = _ENVELOPE[self.kind]
+        schema, field = _ENVELOPE[self.stream]
         head = json.dumps({"schema": schema, "site": self.site})[:-1] + f', "{field}": ['
         size = len(head) + 2
         for n, (_, p) in enumerate(rows):
@@ -273,7 +305,7 @@ class Publisher:
     def _send_pending(self, client: mqtt.Client) -> None:
         t = self.tuning
         while len(self._inflight) < t.max_inflight and not self._lost:
-            rows = self.queue.peek_payloads(t.batch_max, after_id=self._cursor, kind=self.kind)
+            rows = self.queue.peek_payloads(t.batch_max, after_id=self._cursor, kind=self.stream)
             if not rows:
                 return
             payload, rows = self._batch(rows)
@@ -287,7 +319,7 @@ class Publisher:
         t = self.tuning
         while len(self._inflight) < t.max_inflight and not self._lost:
             rows = self.queue.acked_since(
-                self._replay_from_ms, t.batch_max, after_id=self._replay_cursor, kind=self.kind
+                self._replay_from_ms, t.batch_max, after_id=self._replay_cursor, kind=self.stream
             )
             if not rows:
                 log.info("replay done: %d entries re-sent", self.stats.entries_replayed)

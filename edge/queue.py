@@ -14,16 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self, TypeVar
 
-from contract import HealthMeasurement, WasteReading, now_ms
+from contract import HealthMeasurement, WasteReading, WeighbridgeTicket, now_ms
 from edge.errors import QueueError
 
-Entry = WasteReading | HealthMeasurement
-E = TypeVar("E", WasteReading, HealthMeasurement)
-MODELS: dict[str, type[WasteReading | HealthMeasurement]] = {
+Entry = WasteReading | HealthMeasurement | WeighbridgeTicket
+E = TypeVar("E", WasteReading, HealthMeasurement, WeighbridgeTicket)
+MODELS: dict[str, type[Entry]] = {
     "waste": WasteReading,
     "health": HealthMeasurement,
+    "tickets": WeighbridgeTicket,
 }
-KIND_OF = {WasteReading: "waste", HealthMeasurement: "health"}
+# A weighbridge ticket's number is its seq here: the queue gives each device's next number.
+KIND_OF: dict[type[Entry], str] = {
+    WasteReading: "waste",
+    HealthMeasurement: "health",
+    WeighbridgeTicket: "tickets",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -58,7 +64,7 @@ class Queued:
 
     @property
     def kind(self) -> str:
-        """'waste' or 'health'."""
+        """'waste', 'health' or 'tickets'."""
         return KIND_OF[type(self.entry)]
 
 

@@ -25,6 +25,7 @@ from cloud.aggregate.tonnage import Readings, daily_totals, group_cube
 from cloud.days import date_of, number_of, today
 from cloud.health.daily import recompute_health_days
 from cloud.health.suppress import DEFAULT_K
+from cloud.health.worklist import health_pass
 from cloud.influx import InfluxClient
 from cloud.registry import Registry
 from contract import CATEGORIES
@@ -66,6 +67,15 @@ class StageTimes:
             setattr(self, name, getattr(self, name) + time.perf_counter() - t0)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Which area each site is in on a day: names, the site -> area index array, members."""
+
+    area: dict[str, str]
+    group_of_site: np.ndarray
+    members: dict[str, list[str]]
+
+
 class Aggregator:
     """Recomputes daily tonnage, roll-ups and targets; stateless apart from the watermark in InfluxDB.
 
@@ -90,15 +100,10 @@ class Aggregator:
         self.chunk_size = chunk_size
         self._today = today_fn
         self._sites = [s.id for s in registry.sites]
-        self._area = registry.area_of()
         self._areas = [a.id for a in registry.areas]
         self._area_idx = {a: i for i, a in enumerate(self._areas)}
-        self._group_of_site = np.array(
-            [self._area_idx[s.area] for s in registry.sites], dtype=np.int64
-        )
-        self._members: dict[str, list[str]] = {a: [] for a in self._areas}
-        for s in registry.sites:
-            self._members[s.area].append(s.id)
+        self._now = self._layout_for(registry.area_of())
+        self._layouts: dict[tuple[str, ...], Layout] = {}
         self._waste_sites = {s.id for s in registry.sites if s.kind == "waste"}
         self._cat_idx = {c: i for i, c in enumerate(CATEGORIES)}
         self.reader = ReadingsReader(
@@ -109,6 +114,25 @@ class Aggregator:
         )
         self.times = StageTimes()
         self._done: set[schedule.Marker] = set()  # markers this aggregator already recomputed
+
+    # -- which area each site is in, on a day (a moved station keeps its old area before) ------
+
+    def _layout_for(self, area_of: dict[str, str]) -> Layout:
+        members: dict[str, list[str]] = {a: [] for a in self._areas}
+        for site in self._sites:
+            members[area_of[site]].append(site)
+        group = np.array([self._area_idx[area_of[s]] for s in self._sites], dtype=np.int64)
+        return Layout(area_of, group, members)
+
+    def layout(self, day: int) -> Layout:
+        """Site -> area as it was on this Shanghai day (registry area_history)."""
+        if not self.registry.has_moves():
+            return self._now
+        area_of = self.registry.area_of(date_of(day))
+        key = tuple(area_of[s] for s in self._sites)
+        if key not in self._layouts:
+            self._layouts[key] = self._layout_for(area_of)
+        return self._layouts[key]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -125,11 +149,12 @@ class Aggregator:
             r, _ = self.reader.read(day)
         if not len(r):
             return 0, 0
+        lay = self.layout(day)
         with self.times.stage("kernel"):
             t = daily_totals(r, len(self._sites), len(CATEGORIES))  # one call, as benchmarked
-            cube = group_cube(t, r, self._group_of_site, len(self._areas), len(CATEGORIES))
+            cube = group_cube(t, r, lay.group_of_site, len(self._areas), len(CATEGORIES))
         with self.times.stage("encode"):
-            lines = encode.site_lines(t, self._sites, self._area)
+            lines = encode.site_lines(t, self._sites, lay.area)
             lines += encode.area_lines(cube, self._areas, self.rules)
         with self.times.stage("write"):
             self.influx.write_lines(encode.body(lines))
@@ -143,8 +168,9 @@ class Aggregator:
         the area rows, exact distinct residents included), then the district rows from the stored
         area rows; return (rows, readings). An area, not a site, is the unit: its distinct
         residents cannot be summed from per-site rows, and an area is a handful of stations."""
-        areas = sorted({self._area_idx[self._area[s]] for s in sites if s in self._area})
-        members = [s for a in areas for s in self._members[self._areas[a]]]
+        lay = self.layout(day)
+        areas = sorted({self._area_idx[lay.area[s]] for s in sites if s in lay.area})
+        members = [s for a in areas for s in lay.members[self._areas[a]]]
         if not members:
             return 0, 0
         if 2 * len(members) > len(self._sites):  # most of the district changed: read it whole
@@ -155,9 +181,9 @@ class Aggregator:
             return 0, 0
         with self.times.stage("kernel"):
             t = daily_totals(r, len(self._sites), len(CATEGORIES))
-            cube = group_cube(t, r, self._group_of_site, len(self._areas), len(CATEGORIES))
+            cube = group_cube(t, r, lay.group_of_site, len(self._areas), len(CATEGORIES))
         with self.times.stage("encode"):
-            lines = encode.site_lines(t, self._sites, self._area)
+            lines = encode.site_lines(t, self._sites, lay.area)
             lines += encode.area_lines(cube, self._areas, self.rules, only=set(areas))
         with self.times.stage("write"):
             self.influx.write_lines(encode.body(lines))
@@ -270,13 +296,16 @@ class Aggregator:
     def run_incremental(self, district_residents: bool = True) -> RunResult:
         """Recompute only what new or late readings touched since the last run: the areas of the
         marked sites on the marked days, the district rows and targets that depend on them, and
-        the huts' health_daily of those days; then (unless told not to: `gumei aggregate loop`
+        the huts' health_daily of those days and their follow-ups (raised readings, today's
+        counts); then (unless told not to: `gumei aggregate loop`
         runs it in its own lane, run_district_residents) the district's distinct residents."""
         work, watermark, markers = schedule.dirty_work(self.influx, done=self._done)
         if self.whole_days:
             work = DirtyWork(dict.fromkeys(work.days))
         result = self.recompute_work(work)
-        recompute_health_days(self.influx, self._health_days(work), self.health_k)
+        health_days = self._health_days(work)
+        recompute_health_days(self.influx, health_days, self.health_k)
+        health_pass(self.influx, health_days, self._today(), self.health_k)  # the follow-ups
         if district_residents:
             self.recount_district_residents(d for d, s in work.sites.items() if s is not None)
         schedule.write_watermark(self.influx, watermark, len(work), district_residents)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from cloud import registry as registry_mod
 from cloud.api.deps import AppState
 from cloud.api.middleware import AuditResidentAccess, RealClient
-from cloud.api.routes import admin, devices, health, ops, waste
+from cloud.api.routes import admin, devices, followups, health, ops, waste
 from cloud.audit import AuditLog
 from cloud.auth import TokenStore
 from cloud.influx import InfluxClient
@@ -52,7 +52,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
         app.state.gumei = AppState(
             settings,
             influx,
-            registry_mod.load(settings.registry),
+            registry_mod.LiveRegistry(settings.registry),
             TokenStore(settings.tokens),
             audit,
             ops_influx,
@@ -76,6 +76,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.include_router(followups.router)
     app.include_router(ops.router)
     # Outermost last: the real client is known before anything (audit, failed-login limits) uses it.
     app.add_middleware(AuditResidentAccess)

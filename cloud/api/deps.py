@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from cloud.audit import AuditLog
 from cloud.auth import FailedAuthLimiter, Role, TokenRecord, TokenStore, token_id_of
 from cloud.influx import InfluxClient
-from cloud.registry import Registry
+from cloud.registry import LiveRegistry, Registry
 from cloud.settings import CloudSettings
 
 log = logging.getLogger("gumei.api.auth")
@@ -25,11 +25,16 @@ class AppState:
 
     settings: CloudSettings
     influx: InfluxClient
-    registry: Registry
+    live_registry: LiveRegistry
     tokens: TokenStore
     audit: AuditLog
     # the operations identity ([influx.ops]) for the event routes' writes; None when not configured
     ops_influx: InfluxClient | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """The registry now: reloaded when its file changes (docs/deploy.md, live provisioning)."""
+        return self.live_registry.current()
 
 
 def get_state(request: Request) -> AppState:

@@ -22,6 +22,9 @@ log = logging.getLogger("gumei.api.audit")
 # Every route under this prefix reads one resident's record: each request to it is audited,
 # whatever its outcome (also 401/403/404/422/429, also paths that match no route).
 AUDITED_PREFIX = "/api/v1/health/residents/"
+# The follow-up worklist names residents by pseudonym: listing it and acting on it are audited too.
+FOLLOWUPS_PREFIX = "/api/v1/health/followups"
+_FOLLOWUP = re.compile(r"^f-[0-9a-f]{20}$")
 _RESIDENT = re.compile(RESIDENT_PATTERN)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -29,7 +32,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def is_audited(path: str) -> bool:
     """Whether requests to this path (or route template) are audited."""
-    return path.startswith(AUDITED_PREFIX)
+    return path.startswith(AUDITED_PREFIX) or (
+        path == FOLLOWUPS_PREFIX or path.startswith(FOLLOWUPS_PREFIX + "/")
+    )
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -95,7 +100,15 @@ def access_record(scope: Scope, status: int) -> dict[str, Any]:
     state: dict[str, Any] = scope.get("state") or {}
     token = state.get("audit_token")
     qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    segment = scope["path"][len(AUDITED_PREFIX) :].split("/", 1)[0]
+    path: str = scope["path"]
+    segment = (
+        path[len(AUDITED_PREFIX) :].split("/", 1)[0] if path.startswith(AUDITED_PREFIX) else ""
+    )
+    followup = (
+        path[len(FOLLOWUPS_PREFIX) + 1 :].split("/", 1)[0]
+        if path.startswith(FOLLOWUPS_PREFIX)
+        else ""
+    )
     route = getattr(scope.get("route"), "path", None)
     return {
         "event": "access",
@@ -107,6 +120,11 @@ def access_record(scope: Scope, status: int) -> dict[str, Any]:
         if route is not None and is_audited(route)
         else mask_digits(scope["path"][:200]),
         "resident": segment if _RESIDENT.fullmatch(segment) else ("invalid" if segment else None),
+        **(
+            {"followup": followup if _FOLLOWUP.fullmatch(followup) else "invalid"}
+            if followup
+            else {}
+        ),
         "start": _query_value(qs, "start"),
         "end": _query_value(qs, "end"),
         "records": state.get("audit_records"),

@@ -70,7 +70,14 @@ FLAGGED_KEY = {
     "body_temperature": "temperature_c",
     "pulse_oximetry": "spo2_pct",
 }
-LOW_CODES = {"low_spo2", "glucose_low", "underweight"}
+LOW_CODES = {
+    "spo2_low",
+    "spo2_very_low",
+    "glucose_low",
+    "glucose_very_low",
+    "underweight",
+    "temperature_low",
+}
 
 
 def _coding(code: Code) -> dict[str, str]:

@@ -1,7 +1,9 @@
-"""Abnormal-value flags and plausibility checks for health measurements, as pure functions.
+"""Plausibility checks and the stored verdict of health measurements, as pure functions.
 
-Thresholds and their sources are listed in docs/health.md. Kiosk glucose is capillary and
-self-measured: a glucose flag means "refer for screening", never a diagnosis.
+The thresholds live in ONE table, `cloud/health/triage.py` (`RULES`, printed with sources in
+docs/health.md); this module only screens for implausible values and turns a triage into the
+stored verdict. Kiosk glucose is capillary and self-measured: a glucose tier means "see the family
+doctor for screening", never a diagnosis.
 """
 
 from __future__ import annotations
@@ -9,18 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-Values = Mapping[str, float | str]
+from cloud.health.triage import Tier, triage
 
-# Chinese Guidelines for the Prevention and Treatment of Hypertension (2018 rev.; national standard 140/90).
-HYPERTENSION = (140.0, 90.0)
-SEVERE_HYPERTENSION = (180.0, 110.0)  # grade 3 hypertension
-# WHO 2006 / ADA Standards of Care: fasting plasma glucose >= 7.0 mmol/L, random >= 11.1 mmol/L.
-FASTING_GLUCOSE_HIGH = 7.0
-RANDOM_GLUCOSE_HIGH = 11.1
-GLUCOSE_LOW = 3.9  # ADA level 1 hypoglycaemia (< 70 mg/dL)
-SPO2_LOW = 94.0  # BTS oxygen guideline target range 94-98 %
-FEVER_C = 37.3  # Chinese clinical practice: axillary >= 37.3 degC is fever
-BMI_UNDERWEIGHT, BMI_OBESE = 18.5, 28.0  # WS/T 428-2013 Chinese adult criteria
+Values = Mapping[str, float | str]
 
 # Physiologically or instrumentally plausible ranges; values outside are quarantined, not flagged.
 PLAUSIBLE: dict[str, tuple[float, float]] = {
@@ -37,20 +30,30 @@ PLAUSIBLE: dict[str, tuple[float, float]] = {
     "spo2_pct": (50.0, 100.0),
 }
 
-SEVERITY = {"normal": 0, "abnormal": 1, "severe": 2}
+SEVERITY: dict[str, str] = {
+    "normal": "normal",
+    "recheck": "abnormal",
+    "refer": "abnormal",
+    "urgent": "severe",
+}  # tier -> the FHIR interpretation's severity
 
 
 @dataclass(frozen=True, slots=True)
 class Flag:
-    """The verdict on one measurement: codes of what is abnormal, and the worst severity."""
+    """The stored verdict on one measurement: its triage tier and the codes of the rows at that tier."""
 
     codes: tuple[str, ...]
-    severity: str  # "normal" | "abnormal" | "severe"
+    tier: Tier = "normal"
 
     @property
     def abnormal(self) -> bool:
-        """True when anything is outside the normal range."""
-        return bool(self.codes)
+        """True when the tier is above normal."""
+        return self.tier != "normal"
+
+    @property
+    def severity(self) -> str:
+        """normal | abnormal (recheck, refer) | severe (urgent)."""
+        return SEVERITY[self.tier]
 
     @property
     def text(self) -> str:
@@ -58,7 +61,7 @@ class Flag:
         return ",".join(self.codes) or "normal"
 
 
-NORMAL = Flag((), "normal")
+NORMAL = Flag(())
 
 
 def implausible(values: Values) -> str | None:
@@ -74,57 +77,10 @@ def implausible(values: Values) -> str | None:
     return None
 
 
-def blood_pressure_flags(systolic: float, diastolic: float) -> list[tuple[str, str]]:
-    """Hypertension flags: grade by the worse of systolic and diastolic."""
-    if systolic >= SEVERE_HYPERTENSION[0] or diastolic >= SEVERE_HYPERTENSION[1]:
-        return [("severe_hypertension", "severe")]
-    if systolic >= HYPERTENSION[0] or diastolic >= HYPERTENSION[1]:
-        return [("hypertensive", "abnormal")]
-    return []
-
-
-def glucose_flags(mmol_l: float, meal: str | None) -> list[tuple[str, str]]:
-    """Screening flags: fasting >= 7.0, otherwise (post-meal, random, unknown) >= 11.1; low < 3.9."""
-    if mmol_l < GLUCOSE_LOW:
-        return [("glucose_low", "abnormal")]
-    if meal == "fasting" and mmol_l >= FASTING_GLUCOSE_HIGH:
-        return [("glucose_high_fasting_screen", "abnormal")]
-    if meal != "fasting" and mmol_l >= RANDOM_GLUCOSE_HIGH:
-        return [("glucose_high_random_screen", "abnormal")]
-    return []
-
-
-def _number(values: Values, key: str) -> float | None:
-    value = values.get(key)
-    return None if value is None or isinstance(value, str) else float(value)
-
-
 def flag(type_: str, values: Values) -> Flag:
-    """Abnormal-value flags of one (plausible) measurement."""
-    found: list[tuple[str, str]] = []
-    if type_ == "blood_pressure":
-        found += blood_pressure_flags(
-            float(values["systolic_mmhg"]), float(values["diastolic_mmhg"])
-        )
-    elif type_ == "blood_glucose":
-        meal = values.get("meal")
-        found += glucose_flags(
-            float(values["glucose_mmol_l"]), meal if isinstance(meal, str) else None
-        )
-    elif type_ == "pulse_oximetry" and float(values["spo2_pct"]) < SPO2_LOW:
-        found.append(("low_spo2", "abnormal"))
-    elif type_ == "body_temperature" and float(values["temperature_c"]) >= FEVER_C:
-        found.append(("fever", "abnormal"))
-    elif type_ == "body_composition":
-        bmi = _number(values, "bmi")
-        if bmi is not None and bmi >= BMI_OBESE:
-            found.append(("obese", "abnormal"))
-        elif bmi is not None and bmi < BMI_UNDERWEIGHT:
-            found.append(("underweight", "abnormal"))
-    if not found:
-        return NORMAL
-    severity = max((s for _, s in found), key=SEVERITY.__getitem__)
-    return Flag(tuple(code for code, _ in found), severity)
+    """The verdict of one (plausible) measurement, from the triage table."""
+    t = triage(type_, values)
+    return Flag(t.codes, t.tier)
 
 
 def screen(type_: str, values: Values) -> tuple[Flag | None, str | None]:

@@ -13,12 +13,13 @@ from contract.models import HealthMeasurement
 def health_fields(
     m: HealthMeasurement, verdict: Flag
 ) -> dict[str, float | int | bool | str | None]:
-    """Fields of one point: seq, resident, abnormal, flag, then one float per value (meal as a string)."""
+    """Fields of one point: seq, resident, abnormal, flag, tier, then one float per value (meal as a string)."""
     fields: dict[str, float | int | bool | str | None] = {
         "seq": m.seq,
         "resident": m.resident,
         "abnormal": verdict.abnormal,
         "flag": verdict.text,
+        "tier": verdict.tier,
     }
     for key, value in sorted(m.values.items()):
         fields[key] = value if isinstance(value, str) else float(value)

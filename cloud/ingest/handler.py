@@ -6,6 +6,7 @@ Pure: no network. The worker calls `plan_batch` and writes the result in one req
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -19,18 +20,32 @@ from cloud.lineproto import (
     LineProtocolError,
     WasteHeads,
     line,
+    ticket_lines,
     waste_line_heads,
     waste_lines,
     waste_lines_from,
 )
 from cloud.quarantine import QuarantineRecord, quarantine_lines
 from cloud.redact import mask_digits, mask_reason, redact_entry, redact_payload
-from cloud.registry import Registry, Site
-from contract import PayloadRejected, TopicError, decode_health, decode_status, decode_waste
+from cloud.registry import LiveRegistry, Registry, Site
+from contract import (
+    PayloadRejected,
+    TopicError,
+    decode_health,
+    decode_status,
+    decode_tickets,
+    decode_waste,
+)
 from contract.decode import Decoded, load_json
 from contract.errors import ContractError
 from contract.fast import decode_waste_fast
-from contract.models import FUTURE_TOLERANCE_MS, HealthMeasurement, WasteReading, ignored_fields
+from contract.models import (
+    FUTURE_TOLERANCE_MS,
+    HealthMeasurement,
+    WasteReading,
+    WeighbridgeTicket,
+    ignored_fields,
+)
 from contract.models import now_ms as wall_now_ms
 from contract.topics import Topic, parse
 
@@ -112,12 +127,31 @@ class BatchPlanner:
 
     def __init__(
         self,
-        registry: Registry,
+        registry: Registry | LiveRegistry,
         health_encoder: HealthEncoder | None = None,
         fast_path: bool = True,
         max_age_days: float = DEFAULT_MAX_AGE_DAYS,
     ) -> None:
+        self._live = (
+            registry if isinstance(registry, LiveRegistry) else LiveRegistry.fixed(registry)
+        )
+        self._fast_path = fast_path
+        self._health_encoder = health_encoder
+        self._max_age_ms = int(max_age_days * DAY_MS)
+        self._version = 0
+        # The planner thread plans batches, the committer re-plans a refused one: a reload must not
+        # swap the indexes under a plan in progress (uncontended but for those rare re-plans).
+        self._plan_lock = threading.Lock()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Rebuild the indexes when the registry was reloaded (a file change: `LiveRegistry`)."""
+        version, registry = self._live.snapshot()
+        if version == self._version:
+            return
+        self._version = version
         self._sites = registry.site_index()
+        self._areas = frozenset(a.id for a in registry.areas)
         active = {
             sid: [d for d in site.devices if not d.retired] for sid, site in self._sites.items()
         }
@@ -128,16 +162,19 @@ class BatchPlanner:
         self._types = {
             d.id: d.type.value for devices in active.values() for d in devices if d.type is not None
         }
-        self._health_encoder = health_encoder
-        self._max_age_ms = int(max_age_days * DAY_MS)
         self._heads = (
             {sid: _line_heads(site) for sid, site in self._sites.items() if site.kind == "waste"}
-            if fast_path
+            if self._fast_path
             else {}
         )
 
     def plan_batch(self, messages: Iterable[Message], now_ms: int | None = None) -> Plan:
         """Plan one write for these messages; never raises for any input."""
+        with self._plan_lock:
+            self._refresh()
+            return self._plan_batch(messages, now_ms)
+
+    def _plan_batch(self, messages: Iterable[Message], now_ms: int | None) -> Plan:
         plan = Plan()
         now = wall_now_ms() if now_ms is None else now_ms
         for msg in messages:
@@ -194,12 +231,19 @@ class BatchPlanner:
         site = self._sites.get(topic.site)
         if site is None or site.retired:
             raise PayloadRejected("unknown_site", f"site {topic.site} is not in the registry")
-        if site.kind != topic.kind:
+        if site.topic_kind != topic.kind:
             raise PayloadRejected(
                 "wrong_kind", f"site {topic.site} is a {site.kind} site, not {topic.kind}"
             )
         if topic.channel == "status":
             self._plan_status(msg, topic, plan)
+            return
+        if (topic.channel == "tickets") != (site.kind == "weighbridge"):
+            raise PayloadRejected(
+                "wrong_kind", f"site {topic.site} is a {site.kind} site: no {topic.channel}"
+            )
+        if topic.channel == "tickets":
+            self._plan_tickets(msg, topic, plan, now_ms)
             return
         if topic.channel == "readings" and self._plan_readings_fast(
             msg.payload, site.id, plan, now_ms
@@ -224,6 +268,51 @@ class BatchPlanner:
             plan.days.update(
                 (day_number(x.ts), site.id) for x in kept
             )  # health_daily is recomputed for these days
+        plan.ignored.update(decoded.ignored)
+        for rej in decoded.rejected:
+            plan.quarantine.append(
+                _dead_letter(
+                    topic.site,
+                    topic.kind,
+                    rej.code,
+                    f"entry {rej.index}: {rej.reason}",
+                    msg,
+                    raw=rej.raw,
+                )
+            )
+
+    def _plan_tickets(self, msg: Message, topic: Topic, plan: Plan, now_ms: int) -> None:
+        """Weighbridge tickets: decoded with per-entry quarantine, checked against the registry
+        (device of the site, source area known, within the age horizon), one point each."""
+        decoded = decode_tickets(msg.payload, topic, now_ms)
+        kept: list[WeighbridgeTicket] = []
+        for t in decoded.valid:
+            problem: tuple[str, str] | None = None
+            if t.device not in self._known[topic.site]:
+                problem = "unknown_device", f"device {t.device} is not registered at {topic.site}"
+            elif t.ts < now_ms - self._max_age_ms:
+                problem = (
+                    "too_old",
+                    f"{t.device} ticket {t.ticket}: ts {t.ts} is older than the "
+                    f"{self._max_age_ms // DAY_MS}-day horizon",
+                )
+            elif t.source_area not in self._areas:
+                problem = "unknown_area", f"source_area {t.source_area} is not in the registry"
+            if problem is None:
+                kept.append(t)
+            else:
+                plan.quarantine.append(
+                    _dead_letter(
+                        topic.site,
+                        topic.kind,
+                        problem[0],
+                        problem[1],
+                        msg,
+                        raw=t.model_dump(mode="json"),
+                    )
+                )
+        plan.lines.extend(ticket_lines(topic.site, kept))
+        plan.readings += len(kept)
         plan.ignored.update(decoded.ignored)
         for rej in decoded.rejected:
             plan.quarantine.append(
@@ -396,5 +485,9 @@ def _count_entries(payload: bytes) -> int:
         doc = load_json(payload)
     except ContractError:
         return 1
-    entries = doc.get("readings") or doc.get("measurements") if isinstance(doc, dict) else None
+    entries = (
+        doc.get("readings") or doc.get("measurements") or doc.get("tickets")
+        if isinstance(doc, dict)
+        else None
+    )
     return len(entries) if isinstance(entries, list) else 1

@@ -12,6 +12,7 @@ from gumei.cli import (
     cloud_cmds,
     dashboards_cmds,
     edge_cmds,
+    gateway_cmds,
     health_cmds,
     influx_cmds,
     loadtest_cmd,
@@ -37,6 +38,7 @@ tools_cmds.register(app)
 registry_cmds.register(app)
 health_cmds.register(app)
 edge_cmds.register(app)
+gateway_cmds.register(app)
 dashboards_cmds.register(app)
 audit_cmds.register(app)
 influx_cmds.register(app)

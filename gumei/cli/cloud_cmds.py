@@ -58,7 +58,7 @@ def ingest(
     endpoint = s.worker_endpoint()
     influx = InfluxClient(s.influx_config("ingest"))
     planner = BatchPlanner(
-        registry.load(s.registry), health_lines, max_age_days=s.ingest.max_age_days
+        registry.LiveRegistry(s.registry), health_lines, max_age_days=s.ingest.max_age_days
     )
     worker = IngestWorker(endpoint, influx, planner, s.ingest.options())
     worker.start()
@@ -111,8 +111,9 @@ def aggregate_loop(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with InfluxClient(s.influx_config("aggregate")) as influx:
-        agg = Aggregator(
-            influx, registry.load(s.registry), _rules(s), health_k=s.health_min_residents
+        # a registry change (live provisioning) makes the next run use a new Aggregator
+        agg = registry.LiveRegistry(s.registry).derive(
+            lambda reg: Aggregator(influx, reg, _rules(s), health_k=s.health_min_residents)
         )
 
         def lane(step: Callable[[], object], every: float) -> None:
@@ -126,11 +127,13 @@ def aggregate_loop(
         # the district's distinct residents scan a whole day in influxd: their own, slower lane,
         # so a late reading's rows never wait for it (docs/aggregation.md)
         slow = threading.Thread(
-            target=lane, args=(agg.run_district_residents, residents_interval), daemon=True
+            target=lane,
+            args=(lambda: agg().run_district_residents(), residents_interval),
+            daemon=True,
         )
         slow.start()
         lane(
-            lambda: agg.run_incremental(district_residents=False),
+            lambda: agg().run_incremental(district_residents=False),
             interval or s.aggregate_interval_s,
         )
         slow.join()

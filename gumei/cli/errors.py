@@ -8,6 +8,7 @@ from cloud.settings import SettingsError
 from contract.errors import ContractError
 from dashboards.push import PushError
 from runtime.system import ServiceError
+from staff.errors import StaffError
 
 KNOWN_ERRORS: tuple[type[Exception], ...] = (
     AuditError,
@@ -18,6 +19,7 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     RegistryError,
     ServiceError,
     SettingsError,
+    StaffError,
     OSError,
 )
 

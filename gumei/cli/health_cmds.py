@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
@@ -18,7 +18,13 @@ from rich.progress import Progress
 from contract.days import now_local
 from gumei.cli.cloud_cmds import ConfigOpt
 
-health = typer.Typer(no_args_is_help=True, help="Smart health hut: daily statistics.")
+if TYPE_CHECKING:
+    from staff.roster import Roster
+
+health = typer.Typer(
+    no_args_is_help=True,
+    help="Smart health hut: daily statistics; the staff tool (worklist, contacted, close, lookup).",
+)
 
 
 def sim_health(
@@ -154,6 +160,158 @@ def aggregate(
             s.health_min_residents,
         )
     typer.echo(f"health_daily: {len(days)} hut-day(s) written")
+
+
+@health.command("triage-month")
+def triage_month(
+    residents: Annotated[
+        int, typer.Option(min=1, max=100_000, help="residents of the neighbourhood")
+    ] = 400,
+    visits_per_day: Annotated[int, typer.Option(min=1, max=10_000, help="visits a day")] = 40,
+    days: Annotated[int, typer.Option(min=1, max=366, help="days to simulate")] = 30,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+) -> None:
+    """Triage one simulated month of hut visits (no services): measurements per tier, follow-ups."""
+    from firmware_sim.health.month import report_lines, simulate_month
+
+    for text in report_lines(simulate_month(residents, visits_per_day, days, seed)):
+        typer.echo(text)
+
+
+# -- the health staff's tool (staff/): runs on the family-doctor team's machine, not in the cloud ----
+
+ApiOpt = Annotated[
+    str, typer.Option("--api", envvar="GUMEI_STAFF_API", help="the cloud API's base URL")
+]
+TokenOpt = Annotated[
+    Path,
+    typer.Option(
+        "--token-file", envvar="GUMEI_STAFF_TOKEN_FILE", help="health-role token (chmod 600)"
+    ),
+]
+KeyOpt = Annotated[
+    Path,
+    typer.Option(
+        "--district-key-file",
+        envvar="GUMEI_STAFF_KEY_FILE",
+        help="the district key (hex, chmod 600): pseudonyms are computed here",
+    ),
+]
+RosterOpt = Annotated[
+    Path,
+    typer.Option(
+        "--roster",
+        envvar="GUMEI_STAFF_ROSTER",
+        help="the team's roster CSV `card,name` (chmod 600; never uploaded)",
+    ),
+]
+
+
+def _roster(key_file: Path, roster: Path) -> Roster:
+    from contract.pseudonym import DistrictKeyError, load_district_key
+    from staff.errors import StaffError
+    from staff.roster import Roster
+
+    try:
+        key = load_district_key(key_file)
+    except DistrictKeyError as exc:
+        raise StaffError(str(exc)) from None
+    return Roster.load(roster, key)
+
+
+@health.command("worklist")
+def staff_worklist(
+    api: ApiOpt,
+    token_file: TokenOpt,
+    district_key_file: KeyOpt,
+    roster: RosterOpt,
+    status: Annotated[
+        str,
+        typer.Option(
+            help="active (open, overdue, contacted), open, overdue, contacted, closed, all"
+        ),
+    ] = "active",
+    reason: Annotated[str | None, typer.Option(help="one reason, e.g. hypertension")] = None,
+) -> None:
+    """The family-doctor follow-ups with residents' names from the local roster (staff machine)."""
+    from staff.client import HealthApi, load_token
+    from staff.view import worklist_lines
+
+    people = _roster(district_key_file, roster)
+    with HealthApi(api, load_token(token_file)) as client:
+        rows = client.worklist(status, reason)
+    for text in worklist_lines(rows, people) or ["no follow-ups"]:
+        typer.echo(text)
+
+
+@health.command("contacted")
+def staff_contacted(
+    followup: Annotated[
+        str, typer.Argument(help="follow-up id (f-…, from `gumei health worklist`)")
+    ],
+    api: ApiOpt,
+    token_file: TokenOpt,
+) -> None:
+    """Record that the resident of a follow-up was contacted."""
+    from staff.client import HealthApi, load_token
+
+    with HealthApi(api, load_token(token_file)) as client:
+        f = client.contacted(followup)
+    typer.echo(f"{f['id']}: {f['status']}")
+
+
+@health.command("close")
+def staff_close(
+    followup: Annotated[str, typer.Argument(help="follow-up id (f-…)")],
+    outcome: Annotated[
+        str,
+        typer.Option(
+            help="seen_by_doctor, referred_to_hospital, normal_on_recheck, already_treated, declined, unreachable, moved_away"
+        ),
+    ],
+    api: ApiOpt,
+    token_file: TokenOpt,
+) -> None:
+    """Close a follow-up with its outcome (a fixed list: no free text reaches the cloud)."""
+    from staff.client import HealthApi, load_token
+
+    with HealthApi(api, load_token(token_file)) as client:
+        f = client.close_followup(followup, outcome)
+    typer.echo(f"{f['id']}: {f['status']} ({f['outcome']})")
+
+
+@health.command("lookup")
+def staff_lookup(
+    api: ApiOpt,
+    token_file: TokenOpt,
+    district_key_file: KeyOpt,
+    roster: RosterOpt,
+    card: Annotated[
+        str | None,
+        typer.Option(
+            help="card number (asked for, unechoed, when left out: keeps it out of shell history)"
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="how many days of record")] = 90,
+) -> None:
+    """A resident's record and follow-ups by card number: pseudonymized here, only the pseudonym is sent."""
+    from contract.days import today
+    from staff.client import HealthApi, load_token
+    from staff.view import NOT_ON_ROSTER, record_lines, worklist_lines
+
+    people = _roster(district_key_file, roster)
+    typed = card if card is not None else typer.prompt("card number", hide_input=True)
+    pseudonym = people.pseudonym_of(typed)
+    person = people.person(pseudonym)
+    end = today()
+    with HealthApi(api, load_token(token_file)) as client:
+        record = client.observations(pseudonym, end - dt.timedelta(days=days - 1), end)
+        followups = [f for f in client.worklist("all") if f["resident"] == pseudonym]
+    typer.echo(f"{person.name if person else NOT_ON_ROSTER}  {pseudonym}")
+    for text in record_lines(record) or [f"no measurements in the last {days} days"]:
+        typer.echo(text)
+    for text in worklist_lines(followups, people):
+        typer.echo(text)
 
 
 def register(app: typer.Typer) -> None:

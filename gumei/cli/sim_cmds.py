@@ -67,6 +67,76 @@ def fleet(
     )
 
 
+@sim.command("weighbridge")
+def weighbridge(
+    operator_file: Annotated[
+        Path, typer.Option(help="JSON-lines file the operator's entries are appended to")
+    ],
+    trucks: Annotated[int, typer.Option(min=1, max=1000, help="trucks to weigh")] = 6,
+    seed: Annotated[int, typer.Option(help="random seed of loads, plates and noise")] = 1,
+    speed: Annotated[
+        float, typer.Option(min=0.1, max=100, help="simulated seconds per second")
+    ] = 1.0,
+    mode: Annotated[
+        str, typer.Option(help="continuous output: tf0 (STX frames) or eq ('=')")
+    ] = "tf0",
+    areas: Annotated[str, typer.Option(help="comma-separated source areas")] = "A07,A08",
+    stored_every: Annotated[
+        int, typer.Option(min=0, help="every n-th truck has a stored tare")
+    ] = 3,
+    glitch_rate: Annotated[
+        float, typer.Option(min=0, max=0.5, help="share of garbled frames")
+    ] = 0.0,
+    link: Annotated[
+        Path | None, typer.Option(help="also make this symlink to the serial port")
+    ] = None,
+) -> None:
+    """A truck-scale indicator (耀华 XK3190 continuous output) and its operator, until all trucks
+    are weighed: frames on a pseudo-terminal, entries appended to --operator-file; prints the port,
+    the stored tares to configure and, at the end, the tickets the gateway should make (JSON lines)."""
+    from firmware_sim.weighbridge import WeighbridgeSim, make_trucks, timeline
+
+    if mode not in ("tf0", "eq"):
+        raise typer.BadParameter("--mode must be tf0 or eq")
+    area_list = [a.strip() for a in areas.split(",") if a.strip()]
+    plan = make_trucks(trucks, seed, area_list, stored_every)
+    t = timeline(plan, seed=seed, mode="tf0" if mode == "tf0" else "eq", glitch_rate=glitch_rate)
+    sim = WeighbridgeSim(t, operator_file, speed)
+    if link is not None:
+        link.unlink(missing_ok=True)
+        link.symlink_to(sim.port)
+    typer.echo(f"weighbridge: indicator on {sim.port} ({mode}, kg), operator input {operator_file}")
+    tares = {x.plate: x.tare_g // 1000 for x in plan if x.stored_tare}
+    typer.echo(f"weighbridge: stored_tares_kg = {json.dumps(tares, ensure_ascii=False)}")
+    typer.echo(f"weighbridge: {len(plan)} trucks over {t.duration_ms / 1000 / speed:.0f} s")
+    stopped = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopped
+        stopped = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sim.start()
+    try:
+        while not stopped and not sim.wait(0.2):
+            pass
+    finally:
+        sim.close()
+        if link is not None:
+            link.unlink(missing_ok=True)
+    for x in plan:
+        typer.echo(
+            json.dumps(
+                {**x.entry, "gross_g": x.gross_g, "tare_g": x.tare_g, "net_g": x.net_g},
+                ensure_ascii=False,
+            )
+        )
+    typer.echo(
+        f"weighbridge: done, {t.glitches} garbled frames, net {sum(x.net_g for x in plan)} g"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the simulator commands to the main app."""
     app.add_typer(sim, name="sim")

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from cloud import measurements as m
-from cloud.days import DAY_MS, day_number, day_start_ms
+from cloud.days import DAY_MS, date_of, day_number, day_start_ms
 from cloud.health.daily import daily_lines
+from cloud.health.followups import Event, fold, followup_id
 from cloud.health.stats import StatRow, daily_stats
+from cloud.health.worklist import count_lines
 from cloud.influx import InfluxClient, InfluxConfig
 from cloud.lineproto import line, point_time_ns
 from cloud.ops.lifecycle import Change, State, change_for
@@ -52,6 +54,27 @@ def _daily(
     for site, area, category, ts, net in readings:
         kg[(day_number(ts), site, area, category)] += net
     return kg
+
+
+def _followup_events() -> list[Event]:
+    """Seven residents with a follow-up: six overdue refers, one urgent today; one more closed today."""
+    t = (day_start_ms(TODAY - 20) + 2 * HOUR) * 10**6
+    events = [
+        Event(f"r-{i:032x}", "hyperglycaemia", "raised", t + i, "refer", "glucose_high_fasting")
+        for i in range(6)
+    ]
+    events.append(
+        Event(
+            "r-" + "e" * 32, "hypertension", "raised", (NOW - HOUR) * 10**6, "urgent", "bp_severe"
+        )
+    )
+    closer = "r-" + "c" * 32
+    events.append(Event(closer, "hypoxaemia", "raised", t, "refer", "spo2_low"))
+    fid = followup_id(closer, "hypoxaemia", 0)
+    events.append(
+        Event(closer, "hypoxaemia", "closed", NOW * 10**6, followup=fid, outcome="seen_by_doctor")
+    )
+    return events
 
 
 def _dataset() -> str:
@@ -109,6 +132,8 @@ def _dataset() -> str:
         [StatRow("HH-01", r.ts - DAY_MS, r.type, r.resident, r.abnormal) for r in rows]
     )
     lines += daily_lines(hidden, k=5)
+    # follow-up counts as the aggregator writes them for operators: 7 open (6 overdue), 1 closed
+    lines += count_lines(fold(_followup_events()), date_of(TODAY), k=5)
     for j, (site, online) in enumerate([("WS-0101", True), ("WS-0102", True), ("WS-0201", False)]):
         for k in range(3):
             ts = (NOW - (3 - k) * HOUR + j) * 10**6
@@ -333,6 +358,13 @@ def test_health_abnormal_rate_inputs(dash_influx: InfluxClient) -> None:
         "blood_pressure": 2,
         "blood_glucose": 2,
     }
+
+
+def test_health_followup_counts(dash_influx: InfluxClient) -> None:
+    ((_, _, query),) = _panel("health-hut", "Family-doctor follow-ups")
+    got = {s.tags["state"]: [tuple(v[1:]) for v in s.values] for s in dash_influx.query(query)}
+    # closed_week: 1 closed follow-up, fewer than k = 5 residents: suppressed, no count, hidden
+    assert got == {"open": [(7, 0)], "overdue": [(6, 0)], "closed_week": [(None, 1)]}
 
 
 def test_render_writes_one_png_per_dashboard(dash_influx: InfluxClient, tmp_path: Path) -> None:

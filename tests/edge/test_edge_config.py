@@ -71,6 +71,11 @@ MISTAKES = [  # (replace, with, the one line expected, after "<file>: ")
         "backoff_max_s = 0.1",
         "publish: backoff_max_s must be >= backoff_min_s",
     ),
+    (
+        '# cert_file = "/etc/gumei/WS-0101.crt"',
+        'cert_file = "/etc/gumei/WS-0101.crt"',
+        "broker: cert_file and key_file go together (a client certificate and its key)",
+    ),
 ]
 
 

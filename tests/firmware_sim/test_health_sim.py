@@ -93,7 +93,7 @@ def test_residents_are_diverse() -> None:
         flag("blood_pressure", {"systolic_mmhg": t.systolic, "diastolic_mmhg": t.diastolic}).text
         for t in truths
     )
-    assert flags["normal"] and flags["hypertensive"] and flags["severe_hypertension"]
+    assert flags["normal"] and flags["bp_raised_home"] and flags["bp_severe"]
     diabetic = [
         t for r, t in zip(residents, truths, strict=True) if r.diabetic and t.meal == "fasting"
     ]

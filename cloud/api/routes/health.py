@@ -51,6 +51,7 @@ class Observation(BaseModel):
     units: dict[str, str]
     abnormal: bool
     flag: str
+    tier: str | None  # None: stored before triage tiers existed
 
 
 class ObservationsResponse(BaseModel):
@@ -92,6 +93,7 @@ def _stored(
                 units={k: UNITS[k] for k in values if k in UNITS},
                 abnormal=bool(v["abnormal"]),
                 flag=str(v["flag"]),
+                tier=v.get("tier"),
             )
             found[(obs.device, obs.seq)] = obs
     bounded(len(found), state)

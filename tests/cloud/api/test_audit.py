@@ -6,9 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,8 +14,8 @@ import httpx
 import pytest
 
 from cloud.audit import AuditLog, parse_since, utc_iso
-from devstack.services import free_port, stop_process
-from tests.support.common import gumei, wait_for_api
+from tests.support.api_process import api_process
+from tests.support.common import gumei
 from tests.support.health import DAY, pseudonym, seed_resident
 
 CARD = "6222021234567890123"  # a card number someone types into a URL by mistake
@@ -270,28 +267,8 @@ def test_only_admins_read_the_trail(api_url, tokens, seeded, cloud_config):
 @pytest.fixture(scope="module")
 def bulk_api(stack, cloud_config) -> Iterator[str]:
     """A second API process on the same files with a bulk threshold of 3 residents."""
-    port = free_port()
-    log = open(stack.root / "logs" / "api-bulk.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gumei.cli",
-            "api",
-            "--config",
-            str(cloud_config),
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "GUMEI_AUDIT_BULK_RESIDENTS": "3"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_api(url)
-    yield url
-    stop_process(proc)
-    log.close()
+    with api_process(stack, cloud_config, "api-bulk", {"GUMEI_AUDIT_BULK_RESIDENTS": "3"}) as url:
+        yield url
 
 
 def test_bulk_access_is_flagged_and_logged(bulk_api, stack, audit_file):
@@ -352,19 +329,8 @@ def test_tokens_made_and_revoked_are_recorded(api_url, tokens, stack, cloud_conf
 def test_no_audit_record_no_data(stack, cloud_config, tmp_path):
     """When the audit file cannot be written, a per-resident route answers 503, not the data."""
     path = tmp_path / "audit.jsonl"
-    port = free_port()
-    proc = stack.spawn(
-        "api-noaudit",
-        "api",
-        "--config",
-        str(cloud_config),
-        "--port",
-        str(port),
-        env={"GUMEI_AUDIT_LOG": str(path)},
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_api(url)
+    env = {"GUMEI_AUDIT_LOG": str(path)}
+    with api_process(stack, cloud_config, "api-noaudit", env) as url:
         token = stack.tokens().create("audit broken", "health")
 
         def get():
@@ -382,5 +348,3 @@ def test_no_audit_record_no_data(stack, cloud_config, tmp_path):
             "detail": "audit log unavailable; try again later"
         }
         assert "answering 503" in stack.log_of("api-noaudit")
-    finally:
-        stop_process(proc)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +15,8 @@ from cloud.api.app import create_app
 from cloud.api.deps import RouteInfo, route_roles
 from cloud.auth import ROLES, FailedAuthLimiter, FailureLimits, TokenStore
 from cloud.settings import CloudSettings
-from devstack.services import free_port, stop_process
-from tests.support.common import PROJECT, wait_for_api
+from tests.support.api_process import api_process
+from tests.support.common import PROJECT
 
 PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz"}
 TODAY = dt.date.today().isoformat()
@@ -179,30 +176,9 @@ def test_token_store_keeps_only_hashes_and_verifies_any_secret(tmp_path: Path) -
 @pytest.fixture(scope="module")
 def strict_api(stack, cloud_config) -> Iterator[str]:
     """A second API process with a low failed-auth limit (so the shared one is not blocked for other tests)."""
-    port = free_port()
-    log = open(stack.root / "logs" / "api-strict.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gumei.cli",
-            "api",
-            "--config",
-            str(cloud_config),
-            "--port",
-            str(port),
-            "--host",
-            "0.0.0.0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "GUMEI_AUTH_FAIL_LIMIT": "3", "GUMEI_AUTH_FAIL_WINDOW_S": "300"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_api(url)
-    yield url
-    stop_process(proc)
-    log.close()
+    env = {"GUMEI_AUTH_FAIL_LIMIT": "3", "GUMEI_AUTH_FAIL_WINDOW_S": "300"}
+    with api_process(stack, cloud_config, "api-strict", env, any_host=True) as url:
+        yield url
 
 
 def test_failed_auth_is_rate_limited_per_client_address(strict_api, role_tokens):
@@ -340,37 +316,14 @@ def test_concurrent_creates_and_revokes_lose_nothing(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def proxied_api(stack, cloud_config) -> Iterator[str]:
     """An API process behind a "proxy" at 127.0.0.1 (trusted), with a low failed-auth limit and row limit."""
-    port = free_port()
-    log = open(stack.root / "logs" / "api-proxied.log", "ab")  # noqa: SIM115 (open for the fixture's lifetime)
     env = {
-        **os.environ,
         "GUMEI_AUTH_FAIL_LIMIT": "3",
         "GUMEI_AUTH_FAIL_WINDOW_S": "300",
         "GUMEI_API_FORWARDED_ALLOW_IPS": '["127.0.0.1"]',
         "GUMEI_API_MAX_ROWS": "2",
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gumei.cli",
-            "api",
-            "--config",
-            str(cloud_config),
-            "--port",
-            str(port),
-            "--host",
-            "0.0.0.0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_api(url)
-    yield url
-    stop_process(proc)
-    log.close()
+    with api_process(stack, cloud_config, "api-proxied", env, any_host=True) as url:
+        yield url
 
 
 def test_behind_a_proxy_limits_key_on_the_real_client(proxied_api, role_tokens):

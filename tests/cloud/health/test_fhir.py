@@ -78,7 +78,9 @@ def test_body_composition_observations() -> None:
     assert quantity(by_code["8302-2"]) == (170.0, "cm")
     assert quantity(by_code["39156-5"]) == (24.4, "kg/m2")
     assert quantity(by_code["41982-0"]) == (21.5, "%")
-    assert by_code["39156-5"]["interpretation"][0]["coding"][0]["code"] == "N"
+    assert (
+        by_code["39156-5"]["interpretation"][0]["coding"][0]["code"] == "H"
+    )  # overweight >= 24 (WS/T 428)
     assert "meta" not in by_code["41982-0"]  # body fat is not a vital sign
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from cloud.health.flags import NORMAL, flag, implausible, screen
+from cloud.health.flags import implausible, screen
 from cloud.health.lines import health_line, health_lines
 from cloud.health.stats import StatRow, daily_stats
 from cloud.influx import InfluxClient
@@ -16,62 +16,7 @@ R1, R2 = "r-" + "1" * 32, "r-" + "2" * 32
 T0 = 1_795_743_000_000  # 2026-11-27 09:30 Shanghai
 
 
-def bp(sys_: float, dia: float) -> str:
-    return flag("blood_pressure", {"systolic_mmhg": sys_, "diastolic_mmhg": dia}).text
-
-
-@pytest.mark.parametrize(
-    ("sys_", "dia", "text"),
-    [
-        (120, 80, "normal"),
-        (139, 89, "normal"),
-        (140, 70, "hypertensive"),
-        (125, 90, "hypertensive"),
-        (179, 109, "hypertensive"),
-        (180, 90, "severe_hypertension"),
-        (150, 110, "severe_hypertension"),
-        (135, 85, "normal"),  # 130/80 (2022 proposal) is not the national threshold
-    ],
-)
-def test_blood_pressure_thresholds(sys_: float, dia: float, text: str) -> None:
-    assert bp(sys_, dia) == text
-
-
-def test_severity() -> None:
-    assert (
-        flag("blood_pressure", {"systolic_mmhg": 185, "diastolic_mmhg": 100}).severity == "severe"
-    )
-    assert (
-        flag("blood_pressure", {"systolic_mmhg": 145, "diastolic_mmhg": 80}).severity == "abnormal"
-    )
-    assert flag("blood_pressure", {"systolic_mmhg": 118, "diastolic_mmhg": 76}) == NORMAL
-
-
-@pytest.mark.parametrize(
-    ("mmol", "meal", "text"),
-    [
-        (6.9, "fasting", "normal"),
-        (7.0, "fasting", "glucose_high_fasting_screen"),
-        (9.5, "postprandial", "normal"),
-        (11.1, "postprandial", "glucose_high_random_screen"),
-        (11.1, None, "glucose_high_random_screen"),
-        (7.5, None, "normal"),
-        (3.8, "fasting", "glucose_low"),
-    ],
-)
-def test_glucose_screening(mmol: float, meal: str | None, text: str) -> None:
-    values: dict[str, float | str] = {"glucose_mmol_l": mmol} | ({"meal": meal} if meal else {})
-    assert flag("blood_glucose", values).text == text
-
-
-def test_spo2_temperature_bmi() -> None:
-    assert flag("pulse_oximetry", {"spo2_pct": 94}).text == "normal"
-    assert flag("pulse_oximetry", {"spo2_pct": 93}).text == "low_spo2"
-    assert flag("body_temperature", {"temperature_c": 37.2}).text == "normal"
-    assert flag("body_temperature", {"temperature_c": 37.3}).text == "fever"
-    assert flag("body_composition", {"weight_kg": 90, "bmi": 28.0}).text == "obese"
-    assert flag("body_composition", {"weight_kg": 45, "bmi": 18.4}).text == "underweight"
-    assert flag("body_composition", {"weight_kg": 60}).text == "normal"
+# Tiers at and around every threshold: tests/cloud/health/test_triage.py (the one table).
 
 
 @pytest.mark.parametrize(
@@ -138,7 +83,7 @@ def test_health_line_shape() -> None:
     text = health_line("HH-01", measurement(7))
     assert text == (
         "health_measurement,device=HH-01-BP,site=HH-01,type=blood_pressure seq=7i,"
-        f'resident="{R1}",abnormal=true,flag="hypertensive",diastolic_mmhg=95.0,pulse_bpm=72.0,'
+        f'resident="{R1}",abnormal=true,flag="bp_raised_home",tier="recheck",diastolic_mmhg=95.0,pulse_bpm=72.0,'
         "systolic_mmhg=150.0 1795743000000000007"
     )
     anonymous = health_line("HH-01", measurement(8, resident=None))
@@ -168,4 +113,4 @@ def test_health_lines_round_trip_real_influxdb(influx: InfluxClient) -> None:
     assert [r["seq"] for r in rows] == [1, 2, 3]
     assert rows[0]["systolic_mmhg"] == 150.0 and rows[0]["abnormal"] is True
     assert rows[2]["glucose_mmol_l"] == 7.2 and rows[2]["meal"] == "fasting"
-    assert rows[2]["flag"] == "glucose_high_fasting_screen"
+    assert rows[2]["flag"] == "glucose_high_fasting"

@@ -102,7 +102,7 @@ def test_the_grants_table_is_least_privilege() -> None:
         ("aggregate", "gumei"): "ALL",
         ("aggregate", "gumei_health"): "ALL",
         ("api", "gumei"): "READ",
-        ("api", "gumei_health"): "READ",
+        ("api", "gumei_health"): "ALL",  # follow-up actions (contacted, closed)
         ("grafana", "gumei"): "READ",
         ("ops", "gumei"): "ALL",
     }

@@ -44,7 +44,9 @@ def test_implausible_entries_are_quarantined_alone(registry: Registry) -> None:
     assert "systolic_mmhg 20 outside plausible range 40..300" in plan.quarantine[0].reason
     assert "systolic_mmhg 400 outside" in plan.quarantine[1].reason
     assert json.loads(plan.quarantine[1].payload)["seq"] == 3
-    assert 'flag="normal"' in plan.health_lines[0] and 'flag="hypertensive"' in plan.health_lines[1]
+    assert (
+        'flag="normal"' in plan.health_lines[0] and 'flag="bp_raised_home"' in plan.health_lines[1]
+    )
     assert len(plan.days) == 1  # the aggregator recomputes health_daily for that day
 
 

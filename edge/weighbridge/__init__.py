@@ -1,0 +1,1 @@
+"""The weighbridge (truck scale) gateway: XK3190 frames, stable weight, tickets (docs/weighbridge.md)."""
