@@ -29,6 +29,7 @@ from cloud.ops.derive import PROFILE_WEEKS, FillState, fill_state, weekly_profil
 from cloud.ops.rules import (
     WEEK_HOURS,
     BinInputs,
+    FollowupInputs,
     GatewayInputs,
     Inputs,
     QuarantineInputs,
@@ -323,6 +324,22 @@ def read_targets(influx: InfluxClient, now_ms: int) -> TargetInputs:
     )
 
 
+def read_followups(influx: InfluxClient, now_ms: int) -> FollowupInputs:
+    """The latest overdue count (all reasons) of today or yesterday, as the aggregator wrote it."""
+    today = day_start_ms(int(day_number(now_ms)))
+    q = (
+        f'SELECT "followups", "suppressed" FROM "{m.HEALTH_FOLLOWUP_COUNTS.name}" '
+        f"WHERE \"state\" = 'overdue' AND \"reason\" = 'all' AND time >= {today - DAY_MS}ms "
+        f"AND time <= {now_ms}ms ORDER BY time DESC LIMIT 1"
+    )
+    for _, idx, v in _rows(influx.query(q)):
+        count = v[idx["followups"]]
+        if count is None or v[idx["suppressed"]]:
+            return FollowupInputs(False, 0.0)
+        return FollowupInputs(True, float(count))
+    return FollowupInputs(False, 0.0)
+
+
 def gather(
     influx: InfluxClient,
     registry: Registry,
@@ -351,6 +368,7 @@ def gather(
             workers=read_workers(influx, now_ms, t),
             quarantine=read_quarantine(influx, now_ms, t),
             targets=read_targets(influx, now_ms),
+            followups=read_followups(influx, now_ms),
         ),
         len(observed),
     )

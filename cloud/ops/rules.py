@@ -31,7 +31,7 @@ _WEEK_SHIFT_H = 72
 
 Severity = Literal["critical", "major", "minor"]
 Audience = Literal["collection", "field", "platform", "operations", "health"]
-Subject = Literal["scale", "site", "worker", "target", "hut"]
+Subject = Literal["scale", "site", "worker", "target", "district"]
 
 # How long an event may stay unresolved before it is overdue, by severity.
 DEADLINE_MS: dict[Severity, int] = {"critical": HOUR_MS, "major": 4 * HOUR_MS, "minor": DAY_MS}
@@ -130,6 +130,15 @@ class TargetInputs:
 
 
 @dataclass(frozen=True)
+class FollowupInputs:
+    """The district's overdue family-doctor follow-ups (all reasons), as the aggregator counted
+    them on the latest day (`health_followup_counts`: counts only, never who)."""
+
+    known: bool  # False: no count that day, or the cell is suppressed (fewer than k residents)
+    overdue: float
+
+
+@dataclass(frozen=True)
 class Inputs:
     """Everything the rules read; a part that was not read is None and its rules are skipped."""
 
@@ -140,6 +149,7 @@ class Inputs:
     workers: WorkerInputs | None = None
     quarantine: QuarantineInputs | None = None
     targets: TargetInputs | None = None
+    followups: FollowupInputs | None = None
 
 
 Condition = Callable[[Inputs, Thresholds], Verdict | None]
@@ -308,6 +318,20 @@ def target_missed(inputs: Inputs, t: Thresholds) -> Verdict | None:
     return Verdict(g.target, g.known & ~g.met, g.known & g.met, g.value)
 
 
+def followups_overdue(inputs: Inputs, t: Thresholds) -> Verdict | None:
+    """Any follow-up overdue in the latest count; clears when the count is 0. A suppressed cell
+    (fewer than k residents) says neither."""
+    f = inputs.followups
+    if f is None:
+        return None
+    return Verdict(
+        ["all"],
+        np.array([f.known and f.overdue >= 1]),
+        np.array([f.known and f.overdue < 1]),
+        np.array([f.overdue if f.known else 0.0]),
+    )
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "bin_full",
@@ -383,12 +407,13 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "followups_overdue",
         "随访逾期 Health follow-ups overdue",
-        "hut",
+        "district",
         "major",
         "health",
-        "placeholder: count of overdue follow-ups per hut (the follow-up work is being built)",
-        "count back to 0",
-        None,
+        "the latest health_followup_counts row (state overdue, all reasons) counts >= 1 (a count "
+        "only; a k-suppressed cell opens nothing)",
+        "the count is back to 0",
+        followups_overdue,
     ),
 )
 

@@ -285,3 +285,36 @@ def test_odd_tags_from_dead_letters_and_stats_never_break_a_pass(
     assert ("quarantine_spike", odd) in {(c.rule, c.subject) for c in result.opened}
     assert all(c.subject for c in result.changes)
     assert store.read_episodes(influx, "quarantine_spike", odd)[("quarantine_spike", odd)][0].active
+
+
+def test_followups_overdue_from_the_aggregators_counts(private_influx: InfluxClient) -> None:
+    """Counts only, from health_followup_counts: opens on a shown count >= 1, ignores a suppressed
+    cell, resolves on 0."""
+    influx = private_influx
+    day = DAY + 40
+    now = day_start_ms(day) + 9 * HOUR_MS
+    ev = Evaluator(influx, REGISTRY, clock=Clock(now))
+
+    def count(followups: int | None, at_day: int, suppressed: bool = False) -> None:
+        fields: dict = (
+            {"suppressed": True, "hidden": 1}
+            if suppressed
+            else {"followups": followups, "suppressed": False, "hidden": 0}
+        )
+        _write(
+            influx,
+            line(
+                m.HEALTH_FOLLOWUP_COUNTS.name,
+                {"state": "overdue", "reason": "all"},
+                fields,
+                day_start_ms(at_day) * 10**6,
+            ),
+        )
+
+    count(3, day - 1)
+    assert ("followups_overdue", "all") in {(c.rule, c.subject) for c in ev.run_once().opened}
+    count(None, day, suppressed=True)  # today's cell hidden: neither
+    assert [c for c in ev.run_once().changes if c.rule == "followups_overdue"] == []
+    count(0, day)  # rewritten when the aggregator runs again: 0 overdue
+    resolved = [c for c in ev.run_once().changes if c.rule == "followups_overdue"]
+    assert [(c.action, c.audience) for c in resolved] == [("resolve", "health")]

@@ -56,7 +56,7 @@ def test_rules_table(api_url, tokens):
     assert r.status_code == 200
     rows = {x["name"]: x for x in r.json()}
     assert rows["bin_full"]["audience"] == "collection" and rows["bin_full"]["active"]
-    assert not rows["followups_overdue"]["active"]
+    assert rows["followups_overdue"]["active"] and rows["followups_overdue"]["audience"] == "health"
 
 
 def test_acknowledge_then_resolve_with_a_note(api_url, tokens, influx):

@@ -15,6 +15,7 @@ from cloud.ops.rules import (
     HOUR_MS,
     RULES,
     BinInputs,
+    FollowupInputs,
     GatewayInputs,
     Inputs,
     QuarantineInputs,
@@ -66,7 +67,7 @@ def test_the_table_is_complete_and_unique():
     for r in RULES:
         assert r.severity in DEADLINE_MS and r.opens and r.resolves and r.audience
         assert r.dedup_key("X") == (r.name, "X")
-    assert BY_NAME["followups_overdue"].evaluate is None  # the documented placeholder
+    assert all(r.evaluate is not None for r in RULES)
 
 
 def test_collection_times_are_shanghai_hours():
@@ -306,3 +307,18 @@ def test_weekly_profile_means_over_the_weeks_of_history():
     empty, w0 = weekly_profile(np.array([], dtype=np.int64), np.array([]), end)
     assert w0 == 0.0 and empty.sum() == 0.0
     assert SHANGHAI_OFFSET_MS == 8 * HOUR_MS
+
+
+@pytest.mark.parametrize(
+    ("known", "overdue", "firing", "clear"),
+    [
+        (True, 0.0, False, True),
+        (True, 1.0, True, False),
+        (True, 7.0, True, False),
+        (False, 0.0, False, False),  # suppressed or no count: neither
+    ],
+)
+def test_followups_overdue_boundaries(known, overdue, firing, clear):
+    v = _judge("followups_overdue", Inputs(NOW, followups=FollowupInputs(known, overdue)))
+    assert v.subjects == ["all"]
+    assert (bool(v.firing[0]), bool(v.clear[0])) == (firing, clear)
