@@ -17,8 +17,8 @@ from typing import Literal
 
 from cloud.influx import FatalInfluxError, InfluxClient
 
-Service = Literal["ingest", "aggregate", "api", "grafana"]
-SERVICES: tuple[Service, ...] = ("ingest", "aggregate", "api", "grafana")
+Service = Literal["ingest", "aggregate", "api", "grafana", "ops"]
+SERVICES: tuple[Service, ...] = ("ingest", "aggregate", "api", "grafana", "ops")
 Privilege = Literal["READ", "WRITE", "ALL"]
 MAIN, HEALTH, RECORDS = "main", "health", "records"
 
@@ -27,14 +27,17 @@ MAIN, HEALTH, RECORDS = "main", "health", "records"
 # needs WRITE only); aggregate: reads raw data and writes aggregates in both, reads the records
 # (targets from inspections); api: reads the main database (never writes it: a bug or a stolen
 # token in the API cannot forge tonnage), reads and writes the health database (per-resident
-# routes; the health staff's follow-up actions) and the records database (inspections; 1.x grants
-# are per database, not per measurement, hence a database of its own); grafana: reads the
-# non-personal databases only, writes nothing.
+# routes; the health staff's follow-up actions) and the records database (inspections, people's
+# acknowledgements of operations events; 1.x grants are per database, not per measurement, hence
+# a database of its own); grafana: reads the non-personal databases only, writes nothing;
+# ops: the operations evaluator reads the main database and writes its ops_* measurements into
+# the records database, never the health database (docs/operations.md).
 GRANTS: dict[Service, dict[str, Privilege]] = {
     "ingest": {MAIN: "WRITE", HEALTH: "WRITE"},
     "aggregate": {MAIN: "ALL", HEALTH: "ALL", RECORDS: "READ"},
     "api": {MAIN: "READ", HEALTH: "ALL", RECORDS: "ALL"},
     "grafana": {MAIN: "READ", RECORDS: "READ"},
+    "ops": {MAIN: "READ", RECORDS: "ALL"},
 }
 DEFAULT_USERS: dict[Service, str] = {s: f"gumei_{s}" for s in SERVICES}
 

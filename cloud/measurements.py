@@ -256,6 +256,62 @@ INGEST_STATS = Measurement(
 stale = received on a dropped connection and left to redelivery), plus queue depth, the last and
 the worst batch latency of the interval, and rates over the interval."""
 
+OPS_EVENT = Measurement(
+    "ops_event",
+    tags=("rule", "subject"),
+    fields={
+        "action": "string",
+        "state": "string",
+        "severity": "string",
+        "audience": "string",
+        "deadline_ms": "integer",
+        "value": "float",
+        "by": "string",
+        "note": "string",
+    },
+)
+"""One state change of an operations event (docs/operations.md): an append-only log per (rule,
+subject); the event's state is the fold of its changes, where a change that does not apply (a
+second open, an acknowledge of a resolved event) is a no-op, so any number of evaluators writing the
+same change agree. state = the state after the change (what Grafana reads); time = the change's ms."""
+
+OPS_OBSERVED = Measurement(
+    "ops_observed",
+    tags=("site", "device"),
+    fields={"gross_kg": "float", "rate_kg_h": "float", "reading_ms": "integer"},
+)
+"""What the operations evaluator last saw of one scale: its latest gross weight and fill rate; time =
+that reading's time, so rewriting it is idempotent and the latest point per device is the state."""
+
+OPS_PROFILE = Measurement(
+    "ops_profile",
+    tags=("site",),
+    fields={"weeks": "float", "profile": "string"},
+)
+"""A station's usual deposits per hour of the week (Monday 00:00 Shanghai first; 168 comma-separated
+means over its last weeks of history); time = the Shanghai day it was learned (one point a day)."""
+
+OPS_DELIVERY = Measurement(
+    "ops_delivery",
+    tags=("subscriber", "outcome"),
+    fields={
+        "key": "string",
+        "status": "integer",
+        "error": "string",
+        "latency_ms": "float",
+        "event_ms": "integer",
+    },
+)
+"""The delivery log: one point per attempt to send one notice (key = its idempotency key) to one
+subscriber; outcome delivered | failed | rejected. What is delivered or rejected is never sent again."""
+
+OPS_STATE = Measurement(
+    "ops_state",
+    tags=(),
+    fields={"watermark_ms": "integer", "subjects": "integer"},
+)
+"""Where the operations evaluator got to: dirty_site_day markers before watermark_ms are seen."""
+
 ALL = (
     WASTE_READING,
     WASTE_DAILY,
@@ -274,4 +330,9 @@ ALL = (
     DIRTY_DAY,
     AGGREGATOR_STATE,
     INGEST_STATS,
+    OPS_EVENT,
+    OPS_OBSERVED,
+    OPS_PROFILE,
+    OPS_DELIVERY,
+    OPS_STATE,
 )

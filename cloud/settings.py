@@ -20,6 +20,7 @@ from cloud.influx import InfluxConfig
 from cloud.influx_grants import SERVICES, Service
 from cloud.ingest.options import DEFAULT_MAX_AGE_DAYS, WorkerOptions
 from cloud.inspections.places import DEFAULT_PLACES
+from cloud.ops.delivery import Subscriber
 from cloud.registry import DEFAULT_PATH as DEFAULT_REGISTRY
 from contract.errors import first_error
 from runtime.mqtt import MqttEndpoint
@@ -53,7 +54,7 @@ class InfluxSettings(BaseModel):
 
     username/password/token at the top are the administrator's (only `gumei influx grants --apply`
     and `gumei influx migrate-health` use them); each service connects with its own section
-    ([influx.ingest], [influx.aggregate], [influx.api], [influx.grafana]) and its grants
+    ([influx.ingest], [influx.aggregate], [influx.api], [influx.grafana], [influx.ops]) and its grants
     (cloud/influx_grants.py). An unset section falls back to the top-level identity (upgrades only).
     """
 
@@ -72,6 +73,7 @@ class InfluxSettings(BaseModel):
     aggregate: InfluxCredential = InfluxCredential()
     api: InfluxCredential = InfluxCredential()
     grafana: InfluxCredential = InfluxCredential()
+    ops: InfluxCredential = InfluxCredential()
 
     def credential(self, service: Service | None = None) -> InfluxCredential:
         """The identity `service` connects as (None: the administrator)."""
@@ -142,6 +144,22 @@ class InspectionSettings(BaseModel):
     )  # an older check is refused (no rewriting history)
 
 
+class OpsSettings(BaseModel):
+    """The operations evaluator and its subscribers (docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    interval_s: float = Field(60.0, ge=1, le=86_400)
+    subscribers: list[Subscriber] = []
+
+    @field_validator("subscribers")
+    @classmethod
+    def _unique(cls, value: list[Subscriber]) -> list[Subscriber]:
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError("ops.subscribers: names must be unique")
+        return value
+
+
 class CloudSettings(BaseSettings):
     """Everything a cloud process needs; built once in main() and passed down."""
 
@@ -158,6 +176,7 @@ class CloudSettings(BaseSettings):
     aggregate_interval_s: float = Field(60.0, ge=1, le=86_400)
     targets: TargetSettings = TargetSettings()
     inspections: InspectionSettings = InspectionSettings()
+    ops: OpsSettings = OpsSettings()
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65_535)
     # API hardening (docs/security.md "API routes and roles", "Audit trail", "Behind a reverse proxy"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
 
@@ -10,6 +11,7 @@ from dashboards.influxql import InfluxQL
 from dashboards.panels import (
     Grid,
     bars_panel,
+    in_records,
     new_dashboard,
     q,
     query_variable,
@@ -21,13 +23,14 @@ from dashboards.panels import (
 from dashboards.waste import SHANGHAI_DAYS
 
 FC = m.HEALTH_FOLLOWUP_COUNTS
-HD, G, D, QU, IS, A = (
+HD, G, D, QU, IS, A, E = (
     m.HEALTH_DAILY,
     m.GATEWAY_STATUS,
     m.DEVICE_STATUS,
     m.QUARANTINE,
     m.INGEST_STATS,
     m.AGGREGATOR_STATE,
+    m.OPS_EVENT,
 )
 
 
@@ -314,4 +317,62 @@ def fleet() -> dm.Dashboard:
     d = d.with_panel(
         g.place(timeseries_panel("写入队列 Ingestion queue depth", [depth], "short"), 6, 8)
     )
-    return d.build()
+    return events_panels(d, g).build()
+
+
+def _latest_events() -> str:
+    """Each (rule, subject)'s latest change (cloud/ops/store.py): one selector, so the other fields
+    and the time are that point's. No $timeFilter: an event opened before the dashboard's range and
+    still open must show."""
+    cols = ", ".join(q(f) for f in ("severity", "audience", "deadline_ms", "value"))
+    return (
+        f"SELECT last({q('state')}) AS {q('state')}, {cols} FROM {in_records(E.name)} "
+        f"GROUP BY {q('rule')}, {q('subject')}"
+    )
+
+
+def events_panels(d: dashboard.Dashboard, g: Grid) -> dashboard.Dashboard:
+    """运行事件 Operations events: open and overdue counts and the table of unresolved events
+    (docs/operations.md). The state is each series' latest change; overdue = unresolved with its
+    deadline before the end of the range ($__to)."""
+    active = f"{q('state')} != 'resolved'"
+    open_n = InfluxQL(f"SELECT count({q('state')}) FROM ({_latest_events()}) WHERE {active}").alias(
+        "未处理 Unresolved"
+    )
+    d = d.with_panel(
+        g.place(
+            stat_panel("未处理事件 Open events", [open_n], "short")
+            .thresholds(thresholds((None, "green"), (1, "orange")))
+            .no_value("0"),
+            6,
+            5,
+        )
+    )
+    overdue_n = InfluxQL(
+        f"SELECT count({q('state')}) FROM ({_latest_events()}) WHERE {active} AND {q('deadline_ms')} < $__to"
+    ).alias("逾期 Overdue")
+    d = d.with_panel(
+        g.place(
+            stat_panel("逾期事件 Overdue events", [overdue_n], "short")
+            .thresholds(thresholds((None, "green"), (1, "red")))
+            .no_value("0"),
+            6,
+            5,
+        )
+    )
+    table = InfluxQL(
+        f"SELECT {q('state')}, {q('severity')}, {q('audience')}, {q('deadline_ms')}, {q('value')} "
+        f"FROM ({_latest_events()}) WHERE {active} GROUP BY {q('rule')}, {q('subject')}"
+    ).table()
+    return d.with_panel(
+        g.place(
+            table_panel(
+                "未处理与逾期事件 Open and overdue events (time = last change)", [table]
+            ).description(
+                "Acknowledge and resolve through the API (/api/v1/ops/events); deadline_ms past "
+                "now means overdue."
+            ),
+            12,
+            10,
+        )
+    )

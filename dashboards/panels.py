@@ -21,6 +21,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.geomap import TooltipMode
 from grafana_foundation_sdk.models.piechart import PieChartType
 
+from cloud.influx import InfluxConfig
 from dashboards.influxql import InfluxQL, datasource_ref
 
 AnyPanel = Any  # one of the SDK's panel builders (they share no common base class)
@@ -29,6 +30,13 @@ AnyPanel = Any  # one of the SDK's panel builders (they share no common base cla
 def q(name: str) -> str:
     """An InfluxQL double-quoted identifier (every name in a panel query is quoted, so it can be parsed)."""
     return '"' + name.replace('"', '\\"') + '"'
+
+
+def in_records(name: str) -> str:
+    """A measurement of the records database (inspections, operations events), named in full: the
+    data source's database is the main one, Grafana's user reads both (cloud/influx_grants.py).
+    The default database name; a deployment that renames it regenerates the dashboards."""
+    return f"{q(InfluxConfig().records_database)}..{q(name)}"
 
 
 def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from cloud.influx import InfluxConfig
 from runtime.system import ServiceError, find_binary
 
 _HANDED_OUT: set[int] = set()
@@ -147,13 +148,16 @@ bind-address = "127.0.0.1:{rpc}"
                 if time.monotonic() > deadline:
                     raise ServiceError(f"influxd did not answer; log:\n{tail(self.log)}")
                 time.sleep(0.1)
-            r = client.post(
-                "/query",
-                data={"q": f'CREATE DATABASE "{self.database}"'},
-                auth=(self.username, self.password),
-            )
-            if r.status_code != 200:
-                raise ServiceError(f"cannot create database: {r.status_code} {r.text[:200]}")
+            # the project's databases (cloud/influx_grants.py): main, health, records
+            defaults = InfluxConfig()
+            for db in (self.database, defaults.health_database, defaults.records_database):
+                r = client.post(
+                    "/query",
+                    data={"q": f'CREATE DATABASE "{db}"'},
+                    auth=(self.username, self.password),
+                )
+                if r.status_code != 200:
+                    raise ServiceError(f"cannot create database: {r.status_code} {r.text[:200]}")
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=20)

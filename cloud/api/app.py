@@ -12,7 +12,16 @@ from fastapi.responses import JSONResponse
 from cloud import registry as registry_mod
 from cloud.api.deps import AppState
 from cloud.api.middleware import AuditResidentAccess, RealClient
-from cloud.api.routes import admin, devices, followups, health, inspection_form, inspections, waste
+from cloud.api.routes import (
+    admin,
+    devices,
+    followups,
+    health,
+    inspection_form,
+    inspections,
+    ops,
+    waste,
+)
 from cloud.audit import AuditLog
 from cloud.auth import TokenStore
 from cloud.influx import InfluxClient
@@ -73,6 +82,7 @@ def create_app(settings: CloudSettings) -> FastAPI:
     app.include_router(inspections.router)
     app.include_router(inspection_form.router)
     app.add_exception_handler(inspection_form.FormProblem, inspection_form.problem_page)
+    app.include_router(ops.router)
     # Outermost last: the real client is known before anything (audit, failed-login limits) uses it.
     app.add_middleware(AuditResidentAccess)
     app.add_middleware(RealClient, trusted=settings.api_forwarded_allow_ips)

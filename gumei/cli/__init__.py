@@ -17,6 +17,7 @@ from gumei.cli import (
     influx_cmds,
     inspection_cmds,
     loadtest_cmd,
+    ops_cmds,
     registry_cmds,
     run_cmd,
     sim_cmds,
@@ -43,6 +44,7 @@ dashboards_cmds.register(app)
 audit_cmds.register(app)
 influx_cmds.register(app)
 inspection_cmds.register(app)
+ops_cmds.register(app)
 
 
 def main() -> None:

@@ -69,6 +69,7 @@ def run(
         stack.spawn("ingest", "ingest", "--config", str(config), "--name", worker_name(1))
         stack.spawn("aggregate", "aggregate", "loop", "--config", str(config))
         stack.spawn("api", "api", "--config", str(config))
+        stack.spawn("ops", "ops", "loop", "--config", str(config), "--interval", "15")
         stack.spawn(
             "fleet",
             "sim",
@@ -112,6 +113,7 @@ Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simula
   token      {token}
   try        curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}'
   health     token {health_token} (per-resident routes: /api/v1/health/…; hut {hut or "none"} visits are simulated once)
+  events     curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{port}/api/v1/ops/events?state=active' (printed below as they open and resolve)
   API docs   http://127.0.0.1:{port}/docs
   InfluxDB   {stack.influxd.url}  databases {stack.influxd.database} (Grafana's: user gumei_grafana, read only) and {stack.influx_config().health_database} (per-resident)
              service users' passwords in {run_dir / "secrets" / "influx.json"} (the admin's is not in any config)
@@ -174,6 +176,7 @@ def _report(
 ) -> None:
     """Print a one-line summary of today's rows every 10 s; watch the child processes."""
     started = time.monotonic()
+    seen: dict[str, str] = {}
     with httpx.Client(
         base_url=f"http://127.0.0.1:{port}",
         headers={"Authorization": f"Bearer {token}"},
@@ -196,5 +199,22 @@ def _report(
                 ", ".join(f"{c} {t:.3f} t" for c, t in sorted(by_cat.items())) or "no rows yet"
             )
             typer.echo(f"  {day}: {len(rows)} rows; {summary}")
+            _print_events(http, seen)
             if seconds and time.monotonic() - started >= seconds:
                 return
+
+
+def _print_events(http: httpx.Client, seen: dict[str, str]) -> None:
+    """Print operations events that opened, were acknowledged or resolved since the last call."""
+    try:
+        events = http.get("/api/v1/ops/events", params={"limit": 1000}).json()["events"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return
+    for ev in reversed(events):  # oldest first
+        if seen.get(ev["id"]) == ev["state"]:
+            continue
+        seen[ev["id"]] = ev["state"]
+        typer.echo(
+            f"  event {ev['state'].upper():<12} {ev['title']} {ev['subject']} "
+            f"({ev['severity']}, for {ev['audience']}; value {ev['value']:.4g})"
+        )

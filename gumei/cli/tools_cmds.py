@@ -40,3 +40,6 @@ def register(app: typer.Typer) -> None:
     from gumei.cli import edge_cmds  # scales accuracy and edge footprint (issue 3)
 
     edge_cmds.register_bench(bench)
+    from gumei.cli import bench_ops_cmd  # the operations evaluator (issue 16)
+
+    bench_ops_cmd.register(bench)

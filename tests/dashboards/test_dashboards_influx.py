@@ -16,6 +16,9 @@ from cloud.health.stats import StatRow, daily_stats
 from cloud.health.worklist import count_lines
 from cloud.influx import InfluxClient, InfluxConfig
 from cloud.lineproto import line, point_time_ns
+from cloud.ops.lifecycle import Change, State, change_for
+from cloud.ops.rules import BY_NAME
+from cloud.ops.store import change_line
 from dashboards import generate as gen
 from dashboards import render, schema, verify
 from dashboards.macros import Raw
@@ -183,6 +186,34 @@ def _dataset() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _events() -> list[str]:
+    """Operations events as the evaluator and the API store them: one overdue (a major event
+    opened 5 h before NOW: 4 h allowed), one acknowledged in time, one resolved."""
+    gw, full = BY_NAME["gateway_offline"], BY_NAME["bin_full"]
+    changes: list[tuple[Change, State]] = [
+        (change_for(gw, "WS-0201", "open", NOW - 5 * HOUR, 11.0), "open"),
+        (change_for(full, "WS-0101-S1", "open", NOW - HOUR, 93.5), "open"),
+        (
+            change_for(
+                full,
+                "WS-0101-S1",
+                "acknowledge",
+                NOW - HOUR + 60_000,
+                93.5,
+                by="tok",
+                opened_ms=NOW - HOUR,
+            ),
+            "acknowledged",
+        ),
+        (change_for(gw, "WS-0102", "open", NOW - 9 * HOUR), "open"),
+        (
+            change_for(gw, "WS-0102", "resolve", NOW - 8 * HOUR, opened_ms=NOW - 9 * HOUR),
+            "resolved",
+        ),
+    ]
+    return [change_line(c, state) for c, state in changes]
+
+
 @pytest.fixture(scope="module")
 def dash_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxClient]:
     server = Influxd(tmp_path_factory.mktemp("dash-influxd"))
@@ -194,6 +225,8 @@ def dash_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxClie
     )
     try:
         client.write_lines(_dataset().encode())
+        # operations events live in the records database (the panels name it in full)
+        client.write_lines(("\n".join(_events()) + "\n").encode(), db=client.records_db)
         yield client
     finally:
         client.close()
@@ -297,6 +330,25 @@ def test_fleet_counts(dash_influx: InfluxClient) -> None:
     assert value("Gateways offline") == 1
     assert value("Devices reporting a fault") == 1
     assert value("Quarantined entries (") == 3
+
+
+def test_fleet_events_panels(dash_influx: InfluxClient) -> None:
+    def value(title: str) -> float:
+        ((_, _, query),) = _panel("fleet", title)
+        return dash_influx.query(query)[0].values[0][1]
+
+    assert value("Open events") == 2  # the resolved one is not counted
+    assert value("Overdue events") == 1
+    ((_, _, query),) = _panel("fleet", "Open and overdue events")
+    rows = {
+        (s.tags["rule"], s.tags["subject"]): dict(zip(s.columns, s.values[0], strict=True))
+        for s in dash_influx.query(query)
+    }
+    assert set(rows) == {("gateway_offline", "WS-0201"), ("bin_full", "WS-0101-S1")}
+    assert rows[("bin_full", "WS-0101-S1")]["state"] == "acknowledged"
+    assert rows[("gateway_offline", "WS-0201")]["deadline_ms"] == NOW - HOUR
+    assert rows[("gateway_offline", "WS-0201")]["time"] == NOW - 5 * HOUR  # its last change
+    assert rows[("bin_full", "WS-0101-S1")]["value"] == 93.5
 
 
 def test_health_abnormal_rate_inputs(dash_influx: InfluxClient) -> None:

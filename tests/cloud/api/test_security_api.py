@@ -48,6 +48,8 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/admin/audit"): {"params": {"since": "1h", "limit": 10}},
     ("GET", "/api/v1/inspections"): {"params": {"start": TODAY, "end": TODAY}},
     ("GET", "/api/v1/inspections/effectiveness"): {"params": {"start": TODAY, "end": TODAY}},
+    ("GET", "/api/v1/ops/rules"): {},
+    ("GET", "/api/v1/ops/events"): {"params": {"state": "active", "limit": 10}},
 }
 
 

@@ -108,6 +108,8 @@ def test_the_grants_table_is_least_privilege() -> None:
         ("api", "gumei_records"): "ALL",  # inspections
         ("grafana", "gumei"): "READ",
         ("grafana", "gumei_records"): "READ",
+        ("ops", "gumei"): "READ",
+        ("ops", "gumei_records"): "ALL",
     }
     assert "health" not in GRANTS["grafana"]
 

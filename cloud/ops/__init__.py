@@ -1,0 +1,1 @@
+"""Operations: rules as code, events with a lifecycle, their evaluator (docs/operations.md)."""
