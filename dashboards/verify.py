@@ -19,7 +19,9 @@ _REGEX = re.compile(
 )  # a regex literal follows =~ or !~ (a lone / divides)
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _FROM = re.compile(r'\bFROM\s+"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
-_DATABASE = re.compile(r'"(?:[^"\\]|\\.)*"\.\.(?=")')  # a database named in full before its measurement
+_DATABASE = re.compile(
+    r'"(?:[^"\\]|\\.)*"\.\.(?=")'
+)  # a database named in full before its measurement
 _ALIAS = re.compile(r'\bAS\s+"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _DURATION = re.compile(r"-?\d+(?:ms|s|m|h|d|w)?\b")
 KEYWORDS = frozenset(
