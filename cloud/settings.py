@@ -119,6 +119,7 @@ class TargetSettings(BaseModel):
     sorting_min_wet_share: float = Field(_RULES.sorting_min_wet_share, ge=0, le=1)
     sorting_max_dry_share: float = Field(_RULES.sorting_max_dry_share, ge=0, le=1)
     sorting_max_hazardous_share: float = Field(_RULES.sorting_max_hazardous_share, ge=0, le=1)
+    chain_window_h: float = Field(_RULES.chain_window_h, gt=0, le=24)
 
     def rules(self) -> TargetRules:
         """The aggregator's TargetRules of this section."""
