@@ -95,8 +95,8 @@ def counted_mask(t: Tickets, chain_window_ms: int) -> Mask:
     code_a, code_b = code[: pred.shape[0]], code[pred.shape[0] :]
     t0 = int(min(t.ts_ms.min(), t.gross_ts_ms.min()))
     span = int(max(t.ts_ms.max(), t.gross_ts_ms.max())) - t0
-    if span >= 1 << _TIME_BITS:
-        raise ValueError("tickets span more than 2^40 ms")
+    if span >= 1 << _TIME_BITS or int(code.max()) >= 1 << (62 - _TIME_BITS):
+        raise ValueError("tickets span more than 2^40 ms or have more than 2^22 load keys")
     a_key = np.sort((code_a << _TIME_BITS) | (t.ts_ms[pred] - t0))
     b_key = (code_b << _TIME_BITS) | (t.gross_ts_ms[idx] - t0)
     j = np.searchsorted(a_key, b_key, side="left") - 1  # the latest A closed strictly before
