@@ -66,6 +66,22 @@ WASTE_TARGETS = Measurement(
         "sorting_pct": "float",
         "sorting_goal_pct": "float",
         "sorting_met": "boolean",
+        # issue 15: which source each headline figure used, and the scale indicator beside it
+        "recyclable_source": "string",  # weighbridge | station_scales
+        "recyclable_g": "integer",  # exact grams of the weighbridge figure
+        "recyclable_scale_tonnes": "float",
+        "recyclable_paper_tonnes": "float",  # weighbridge sub-categories (contract Subcategory)
+        "recyclable_plastic_tonnes": "float",
+        "recyclable_metal_tonnes": "float",
+        "recyclable_glass_tonnes": "float",
+        "recyclable_textile_tonnes": "float",
+        "recyclable_other_tonnes": "float",
+        "dry_source": "string",
+        "dry_disposal_g": "integer",  # the day's dry disposal (weighbridge), exact grams
+        "dry_scale_tonnes_per_day_30d": "float",
+        "dry_scale_change_pct": "float",
+        "sorting_source": "string",  # station_scales (proxy) | inspections
+        "weighbridge_tickets": "integer",
     },
 )
 """The plan's three targets for one Shanghai day (time = that day's midnight); see docs/aggregation.md.
@@ -89,7 +105,37 @@ WEIGHBRIDGE_TICKET = Measurement(
 """One weighbridge ticket (gumei.weighbridge.tickets.v1), exact integer grams. Point time = ts ms *
 1e6 + ticket mod 1e6 ns: (device, ticket) is the identity, a redelivery overwrites the same point.
 subcategory only on recyclable tickets; source_area is a registry area (where the load comes from),
-site the weighbridge. No day markers yet: the official targets (issue 15 part 3) read these."""
+site the weighbridge. Marked like readings (dirty_site_day with the weighbridge's site), so the
+aggregator recomputes weighbridge_daily, the reconciliation and the targets of that day."""
+
+WEIGHBRIDGE_DAILY = Measurement(
+    "weighbridge_daily",
+    tags=("area", "category", "subcategory"),
+    fields={"tonnes": "float", "net_g": "integer", "loads": "integer", "tickets": "integer"},
+)
+"""Weighbridge tonnage per (Shanghai day of the ticket's close, source area, category,
+subcategory), each load counted once at its first weighbridge (cloud/aggregate/official.py):
+net_g exact grams and loads of the counted tickets, tickets = every distinct stored ticket
+(re-weighings included). area "all" = district, category "all" = every category, subcategory
+"all" except on the recyclable sub-category rows. Time = that day's midnight."""
+
+WASTE_RECONCILIATION = Measurement(
+    "waste_reconciliation",
+    tags=("area", "category"),
+    fields={
+        "scale_g": "integer",
+        "scale_tonnes": "float",
+        "weighbridge_g": "integer",
+        "weighbridge_tonnes": "float",
+        "diff_g": "integer",
+        "diff_tonnes": "float",
+        "diff_pct": "float",
+    },
+)
+"""Station scales vs weighbridge per (Shanghai day, area, category): the scales' grams of the
+area's stations, the weighbridge's grams of loads from that source area, diff = weighbridge −
+scale (tonnes and % of the scale figure; diff_pct left out where the scales weighed nothing).
+area "all" = district, category "all" = every category. Time = that day's midnight."""
 
 INSPECTION = Measurement(
     "inspection",
@@ -319,6 +365,8 @@ ALL = (
     WASTE_TARGETS,
     WEIGHBRIDGE_TICKET,
     INSPECTION,
+    WEIGHBRIDGE_DAILY,
+    WASTE_RECONCILIATION,
     HEALTH_MEASUREMENT,
     HEALTH_DAILY,
     HEALTH_FOLLOWUP,

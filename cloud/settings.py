@@ -123,6 +123,8 @@ class TargetSettings(BaseModel):
     sorting_min_wet_share: float = Field(_RULES.sorting_min_wet_share, ge=0, le=1)
     sorting_max_dry_share: float = Field(_RULES.sorting_max_dry_share, ge=0, le=1)
     sorting_max_hazardous_share: float = Field(_RULES.sorting_max_hazardous_share, ge=0, le=1)
+    chain_window_h: float = Field(_RULES.chain_window_h, gt=0, le=24)
+    inspection_window_days: int = Field(_RULES.inspection_window_days, ge=1, le=366)
 
     def rules(self) -> TargetRules:
         """The aggregator's TargetRules of this section."""

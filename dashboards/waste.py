@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
 
@@ -27,6 +28,7 @@ from dashboards.panels import (
 )
 
 W, R, D, G, T = m.WASTE_DAILY, m.WASTE_READING, m.DEVICE_STATUS, m.GATEWAY_STATUS, s.WASTE_TARGETS
+REC = m.WASTE_RECONCILIATION
 TODAY = "now/d"  # with the dashboard in Asia/Shanghai, "today so far" starts at Shanghai midnight
 SHANGHAI_DAYS = (
     "time(1d, -8h)"  # daily buckets at Shanghai midnight; no tzdata needed, China has no DST
@@ -225,7 +227,46 @@ def overview() -> dm.Dashboard:
             8,
         )
     )
-    return d.build()
+    return _reconciliation(d, g).build()
+
+
+def _reconciliation(d: dashboard.Dashboard, g: Grid) -> dashboard.Dashboard:
+    """Station scales vs weighbridge (issue 15): the district's daily gap per category, and
+    today's areas by gap: a drifting bin scale or a silent station shows as a growing gap."""
+    gap_trend = InfluxQL(
+        f"SELECT last({q('diff_tonnes')}) FROM {q(REC.name)} WHERE {q('area')} = 'all' "
+        f"AND {q('category')} != 'all' AND $timeFilter GROUP BY {SHANGHAI_DAYS}, {q('category')} fill(none)"
+    ).alias("$tag_category")
+    d = d.with_panel(
+        g.place(
+            _categories(
+                timeseries_panel(
+                    "地磅 − 投放点称重 Weighbridge minus station scales per day (district)",
+                    [gap_trend],
+                    "t",
+                )
+            ).description(
+                "waste_reconciliation (docs/aggregation.md): weighbridge tonnes of loads from the "
+                "district's areas minus the station scales' tonnes, per Shanghai day and category."
+            ),
+            12,
+            9,
+        )
+    )
+    by_area = InfluxQL(
+        f"SELECT last({q('scale_tonnes')}) AS {q('scale_tonnes')}, last({q('weighbridge_tonnes')}) AS "
+        f"{q('weighbridge_tonnes')}, last({q('diff_tonnes')}) AS {q('diff_tonnes')}, last({q('diff_pct')}) AS "
+        f"{q('diff_pct')} FROM {q(REC.name)} WHERE {q('category')} = 'all' AND $timeFilter GROUP BY {q('area')}"
+    ).table()
+    return d.with_panel(
+        g.place(
+            table_panel("各居民区称重差 (今日) Areas: scales vs weighbridge today", [by_area], "t")
+            .time_from(TODAY)
+            .with_transformation(_sort_desc("diff_tonnes")),
+            12,
+            9,
+        )
+    )
 
 
 def station() -> dm.Dashboard:

@@ -267,9 +267,7 @@ class SimGateway:
                 payload, queued = self.outbox[0]
                 self.truth.published_messages += 1
                 # aiomqtt does not fail a pending publish when the connection drops: bound the wait.
-                await client.publish(
-                    waste_readings(self.site.id), payload, qos=1, timeout=PUBACK_TIMEOUT_S
-                )
+                await client.publish(self.topic(), payload, qos=1, timeout=PUBACK_TIMEOUT_S)
                 self.outbox.popleft()  # only after the PUBACK
                 now = time.monotonic()
                 self.truth.acked_at.setdefault(payload, []).append(time.time())
@@ -299,8 +297,22 @@ class SimGateway:
             self.truth.replayed_messages += len(again)
             self.replay_at = 0.0
 
+    made: int = 0  # tickets made (a transfer station); readings are in the ground truth
+
+    def topic(self) -> str:
+        """Where this gateway publishes its entries."""
+        return waste_readings(self.site.id)
+
+    def entries(self, payload: bytes) -> int:
+        """How many entries a queued payload holds."""
+        return len(WasteBatch.model_validate_json(payload).readings)
+
+    def status_devices(self) -> list[str]:
+        """The devices this gateway reports in its status."""
+        return [d for d, _ in self.scales]
+
     def _status(self) -> bytes:
-        devices = [{"device": d, "ok": True} for d, _ in self.scales]
+        devices = [{"device": d, "ok": True} for d in self.status_devices()]
         return encode(
             Status(
                 site=self.site.id,
@@ -345,14 +357,26 @@ class Fleet:
             for i, s in enumerate(sites)
         ]
         self.tick_s = tick_s
+        self.transfer: SimGateway | None = None  # the demo's transfer station (add_transfer)
+
+    def add_transfer(self, registry: Registry, site_id: str, endpoint: MqttEndpoint) -> SimGateway:
+        """A transfer station whose trucks collect this fleet's bins and are weighed on the
+        weighbridge `site_id` (firmware_sim/transfer.py)."""
+        from firmware_sim.transfer import SimTransferStation
+
+        site = registry.site(site_id)
+        if site is None or site.kind != "weighbridge" or not site.devices:
+            raise ValueError(f"{site_id} is not a weighbridge with an indicator in the registry")
+        station = SimTransferStation(
+            site, endpoint, self.clock, self.truth, registry, time.time_ns() // 1000
+        )
+        self.transfer = station
+        self.gateways.append(station)
+        return station
 
     def unsent(self) -> int:
         """Readings still queued at their gateway (accepted, never acknowledged by the broker)."""
-        return sum(
-            len(WasteBatch.model_validate_json(p).readings)
-            for g in self.gateways
-            for p, _ in g.outbox
-        )
+        return sum(g.entries(p) for g in self.gateways for p, _ in g.outbox)
 
     @property
     def connected(self) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from cloud import measurements as m
+from cloud.aggregate.official import G_PER_TONNE, SUBCATEGORIES, Figures, Gaps, TicketDays
 from cloud.aggregate.targets import DayTargets, TargetRules, meets_standard
 from cloud.aggregate.tonnage import I64, DailyTotals, GroupCube, mg_to_grams, mg_to_tonnes
 from cloud.days import day_start_ms
@@ -120,24 +121,111 @@ def district_residents_lines(day: int, deposits: I64, residents: I64, total: int
 
 def target_line(t: DayTargets, r: TargetRules) -> str:
     """The waste_targets point of one day."""
+    return line(m.WASTE_TARGETS.name, {}, _target_fields(t, r), day_start_ms(t.day) * 1_000_000)
+
+
+def _target_fields(t: DayTargets, r: TargetRules) -> dict[str, FieldValue | None]:
+    return {
+        "recyclable_tonnes": t.recyclable_tonnes,
+        "recyclable_goal_tonnes": float(r.recyclable_tonnes_per_day),
+        "recyclable_met": t.recyclable_met,
+        "dry_tonnes_per_day_30d": t.dry_tonnes_per_day,
+        "dry_reference_tonnes_per_day": t.dry_reference_tonnes_per_day,
+        "dry_reference": t.dry_reference,
+        "dry_change_pct": t.dry_change_pct,
+        "dry_goal_change_pct": float(r.dry_change_pct),
+        "dry_met": t.dry_met,
+        "sorting_areas_meeting": t.sorting_areas_meeting,
+        "sorting_areas": t.sorting_areas,
+        "sorting_pct": t.sorting_pct,
+        "sorting_goal_pct": float(r.sorting_pct),
+        "sorting_met": t.sorting_met,
+    }
+
+
+def figures_line(f: Figures, r: TargetRules) -> str:
+    """The waste_targets point of one day with each figure's source (issue 15): the headline
+    figures as target_line writes them, plus the sources, the station-scale indicator beside
+    the official figures and the weighbridge's exact grams and sub-categories."""
+    subs = f.weighbridge_subcategory_g or {}
+    fields = _target_fields(f.targets, r) | {
+        "recyclable_source": f.recyclable_source,
+        "recyclable_g": f.weighbridge_recyclable_g,
+        "recyclable_scale_tonnes": f.scale.recyclable_tonnes,
+        **{f"recyclable_{k}_tonnes": v / G_PER_TONNE for k, v in subs.items()},
+        "dry_source": f.dry_source,
+        "dry_disposal_g": f.weighbridge_dry_g,
+        "dry_scale_tonnes_per_day_30d": f.scale.dry_tonnes_per_day,
+        "dry_scale_change_pct": f.scale.dry_change_pct,
+        "sorting_source": f.sorting_source,
+        "weighbridge_tickets": f.weighbridge_tickets,
+    }
+    return line(m.WASTE_TARGETS.name, {}, fields, day_start_ms(f.targets.day) * 1_000_000)
+
+
+def weighbridge_lines(days: TicketDays, areas: Sequence[str]) -> list[str]:
+    """weighbridge_daily points of every day of `days` that has a ticket: per source area with a
+    ticket that day, and the district ("all"); per category, recyclable sub-category and "all"."""
+    out: list[str] = []
+    n_cat = len(CATEGORIES)
+    for i in range(days.net_g.shape[0]):
+        g, loads, tickets = days.net_g[i], days.loads[i], days.tickets[i]
+        if not tickets[:, :n_cat].any():
+            continue
+        time_ns = day_start_ms(days.first_day + i) * 1_000_000
+        rows: list[tuple[int, str]] = [
+            (int(a), areas[int(a)]) for a in np.flatnonzero(tickets[:, :n_cat].sum(axis=1))
+        ]
+        for a, name in [*rows, (-1, ALL)]:
+            ga = g.sum(axis=0) if a < 0 else g[a]
+            la = loads.sum(axis=0) if a < 0 else loads[a]
+            ta = tickets.sum(axis=0) if a < 0 else tickets[a]
+            cells = [(CATEGORIES[k], ALL, k) for k in range(n_cat)]
+            cells += [("recyclable", s, n_cat + k) for k, s in enumerate(SUBCATEGORIES)]
+            for cat, sub, k in cells:
+                out.append(_wb_line(name, cat, sub, int(ga[k]), int(la[k]), int(ta[k]), time_ns))
+            tg, tl, tt = (int(x[:n_cat].sum()) for x in (ga, la, ta))
+            out.append(_wb_line(name, ALL, ALL, tg, tl, tt, time_ns))
+    return out
+
+
+def _wb_line(
+    area: str, category: str, sub: str, net_g: int, loads: int, tickets: int, time_ns: int
+) -> str:
     return line(
-        m.WASTE_TARGETS.name,
-        {},
-        {
-            "recyclable_tonnes": t.recyclable_tonnes,
-            "recyclable_goal_tonnes": float(r.recyclable_tonnes_per_day),
-            "recyclable_met": t.recyclable_met,
-            "dry_tonnes_per_day_30d": t.dry_tonnes_per_day,
-            "dry_reference_tonnes_per_day": t.dry_reference_tonnes_per_day,
-            "dry_reference": t.dry_reference,
-            "dry_change_pct": t.dry_change_pct,
-            "dry_goal_change_pct": float(r.dry_change_pct),
-            "dry_met": t.dry_met,
-            "sorting_areas_meeting": t.sorting_areas_meeting,
-            "sorting_areas": t.sorting_areas,
-            "sorting_pct": t.sorting_pct,
-            "sorting_goal_pct": float(r.sorting_pct),
-            "sorting_met": t.sorting_met,
-        },
-        day_start_ms(t.day) * 1_000_000,
+        m.WEIGHBRIDGE_DAILY.name,
+        {"area": area, "category": category, "subcategory": sub},
+        {"tonnes": net_g / G_PER_TONNE, "net_g": net_g, "loads": loads, "tickets": tickets},
+        time_ns,
     )
+
+
+def reconciliation_lines(
+    day: int, gaps: Gaps, areas: Sequence[str], rows: Collection[int]
+) -> list[str]:
+    """waste_reconciliation points of one day: gaps has one row per name of `areas` then the
+    district, one column per category then "all"; the areas of `rows` and the district are written."""
+    cats = [*CATEGORIES, ALL]
+    time_ns = day_start_ms(day) * 1_000_000
+    out = []
+    for a, name in [*((a, areas[a]) for a in sorted(rows)), (len(areas), ALL)]:
+        for c, cat in enumerate(cats):
+            s, w, d = (int(x[a, c]) for x in (gaps.scale_g, gaps.weighbridge_g, gaps.diff_g))
+            pct = float(gaps.diff_pct[a, c])
+            out.append(
+                line(
+                    m.WASTE_RECONCILIATION.name,
+                    {"area": name, "category": cat},
+                    {
+                        "scale_g": s,
+                        "scale_tonnes": s / G_PER_TONNE,
+                        "weighbridge_g": w,
+                        "weighbridge_tonnes": w / G_PER_TONNE,
+                        "diff_g": d,
+                        "diff_tonnes": d / G_PER_TONNE,
+                        "diff_pct": None if np.isnan(pct) else round(pct, 6),
+                    },
+                    time_ns,
+                )
+            )
+    return out

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from cloud import measurements as m
+from cloud.aggregate.official import KINDS, SUBCATEGORIES, Tickets
 from cloud.aggregate.tonnage import F64, I64, Readings, kg_to_mg
 from cloud.days import DAY_MS, day_number, day_start_ms
 from cloud.influx import InfluxClient
+from contract import CATEGORIES
 
 SITES_PER_QUERY = 200  # sites named in one WHERE (site = … OR …): keeps a query short
 
@@ -213,3 +215,96 @@ class ReadingsReader:
                 if 0 <= i < out.shape[0]:
                     out[i] = int(n or 0)
         return out
+
+
+# -- weighbridge tickets and the rows made from them (issue 15) ---------------------------------
+
+TicketRow = tuple[
+    int, int, int, int, str | None, str | None
+]  # time, ticket, net_g, gross_ts, plate, destination
+
+
+def read_tickets(
+    influx: InfluxClient, first_day: int, last_day: int, area_idx: dict[str, int]
+) -> Tickets:
+    """Stored weighbridge tickets closed on days first_day..last_day as columns: places (sites and
+    destinations), plates and devices coded by first appearance; a ticket of an area not in the
+    registry is left out (ingestion refuses those)."""
+    q = (
+        f"SELECT ticket, net_g, gross_ts, plate, destination FROM {m.WEIGHBRIDGE_TICKET.name} "
+        f"WHERE time >= {day_start_ms(first_day)}ms AND time < {day_start_ms(last_day + 1)}ms "
+        "GROUP BY site, device, source_area, category, subcategory"
+    )
+    cats = {c: i for i, c in enumerate(CATEGORIES)}
+    subs = {s: i for i, s in enumerate(SUBCATEGORIES)}
+    places: dict[str | None, int] = {}
+    plates: dict[str | None, int] = {}
+    devices: dict[str, int] = {}
+    cols: dict[str, list[int]] = {k: [] for k in Tickets.__dataclass_fields__}
+
+    def code(table: dict[str | None, int], key: str | None) -> int:
+        return table.setdefault(key, len(table))
+
+    for tags, rows in influx.query_rows(q, TicketRow):
+        area = area_idx.get(tags.get("source_area", ""))
+        cat = cats.get(tags.get("category", ""))
+        if area is None or cat is None or not rows:
+            continue
+        sub = subs.get(tags.get("subcategory", ""), -1)
+        site = code(places, tags.get("site", ""))
+        dev = devices.setdefault(tags.get("device", ""), len(devices))
+        for ts, ticket, net_g, gross_ts, plate, dest in rows:
+            cols["device"].append(dev)
+            cols["ticket"].append(ticket)
+            cols["ts_ms"].append(ts)
+            cols["gross_ts_ms"].append(gross_ts)
+            cols["site"].append(site)
+            cols["dest"].append(code(places, dest) if dest else -1)
+            cols["plate"].append(code(plates, plate))
+            cols["area"].append(area)
+            cols["category"].append(cat)
+            cols["sub"].append(sub if cat == cats["recyclable"] else -1)
+            cols["net_g"].append(net_g)
+    return Tickets(**{k: np.array(v, dtype=np.int64) for k, v in cols.items()})
+
+
+def weighbridge_district(influx: InfluxClient, first_day: int, last_day: int) -> tuple[I64, I64]:
+    """The district's stored weighbridge_daily rows: (day, kind) grams (KINDS: categories, then
+    recyclable sub-categories) and distinct tickets per day, days first_day..last_day."""
+    n_days = last_day - first_day + 1
+    kinds = {k: i for i, k in enumerate(KINDS)}
+    grams = np.zeros((n_days, len(KINDS)), dtype=np.int64)
+    tickets = np.zeros(n_days, dtype=np.int64)
+    q = (
+        f"SELECT net_g, tickets FROM {m.WEIGHBRIDGE_DAILY.name} WHERE area = 'all' "
+        f"AND time >= {day_start_ms(first_day)}ms AND time < {day_start_ms(last_day + 1)}ms "
+        "GROUP BY category, subcategory"
+    )
+    for s in influx.query(q):
+        cat, sub = s.tags.get("category", ""), s.tags.get("subcategory", "")
+        if not s.values:
+            continue
+        v = np.array(s.values, dtype=np.int64)
+        di = day_number(v[:, 0]) - first_day
+        if cat == "all" and sub == "all":
+            tickets[di] = v[:, 2]
+        elif sub == "all" and cat in kinds:
+            grams[di, kinds[cat]] = v[:, 1]
+        elif cat == "recyclable" and sub in kinds:
+            grams[di, kinds[sub]] = v[:, 1]
+    return grams, tickets
+
+
+def weighbridge_areas(influx: InfluxClient, day: int, area_idx: dict[str, int]) -> I64:
+    """One day's stored weighbridge grams per (source area, category)."""
+    out = np.zeros((len(area_idx), len(CATEGORIES)), dtype=np.int64)
+    cats = {c: i for i, c in enumerate(CATEGORIES)}
+    q = (
+        f"SELECT net_g FROM {m.WEIGHBRIDGE_DAILY.name} WHERE area != 'all' AND category != 'all' "
+        f"AND subcategory = 'all' AND {day_window(day)} GROUP BY area, category"
+    )
+    for s in influx.query(q):
+        a, c = area_idx.get(s.tags.get("area", "")), cats.get(s.tags.get("category", ""))
+        if a is not None and c is not None and s.values:
+            out[a, c] = int(s.values[-1][1])
+    return out

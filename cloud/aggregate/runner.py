@@ -18,7 +18,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from cloud.aggregate import encode, schedule
-from cloud.aggregate.reader import ReadingsReader
+from cloud.aggregate.official import (
+    chain_window_ms,
+    counted_mask,
+    official_figures,
+    reconcile,
+    ticket_days,
+)
+from cloud.aggregate.reader import (
+    ReadingsReader,
+    read_tickets,
+    weighbridge_areas,
+    weighbridge_district,
+)
 from cloud.aggregate.schedule import OVERLAP_MS, DirtyWork
 from cloud.aggregate.targets import YEAR_DAYS, TargetRules, targets_from_district
 from cloud.aggregate.tonnage import Readings, daily_totals, group_cube
@@ -27,6 +39,8 @@ from cloud.health.daily import recompute_health_days
 from cloud.health.suppress import DEFAULT_K
 from cloud.health.worklist import health_pass
 from cloud.influx import InfluxClient
+from cloud.inspections import store as inspection_store
+from cloud.inspections.effectiveness import Rate, rates_by_day
 from cloud.registry import Registry
 from contract import CATEGORIES
 
@@ -56,6 +70,7 @@ class StageTimes:
     rollup: float = 0.0  # district rows from stored area rows (incremental path)
     residents: float = 0.0  # the district's distinct residents, counted by influxd
     targets: float = 0.0
+    weighbridge: float = 0.0  # weighbridge_daily and the reconciliation
     readings: int = 0
 
     @contextmanager
@@ -105,6 +120,7 @@ class Aggregator:
         self._now = self._layout_for(registry.area_of())
         self._layouts: dict[tuple[str, ...], Layout] = {}
         self._waste_sites = {s.id for s in registry.sites if s.kind == "waste"}
+        self._wb_sites = {s.id for s in registry.sites if s.kind == "weighbridge"}
         self._cat_idx = {c: i for i, c in enumerate(CATEGORIES)}
         self.reader = ReadingsReader(
             influx, {s: i for i, s in enumerate(self._sites)}, self._cat_idx, chunk_size
@@ -112,6 +128,9 @@ class Aggregator:
         self.target_areas = len(
             {s.area for s in registry.sites if s.kind == "waste" and not s.retired}
         )
+        self._target_area_idx = {
+            self._area_idx[s.area] for s in registry.sites if s.kind == "waste" and not s.retired
+        }
         self.times = StageTimes()
         self._done: set[schedule.Marker] = set()  # markers this aggregator already recomputed
 
@@ -193,6 +212,16 @@ class Aggregator:
             self.influx.write_lines(encode.body(district))
         return len(lines) + len(district), len(r)
 
+    def _inspection_rates(self, days: list[int]) -> dict[int, Rate]:
+        """Each target day's inspection rate (sorting effectiveness), from the records database."""
+        if not days:
+            return {}
+        window = self.rules.inspection_window_days
+        stored = inspection_store.read(
+            self.influx, date_of(min(days) - window + 1), date_of(max(days))
+        )
+        return rates_by_day([x.check() for x in stored], days, window)
+
     def _district_lines(self, day: int) -> list[str]:
         """The district's tonnage rows of one day, summed from the stored area rows (exact
         milligrams). Distinct residents cannot be summed: recount_district_residents sets them."""
@@ -239,17 +268,69 @@ class Aggregator:
         rows = readings = 0
         for day in work.days:
             sites = work.sites[day]
-            n_rows, n = self._whole_day(day) if sites is None else self._changed_sites(day, sites)
+            n_rows, n = 0, 0
+            if sites is None:
+                n_rows, n = self._whole_day(day)
+            elif sites - self._wb_sites:
+                n_rows, n = self._changed_sites(day, sites - self._wb_sites)
             rows += n_rows
             readings += n
             done.append(date_of(day))
             if progress:
                 progress(1)
+        wb_days = self.weighbridge_days(work)
+        with self.times.stage("weighbridge"):
+            rows += self.recompute_weighbridge(wb_days)
+            days = sorted(set(work.days) | set(wb_days))
+            rows += self.recompute_reconciliation(days)
         n_targets = 0
-        if targets and work.days:
+        if targets and days:
             with self.times.stage("targets"):
-                n_targets = self.recompute_targets(self.affected_target_days(work.days))
+                n_targets = self.recompute_targets(self.affected_target_days(days))
         return RunResult(done, rows, readings, n_targets)
+
+    # -- weighbridge tickets and the reconciliation (issue 15) ----------------------------------
+
+    def weighbridge_days(self, work: DirtyWork) -> list[int]:
+        """Days whose weighbridge_daily rows may change: each day a weighbridge's tickets (or a
+        whole day) were marked, and the day after (a load re-weighed after midnight is counted on
+        the earlier day's ticket)."""
+        marked = {d for d, sites in work.sites.items() if sites is None or sites & self._wb_sites}
+        return sorted(marked | {d + 1 for d in marked})
+
+    def recompute_weighbridge(self, days: list[int]) -> int:
+        """Write weighbridge_daily for these days from the stored tickets (each read with the day
+        before, where a load's first ticket may be); return the rows written."""
+        window = chain_window_ms(self.rules)
+        lines: list[str] = []
+        for day in days:
+            t = read_tickets(self.influx, day - 1, day, self._area_idx)
+            if not len(t):
+                continue
+            counted = counted_mask(t, window)
+            lines += encode.weighbridge_lines(
+                ticket_days(t, counted, day, 1, len(self._areas)), self._areas
+            )
+        self.influx.write_lines(encode.body(lines))
+        return len(lines)
+
+    def recompute_reconciliation(self, days: list[int]) -> int:
+        """Write waste_reconciliation for these days from the stored area rows of both sources:
+        every area with waste stations (a silent station's area shows its gap), every area with
+        either figure, and the district; return the rows written."""
+        lines: list[str] = []
+        for day in days:
+            scale, _ = self.reader.area_rows(day, self._area_idx)
+            wb = weighbridge_areas(self.influx, day, self._area_idx)
+            scale = scale[:, : len(CATEGORIES)]
+            if not scale.any() and not wb.any():
+                continue
+            gaps = reconcile(scale, wb)
+            rows = set(np.flatnonzero(scale.any(axis=1) | wb.any(axis=1)).tolist())
+            rows |= self._target_area_idx
+            lines += encode.reconciliation_lines(day, gaps, self._areas, rows)
+        self.influx.write_lines(encode.body(lines))
+        return len(lines)
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -269,10 +350,13 @@ class Aggregator:
         net, dep = self.reader.district_rows(lo, days[-1])
         meeting = np.zeros(net.shape[0], dtype=np.int64)
         meeting[days[0] - lo :] = self.reader.areas_meeting(days[0], days[-1])
-        has = dep.sum(axis=1) > 0
+        wb_g, wb_tickets = weighbridge_district(self.influx, lo, days[-1])
+        has = (dep.sum(axis=1) > 0) | (wb_tickets > 0)
         wanted = np.array([d for d in days if has[d - lo]], dtype=np.int64)
         result = targets_from_district(lo, net, dep, meeting, self.target_areas, self.rules, wanted)
-        lines = [encode.target_line(t, self.rules) for t in result]
+        inspected = self._inspection_rates([t.day for t in result])
+        figures = official_figures(lo, wb_g, wb_tickets, result, self.rules, inspected)
+        lines = [encode.figures_line(f, self.rules) for f in figures]
         self.influx.write_lines(encode.body(lines))
         return len(lines)
 
@@ -290,7 +374,8 @@ class Aggregator:
         return [
             d
             for d, sites in work.sites.items()
-            if sites is None or any(s not in self._waste_sites for s in sites)
+            if sites is None
+            or any(s not in self._waste_sites and s not in self._wb_sites for s in sites)
         ]
 
     def run_incremental(self, district_residents: bool = True) -> RunResult:

@@ -37,6 +37,11 @@ class TargetRules:
     sorting_min_wet_share: float = 0.30
     sorting_max_dry_share: float = 0.55
     sorting_max_hazardous_share: float = 0.05
+    chain_window_h: float = (
+        12.0  # a load re-weighed at the next weighbridge within this (official.py)
+    )
+    # sorting effectiveness from inspections: each place's latest check in the days ending here
+    inspection_window_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,44 @@ def _window_sums(x: F64, window: int) -> F64:
     return c[i] - c[np.maximum(i - window, 0)]
 
 
+@dataclass(frozen=True)
+class DryTrend:
+    """Dry tonnes per day over the window ending at each day (days with data only) and the same
+    window 365 days earlier, with whether that earlier window has enough days of data."""
+
+    mean_now: F64
+    mean_ref: F64
+    year_ok: npt.NDArray[np.bool_]
+
+    def at(self, i: int, rules: TargetRules) -> tuple[float | None, str | None, float | None]:
+        """(reference t/day, "year_earlier" | "baseline" | None, change %) of day index i: the
+        year-earlier window when covered, else the configured (2019) baseline, else none."""
+        if self.year_ok[i] and self.mean_ref[i] > 0:
+            ref, kind = float(self.mean_ref[i]), "year_earlier"
+        elif rules.dry_baseline_tonnes_per_day is not None:
+            ref, kind = rules.dry_baseline_tonnes_per_day, "baseline"
+        else:
+            return None, None, None
+        return ref, kind, round((float(self.mean_now[i]) / ref - 1.0) * 100.0, 6)
+
+
+def dry_trend(dry_t: F64, has_data: npt.NDArray[np.bool_], rules: TargetRules) -> DryTrend:
+    """The dry-waste trend's windows over consecutive days (index 0 = the first day): one home for
+    the rule, whatever the source (station scales or weighbridge disposal tickets)."""
+    n_days = dry_t.shape[0]
+    w = rules.dry_window_days
+    win_sum = _window_sums(np.where(has_data, dry_t, 0.0), w)
+    win_days = _window_sums(has_data.astype(np.float64), w)
+    mean_now = np.divide(win_sum, win_days, out=np.zeros(n_days), where=win_days > 0)
+    ref_idx = np.arange(n_days) - YEAR_DAYS
+    valid = ref_idx >= 0
+    ref_sum = np.where(valid, win_sum[np.maximum(ref_idx, 0)], 0.0)
+    ref_days = np.where(valid, win_days[np.maximum(ref_idx, 0)], 0.0)
+    year_ok = ref_days >= rules.dry_year_coverage * w
+    mean_ref = np.divide(ref_sum, ref_days, out=np.zeros(n_days), where=ref_days > 0)
+    return DryTrend(mean_now, mean_ref, year_ok)
+
+
 def compute_targets(
     first_day: int, net_mg: I64, deposits: I64, n_areas: int, rules: TargetRules, days: I64
 ) -> list[DayTargets]:
@@ -117,38 +160,21 @@ def targets_from_district(
     if n_days == 0:
         return []
     recyc_t = net_mg[:, RECYCLABLE] / MG_PER_TONNE
-    dry_t = net_mg[:, DRY] / MG_PER_TONNE
-    has_data = deposits[:, :4].sum(axis=1) > 0
-    w = rules.dry_window_days
-    win_sum = _window_sums(np.where(has_data, dry_t, 0.0), w)
-    win_days = _window_sums(has_data.astype(np.float64), w)
-    mean_now = np.divide(win_sum, win_days, out=np.zeros(n_days), where=win_days > 0)
-    ref_idx = np.arange(n_days) - YEAR_DAYS
-    valid = ref_idx >= 0
-    ref_sum = np.where(valid, win_sum[np.maximum(ref_idx, 0)], 0.0)
-    ref_days = np.where(valid, win_days[np.maximum(ref_idx, 0)], 0.0)
-    year_ok = ref_days >= rules.dry_year_coverage * w
-    mean_ref = np.divide(ref_sum, ref_days, out=np.zeros(n_days), where=ref_days > 0)
+    trend = dry_trend(net_mg[:, DRY] / MG_PER_TONNE, deposits[:, :4].sum(axis=1) > 0, rules)
 
     out = []
     for day in np.asarray(days, dtype=np.int64):  # one loop step per target day, not per reading
         i = int(day) - first_day
         if not 0 <= i < n_days:
             raise ValueError(f"target day {day} outside the cube")
-        if year_ok[i] and mean_ref[i] > 0:
-            ref, kind = float(mean_ref[i]), "year_earlier"
-        elif rules.dry_baseline_tonnes_per_day is not None:
-            ref, kind = rules.dry_baseline_tonnes_per_day, "baseline"
-        else:
-            ref, kind = None, None
-        change = None if ref is None else round((float(mean_now[i]) / ref - 1.0) * 100.0, 6)
+        ref, kind, change = trend.at(i, rules)
         pct = round(100.0 * int(meeting[i]) / n_areas, 6) if n_areas else 0.0
         out.append(
             DayTargets(
                 day=int(day),
                 recyclable_tonnes=round(float(recyc_t[i]), 6),
                 recyclable_met=bool(recyc_t[i] >= rules.recyclable_tonnes_per_day),
-                dry_tonnes_per_day=round(float(mean_now[i]), 6),
+                dry_tonnes_per_day=round(float(trend.mean_now[i]), 6),
                 dry_reference_tonnes_per_day=None if ref is None else round(ref, 6),
                 dry_reference=kind,
                 dry_change_pct=change,

@@ -313,6 +313,8 @@ class BatchPlanner:
                 )
         plan.lines.extend(ticket_lines(topic.site, kept))
         plan.readings += len(kept)
+        # the aggregator recomputes the weighbridge days, reconciliation and targets of these days
+        plan.days.update((day_number(t.ts), topic.site) for t in kept)
         plan.ignored.update(decoded.ignored)
         for rej in decoded.rejected:
             plan.quarantine.append(

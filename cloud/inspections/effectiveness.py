@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from cloud.days import day_start_ms
 from cloud.inspections.record import PLACE_TYPES, TYPE_OF_KIND, PlaceKind, PlaceType
 
 
@@ -98,4 +99,19 @@ def effectiveness_reference(checks: Sequence[Check]) -> dict[PlaceType | str, Ra
     for t in (*PLACE_TYPES, "all"):
         mine = [c for c in latest.values() if t in ("all", TYPE_OF_KIND[c.kind])]
         out[t] = Rate(len(mine), sum(1 for c in mine if c.passed))
+    return out
+
+
+def rates_by_day(checks: Sequence[Check], days: Sequence[int], window_days: int) -> dict[int, Rate]:
+    """The overall rate of each Shanghai day: each place's latest check in the window_days days
+    ending that day (the sorting target's figure; cloud/aggregate/official.pick_sorting)."""
+    out: dict[int, Rate] = {}
+    if not checks:
+        return out
+    times = np.fromiter((c.time_ms for c in checks), dtype=np.int64, count=len(checks))
+    for day in days:
+        lo, hi = day_start_ms(day - window_days + 1), day_start_ms(day + 1)
+        inside = np.flatnonzero((times >= lo) & (times < hi))
+        if len(inside):
+            out[day] = effectiveness([checks[int(i)] for i in inside])["all"]
     return out

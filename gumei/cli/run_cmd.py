@@ -48,11 +48,21 @@ def run(
     seconds: Annotated[
         float, typer.Option(help="stop by itself after this many seconds (0 = until Ctrl-C)")
     ] = 0,
+    transfer: Annotated[
+        bool,
+        typer.Option(
+            help="a simulated transfer station with a weighbridge (WB-01, added to the demo's own "
+            "copy of the registry when it has none) whose trucks collect the stations' bins"
+        ),
+    ] = True,
 ) -> None:
     """Start broker, InfluxDB, ingestion, aggregator, API and the simulated fleet; stop them on Ctrl-C."""
     reg = registry_mod.load(registry)
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
+    wb = None
+    if transfer:
+        reg, registry, wb = _with_weighbridge(reg, registry, run_dir)
     stack = LocalStack(run_dir, reg)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,6 +93,7 @@ def run(
             str(registry.resolve()),
             "--warp",
             str(warp),
+            *(["--transfer", wb] if wb else []),
         )
         hut = next((s.id for s in reg.sites if s.kind == "health" and not s.retired), None)
         if hut:
@@ -121,11 +132,64 @@ Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simula
   Grafana    provisioning files in {PROJECT / "dashboards"} (see README)
 Press Ctrl-C to stop."""
         )
+        if wb:
+            typer.echo(
+                f"  transfer station: weighbridge {wb} weighs the trucks collecting the bins"
+            )
         _report(port, token, stack, stop, seconds)
     finally:
         typer.echo("stopping ...")
         stack.stop()
         typer.echo("stopped.")
+
+
+def _with_weighbridge(
+    reg: registry_mod.Registry, path: Path, run_dir: Path
+) -> tuple[registry_mod.Registry, Path, str]:
+    """The registry with a weighbridge: the given one if it has one, else a copy with WB-01 (the
+    demo's transfer station, in the first area) written to run_dir (config/sites.yaml stays as
+    it is)."""
+    found = next((s.id for s in reg.sites if s.kind == "weighbridge" and s.devices), None)
+    if found:
+        return reg, path, found
+    site = "WB-01"
+    reg = registry_mod.add_site(
+        reg, site, reg.areas[0].id, "古美转运站地磅 Gumei transfer station", 31.1472, 121.3958
+    )
+    reg = registry_mod.add_device(reg, f"{site}-B1", "serial")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    copy = run_dir / "sites-with-transfer.yaml"
+    registry_mod.save(reg, copy)
+    return reg, copy.resolve(), site
+
+
+def _targets_line(http: httpx.Client, day: str) -> str:
+    """Today's three targets with the source of each figure, in one line."""
+    try:
+        r = http.get("/api/v1/waste/targets", params={"date": day})
+        if r.status_code == 404:
+            return "  targets: not computed yet"
+        t = r.json()
+        rec, dry, srt = t["recyclables"], t["dry_waste"], t["sorting"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return f"  (targets not answering: {exc})"
+    change = dry.get("change_pct")
+    dry_text = (
+        f"dry {dry['tonnes_per_day']:.3f} t/day, no reference yet"
+        if change is None
+        else f"dry {change:+.1f}% vs {dry['reference']}"
+    )
+    gap = rec.get("gap_tonnes")
+    return (
+        f"  targets: recyclables {rec['tonnes']:.3f} t [{rec.get('source')}]"
+        + (
+            f" (scales {rec.get('station_scales_tonnes'):.3f} t, gap {gap:+.3f} t)"
+            if gap is not None
+            else ""
+        )
+        + f"; {dry_text} [{dry.get('source')}]"
+        + f"; sorting {srt['pct']:.1f}% [{srt.get('source')}]"
+    )
 
 
 def _api_port(requested: int | None) -> int:
@@ -200,6 +264,7 @@ def _report(
             )
             typer.echo(f"  {day}: {len(rows)} rows; {summary}")
             _print_events(http, seen)
+            typer.echo(_targets_line(http, day))
             if seconds and time.monotonic() - started >= seconds:
                 return
 

@@ -28,6 +28,13 @@ def fleet(
     ] = 120.0,
     from_midnight: Annotated[bool, typer.Option(help="start at today's Shanghai midnight")] = True,
     ca_file: Annotated[Path | None, typer.Option(help="CA certificate: connect with TLS")] = None,
+    transfer: Annotated[
+        str | None,
+        typer.Option(
+            help="a weighbridge site (WB-…) of the registry: a simulated transfer station whose "
+            "trucks collect the stations' bins every 2 h and are weighed there"
+        ),
+    ] = None,
 ) -> None:
     """Run every waste-station gateway of the registry until SIGTERM/Ctrl-C."""
     from firmware_sim.fleet import Fleet
@@ -52,6 +59,19 @@ def fleet(
         warp=warp,
         start_ms=start,
     )
+    if transfer is not None:
+        if transfer not in passwords:
+            raise typer.BadParameter(f"no password for the weighbridge {transfer}")
+        try:
+            f.add_transfer(
+                reg,
+                transfer,
+                MqttEndpoint(
+                    host=host, port=port, username=transfer, password=passwords[transfer], **ca
+                ),
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
     typer.echo(f"fleet: {len(f.gateways)} gateways publishing to {host}:{port}")
 
     async def main() -> None:
@@ -65,6 +85,8 @@ def fleet(
     typer.echo(
         f"fleet: sent {len(f.truth.readings)} readings in {f.truth.acked_messages} acknowledged messages"
     )
+    if f.transfer is not None:
+        typer.echo(f"fleet: transfer station {transfer}: {f.transfer.made} tickets")
 
 
 @sim.command("weighbridge")

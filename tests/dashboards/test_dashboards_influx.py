@@ -111,6 +111,27 @@ def _dataset() -> str:
                 day_start_ms(day) * 10**6,
             )
         )
+    # waste_reconciliation as the aggregator writes it: a scale in A01 drifting low, day by day
+    for k, day in enumerate(range(TODAY - 2, TODAY + 1)):
+        for area in ("A01", "all"):
+            for cat in ("recyclable", "all"):
+                scale_g, wb_g = 1_000_000 - 100_000 * k, 1_000_000
+                lines.append(
+                    line(
+                        m.WASTE_RECONCILIATION.name,
+                        {"area": area, "category": cat},
+                        {
+                            "scale_g": scale_g,
+                            "scale_tonnes": scale_g / 1e6,
+                            "weighbridge_g": wb_g,
+                            "weighbridge_tonnes": wb_g / 1e6,
+                            "diff_g": wb_g - scale_g,
+                            "diff_tonnes": (wb_g - scale_g) / 1e6,
+                            "diff_pct": 100 * (wb_g - scale_g) / scale_g,
+                        },
+                        day_start_ms(day) * 10**6,
+                    )
+                )
     # health_daily as the aggregator writes it for operators: today shown (k = 2), yesterday suppressed (k = 5)
     rows = [
         StatRow("HH-01", NOW - (i + 1) * HOUR, kind, f"r-{i:032x}", abnormal)
@@ -373,3 +394,18 @@ def test_render_writes_one_png_per_dashboard(dash_influx: InfluxClient, tmp_path
     assert sorted(p.name for p in paths) == sorted(f"{name}.png" for name in gen.load())
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+def test_reconciliation_panels_show_the_growing_gap(dash_influx: InfluxClient) -> None:
+    [(_, _, trend)] = _panel("waste-overview", "Weighbridge minus station scales")
+    [series] = dash_influx.query(trend)
+    gaps = [v[1] for v in series.values if v[1] is not None]
+    assert series.tags["category"] == "recyclable"
+    assert gaps == pytest.approx([0.0, 0.1, 0.2])  # one point per Shanghai day, growing
+    [(_, _, table)] = _panel("waste-overview", "Areas: scales vs weighbridge")
+    rows = {
+        s.tags["area"]: dict(zip(s.columns, s.values[0], strict=True))
+        for s in dash_influx.query(table)
+    }
+    assert rows["A01"]["diff_tonnes"] == pytest.approx(0.2)
+    assert rows["A01"]["diff_pct"] == pytest.approx(25.0)

@@ -501,3 +501,55 @@ def test_render_cli_draws_every_dashboard_from_the_live_database(
     assert all(
         p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 20_000 for p in written
     )
+
+
+def test_reconciliation_panels_equal_the_api(
+    live: Scope, influx: InfluxClient, api_url: str, operator_token: str
+) -> None:
+    """No weighbridge sees this test's areas: the scales' tonnes, as published, against nothing —
+    the gap a silent weighbridge (or loads never ticketed) shows — in the panel and the API alike."""
+    end = live.end_ms()
+    (table,) = _panel("waste-overview", "Areas: scales vs weighbridge", live, end)
+    panel = {
+        s.tags["area"]: dict(zip(s.columns, s.values[0], strict=True))
+        for s in influx.query(table)
+        if s.values
+    }
+    rows = _api(
+        api_url, operator_token, "reconciliation", start=live.date, end=live.date, category="all"
+    )["rows"]
+    api = {r["area"]: r for r in rows}
+    for area in sorted(set(SITES.values())):
+        grams = sum(g for (site, _), g in live.grams.items() if SITES[site] == area)
+        assert api[area]["scale_g"] == grams
+        assert api[area]["weighbridge_g"] == 0 and api[area]["diff_g"] == -grams
+        assert api[area]["diff_pct"] == -100.0
+        assert panel[area]["scale_tonnes"] == pytest.approx(grams / 1e6, abs=1e-9)
+        assert panel[area]["diff_tonnes"] == pytest.approx(-grams / 1e6, abs=1e-9)
+    (trend,) = _panel("waste-overview", "Weighbridge minus station scales", live, end)
+    today = {
+        s.tags["category"]: v
+        for s in influx.query(trend)
+        for t, v in s.values
+        if t == day_start_ms(live.day)
+    }
+    district = {r["category"]: r["diff_tonnes"] for r in rows if r["area"] == "all"}
+    assert set(today) <= set(KG)
+    for cat, v in today.items():
+        assert v == pytest.approx(
+            next(
+                r["diff_tonnes"]
+                for r in _api(
+                    api_url,
+                    operator_token,
+                    "reconciliation",
+                    start=live.date,
+                    end=live.date,
+                    area="all",
+                    category=cat,
+                )["rows"]
+            ),
+            abs=1e-9,
+        )
+    assert set(today) == set(KG)  # every category of the district, today
+    assert district["all"] == pytest.approx(sum(today.values()), abs=1e-6)

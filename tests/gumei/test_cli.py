@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,39 @@ def test_a_command_whose_extra_is_missing_says_which_to_install(tmp_path: Path) 
         "gumei: error: this command needs matplotlib, which is in the optional extra [render]: "
         "pip install 'gumei-iot[render]'"
     )
+
+
+@pytest.mark.parametrize(
+    ("transfer", "fragment"),
+    [
+        ("WS-0101", "WS-0101 is not a weighbridge"),  # a station has a password, is no weighbridge
+        ("WB-99", "no password for the weighbridge WB-99"),
+        ("'; DROP", "is not a weighbridge"),  # not in the registry at all
+    ],
+)
+def test_sim_fleet_transfer_must_be_a_registered_weighbridge(
+    tmp_path: Path, transfer: str, fragment: str
+) -> None:
+    """`gumei sim fleet --transfer`: anything but a weighbridge of the registry with a password is
+    one clear error before any connection."""
+    from cloud import registry as registry_mod
+
+    reg = registry_mod.load()
+    secrets = tmp_path / "mqtt.json"
+    secrets.write_text(
+        json.dumps({s.id: "pw" for s in reg.sites if s.kind == "waste"} | {"'; DROP": "pw"})
+    )
+    proc = gumei(
+        "sim",
+        "fleet",
+        "--port",
+        "1",
+        "--secrets",
+        str(secrets),
+        "--transfer",
+        transfer,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in " ".join(proc.stderr.split()), proc.stderr
+    assert "Traceback" not in proc.stderr

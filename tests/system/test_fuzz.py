@@ -356,7 +356,13 @@ param_value = st.one_of(
 )
 @given(
     st.sampled_from(
-        ["/api/v1/waste/daily", "/api/v1/waste/targets", "/api/v1/devices", "/api/v1/health/daily"]
+        [
+            "/api/v1/waste/daily",
+            "/api/v1/waste/targets",
+            "/api/v1/waste/reconciliation",
+            "/api/v1/devices",
+            "/api/v1/health/daily",
+        ]
     ),
     st.dictionaries(
         st.sampled_from(["start", "end", "site", "area", "category", "group", "date", "status"]),

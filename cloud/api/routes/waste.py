@@ -4,7 +4,7 @@ roll-ups, and the plan's targets per day."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
@@ -12,7 +12,9 @@ from pydantic import BaseModel
 from cloud import measurements as m
 from cloud.api.deps import Operator, State, bounded
 from cloud.days import DAY_MS, date_of, day_number, day_start_ms, number_of
-from contract.models import ID_PATTERN, Category
+from contract.models import ID_PATTERN, Category, Subcategory
+
+SUBCATEGORIES = tuple(x.value for x in Subcategory)
 
 router = APIRouter(prefix="/api/v1/waste", tags=["waste"])
 MAX_DAYS = 3660
@@ -156,15 +158,23 @@ def _grouped(
 
 
 class Recyclables(BaseModel):
-    """Recyclables collected that day against the goal (tonnes/day)."""
+    """Recyclables collected that day against the goal (tonnes/day). `source` says where `tonnes`
+    comes from: weighbridge tickets (两网融合 recyclables volume, each load once at its first
+    weighbridge) on a day with tickets, else the station scales (docs/aggregation.md)."""
 
     tonnes: float
     goal_tonnes: float
     met: bool
+    source: Literal["weighbridge", "station_scales"] = "station_scales"
+    station_scales_tonnes: float | None = None
+    weighbridge_g: int | None = None
+    subcategories_tonnes: dict[str, float] | None = None
+    gap_tonnes: float | None = None  # weighbridge − station scales
 
 
 class DryWaste(BaseModel):
-    """Dry waste per day over the window against the reference; met when change_pct <= goal."""
+    """Dry waste per day over the window against the reference; met when change_pct <= goal.
+    `source`: weighbridge (干垃圾处置量, dry disposal tickets) or the station scales."""
 
     tonnes_per_day: float
     window_days: int
@@ -173,10 +183,15 @@ class DryWaste(BaseModel):
     change_pct: float | None
     goal_change_pct: float
     met: bool | None
+    source: Literal["weighbridge", "station_scales"] = "station_scales"
+    disposal_g: int | None = None  # that day's dry disposal on the weighbridges, exact grams
+    station_scales_tonnes_per_day: float | None = None
+    station_scales_change_pct: float | None = None
 
 
 class Sorting(BaseModel):
-    """Share of areas whose day met the sorting standard."""
+    """Share of areas whose day met the sorting standard (`source` station_scales: the
+    weight-based proxy; inspections: the 实效达标率, once wired in)."""
 
     areas_meeting: int
     areas: int
@@ -184,6 +199,7 @@ class Sorting(BaseModel):
     goal_pct: float
     met: bool
     areas_below_standard: list[str]
+    source: Literal["station_scales", "inspections"] = "station_scales"
 
 
 class TargetsResponse(BaseModel):
@@ -223,11 +239,7 @@ def targets(
     )
     return TargetsResponse(
         date=date,
-        recyclables=Recyclables(
-            tonnes=v["recyclable_tonnes"],
-            goal_tonnes=v["recyclable_goal_tonnes"],
-            met=v["recyclable_met"],
-        ),
+        recyclables=_recyclables(v),
         dry_waste=DryWaste(
             tonnes_per_day=v["dry_tonnes_per_day_30d"],
             window_days=state.settings.targets.dry_window_days,
@@ -236,6 +248,10 @@ def targets(
             change_pct=v.get("dry_change_pct"),
             goal_change_pct=v["dry_goal_change_pct"],
             met=v.get("dry_met"),
+            source=v.get("dry_source") or "station_scales",
+            disposal_g=_int_or_none(v.get("dry_disposal_g")),
+            station_scales_tonnes_per_day=v.get("dry_scale_tonnes_per_day_30d"),
+            station_scales_change_pct=v.get("dry_scale_change_pct"),
         ),
         sorting=Sorting(
             areas_meeting=int(v["sorting_areas_meeting"]),
@@ -244,5 +260,111 @@ def targets(
             goal_pct=v["sorting_goal_pct"],
             met=v["sorting_met"],
             areas_below_standard=[a for a in waste_areas if a not in met_areas],
+            source=v.get("sorting_source") or "station_scales",
         ),
     )
+
+
+def _int_or_none(x: object) -> int | None:
+    return None if x is None else int(x)  # type: ignore[call-overload]
+
+
+def _recyclables(v: dict[str, Any]) -> Recyclables:
+    """The recyclables figure of a stored waste_targets point (points written before issue 15
+    have no source fields: station scales)."""
+    source = v.get("recyclable_source") or "station_scales"
+    scale = v.get("recyclable_scale_tonnes")
+    subs = {
+        k: float(v[f"recyclable_{k}_tonnes"])
+        for k in SUBCATEGORIES
+        if v.get(f"recyclable_{k}_tonnes") is not None
+    }
+    return Recyclables(
+        tonnes=v["recyclable_tonnes"],
+        goal_tonnes=v["recyclable_goal_tonnes"],
+        met=v["recyclable_met"],
+        source=source,
+        station_scales_tonnes=scale if scale is not None else v["recyclable_tonnes"],
+        weighbridge_g=_int_or_none(v.get("recyclable_g")),
+        subcategories_tonnes=subs or None,
+        gap_tonnes=(
+            round(v["recyclable_tonnes"] - scale, 6)
+            if source == "weighbridge" and scale is not None
+            else None
+        ),
+    )
+
+
+class GapRow(BaseModel):
+    """Station scales vs weighbridge for one (date, area, category): grams, tonnes, and the
+    difference weighbridge − scales (diff_pct of the scale figure; null where the scales weighed
+    nothing). area "all" = district, category "all" = every category."""
+
+    date: dt.date
+    area: str
+    category: str
+    scale_g: int
+    weighbridge_g: int
+    diff_g: int
+    scale_tonnes: float
+    weighbridge_tonnes: float
+    diff_tonnes: float
+    diff_pct: float | None
+
+
+class ReconciliationResponse(BaseModel):
+    """Rows sorted by date, area, category."""
+
+    rows: list[GapRow]
+
+
+AREA_OR_ALL = r"^(all|[A-Za-z0-9_-]{1,64})$"
+
+
+@router.get("/reconciliation", response_model=ReconciliationResponse)
+def reconciliation(
+    state: State,
+    _: Operator,
+    start: Annotated[dt.date, Query(description="first Shanghai day, YYYY-MM-DD")],
+    end: Annotated[dt.date, Query(description="last Shanghai day (inclusive), YYYY-MM-DD")],
+    area: Annotated[str | None, Query(pattern=AREA_OR_ALL, description="an area or all")] = None,
+    category: Annotated[
+        Literal["dry", "wet", "recyclable", "hazardous", "all"] | None, Query()
+    ] = None,
+) -> ReconciliationResponse:
+    """Station-scale tonnage against weighbridge tonnage of the same source area, per day, area
+    and category, as the aggregator last computed it (docs/aggregation.md, reconciliation)."""
+    check_range(start, end)
+    where = [
+        f"time >= {day_start_ms(number_of(start))}ms",
+        f"time < {day_start_ms(number_of(end) + 1)}ms",
+    ]
+    if area is not None:
+        where.append(f"\"area\" = '{area}'")
+    if category is not None:
+        where.append(f"\"category\" = '{category}'")
+    q = (
+        "SELECT scale_g, weighbridge_g, diff_g, diff_pct FROM "
+        f'{m.WASTE_RECONCILIATION.name} WHERE {" AND ".join(where)} GROUP BY "area", "category"'
+    )
+    rows = []
+    for s in state.influx.query(q):
+        for t, sg, wg, dg, pct in s.values:
+            rows.append(
+                GapRow(
+                    date=date_of(day_number(int(t))),
+                    area=s.tags["area"],
+                    category=s.tags["category"],
+                    scale_g=int(sg),
+                    weighbridge_g=int(wg),
+                    diff_g=int(dg),
+                    scale_tonnes=int(sg) / 1_000_000,
+                    weighbridge_tonnes=int(wg) / 1_000_000,
+                    diff_tonnes=int(dg) / 1_000_000,
+                    diff_pct=pct,
+                )
+            )
+        bounded(len(rows), state)
+    order = {c: i for i, c in enumerate([*(c.value for c in Category), "all"])}
+    rows.sort(key=lambda r: (r.date, r.area == "all", r.area, order.get(r.category, 99)))
+    return ReconciliationResponse(rows=rows)

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud import registry as r
+from cloud.days import day_number
 from cloud.ingest.handler import BatchPlanner, Message
 from contract.models import TICKETS_SCHEMA
 
@@ -64,7 +65,9 @@ def test_a_ticket_is_one_exact_point_and_a_redelivery_the_same_point(
     )
     assert first.endswith(f" {(NOW - 1000) * 1_000_000 + 7}")
     dry = planner.plan_batch([msg(ticket(8, category="dry", subcategory=None))], now_ms=NOW)
-    assert "subcategory" not in dry.lines[0] and dry.days == {}  # no day markers for tickets yet
+    assert "subcategory" not in dry.lines[0]
+    # one day marker per (day, weighbridge): the aggregator recomputes that day's official figures
+    assert dry.days == {(day_number(NOW - 1000), "WB-01"): 1}
 
 
 def test_registry_checks_and_wrong_kinds(planner: BatchPlanner) -> None:
