@@ -9,6 +9,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Headless Chromium: the test that the resident's report renders in a real browser (docs/health.md).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Optional: a CJK font for the Chinese labels of the dashboard pictures (gumei dashboards render);
 # without one the pictures keep only the English half of each label.
 if ! { fc-list :lang=zh 2>/dev/null | grep -q . || dpkg -s fonts-wqy-microhei >/dev/null 2>&1; }; then

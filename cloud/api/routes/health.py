@@ -6,17 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from cloud import measurements as m
 from cloud.api.deps import Health, State, bounded, require
 from cloud.api.routes.waste import check_range
 from cloud.auth import TokenRecord
-from cloud.days import date_of, day_number, day_start_ms, number_of
-from cloud.health import fhir
+from cloud.days import date_of, day_number, day_start_ms, number_of, today
+from cloud.health import fhir, report
 from cloud.health.daily import ALL_TYPES
+from cloud.health.triage import TIERS, Tier, triage
 from contract.models import ID_PATTERN, RESIDENT_PATTERN, VALUE_KEYS, HealthMeasurement
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
@@ -140,6 +141,90 @@ def resident_fhir(
         for o in stored
     )
     return JSONResponse(doc, media_type="application/fhir+json")
+
+
+ReportEnd = Annotated[
+    dt.date | None, Query(description="last Shanghai day of the report (default: today)")
+]
+ReportMonths = Annotated[
+    int, Query(ge=1, le=12, description="trend window: the last 30 x months days up to end")
+]
+PNG_EXTRA = "render"
+
+
+def _tier(o: Observation) -> Tier:
+    for t in TIERS:
+        if o.tier == t:
+            return t
+    return triage(o.type, o.values).tier  # stored before tiers existed: the table's verdict
+
+
+def _report(
+    request: Request, state: State, resident: str, end: dt.date | None, months: int
+) -> report.Report:
+    last = end or today()
+    first = last - dt.timedelta(days=30 * months - 1)
+    stored = _stored(request, state, resident, first, last)
+    readings = [
+        report.Reading(
+            ts=o.ts,
+            type=o.type,
+            values=o.values,
+            tier=_tier(o),
+            codes=tuple(c for c in o.flag.split(",") if c and c != "normal"),
+        )
+        for o in stored
+    ]
+    return report.build(resident, readings, first, last, dt.datetime.now(dt.UTC))
+
+
+@router.get(
+    "/residents/{resident}/report",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "printable report"}},
+)
+def resident_report(
+    request: Request,
+    state: State,
+    _: Health,
+    resident: ResidentPath,
+    end: ReportEnd = None,
+    months: ReportMonths = 3,
+) -> HTMLResponse:
+    """The report the resident takes home (HTML, printable, Chinese with English labels): the
+    latest measurements with their tier in plain words, the advice per tier, trends; audited."""
+    page = report.html(_report(request, state, resident, end, months))
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/residents/{resident}/report.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the report as a PNG page"},
+        501: {"description": "the API was installed without matplotlib (extra [render])"},
+    },
+)
+def resident_report_png(
+    request: Request,
+    state: State,
+    _: Health,
+    resident: ResidentPath,
+    end: ReportEnd = None,
+    months: ReportMonths = 3,
+) -> Response:
+    """The same report as one PNG page (needs matplotlib, the optional extra [render]); audited."""
+    try:
+        from cloud.health import report_png
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "matplotlib":
+            raise
+        raise HTTPException(
+            501,
+            detail=f"the PNG report needs matplotlib: install the API with the [{PNG_EXTRA}] extra",
+        ) from None
+    image = report_png.png(_report(request, state, resident, end, months))
+    return Response(image, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 class HutDayRow(BaseModel):
