@@ -56,6 +56,10 @@ class Device(_Model):
     also_categories: list[Category] = []  # a scale shared by several bins: the others it weighs
     type: MeasurementType | None = None  # health instruments
     capacity_kg: float | None = None
+    # what the instrument is (health instruments: the FHIR Device of every export)
+    model: Annotated[str, Field(max_length=64)] | None = None
+    manufacturer: Annotated[str, Field(max_length=64)] | None = None
+    serial: Annotated[str, Field(max_length=64)] | None = None
     retired: bool = False
 
     def allowed_categories(self) -> tuple[str, ...]:
@@ -543,7 +547,15 @@ def default_registry(areas: int = 40, seed: int = 20261127) -> Registry:
         lat=_CENTER[0],
         lon=_CENTER[1],
         devices=[
-            Device(id=f"HH-01-{_HEALTH_SUFFIX[t]}", interface="ble", type=t) for t in _HEALTH_TYPES
+            Device(
+                id=f"HH-01-{_HEALTH_SUFFIX[t]}",
+                interface="ble",
+                type=t,
+                model=f"gumei-sim {_HEALTH_SUFFIX[t]}",  # firmware_sim/health: simulated instruments
+                manufacturer="Gumei project (simulated)",
+                serial=f"SIM-HH01-{_HEALTH_SUFFIX[t]}-0001",
+            )
+            for t in _HEALTH_TYPES
         ],
     )
     return Registry(areas=area_list, sites=[*sites, hut])

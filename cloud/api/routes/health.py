@@ -128,19 +128,32 @@ def resident_fhir(
     """The same measurements as a validated FHIR R4 Bundle of vital-signs Observations; audited."""
     stored = _stored(request, state, resident, start, end)
     doc = fhir.bundle(
-        HealthMeasurement.model_validate(
-            {
-                "device": o.device,
-                "seq": o.seq,
-                "ts": o.ts,
-                "resident": resident,
-                "type": o.type,
-                "values": o.values,
-            }
-        )
-        for o in stored
+        (
+            HealthMeasurement.model_validate(
+                {
+                    "device": o.device,
+                    "seq": o.seq,
+                    "ts": o.ts,
+                    "resident": resident,
+                    "type": o.type,
+                    "values": o.values,
+                }
+            )
+            for o in stored
+        ),
+        devices=device_infos(state, {o.device for o in stored}),
     )
     return JSONResponse(doc, media_type="application/fhir+json")
+
+
+def device_infos(state: State, devices: set[str]) -> dict[str, fhir.DeviceInfo]:
+    """What the registry knows of these instruments (model, manufacturer, serial)."""
+    out: dict[str, fhir.DeviceInfo] = {}
+    for site in state.registry.sites:
+        for d in site.devices:
+            if d.id in devices:
+                out[d.id] = fhir.DeviceInfo(d.model, d.manufacturer, d.serial)
+    return out
 
 
 ReportEnd = Annotated[
