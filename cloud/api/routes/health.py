@@ -15,7 +15,7 @@ from cloud.api.deps import Health, State, bounded, require
 from cloud.api.routes.waste import check_range
 from cloud.auth import TokenRecord
 from cloud.days import date_of, day_number, day_start_ms, number_of, today
-from cloud.health import fhir, report
+from cloud.health import fhir, report, ws365
 from cloud.health.daily import ALL_TYPES
 from cloud.health.triage import TIERS, Tier, triage
 from contract.models import ID_PATTERN, RESIDENT_PATTERN, VALUE_KEYS, HealthMeasurement
@@ -238,6 +238,30 @@ def resident_report_png(
         ) from None
     image = report_png.png(_report(request, state, resident, end, months))
     return Response(image, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/residents/{resident}/ws365.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "WS 365 data elements, CSV"}},
+)
+def resident_ws365(
+    request: Request, state: State, _: Health, resident: ResidentPath, start: Start, end: End
+) -> Response:
+    """A resident's measurements as WS 365 / WS 363 data elements (one CSV row per value, UTF-8
+    with a BOM for spreadsheet programs), for the district's health-record system; audited."""
+    stored = _stored(request, state, resident, start, end)
+    text = ws365.csv_text(
+        ws365.Row(resident, o.ts, o.type, o.device, o.values, _tier(o)) for o in stored
+    )
+    return Response(
+        "\ufeff" + text,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="ws365-{resident}-{start}-{end}.csv"',
+        },
+    )
 
 
 class HutDayRow(BaseModel):

@@ -350,7 +350,7 @@ def test_no_audit_record_no_data(stack, cloud_config, tmp_path):
         assert "answering 503" in stack.log_of("api-noaudit")
 
 
-def test_the_resident_report_is_audited(api_url, tokens, seeded, audit_file):
+def test_the_resident_report_and_ws365_export_are_audited(api_url, tokens, seeded, audit_file):
     base = f"/api/v1/health/residents/{seeded}"
     with httpx.Client(base_url=api_url, timeout=60) as http:
         before = len(records(audit_file))
@@ -358,8 +358,13 @@ def test_the_resident_report_is_audited(api_url, tokens, seeded, audit_file):
             http.get(base + "/report", params={"end": DAY}, headers=auth(tokens["health"])),
             http.get(base + "/report.png", params={"end": DAY}, headers=auth(tokens["health"])),
             http.get(base + "/report", params={"end": DAY}, headers=auth(tokens["operator"])),
+            http.get(
+                base + "/ws365.csv",
+                params={"start": DAY, "end": DAY},
+                headers=auth(tokens["health"]),
+            ),
         ]
-    assert [r.status_code for r in got] == [200, 200, 403]
+    assert [r.status_code for r in got] == [200, 200, 403, 200]
     mine = [
         r
         for r in records(audit_file)[before:]
@@ -369,5 +374,6 @@ def test_the_resident_report_is_audited(api_url, tokens, seeded, audit_file):
         ("/api/v1/health/residents/{resident}/report", 200, 3),
         ("/api/v1/health/residents/{resident}/report.png", 200, 3),
         ("/api/v1/health/residents/{resident}/report", 403, None),
+        ("/api/v1/health/residents/{resident}/ws365.csv", 200, 3),
     ]
     assert all(r["resident"] == seeded for r in mine)
