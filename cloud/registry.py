@@ -51,7 +51,7 @@ class Device(_Model):
     """One scale or health instrument attached to a gateway."""
 
     id: Identifier
-    interface: Literal["serial", "modbus", "ble", "sim"] = "sim"
+    interface: Literal["serial", "modbus", "ble", "sim", "manual"] = "sim"  # manual: staff entry
     category: Category | None = None  # waste scales: the category it weighs
     also_categories: list[Category] = []  # a scale shared by several bins: the others it weighs
     type: MeasurementType | None = None  # health instruments
@@ -556,6 +556,19 @@ def default_registry(areas: int = 40, seed: int = 20261127) -> Registry:
                 serial=f"SIM-HH01-{_HEALTH_SUFFIX[t]}-0001",
             )
             for t in _HEALTH_TYPES
+        ]
+        + [
+            Device(  # 身高体重秤 on RS-232 (edge/height_weight.py; firmware_sim/health/height_weight.py)
+                id="HH-01-HW",
+                interface="serial",
+                type="height_weight",
+                model="gumei-sim HW",
+                manufacturer="Gumei project (simulated)",
+                serial="SIM-HH01-HW-0001",
+            ),
+            Device(  # waist/hip by tape measure, entered by health staff
+                id="HH-01-TAPE", interface="manual", type="body_circumference"
+            ),
         ],
     )
     return Registry(areas=area_list, sites=[*sites, hut])

@@ -81,6 +81,8 @@ GLUCOSE = Code(
     "14743-9", "Glucose [Moles/volume] in Capillary blood by Glucometer", "SCnc", "mmol/L", "mmol/L"
 )
 WAIST = Code("8280-0", "Waist Circumference at umbilicus by Tape measure", "Len", "cm", "cm")
+# 62409-8 is LOINC's "PhenX - hip circumference protocol 020801" (Len, cm), the code public FHIR
+# implementations (e.g. the All of Us physical measurements) send for a hip circumference
 HIP = Code("62409-8", "Hip circumference", "Len", "cm", "cm")
 CODES: tuple[Code, ...] = (
     BP_PANEL,
@@ -137,6 +139,8 @@ SINGLE: dict[str, Code] = {
     "spo2_pct": SPO2,
     "glucose_mmol_l": GLUCOSE,
     "pulse_bpm": HEART_RATE,
+    "waist_cm": WAIST,
+    "hip_cm": HIP,
 }
 # which observation of a measurement carries the abnormal-value interpretation
 FLAGGED_KEY = {
@@ -144,7 +148,11 @@ FLAGGED_KEY = {
     "body_composition": "bmi",
     "body_temperature": "temperature_c",
     "pulse_oximetry": "spo2_pct",
+    "height_weight": "bmi",
+    "body_circumference": "waist_cm",
 }
+# measured by health staff, not by the resident (the performer is the staff, not the patient)
+STAFF_MEASURED_TYPES = frozenset({"body_circumference"})
 LOW_CODES = {
     "spo2_low",
     "spo2_very_low",
@@ -241,9 +249,11 @@ def _base(
         "subject": {"identifier": {"system": RESIDENT_SYSTEM, "value": m.resident}},
         "effectiveDateTime": effective(m.ts),
         "identifier": [{"system": MEASUREMENT_SYSTEM, "value": f"{m.device}/{m.seq}/{key}"}],
-        # self-measured at the hut: the resident is the performer
+        # self-measured at the hut: the resident is the performer (staff for a tape measure)
         "performer": [
-            {
+            {"display": "health staff at a health hut (tape measure)"}
+            if m.type.value in STAFF_MEASURED_TYPES
+            else {
                 "type": "Patient",
                 "identifier": {"system": RESIDENT_SYSTEM, "value": m.resident},
                 "display": "self-measured at a health hut",

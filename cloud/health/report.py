@@ -69,6 +69,8 @@ TYPE_LABELS: dict[str, tuple[str, str]] = {
     "body_composition": ("体重与体成分", "Weight and body composition"),
     "body_temperature": ("体温", "Body temperature"),
     "pulse_oximetry": ("血氧", "Blood oxygen"),
+    "height_weight": ("身高体重", "Height and weight"),
+    "body_circumference": ("腰围臀围", "Waist and hip"),
 }
 # value key -> (zh, en, unit shown)
 VALUE_LABELS: dict[str, tuple[str, str, str]] = {
@@ -83,6 +85,8 @@ VALUE_LABELS: dict[str, tuple[str, str, str]] = {
     "body_fat_pct": ("体脂率", "Body fat", "%"),
     "temperature_c": ("体温", "Temperature", "°C"),
     "spo2_pct": ("血氧饱和度", "SpO2", "%"),
+    "waist_cm": ("腰围", "Waist", "cm"),
+    "hip_cm": ("臀围", "Hip", "cm"),
 }
 MEAL_WORDS: dict[str, tuple[str, str]] = {
     "fasting": ("空腹", "fasting"),
@@ -108,7 +112,9 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "high_fever": ("高热", "high fever"),
     "fever": ("发热", "fever"),
     "temperature_low": ("体温偏低", "temperature low"),
+    "central_obesity": ("腰围超标（中心型肥胖）", "waist above the cut-off (central obesity)"),
 }
+SEX_WORDS: dict[str, tuple[str, str]] = {"M": ("男", "male"), "F": ("女", "female")}
 SCREENING_NOTE = (
     "小屋结果为自测，仅供筛查，不作诊断。",
     "Hut results are self-measured: for screening, not a diagnosis.",
@@ -287,6 +293,9 @@ def value_text(key: str, value: float | str) -> str:
     if key == "meal" and isinstance(value, str):
         zh, en = MEAL_WORDS.get(value, (value, value))
         return f"{zh} {en}"
+    if key == "sex" and isinstance(value, str):
+        zh, en = SEX_WORDS.get(value, (value, value))
+        return f"性别 Sex: {zh} {en}"
     zh, en, unit = VALUE_LABELS.get(key, (key, key, ""))
     shown = _fmt(float(value)) if not isinstance(value, str) else value
     return f"{zh} {en}: {shown} {unit}".rstrip()
@@ -294,7 +303,7 @@ def value_text(key: str, value: float | str) -> str:
 
 def ordered_values(values: Values) -> list[tuple[str, float | str]]:
     """The values in the order of VALUE_LABELS (systolic before diastolic), then the rest."""
-    order = [*VALUE_LABELS, "meal"]
+    order = [*VALUE_LABELS, "meal", "sex"]
     return sorted(
         values.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])
     )

@@ -252,7 +252,16 @@ def resident_ws365(
     with a BOM for spreadsheet programs), for the district's health-record system; audited."""
     stored = _stored(request, state, resident, start, end)
     text = ws365.csv_text(
-        ws365.Row(resident, o.ts, o.type, o.device, o.values, _tier(o)) for o in stored
+        ws365.Row(
+            resident,
+            o.ts,
+            o.type,
+            o.device,
+            o.values,
+            _tier(o),
+            staff_entered=o.type in fhir.STAFF_MEASURED_TYPES,
+        )
+        for o in stored
     )
     return Response(
         "\ufeff" + text,
