@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edge.ble import blood_pressure, glucose, height_weight, oximeter, thermometer, weight
+from edge.ble import (
+    blood_pressure,
+    glucose,
+    height_weight,
+    oximeter,
+    staff_entry,
+    thermometer,
+    weight,
+)
 from edge.ble.errors import BleDecodeError
 from edge.ble.reading import BleReading, merge, uuid16
 
@@ -16,6 +24,7 @@ GLUCOSE = uuid16(glucose.UUID)
 GLUCOSE_CONTEXT = uuid16(glucose.CONTEXT_UUID)
 PLX_SPOT_CHECK = uuid16(oximeter.UUID)
 HEIGHT_WEIGHT_FRAME = height_weight.FRAME_UUID  # a serial station's ASCII frame (not Bluetooth)
+STAFF_ENTRY = staff_entry.ENTRY_UUID  # waist/hip entered by staff at the hut's terminal
 
 DECODERS: dict[str, Callable[[bytes], BleReading]] = {
     BLOOD_PRESSURE: blood_pressure.decode_blood_pressure,
@@ -25,6 +34,7 @@ DECODERS: dict[str, Callable[[bytes], BleReading]] = {
     GLUCOSE: glucose.decode_glucose,
     PLX_SPOT_CHECK: oximeter.decode_spot_check,
     HEIGHT_WEIGHT_FRAME: height_weight.decode_height_weight,
+    STAFF_ENTRY: staff_entry.decode_staff_entry,
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import serial
 
 from edge.ble.height_weight import encode_height_weight
+from edge.ble.staff_entry import encode_staff_entry
 from firmware_sim.health.residents import Resident
 
 Expected = tuple[str, dict[str, float | str]]
@@ -64,3 +65,13 @@ class SerialStation:
     def close(self) -> None:
         """Close the port."""
         self._ser.close()
+
+
+def tape_entry(resident: Resident, rng: random.Random) -> tuple[bytes, Expected]:
+    """What the staff's terminal sends after measuring a resident's waist and hip with a tape
+    (edge/ble/staff_entry.py), and the contract values it should give."""
+    bmi = resident.weight_kg / (resident.height_cm / 100) ** 2
+    waist = round(bmi * (3.2 if resident.sex == "M" else 3.0) + rng.gauss(8, 4), 1)
+    hip = round(waist + rng.uniform(5, 15), 1)
+    values: dict[str, float | str] = {"waist_cm": waist, "hip_cm": hip, "sex": resident.sex}
+    return encode_staff_entry(waist, resident.sex, hip), ("body_circumference", values)

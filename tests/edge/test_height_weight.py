@@ -13,11 +13,18 @@ from contract import pseudonymize
 from edge.ble.decode import decode_notification
 from edge.ble.errors import BleDecodeError
 from edge.ble.height_weight import FRAME_UUID, checksum, decode_height_weight, encode_height_weight
+from edge.ble.staff_entry import ENTRY_UUID, decode_staff_entry
+from edge.ble.transport import SocketTransport
 from edge.config import HutSection
 from edge.health_session import SessionTracker
 from edge.hut_gateway import SerialCardSource, make_source
-from firmware_sim.health import make_residents
-from firmware_sim.health.height_weight import SerialStation, malformed, measure_station
+from firmware_sim.health import PeripheralServer, make_residents
+from firmware_sim.health.height_weight import (
+    SerialStation,
+    malformed,
+    measure_station,
+    tape_entry,
+)
 
 KEY = b"height-weight-test-district-key!"
 
@@ -123,3 +130,48 @@ def test_simulated_station_prints_on_a_serial_line() -> None:
         station.close()
         os.close(master)
         os.close(slave)
+
+
+# ---- waist and hip entered by staff ------------------------------------------------------------
+
+
+def test_staff_entry_round_trip_and_rejections() -> None:
+    rng = random.Random(8)
+    for person in make_residents(100, seed=8):
+        data, (type_, values) = tape_entry(person, rng)
+        r = decode_staff_entry(data)
+        assert (r.type, dict(r.values)) == (type_, values)
+    assert decode_staff_entry(b"WAIST=86.0;SEX=F").values == {"waist_cm": 86.0, "sex": "F"}
+    for bad, reason in [
+        (b"", "too_short"),
+        (b"WAIST=86.0", "bad_entry"),  # no sex: the cut-off cannot be chosen
+        (b"WAIST=86.0;SEX=X", "bad_entry"),
+        (b"WAIST=86;SEX=F", "bad_entry"),
+        (b"SEX=F;WAIST=86.0", "bad_entry"),
+        (b"WAIST=86.0;HIP=99.5;SEX=F;NAME=Li", "bad_entry"),  # nothing else, never a name
+        (b"WAIST=1e3;SEX=M", "bad_entry"),
+    ]:
+        with pytest.raises(BleDecodeError) as exc:
+            decode_staff_entry(bad)
+        assert exc.value.reason == reason, bad
+
+
+def test_staff_terminal_over_the_socket_transport_is_attributed_to_the_session() -> None:
+    person = make_residents(3, seed=4)[1]
+    data, (_, values) = tape_entry(person, random.Random(4))
+    terminal = PeripheralServer("HH-01-TAPE").start()
+    src = SocketTransport(*terminal.address)
+    src.open()
+    try:
+        assert terminal.wait_connected()
+        tracker = SessionTracker(KEY, clock=lambda: 1_800_000_000_000)
+        tracker.tap("6222021234567890124")
+        terminal.notify(ENTRY_UUID, data)
+        note = next(src.notifications())
+        type_, got = decode_notification(note.uuid, note.data).contract()
+        m = tracker.measurement("HH-01-TAPE", 1, 1_800_000_000_000, type_, got)
+        assert m.type.value == "body_circumference" and m.values == values
+        assert m.resident == pseudonymize(KEY, "6222021234567890124")
+    finally:
+        src.close()
+        terminal.close()
