@@ -239,3 +239,28 @@ def test_latest_blood_pressure_gets_the_across_visits_row() -> None:
         reading("blood_pressure", {"systolic_mmhg": 120, "diastolic_mmhg": 70}),
     ]
     assert report.build("r-" + "e" * 32, normal_last, first, END, now).latest[0].tier == "normal"
+
+
+def test_without_matplotlib_the_png_is_501_and_the_html_still_works(
+    stack, cloud_config, tokens, simulated, tmp_path
+) -> None:
+    """An API installed without the [render] extra: one clear line for the PNG, nothing else lost."""
+    from tests.support.api_process import api_process
+
+    hidden = tmp_path / "hide" / "matplotlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'matplotlib'\", name='matplotlib')\n"
+    )
+    resident, _ = simulated
+    base = f"/api/v1/health/residents/{resident}/report"
+    with api_process(
+        stack, cloud_config, "api-no-render", {"PYTHONPATH": str(tmp_path / "hide")}
+    ) as url:
+        png = get(url, base + ".png", tokens["health"], end=str(END))
+        assert png.status_code == 501
+        assert png.json()["detail"] == (
+            "the PNG report needs matplotlib: install the API with the [render] extra"
+        )
+        page = get(url, base, tokens["health"], end=str(END))
+        assert page.status_code == 200 and page.text.count("<svg") == 3
