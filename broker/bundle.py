@@ -88,16 +88,28 @@ def _hut_section(site: Site, install: Path) -> list[str]:
         'transport = "serial"',
         'port = "/dev/ttyACM0"                  # SET: the card reader\'s serial port',
     ]
+    serial = 1  # ttyUSB0 is left to whatever else; the station is on its own adapter
     for i, d in enumerate(x for x in site.devices if not x.retired):
-        chars = ", ".join(_q(c) for c in CHARACTERISTICS.get(str(d.type), []))
-        lines += [
-            "",
-            "[[hut.instruments]]",
-            f"id = {_q(d.id)}",
-            'transport = "ble"',
-            f'address = "00:00:00:00:00:{i + 1:02X}"       # SET: bluetoothctl devices',
-            f"characteristics = [{chars}]",
-        ]
+        lines += ["", "[[hut.instruments]]", f"id = {_q(d.id)}"]
+        if d.interface == "serial":  # a height/weight station's RS-232 line
+            lines += [
+                'transport = "serial"',
+                f'port = "/dev/ttyUSB{serial}"              # SET: the station\'s serial port',
+            ]
+            serial += 1
+        elif d.interface == "manual":  # the staff's entry terminal on the hut's network
+            lines += [
+                'transport = "socket"',
+                'host = "192.168.10.21"                # SET: the entry terminal\'s address',
+                "port = 7031",
+            ]
+        else:
+            chars = ", ".join(_q(c) for c in CHARACTERISTICS.get(str(d.type), []))
+            lines += [
+                'transport = "ble"',
+                f'address = "00:00:00:00:00:{i + 1:02X}"       # SET: bluetoothctl devices',
+                f"characteristics = [{chars}]",
+            ]
     return lines
 
 

@@ -51,11 +51,15 @@ class Device(_Model):
     """One scale or health instrument attached to a gateway."""
 
     id: Identifier
-    interface: Literal["serial", "modbus", "ble", "sim"] = "sim"
+    interface: Literal["serial", "modbus", "ble", "sim", "manual"] = "sim"  # manual: staff entry
     category: Category | None = None  # waste scales: the category it weighs
     also_categories: list[Category] = []  # a scale shared by several bins: the others it weighs
     type: MeasurementType | None = None  # health instruments
     capacity_kg: float | None = None
+    # what the instrument is (health instruments: the FHIR Device of every export)
+    model: Annotated[str, Field(max_length=64)] | None = None
+    manufacturer: Annotated[str, Field(max_length=64)] | None = None
+    serial: Annotated[str, Field(max_length=64)] | None = None
     retired: bool = False
 
     def allowed_categories(self) -> tuple[str, ...]:
@@ -543,7 +547,28 @@ def default_registry(areas: int = 40, seed: int = 20261127) -> Registry:
         lat=_CENTER[0],
         lon=_CENTER[1],
         devices=[
-            Device(id=f"HH-01-{_HEALTH_SUFFIX[t]}", interface="ble", type=t) for t in _HEALTH_TYPES
+            Device(
+                id=f"HH-01-{_HEALTH_SUFFIX[t]}",
+                interface="ble",
+                type=t,
+                model=f"gumei-sim {_HEALTH_SUFFIX[t]}",  # firmware_sim/health: simulated instruments
+                manufacturer="Gumei project (simulated)",
+                serial=f"SIM-HH01-{_HEALTH_SUFFIX[t]}-0001",
+            )
+            for t in _HEALTH_TYPES
+        ]
+        + [
+            Device(  # 身高体重秤 on RS-232 (edge/height_weight.py; firmware_sim/health/height_weight.py)
+                id="HH-01-HW",
+                interface="serial",
+                type="height_weight",
+                model="gumei-sim HW",
+                manufacturer="Gumei project (simulated)",
+                serial="SIM-HH01-HW-0001",
+            ),
+            Device(  # waist/hip by tape measure, entered by health staff
+                id="HH-01-TAPE", interface="manual", type="body_circumference"
+            ),
         ],
     )
     return Registry(areas=area_list, sites=[*sites, hut])

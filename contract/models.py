@@ -69,9 +69,12 @@ class MeasurementType(StrEnum):
     BODY_COMPOSITION = "body_composition"
     BODY_TEMPERATURE = "body_temperature"
     PULSE_OXIMETRY = "pulse_oximetry"
+    # added without a v2 (issue 14): a v1 reader that does not know them quarantines that entry
+    HEIGHT_WEIGHT = "height_weight"  # 身高体重秤: height/weight station
+    BODY_CIRCUMFERENCE = "body_circumference"  # waist/hip, measured and entered by health staff
 
 
-# Required and optional numeric value keys per type; "meal" is the one string value.
+# Required and optional value keys per type; STRING_VALUES are strings, every other key a number.
 VALUE_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "blood_pressure": (
         frozenset({"systolic_mmhg", "diastolic_mmhg"}),
@@ -84,8 +87,13 @@ VALUE_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
     "body_temperature": (frozenset({"temperature_c"}), frozenset()),
     "pulse_oximetry": (frozenset({"spo2_pct"}), frozenset({"pulse_bpm"})),
+    "height_weight": (frozenset({"height_cm", "weight_kg"}), frozenset({"bmi"})),
+    # sex is entered with the waist: the cut-off differs (WS/T 428) and the cloud knows no one's sex
+    "body_circumference": (frozenset({"waist_cm", "sex"}), frozenset({"hip_cm"})),
 }
 MEALS = frozenset({"fasting", "postprandial", "random"})
+SEXES = frozenset({"M", "F"})
+STRING_VALUES: dict[str, frozenset[str]] = {"meal": MEALS, "sex": SEXES}
 
 
 def now_ms() -> int:
@@ -160,9 +168,9 @@ class HealthMeasurement(_Frozen):
             self.__dict__["values"] = {k: v for k, v in self.values.items() if k not in unknown}
         checked: dict[str, float | str] = {}
         for key, value in self.values.items():
-            if key == "meal":
-                if value not in MEALS:
-                    raise ValueError(f"meal must be one of {sorted(MEALS)}")
+            if key in STRING_VALUES:
+                if value not in STRING_VALUES[key]:
+                    raise ValueError(f"{key} must be one of {sorted(STRING_VALUES[key])}")
                 checked[key] = value
             else:
                 checked[key] = _finite(key, value)

@@ -266,7 +266,17 @@ class SerialCardReader(_Strict):
     baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
 
 
-Instrument = Annotated[BleDevice | SocketDevice, Field(discriminator="transport")]
+class SerialStation(_Strict):
+    """A height/weight station (身高体重秤) on a serial line printing one ASCII frame per
+    measurement (edge/height_weight.py)."""
+
+    id: Identifier
+    transport: Literal["serial"]
+    port: str = Field(min_length=1)  # /dev/ttyUSB0, or a pyserial URL
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+
+
+Instrument = Annotated[BleDevice | SocketDevice | SerialStation, Field(discriminator="transport")]
 CardReader = Annotated[
     BleDevice | SocketDevice | SerialCardReader, Field(discriminator="transport")
 ]
@@ -333,7 +343,7 @@ class HutConfig(_Strict):
                 d.address
                 if isinstance(d, BleDevice)
                 else d.port
-                if isinstance(d, SerialCardReader)
+                if isinstance(d, SerialCardReader | SerialStation)
                 else f"{d.host}:{d.port}"
             )
             if at in where:

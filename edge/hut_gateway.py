@@ -16,10 +16,18 @@ from collections.abc import Callable, Iterator, Mapping
 import serial
 
 from contract import DeviceStatus
+from edge.ble import height_weight
 from edge.ble.errors import BleUnavailable
 from edge.ble.transport import BleakTransport, Notification, NotificationSource, SocketTransport
 from edge.card import load_district_key
-from edge.config import BleDevice, HutConfig, SerialCardReader, SocketDevice, read_secret
+from edge.config import (
+    BleDevice,
+    HutConfig,
+    SerialCardReader,
+    SerialStation,
+    SocketDevice,
+    read_secret,
+)
 from edge.credentials import PasswordFile
 from edge.health_session import CARD_TAP_UUID, SessionTracker
 from edge.hut import HutAgent
@@ -40,8 +48,8 @@ class SerialCardSource:
     close() from any thread.
     """
 
-    def __init__(self, port: str, baudrate: int = 9600) -> None:
-        self._port, self._baudrate = port, baudrate
+    def __init__(self, port: str, baudrate: int = 9600, uuid: str = CARD_TAP_UUID) -> None:
+        self._port, self._baudrate, self._uuid = port, baudrate, uuid
         self._ser: serial.SerialBase | None = None
         self._closed = threading.Event()
 
@@ -71,7 +79,7 @@ class SerialCardSource:
                 raise BleUnavailable(f"card reader {self._port}: {exc}") from exc
             data = line.strip()
             if data:
-                yield Notification(CARD_TAP_UUID, data, time.time_ns() // 1_000_000)
+                yield Notification(self._uuid, data, time.time_ns() // 1_000_000)
 
     def close(self) -> None:
         """Close the port; the consumer's next readline ends notifications()."""
@@ -82,7 +90,7 @@ class SerialCardSource:
 
 
 def make_source(
-    dev: BleDevice | SocketDevice | SerialCardReader, card_uuids: list[str]
+    dev: BleDevice | SocketDevice | SerialCardReader | SerialStation, card_uuids: list[str]
 ) -> NotificationSource:
     """The transport for one configured device (no I/O until open())."""
     if isinstance(dev, BleDevice):
@@ -91,6 +99,8 @@ def make_source(
         )
     if isinstance(dev, SerialCardReader):
         return SerialCardSource(dev.port, dev.baudrate)
+    if isinstance(dev, SerialStation):  # each line is one station frame
+        return SerialCardSource(dev.port, dev.baudrate, height_weight.FRAME_UUID)
     return SocketTransport(dev.host, dev.port)
 
 

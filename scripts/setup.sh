@@ -9,8 +9,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
-# Headless Chromium for the inspectors' web form tests (tests/cloud/inspections/test_form_browser.py,
-# driven over the DevTools pipe: no driver binary, no network).
+# Headless Chromium: the inspectors' web form (tests/cloud/inspections/test_form_browser.py, over the
+# DevTools pipe: no driver binary, no network) and the resident's report (docs/health.md).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Optional: a CJK font for the Chinese labels of the dashboard pictures (gumei dashboards render);
 # without one the pictures keep only the English half of each label.

@@ -87,6 +87,23 @@ class HealthApi:
         )
         return list(doc["observations"])
 
+    def report(self, resident: str, end: dt.date, months: int, png: bool = False) -> bytes:
+        """The resident's take-home report (HTML, or the PNG page) as the API renders it."""
+        if not _RESIDENT.match(resident):
+            raise StaffError("not a resident pseudonym")
+        path = f"/api/v1/health/residents/{resident}/report" + (".png" if png else "")
+        try:
+            r = self._http.get(path, params={"end": end.isoformat(), "months": months})
+        except httpx.HTTPError as exc:
+            raise StaffError(f"the API at {self.url} cannot be reached: {exc}") from None
+        if r.status_code >= 400:
+            try:
+                detail = r.json().get("detail", r.text)
+            except ValueError:
+                detail = r.text
+            raise StaffError(f"the API answered {r.status_code}: {str(detail)[:200]}")
+        return r.content
+
 
 def _followup(followup: str) -> str:
     if not FOLLOWUP.match(followup):

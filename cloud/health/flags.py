@@ -28,6 +28,8 @@ PLAUSIBLE: dict[str, tuple[float, float]] = {
     "body_fat_pct": (2.0, 75.0),
     "temperature_c": (30.0, 44.0),
     "spo2_pct": (50.0, 100.0),
+    "waist_cm": (40.0, 200.0),
+    "hip_cm": (50.0, 200.0),
 }
 
 SEVERITY: dict[str, str] = {

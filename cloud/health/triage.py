@@ -56,6 +56,7 @@ class Rule:
     reason: str  # the follow-up's reason: one open follow-up per resident and reason
     source: str
     meals: frozenset[str] | None = None  # glucose: the meal contexts the row applies to
+    sexes: frozenset[str] | None = None  # waist: the sex (entered with it) the row applies to
 
     def matches(self, value: float) -> bool:
         """Whether a value meets this row's comparison."""
@@ -66,13 +67,16 @@ class Rule:
         return value < self.threshold
 
 
-BP, GLU, BC, SPO2, TEMP = (
+BP, GLU, BC, SPO2, TEMP, HW, CIRC = (
     "blood_pressure",
     "blood_glucose",
     "body_composition",
     "pulse_oximetry",
     "body_temperature",
+    "height_weight",
+    "body_circumference",
 )
+MEN, WOMEN = frozenset({"M"}), frozenset({"F"})
 RAISED_DAYS = "raised_days"
 SUSPECTED_HYPERTENSION = "suspected_hypertension"
 BP_RAISED = "bp_raised_home"
@@ -93,6 +97,11 @@ RULES: tuple[Rule, ...] = (
     Rule("obese", BC, "bmi", ">=", 28, "kg/m2", "refer", "obesity", f"{WS_T_428}: obese >= 28.0"),
     Rule("overweight", BC, "bmi", ">=", 24, "kg/m2", "recheck", "overweight", f"{WS_T_428}: overweight 24.0-<28.0"),
     Rule("underweight", BC, "bmi", "<", 18.5, "kg/m2", "recheck", "underweight", f"{WS_T_428}: underweight < 18.5"),
+    Rule("obese", HW, "bmi", ">=", 28, "kg/m2", "refer", "obesity", f"{WS_T_428}: obese >= 28.0"),
+    Rule("overweight", HW, "bmi", ">=", 24, "kg/m2", "recheck", "overweight", f"{WS_T_428}: overweight 24.0-<28.0"),
+    Rule("underweight", HW, "bmi", "<", 18.5, "kg/m2", "recheck", "underweight", f"{WS_T_428}: underweight < 18.5"),
+    Rule("central_obesity", CIRC, "waist_cm", ">=", 90, "cm", "recheck", "central_obesity", f"{WS_T_428}: central obesity, waist >= 90 cm (men)", sexes=MEN),
+    Rule("central_obesity", CIRC, "waist_cm", ">=", 85, "cm", "recheck", "central_obesity", f"{WS_T_428}: central obesity, waist >= 85 cm (women)", sexes=WOMEN),
     Rule("spo2_very_low", SPO2, "spo2_pct", "<", 90, "%", "urgent", "hypoxaemia", f"{SPO2_SRC}; < 90 % is hypoxaemia needing same-day assessment"),
     Rule("spo2_low", SPO2, "spo2_pct", "<=", 93, "%", "refer", "hypoxaemia", SPO2_SRC),
     Rule("high_fever", TEMP, "temperature_c", ">=", 39.1, "Cel", "urgent", "fever", f"{FEVER_SRC}: high fever"),
@@ -146,6 +155,8 @@ def matching_rules(type_: str, values: Values) -> list[Rule]:
             continue
         if rule.meals is not None and meal not in rule.meals:
             continue
+        if rule.sexes is not None and values.get("sex") not in rule.sexes:
+            continue  # no sex entered: no sex-specific row applies (never a guess)
         if rule.matches(float(value)):
             out.append(rule)
     return out

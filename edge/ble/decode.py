@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edge.ble import blood_pressure, glucose, oximeter, thermometer, weight
+from edge.ble import (
+    blood_pressure,
+    glucose,
+    height_weight,
+    oximeter,
+    staff_entry,
+    thermometer,
+    weight,
+)
 from edge.ble.errors import BleDecodeError
 from edge.ble.reading import BleReading, merge, uuid16
 
@@ -15,6 +23,8 @@ TEMPERATURE = uuid16(thermometer.UUID)
 GLUCOSE = uuid16(glucose.UUID)
 GLUCOSE_CONTEXT = uuid16(glucose.CONTEXT_UUID)
 PLX_SPOT_CHECK = uuid16(oximeter.UUID)
+HEIGHT_WEIGHT_FRAME = height_weight.FRAME_UUID  # a serial station's ASCII frame (not Bluetooth)
+STAFF_ENTRY = staff_entry.ENTRY_UUID  # waist/hip entered by staff at the hut's terminal
 
 DECODERS: dict[str, Callable[[bytes], BleReading]] = {
     BLOOD_PRESSURE: blood_pressure.decode_blood_pressure,
@@ -23,6 +33,8 @@ DECODERS: dict[str, Callable[[bytes], BleReading]] = {
     TEMPERATURE: thermometer.decode_temperature,
     GLUCOSE: glucose.decode_glucose,
     PLX_SPOT_CHECK: oximeter.decode_spot_check,
+    HEIGHT_WEIGHT_FRAME: height_weight.decode_height_weight,
+    STAFF_ENTRY: staff_entry.decode_staff_entry,
 }
 
 

@@ -314,6 +314,46 @@ def staff_lookup(
         typer.echo(text)
 
 
+@health.command("report")
+def staff_report(
+    api: ApiOpt,
+    token_file: TokenOpt,
+    district_key_file: KeyOpt,
+    roster: RosterOpt,
+    out: Annotated[Path, typer.Option(help="where to write the report (HTML, or PNG with --png)")],
+    card: Annotated[
+        str | None,
+        typer.Option(help="card number (asked for, unechoed, when left out)"),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="last Shanghai day YYYY-MM-DD (default: today)")
+    ] = None,
+    months: Annotated[int, typer.Option(min=1, max=12, help="trend window in months")] = 3,
+    png: Annotated[bool, typer.Option("--png", help="the PNG page instead of HTML")] = False,
+) -> None:
+    """The report a resident takes home, by card number, to print: pseudonymized here, only the
+    pseudonym is sent; the file is written owner-only (it is personal health data)."""
+    from contract.days import today
+    from runtime.system import replace_durably
+    from staff.client import HealthApi, load_token
+    from staff.errors import StaffError
+
+    try:
+        last = dt.date.fromisoformat(end) if end is not None else today()
+    except ValueError:
+        raise StaffError(f"--end {(end or '')[:20]!r} is not a day YYYY-MM-DD") from None
+    if not out.parent.is_dir():
+        raise StaffError(f"--out: folder {out.parent} does not exist")
+    people = _roster(district_key_file, roster)
+    typed = card if card is not None else typer.prompt("card number", hide_input=True)
+    pseudonym = people.pseudonym_of(typed)
+    with HealthApi(api, load_token(token_file)) as client:
+        data = client.report(pseudonym, last, months, png)
+    replace_durably(out, data)
+    person = people.person(pseudonym)
+    typer.echo(f"{out}: report of {person.name if person else pseudonym} ({len(data)} bytes)")
+
+
 def register(app: typer.Typer) -> None:
     """Add `gumei sim health` and `gumei health ...` to the main app."""
     from gumei.cli.sim_cmds import sim

@@ -25,7 +25,7 @@ from contract import pseudonymize
 from contract.topics import status as status_topic
 from devstack.services import stop_process
 from devstack.stack import LocalStack
-from edge.ble.transport import BleakTransport
+from edge.ble.transport import BleakTransport, SocketTransport
 from edge.config import HutConfig, check_files, load_config
 from edge.errors import ConfigError
 from edge.health_session import CARD_TAP_UUID
@@ -73,13 +73,17 @@ def test_the_commented_hut_sample_is_valid(tmp_path: Path) -> None:
         and cfg.site == "HH-01"
         and cfg.endpoint("pw").username == "HH-01"
     )
-    assert cfg.hut.card_reader.transport == "serial" and len(cfg.hut.instruments) == 5
+    assert cfg.hut.card_reader.transport == "serial" and len(cfg.hut.instruments) == 7
     bp = cfg.hut.instruments[0]
     assert bp.transport == "ble" and bp.characteristics == ["00002a35-0000-1000-8000-00805f9b34fb"]
     # the real-device path: bleak transports subscribed to the configured characteristics (no I/O yet)
     src = make_source(bp, cfg.hut.card_characteristics())
     assert isinstance(src, BleakTransport) and src._uuids == bp.characteristics
     assert isinstance(make_source(cfg.hut.card_reader, []), SerialCardSource)
+    # the height/weight station on RS-232, the staff's entry terminal on the network
+    by_id = {d.id: d for d in cfg.hut.instruments}
+    assert isinstance(make_source(by_id["HH-01-HW"], []), SerialCardSource)
+    assert isinstance(make_source(by_id["HH-01-TAPE"], []), SocketTransport)
 
 
 HUT_MISTAKES = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import LocalStack
-from edge.config import check_files, load_config, read_secret
+from edge.config import BleDevice, HutConfig, check_files, load_config, read_secret
 from runtime.mqtt import make_client
 from tests.support.common import gumei
 
@@ -88,9 +88,12 @@ def test_a_health_hut_bundle_carries_the_district_key_and_its_instruments(
     bundle(stack, out, "HH-01", "--district-key", str(key))
     assert stat.S_IMODE((out / "district.key").stat().st_mode) == 0o600
     cfg = load_config(out / "gateway.toml")
-    chars = {d.id: d.characteristics for d in cfg.hut.instruments}  # type: ignore[union-attr]
+    assert isinstance(cfg, HutConfig)
+    chars = {d.id: d.characteristics for d in cfg.hut.instruments if isinstance(d, BleDevice)}
     assert chars["HH-01-BP"] == ["00002a35-0000-1000-8000-00805f9b34fb"]
     assert len(chars["HH-01-GLU"]) == 2
+    transports = {d.id: d.transport for d in cfg.hut.instruments}
+    assert (transports["HH-01-HW"], transports["HH-01-TAPE"]) == ("serial", "socket")
 
 
 @pytest.mark.parametrize(

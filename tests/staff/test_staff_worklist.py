@@ -347,3 +347,27 @@ def test_operators_see_only_suppressed_counts(
     for x in rows:  # no pseudonym, no value: counts, or null when from fewer than k residents
         assert set(x) == {"date", "state", "reason", "followups", "suppressed"}
         assert (x["followups"] is None) == x["suppressed"]
+
+
+def test_staff_tool_prints_a_resident_report_by_card(
+    team: Team, passed: dict[str, int], proxy: tuple[str, Recorded], tmp_path: Path
+) -> None:
+    out = tmp_path / "zhang.html"
+    done = gumei(
+        "health", "report", "--card", team.cards["zhang"], "--end", str(DAYS[-1]),
+        "--out", str(out), env=team.env, timeout=60,
+    )  # fmt: skip
+    assert NAMES["zhang"] in done.stdout  # the name is shown here, on the staff machine only
+    page = out.read_text(encoding="utf-8")
+    assert team.pseudonyms["zhang"] in page and "疑似高血压" in page  # raised on 3 days: refer
+    assert NAMES["zhang"] not in page and team.cards["zhang"] not in page
+    assert out.stat().st_mode & 0o077 == 0  # personal health data: owner-only
+    sent = b"\n".join(proxy[1].requests)
+    assert b"/report" in sent and team.cards["zhang"].encode() not in sent
+    for args, says in [
+        (("--end", "2022-13-01"), "--end '2022-13-01' is not a day YYYY-MM-DD"),
+        (("--out", str(tmp_path / "nowhere" / "r.html")), "does not exist"),
+    ]:
+        base = ["health", "report", "--card", team.cards["zhang"], "--out", str(out)]
+        bad = gumei(*base, *args, env=team.env, check=False)
+        assert bad.returncode != 0 and says in bad.stderr and "Traceback" not in bad.stderr

@@ -22,6 +22,7 @@ from fhir.resources.R4B.bundle import Bundle
 from broker.dynsec import monitor_name
 from cloud import measurements as m
 from cloud.aggregate.runner import Aggregator
+from cloud.health import fhir
 from cloud.influx import InfluxClient
 from cloud.registry import Registry
 from contract import HealthBatch, pseudonymize
@@ -246,8 +247,22 @@ def test_fhir_export_validates_with_loinc_and_ucum(
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
     doc = r.json()
     Bundle.model_validate(doc)
-    obs = [e["resource"] for e in doc["entry"]]
+    fhir.validate(doc)  # the models plus bindings, LOINC property vs unit, device references
+    obs = [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Observation"]
+    devices = {
+        e["fullUrl"]: e["resource"]
+        for e in doc["entry"]
+        if e["resource"]["resourceType"] == "Device"
+    }
     assert {o["subject"]["identifier"]["value"] for o in obs} == {pseudonym}
+    assert all(o["performer"][0]["identifier"]["value"] == pseudonym for o in obs)  # self-measured
+    # each Observation references its instrument, as the registry describes it
+    assert {devices[o["device"]["reference"]]["identifier"][0]["value"] for o in obs} == {
+        f"HH-01-{s}" for s in ("BP", "BC", "TEMP", "GLU", "SPO2")
+    }
+    assert {d["serialNumber"] for d in devices.values()} == {
+        f"SIM-HH01-{s}-0001" for s in ("BP", "BC", "TEMP", "GLU", "SPO2")
+    }
     (bp,) = [o for o in obs if o["code"]["coding"][0]["code"] == "85354-9"]
     bp_want = next(v for _, t, v in want if t == "blood_pressure")
     comps = {c["code"]["coding"][0]["code"]: c["valueQuantity"] for c in bp["component"]}

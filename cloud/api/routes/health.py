@@ -6,17 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from cloud import measurements as m
 from cloud.api.deps import Health, State, bounded, require
 from cloud.api.routes.waste import check_range
 from cloud.auth import TokenRecord
-from cloud.days import date_of, day_number, day_start_ms, number_of
-from cloud.health import fhir
+from cloud.days import date_of, day_number, day_start_ms, number_of, today
+from cloud.health import fhir, report, ws365
 from cloud.health.daily import ALL_TYPES
+from cloud.health.triage import TIERS, Tier, triage
 from contract.models import ID_PATTERN, RESIDENT_PATTERN, VALUE_KEYS, HealthMeasurement
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
@@ -127,19 +128,149 @@ def resident_fhir(
     """The same measurements as a validated FHIR R4 Bundle of vital-signs Observations; audited."""
     stored = _stored(request, state, resident, start, end)
     doc = fhir.bundle(
-        HealthMeasurement.model_validate(
-            {
-                "device": o.device,
-                "seq": o.seq,
-                "ts": o.ts,
-                "resident": resident,
-                "type": o.type,
-                "values": o.values,
-            }
+        (
+            HealthMeasurement.model_validate(
+                {
+                    "device": o.device,
+                    "seq": o.seq,
+                    "ts": o.ts,
+                    "resident": resident,
+                    "type": o.type,
+                    "values": o.values,
+                }
+            )
+            for o in stored
+        ),
+        devices=device_infos(state, {o.device for o in stored}),
+    )
+    return JSONResponse(doc, media_type="application/fhir+json")
+
+
+def device_infos(state: State, devices: set[str]) -> dict[str, fhir.DeviceInfo]:
+    """What the registry knows of these instruments (model, manufacturer, serial)."""
+    out: dict[str, fhir.DeviceInfo] = {}
+    for site in state.registry.sites:
+        for d in site.devices:
+            if d.id in devices:
+                out[d.id] = fhir.DeviceInfo(d.model, d.manufacturer, d.serial)
+    return out
+
+
+ReportEnd = Annotated[
+    dt.date | None, Query(description="last Shanghai day of the report (default: today)")
+]
+ReportMonths = Annotated[
+    int, Query(ge=1, le=12, description="trend window: the last 30 x months days up to end")
+]
+PNG_EXTRA = "render"
+
+
+def _tier(o: Observation) -> Tier:
+    for t in TIERS:
+        if o.tier == t:
+            return t
+    return triage(o.type, o.values).tier  # stored before tiers existed: the table's verdict
+
+
+def _report(
+    request: Request, state: State, resident: str, end: dt.date | None, months: int
+) -> report.Report:
+    last = end or today()
+    first = last - dt.timedelta(days=30 * months - 1)
+    stored = _stored(request, state, resident, first, last)
+    readings = [
+        report.Reading(
+            ts=o.ts,
+            type=o.type,
+            values=o.values,
+            tier=_tier(o),
+            codes=tuple(c for c in o.flag.split(",") if c and c != "normal"),
+        )
+        for o in stored
+    ]
+    return report.build(resident, readings, first, last, dt.datetime.now(dt.UTC))
+
+
+@router.get(
+    "/residents/{resident}/report",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "printable report"}},
+)
+def resident_report(
+    request: Request,
+    state: State,
+    _: Health,
+    resident: ResidentPath,
+    end: ReportEnd = None,
+    months: ReportMonths = 3,
+) -> HTMLResponse:
+    """The report the resident takes home (HTML, printable, Chinese with English labels): the
+    latest measurements with their tier in plain words, the advice per tier, trends; audited."""
+    page = report.html(_report(request, state, resident, end, months))
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/residents/{resident}/report.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the report as a PNG page"},
+        501: {"description": "the API was installed without matplotlib (extra [render])"},
+    },
+)
+def resident_report_png(
+    request: Request,
+    state: State,
+    _: Health,
+    resident: ResidentPath,
+    end: ReportEnd = None,
+    months: ReportMonths = 3,
+) -> Response:
+    """The same report as one PNG page (needs matplotlib, the optional extra [render]); audited."""
+    try:
+        from cloud.health import report_png
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "matplotlib":
+            raise
+        raise HTTPException(
+            501,
+            detail=f"the PNG report needs matplotlib: install the API with the [{PNG_EXTRA}] extra",
+        ) from None
+    image = report_png.png(_report(request, state, resident, end, months))
+    return Response(image, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/residents/{resident}/ws365.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "WS 365 data elements, CSV"}},
+)
+def resident_ws365(
+    request: Request, state: State, _: Health, resident: ResidentPath, start: Start, end: End
+) -> Response:
+    """A resident's measurements as WS 365 / WS 363 data elements (one CSV row per value, UTF-8
+    with a BOM for spreadsheet programs), for the district's health-record system; audited."""
+    stored = _stored(request, state, resident, start, end)
+    text = ws365.csv_text(
+        ws365.Row(
+            resident,
+            o.ts,
+            o.type,
+            o.device,
+            o.values,
+            _tier(o),
+            staff_entered=o.type in fhir.STAFF_MEASURED_TYPES,
         )
         for o in stored
     )
-    return JSONResponse(doc, media_type="application/fhir+json")
+    return Response(
+        "\ufeff" + text,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="ws365-{resident}-{start}-{end}.csv"',
+        },
+    )
 
 
 class HutDayRow(BaseModel):

@@ -348,3 +348,32 @@ def test_no_audit_record_no_data(stack, cloud_config, tmp_path):
             "detail": "audit log unavailable; try again later"
         }
         assert "answering 503" in stack.log_of("api-noaudit")
+
+
+def test_the_resident_report_and_ws365_export_are_audited(api_url, tokens, seeded, audit_file):
+    base = f"/api/v1/health/residents/{seeded}"
+    with httpx.Client(base_url=api_url, timeout=60) as http:
+        before = len(records(audit_file))
+        got = [
+            http.get(base + "/report", params={"end": DAY}, headers=auth(tokens["health"])),
+            http.get(base + "/report.png", params={"end": DAY}, headers=auth(tokens["health"])),
+            http.get(base + "/report", params={"end": DAY}, headers=auth(tokens["operator"])),
+            http.get(
+                base + "/ws365.csv",
+                params={"start": DAY, "end": DAY},
+                headers=auth(tokens["health"]),
+            ),
+        ]
+    assert [r.status_code for r in got] == [200, 200, 403, 200]
+    mine = [
+        r
+        for r in records(audit_file)[before:]
+        if r.get("client") == "127.0.0.1" and r["event"] == "access"
+    ]
+    assert [(r["route"], r["status"], r["records"]) for r in mine] == [
+        ("/api/v1/health/residents/{resident}/report", 200, 3),
+        ("/api/v1/health/residents/{resident}/report.png", 200, 3),
+        ("/api/v1/health/residents/{resident}/report", 403, None),
+        ("/api/v1/health/residents/{resident}/ws365.csv", 200, 3),
+    ]
+    assert all(r["resident"] == seeded for r in mine)

@@ -10,7 +10,19 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from cloud.health.fhir import LOINC, UCUM, FhirExportError, bundle, observations, validate
+from cloud.health.fhir import (
+    CODES,
+    LOINC,
+    MDC,
+    PROPERTY_UNITS,
+    UCUM,
+    DeviceInfo,
+    FhirExportError,
+    bundle,
+    device_id,
+    observations,
+    validate,
+)
 from contract import HealthMeasurement
 
 R1 = "r-" + "a" * 32
@@ -93,7 +105,7 @@ def test_temperature_spo2_glucose() -> None:
     assert spo2["interpretation"][0]["coding"][0]["code"] == "L"
     assert codes(heart) == ["8867-4"]
     (glucose,) = observations(m("blood_glucose", {"glucose_mmol_l": 7.2, "meal": "fasting"}))
-    assert codes(glucose) == ["15074-8"] and quantity(glucose) == (7.2, "mmol/L")
+    assert codes(glucose) == ["14743-9"] and quantity(glucose) == (7.2, "mmol/L")
     assert glucose["category"][0]["coding"][0]["code"] == "laboratory"
     assert "screening" in glucose["note"][0]["text"] and "fasting" in glucose["note"][0]["text"]
 
@@ -118,16 +130,16 @@ def test_bundle_validates_and_is_stable() -> None:
     ]
     doc = bundle(ms, now=NOW)
     assert doc["resourceType"] == "Bundle" and doc["type"] == "collection"
-    assert (
-        len(doc["entry"]) == 9
-    )  # BP panel + heart rate, 3 body, temperature, SpO2 + heart rate, glucose
+    # BP panel + heart rate, 3 body, temperature, SpO2 + heart rate, glucose; 5 instruments
+    assert len(doc["entry"]) == 9 + 5
     parsed = Bundle.model_validate_json(json.dumps(doc))  # what a FHIR client would do
     assert parsed.entry is not None and parsed.entry[0].resource is not None
     ids = [e["resource"]["id"] for e in doc["entry"]]
-    assert len(set(ids)) == 9
+    assert len(set(ids)) == 14
     assert [e["resource"]["id"] for e in bundle(ms, now=NOW)["entry"]] == ids
     assert all(e["fullUrl"] == f"urn:uuid:{e['resource']['id']}" for e in doc["entry"])
-    assert all(c["system"] == LOINC for e in doc["entry"] for c in e["resource"]["code"]["coding"])
+    obs = [e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert all(c["system"] == LOINC for o in obs for c in o["code"]["coding"])
 
 
 def test_empty_bundle_validates() -> None:
@@ -165,3 +177,73 @@ def test_measurement_without_resident_is_not_exported() -> None:
     )
     with pytest.raises(ValueError, match="no resident"):
         observations(anonymous)
+
+
+def test_every_loinc_code_is_sent_with_a_unit_of_its_property() -> None:
+    for code in CODES:
+        if code.ucum is None:
+            assert code.property == "-", code  # a panel has no value of its own
+        else:
+            assert code.ucum in PROPERTY_UNITS[code.property], code
+    glucose = next(c for c in CODES if c.ucum == "mmol/L")
+    assert (glucose.loinc, glucose.property) == ("14743-9", "SCnc")  # moles/volume, glucometer
+
+
+def test_a_unit_that_does_not_fit_the_code_s_property_is_refused() -> None:
+    (glucose,) = observations(m("blood_glucose", {"glucose_mmol_l": 5.4, "meal": "fasting"}))
+    doc = bundle([m("blood_glucose", {"glucose_mmol_l": 5.4}, "HH-01-X", 1)], now=NOW)
+    devices = [e for e in doc["entry"] if e["resource"]["resourceType"] == "Device"]
+    mg = dict(
+        glucose, valueQuantity={"value": 97.3, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}
+    )
+    mass_code = dict(
+        glucose, code={"coding": [{"system": LOINC, "code": "2339-0"}], "text": "glucose"}
+    )
+    for broken in (mg, mass_code):
+        with pytest.raises(FhirExportError, match="cannot carry"):
+            validate(
+                {
+                    "resourceType": "Bundle",
+                    "type": "collection",
+                    "entry": [{"fullUrl": "urn:uuid:x", "resource": broken}, *devices],
+                }
+            )
+
+
+def test_each_observation_references_its_instrument_and_is_self_measured() -> None:
+    ms = [
+        m(
+            "blood_pressure",
+            {"systolic_mmhg": 120, "diastolic_mmhg": 80, "pulse_bpm": 70},
+            "HH-01-BP",
+            1,
+        ),
+        m("blood_pressure", {"systolic_mmhg": 125, "diastolic_mmhg": 82}, "HH-01-BP", 2),
+        m("blood_glucose", {"glucose_mmol_l": 5.4}, "HH-01-GLU", 1),
+    ]
+    info = {"HH-01-BP": DeviceInfo("Model BP-9", "Acme Medical", "SN123")}
+    doc = bundle(ms, now=NOW, devices=info)
+    by_url = {e["fullUrl"]: e["resource"] for e in doc["entry"]}
+    devices = [r for r in by_url.values() if r["resourceType"] == "Device"]
+    assert len(devices) == 2  # one per instrument, however many readings
+    obs = [r for r in by_url.values() if r["resourceType"] == "Observation"]
+    for o in obs:
+        device = by_url[o["device"]["reference"]]
+        assert device["resourceType"] == "Device"
+        assert o["performer"][0]["identifier"] == o["subject"]["identifier"]  # the resident
+        assert o["performer"][0]["type"] == "Patient"
+    bp = by_url[f"urn:uuid:{device_id('HH-01-BP')}"]
+    assert bp["serialNumber"] == "SN123" and bp["modelNumber"] == "Model BP-9"
+    assert bp["manufacturer"] == "Acme Medical"
+    assert {"name": "Model BP-9", "type": "model-name"} in bp["deviceName"]
+    assert bp["identifier"] == [{"system": "urn:gumei:device", "value": "HH-01-BP"}]
+    assert bp["specialization"][0]["systemType"]["coding"][0] == {
+        "system": MDC,
+        "code": "528391",
+        "display": "MDC_DEV_SPEC_PROFILE_BP",
+    }
+    glu = by_url[f"urn:uuid:{device_id('HH-01-GLU')}"]
+    assert "serialNumber" not in glu and glu["type"]["coding"][0]["code"] == "528401"
+    dangling = [e for e in doc["entry"] if e["resource"]["resourceType"] == "Observation"]
+    with pytest.raises(FhirExportError, match="not a Device in the bundle"):
+        validate({"resourceType": "Bundle", "type": "collection", "entry": dangling})

@@ -25,6 +25,8 @@ BASE: dict[str, dict[str, float | str]] = {
     "body_composition": {"weight_kg": 60.0, "bmi": 21.0},
     "pulse_oximetry": {"spo2_pct": 98.0},
     "body_temperature": {"temperature_c": 36.5},
+    "height_weight": {"height_cm": 170.0, "weight_kg": 60.0, "bmi": 20.8},
+    "body_circumference": {"waist_cm": 70.0, "hip_cm": 95.0, "sex": "M"},
 }
 SINGLE = [r for r in RULES if r.key != RAISED_DAYS]
 
@@ -33,12 +35,14 @@ def probe(rule: Rule, value: float) -> dict[str, float | str]:
     values = {**BASE[rule.type], rule.key: value}
     if rule.meals is not None:
         values["meal"] = sorted(rule.meals)[0]
+    if rule.sexes is not None:
+        values["sex"] = sorted(rule.sexes)[0]
     return values
 
 
 @pytest.mark.parametrize("rule", SINGLE, ids=lambda r: f"{r.code}-{r.key}")
 def test_every_row_at_and_around_its_threshold(rule: Rule) -> None:
-    eps = 0.1 if rule.unit in ("mmol/L", "kg/m2", "Cel") else 1.0
+    eps = 0.1 if rule.unit in ("mmol/L", "kg/m2", "Cel", "cm") else 1.0
     inside = rule.threshold if rule.op in (">=", "<=") else rule.threshold - eps
     outside = rule.threshold - eps if rule.op == ">=" else rule.threshold + eps
     if rule.op == "<=":
@@ -123,6 +127,20 @@ def test_glucose_by_meal_context(
         ("body_temperature", {"temperature_c": 39.1}, "urgent", "high_fever"),
         ("body_temperature", {"temperature_c": 35.0}, "normal", None),
         ("body_temperature", {"temperature_c": 34.9}, "recheck", "temperature_low"),
+        ("height_weight", {"height_cm": 160, "weight_kg": 72, "bmi": 28.1}, "refer", "obese"),
+        (
+            "height_weight",
+            {"height_cm": 160, "weight_kg": 62, "bmi": 24.2},
+            "recheck",
+            "overweight",
+        ),
+        ("height_weight", {"height_cm": 160, "weight_kg": 55, "bmi": 21.5}, "normal", None),
+        ("body_circumference", {"waist_cm": 89.9, "sex": "M"}, "normal", None),
+        ("body_circumference", {"waist_cm": 90.0, "sex": "M"}, "recheck", "central_obesity"),
+        ("body_circumference", {"waist_cm": 84.9, "sex": "F"}, "normal", None),
+        ("body_circumference", {"waist_cm": 85.0, "sex": "F"}, "recheck", "central_obesity"),
+        ("body_circumference", {"waist_cm": 88.0, "sex": "M"}, "normal", None),  # 88: only women
+        ("body_circumference", {"waist_cm": 120.0}, "normal", None),  # no sex entered: no guess
     ],
 )
 def test_bmi_spo2_temperature(
