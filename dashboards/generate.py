@@ -12,6 +12,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from cloud import registry
 from dashboards import influxql, ops, waste
+from dashboards.alerting import write_alerting
 from dashboards.provisioning import write_provisioning
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -68,6 +69,7 @@ def generate(
         written.append(path)
     if provisioning_dir is not None:
         written += write_provisioning(provisioning_dir)
+        written += write_alerting(provisioning_dir)
     if gazetteer_path is not None:
         gazetteer_path.parent.mkdir(parents=True, exist_ok=True)
         entries = gazetteer(registry.load(registry_path))
