@@ -151,6 +151,8 @@ class OpsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     interval_s: float = Field(60.0, ge=1, le=86_400)
+    # gateway_offline's delay; 10 min in production, the demo (`gumei run`) sets 1 to show it
+    offline_minutes: float = Field(10.0, gt=0, le=1440)
     subscribers: list[Subscriber] = []
 
     @field_validator("subscribers")

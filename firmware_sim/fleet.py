@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import random
+import socket
 import ssl
 import time
 from collections import deque
@@ -22,7 +23,7 @@ import aiomqtt
 
 from cloud.registry import Registry, Site
 from contract import Status, WasteBatch, WasteReading, encode
-from contract.days import DAY_MS, local_hour
+from contract.days import DAY_MS, SHANGHAI_OFFSET_MS, local_hour
 from contract.topics import status as status_topic
 from contract.topics import waste_readings
 from runtime.mqtt import MqttEndpoint
@@ -40,6 +41,20 @@ SCALE_RESOLUTION_KG = 0.01
 REPLAY_WINDOW_S = 120.0
 REPLAY_DELAY_S = 10.0
 PUBACK_TIMEOUT_S = 10.0
+# The demo's filling bin (docs/operations.md): bins are emptied at 06:00 and 18:00 Shanghai (the
+# operations rules' collection hours); the filling scale gets a deposit every FILL_STEP_S wall
+# seconds once the simulated clock has caught up, until its gross weight reaches FILL_TO of capacity.
+COLLECTION_PERIOD_MS = 12 * 3_600_000
+COLLECTION_OFFSET_MS = 6 * 3_600_000
+FILL_STEP_S = 5.0
+FILL_TO = 0.95
+DEFAULT_CAPACITY_KG = 240.0  # a scale without capacity_kg (the operations rules' default)
+
+
+def collection_index(ts_ms: int) -> int:
+    """How many scheduled collections (06:00 and 18:00 Shanghai) came before ts_ms: a bin is
+    emptied when this changes."""
+    return (ts_ms + SHANGHAI_OFFSET_MS - COLLECTION_OFFSET_MS) // COLLECTION_PERIOD_MS
 
 
 def hour_weight(hour: float) -> float:
@@ -103,6 +118,12 @@ class SimClock:
         sim = self.start_ms + int((time.monotonic() - self._mono0) * 1000 * self.warp)
         return min(sim, int(time.time() * 1000))
 
+    def caught_up(self) -> bool:
+        """Simulated time has reached the wall clock (it runs in real time from now on)."""
+        return self.start_ms + (time.monotonic() - self._mono0) * 1000 * self.warp >= (
+            time.time() * 1000
+        )
+
 
 class SimGateway:
     """One simulated gateway: scales, an in-memory outbox, reconnects and resends until acked."""
@@ -136,6 +157,60 @@ class SimGateway:
         )  # (acked at, payload) within the replay window
         self.replay_at = 0.0
         self.replay_from = 0.0
+        # the demo's filling bin: gross_kg on this scale's readings, rising past 90 % of capacity
+        self.filling: str | None = None
+        self.fill_step_kg = 0.0
+        self.capacity = {d.id: d.capacity_kg or DEFAULT_CAPACITY_KG for d in site.devices}
+        self.gross_kg = 0.0
+        self.emptied = collection_index(self.last_ms)
+        self.next_fill = 0.0  # monotonic time of the next filling deposit
+        # the demo's killed gateway: at this monotonic time its connection is cut without a
+        # DISCONNECT (the broker publishes its Last Will) and it never comes back
+        self.kill_at = 0.0
+        self.killed = False
+
+    def fill(self, device: str, seconds: float) -> None:
+        """Make `device` a bin that fills: its readings carry gross_kg, and once the simulated
+        clock has caught up it gets a deposit every FILL_STEP_S until FILL_TO of capacity, about
+        `seconds` after that (emptied again at each scheduled collection)."""
+        if device not in dict(self.scales):
+            raise ValueError(f"{device} is not an active scale of {self.site.id}")
+        self.filling = device
+        self.fill_step_kg = round(self.capacity[device] * FILL_TO * FILL_STEP_S / seconds, 2)
+
+    def kill_after(self, seconds: float) -> None:
+        """Cut this gateway off for good after `seconds`, as a power cut would (its Last Will)."""
+        self.kill_at = time.monotonic() + seconds
+
+    def _fill_readings(self, t1: int) -> list[WasteReading]:
+        """The filling scale's extra deposit, when one is due (rising towards FILL_TO)."""
+        assert self.filling is not None
+        now = time.monotonic()
+        full = self.gross_kg >= self.capacity[self.filling] * FILL_TO
+        if full or not self.clock.caught_up() or now < self.next_fill:
+            return []
+        self.next_fill = now + FILL_STEP_S
+        category = dict(self.scales)[self.filling]
+        self.seq[self.filling] += 1
+        return [
+            WasteReading(
+                device=self.filling,
+                seq=self.seq[self.filling],
+                ts=t1 + self.skew_ms,
+                category=category,
+                net_kg=self.fill_step_kg,
+            )
+        ]
+
+    def _with_gross(self, readings: list[WasteReading]) -> list[WasteReading]:
+        """The filling scale's readings with the bin's weight after each deposit."""
+        out = []
+        for r in sorted(readings, key=lambda r: r.ts):
+            if r.device == self.filling:
+                self.gross_kg = min(self.gross_kg + r.net_kg, 10_000.0)
+                r = r.model_copy(update={"gross_kg": round(self.gross_kg, 2)})
+            out.append(r)
+        return out
 
     def go_offline(self, seconds: float) -> None:
         """Cut this gateway's network for a while (the scales keep weighing into the outbox)."""
@@ -147,6 +222,8 @@ class SimGateway:
         t0, self.last_ms = self.last_ms, t1
         if t1 <= t0:
             return []
+        if collection_index(t1) != self.emptied:
+            self.emptied, self.gross_kg = collection_index(t1), 0.0
         hour = local_hour((t0 + t1) / 2)
         out = []
         for device, category in self.scales:
@@ -163,6 +240,8 @@ class SimGateway:
                         net_kg=deposit_kg(self.rng, category),
                     )
                 )
+        if self.filling is not None:
+            out = self._with_gross(out + self._fill_readings(t1))
         return out
 
     def accept(self) -> int:
@@ -234,6 +313,8 @@ class SimGateway:
                         status_topic("waste", self.site.id), self._status(), qos=1, retain=True
                     )
                     if not await self._publish_loop(client, stop, tick_s):
+                        if self.killed:
+                            return
                         self._schedule_replay()
                         continue  # network cut: reconnect after the outage
                     offline = encode(
@@ -244,7 +325,10 @@ class SimGateway:
                     )
                 finally:
                     self.connected = False
-                    await client.__aexit__(None, None, None)
+                    if self.killed:
+                        await self._abandon(client)
+                    else:
+                        await client.__aexit__(None, None, None)
                 return
             except aiomqtt.MqttError as exc:
                 self.connected = False
@@ -259,6 +343,9 @@ class SimGateway:
         """Publish ticks until stop (True) or until the gateway goes offline (False)."""
         while True:
             if time.monotonic() < self.offline_until:
+                return False
+            if self.kill_at and time.monotonic() >= self.kill_at:
+                self._cut(client)
                 return False
             if not stop.is_set():
                 self.accept()
@@ -280,6 +367,22 @@ class SimGateway:
                 return True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), tick_s * (0.8 + 0.4 * self.rng.random()))
+
+    def _cut(self, client: aiomqtt.Client) -> None:
+        """End the TCP connection without an MQTT DISCONNECT: the broker sees the connection
+        drop and publishes this gateway's Last Will (offline, retained)."""
+        self.killed = True
+        self.truth.events.append((time.time(), f"{self.site.id} killed"))
+        sock = client._client.socket()  # paho's socket: aiomqtt has no abort
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    async def _abandon(self, client: aiomqtt.Client) -> None:
+        """Let go of a cut connection (paho notices the dead socket; no DISCONNECT reaches the
+        broker, whose Will stands)."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError, OSError):
+            await asyncio.wait_for(client.__aexit__(None, None, None), 5.0)
 
     def _schedule_replay(self) -> None:
         """After a lost connection, re-send what the broker acknowledged shortly before it."""
@@ -338,7 +441,12 @@ class Fleet:
         seed: int = 1,
         limit: int | None = None,
         skew_ms: dict[str, int] | None = None,
+        fill: tuple[str, float] | None = None,
+        kill: tuple[str, float] | None = None,
     ) -> None:
+        """fill = (scale, seconds): that bin fills past 90 % in about that many seconds once the
+        clock has caught up; kill = (site, seconds): that gateway is cut off for good after that
+        many seconds (the demo's operations events, docs/operations.md)."""
         sites = [s for s in registry.sites if s.kind == "waste" and not s.retired][:limit]
         self.clock = SimClock(start_ms if start_ms is not None else int(time.time() * 1000), warp)
         self.truth = GroundTruth()
@@ -358,6 +466,22 @@ class Fleet:
         ]
         self.tick_s = tick_s
         self.transfer: SimGateway | None = None  # the demo's transfer station (add_transfer)
+        if fill is not None:
+            device, seconds = fill
+            owner = next((g for g in self.gateways if device in dict(g.scales)), None)
+            if owner is None:
+                raise ValueError(f"cannot fill {device}: not an active scale of this fleet")
+            if not 0 < seconds <= 86_400:
+                raise ValueError(f"fill seconds must be in (0, 86400], not {seconds}")
+            owner.fill(device, seconds)
+        if kill is not None:
+            site, seconds = kill
+            victim = next((g for g in self.gateways if g.site.id == site), None)
+            if victim is None:
+                raise ValueError(f"cannot kill {site}: not a waste station of this fleet")
+            if not 0 <= seconds <= 86_400:
+                raise ValueError(f"kill seconds must be in [0, 86400], not {seconds}")
+            victim.kill_after(seconds)
 
     def add_transfer(self, registry: Registry, site_id: str, endpoint: MqttEndpoint) -> SimGateway:
         """A transfer station whose trucks collect this fleet's bins and are weighed on the

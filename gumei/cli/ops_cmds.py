@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cloud import registry
-from cloud.settings import load_settings
+from cloud.settings import CloudSettings, load_settings
 
 if TYPE_CHECKING:
     from cloud.ops.delivery import DeliveryResult
     from cloud.ops.evaluator import PassResult
+    from cloud.ops.rules import Thresholds
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (GUMEI_* env overrides)")
@@ -43,7 +44,7 @@ def evaluate(config: ConfigOpt = None) -> None:
 
     s = load_settings(config)
     with InfluxClient(s.influx_config("ops")) as influx:
-        result = Evaluator(influx, registry.load(s.registry)).run_once()
+        result = Evaluator(influx, registry.load(s.registry), _thresholds(s)).run_once()
     _report(result)
     typer.echo(_summary(result))
 
@@ -85,7 +86,7 @@ def loop(
                 _delivery_report(deliverer.run_once(eps))
 
         try:
-            Evaluator(influx, registry.load(s.registry)).loop(
+            Evaluator(influx, registry.load(s.registry), _thresholds(s)).loop(
                 interval or s.ops.interval_s, after, stop.is_set, stop.wait
             )
         finally:
@@ -149,3 +150,10 @@ def events(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(ops, name="ops")
+
+
+def _thresholds(s: CloudSettings) -> Thresholds:
+    """The rules' numbers, with the configured gateway_offline delay ([ops] offline_minutes)."""
+    from cloud.ops.rules import Thresholds
+
+    return Thresholds(offline_ms=round(s.ops.offline_minutes * 60_000))

@@ -24,6 +24,9 @@ from runtime.system import ServiceError
 
 PROJECT = Path(__file__).resolve().parents[2]
 ONE_SHOT = {"health-hut"}  # finishes its simulated visits and exits 0
+DEMO_OFFLINE_MINUTES = 1  # the demo's gateway_offline delay (production: 10, [ops] offline_minutes)
+DEMO_KILL_AFTER_S = 90  # the demo's killed gateway is cut off this long after the fleet starts
+DEMO_FILL_S = 60  # the demo's filling bin takes this long once the fleet's clock caught up
 
 
 def run(
@@ -55,6 +58,14 @@ def run(
             "copy of the registry when it has none) whose trucks collect the stations' bins"
         ),
     ] = True,
+    demo_events: Annotated[
+        bool,
+        typer.Option(
+            help="raise real operations events: one bin fills past 90 % and one gateway is cut "
+            f"off (its Last Will; gateway_offline after {DEMO_OFFLINE_MINUTES} min here, 10 in "
+            "production)"
+        ),
+    ] = True,
 ) -> None:
     """Start broker, InfluxDB, ingestion, aggregator, API and the simulated fleet; stop them on Ctrl-C."""
     reg = registry_mod.load(registry)
@@ -74,6 +85,10 @@ def run(
         config = stack.write_cloud_config(
             registry.resolve(), extra=f"api_port = {port}\naggregate_interval_s = {aggregate_every}"
         )
+        demo = _demo_subjects(reg) if demo_events else None
+        if demo:
+            with config.open("a", encoding="utf-8") as f:
+                f.write(f"\n[ops]\noffline_minutes = {DEMO_OFFLINE_MINUTES}\n")
         token = stack.tokens().create("demo operator", "operator")
         assert stack.mosquitto is not None and stack.influxd is not None
         stack.spawn("ingest", "ingest", "--config", str(config), "--name", worker_name(1))
@@ -94,6 +109,20 @@ def run(
             "--warp",
             str(warp),
             *(["--transfer", wb] if wb else []),
+            *(
+                [
+                    "--fill-bin",
+                    demo[0],
+                    "--fill-seconds",
+                    str(DEMO_FILL_S),
+                    "--kill-gateway",
+                    demo[1],
+                    "--kill-after",
+                    str(DEMO_KILL_AFTER_S),
+                ]
+                if demo
+                else []
+            ),
         )
         hut = next((s.id for s in reg.sites if s.kind == "health" and not s.retired), None)
         if hut:
@@ -136,6 +165,13 @@ Press Ctrl-C to stop."""
             typer.echo(
                 f"  transfer station: weighbridge {wb} weighs the trucks collecting the bins"
             )
+        if demo:
+            typer.echo(
+                f"  demo events: bin {demo[0]} fills past 90 % within {DEMO_FILL_S} s once the "
+                f"simulated clock has caught up (bin_full); gateway {demo[1]} is cut off after "
+                f"{DEMO_KILL_AFTER_S} s, its Last Will marks it offline (gateway_offline after "
+                f"{DEMO_OFFLINE_MINUTES} min, the demo's delay; 10 min in production)"
+            )
         _report(port, token, stack, stop, seconds)
     finally:
         typer.echo("stopping ...")
@@ -161,6 +197,22 @@ def _with_weighbridge(
     copy = run_dir / "sites-with-transfer.yaml"
     registry_mod.save(reg, copy)
     return reg, copy.resolve(), site
+
+
+def _demo_subjects(reg: registry_mod.Registry) -> tuple[str, str] | None:
+    """The demo's filling bin (the first waste station's first scale) and killed gateway (the
+    last waste station, another one); None without two waste stations with scales."""
+    stations = [
+        s
+        for s in reg.sites
+        if s.kind == "waste"
+        and not s.retired
+        and any(d.category and not d.retired for d in s.devices)
+    ]
+    if len(stations) < 2:
+        return None
+    scale = next(d.id for d in stations[0].devices if d.category and not d.retired)
+    return scale, stations[-1].id
 
 
 def _targets_line(http: httpx.Client, day: str) -> str:

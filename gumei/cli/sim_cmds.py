@@ -35,6 +35,26 @@ def fleet(
             "trucks collect the stations' bins every 2 h and are weighed there"
         ),
     ] = None,
+    fill_bin: Annotated[
+        str | None,
+        typer.Option(
+            help="a scale (device id) whose bin fills past 90 % once the clock has caught up "
+            "(its readings carry gross_kg): raises the bin_full event"
+        ),
+    ] = None,
+    fill_seconds: Annotated[
+        float, typer.Option(min=1, max=86_400, help="how long --fill-bin takes to fill")
+    ] = 60.0,
+    kill_gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="a waste station whose gateway is cut off for good (no DISCONNECT: its Last "
+            "Will marks it offline) after --kill-after seconds: raises gateway_offline"
+        ),
+    ] = None,
+    kill_after: Annotated[
+        float, typer.Option(min=0, max=86_400, help="seconds before --kill-gateway is cut off")
+    ] = 60.0,
 ) -> None:
     """Run every waste-station gateway of the registry until SIGTERM/Ctrl-C."""
     from firmware_sim.fleet import Fleet
@@ -51,14 +71,19 @@ def fleet(
         raise typer.BadParameter(f"no password for {len(missing)} site(s), e.g. {missing[0]}")
     start = day_start_ms(number_of(today())) if from_midnight else None
     ca = {"ca_file": ca_file} if ca_file else {}
-    f = Fleet(
-        reg,
-        lambda site: MqttEndpoint(
-            host=host, port=port, username=site, password=passwords[site], **ca
-        ),
-        warp=warp,
-        start_ms=start,
-    )
+    try:
+        f = Fleet(
+            reg,
+            lambda site: MqttEndpoint(
+                host=host, port=port, username=site, password=passwords[site], **ca
+            ),
+            warp=warp,
+            start_ms=start,
+            fill=(fill_bin, fill_seconds) if fill_bin else None,
+            kill=(kill_gateway, kill_after) if kill_gateway else None,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if transfer is not None:
         if transfer not in passwords:
             raise typer.BadParameter(f"no password for the weighbridge {transfer}")
