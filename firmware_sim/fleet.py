@@ -381,6 +381,9 @@ class SimGateway:
     async def _abandon(self, client: aiomqtt.Client) -> None:
         """Let go of a cut connection (paho notices the dead socket; no DISCONNECT reaches the
         broker, whose Will stands)."""
+        deadline = time.monotonic() + 5.0
+        while not client._disconnected.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # paho reads the end of the stream and reports it lost
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError, OSError):
             await asyncio.wait_for(client.__aexit__(None, None, None), 5.0)
 
