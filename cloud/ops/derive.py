@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cloud.ops.rules import F64, HOUR_MS, I64, WEEK_HOURS, hour_of_week
+from cloud.ops.rules import (
+    F64,
+    HOUR_MS,
+    I64,
+    WEEK_HOURS,
+    collection_number,
+    hour_of_week,
+)
+from contract.days import DAY_MS
 
 RATE_WINDOW_MS = 6 * HOUR_MS  # the fill rate is measured over at most the last 6 h ...
 RATE_MIN_SPAN_MS = 30 * 60_000  # ... and only over at least 30 min of readings
@@ -55,3 +63,37 @@ def weekly_profile(hour_start_ms: I64, counts: F64, end_ms: int) -> tuple[F64, f
     span = np.arange(first, end_ms, HOUR_MS, dtype=np.int64)
     seen = np.bincount(hour_of_week(span), minlength=WEEK_HOURS)
     return profile / np.maximum(seen, 1), weeks
+
+
+@dataclass(frozen=True)
+class DriftFit:
+    """A scale's empty-bin weights as a line: how many, the slope (kg/day), the latest value."""
+
+    points: int
+    slope_kg_day: float
+    latest_kg: float
+
+
+def empty_weights(
+    times_ms: I64, gross_kg: F64, net_kg: F64, hours: tuple[int, ...]
+) -> tuple[I64, F64]:
+    """From one scale's readings (time order): per collection period that has a reading, the
+    time of its first reading and what the bin weighed before that deposit (gross - net): the
+    empty bin's weight after that collection."""
+    if len(times_ms) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    period = collection_number(times_ms, hours)
+    first = np.concatenate([[True], np.diff(period) != 0])
+    return times_ms[first], gross_kg[first] - net_kg[first]
+
+
+def drift_fit(times_ms: I64, empty_kg: F64) -> DriftFit:
+    """The least-squares line through the empty weights (time in days); its value at the latest."""
+    n = len(times_ms)
+    if n == 0:
+        return DriftFit(0, 0.0, 0.0)
+    if n == 1 or times_ms[-1] == times_ms[0]:
+        return DriftFit(n, 0.0, float(empty_kg[-1]))
+    x = (times_ms - times_ms[-1]) / DAY_MS
+    slope, at_latest = np.polyfit(x, empty_kg, 1)
+    return DriftFit(n, float(slope), float(at_latest))

@@ -22,13 +22,15 @@ import numpy as np
 import numpy.typing as npt
 
 from cloud import measurements as m
-from cloud.days import DAY_MS, day_number, day_start_ms
+from cloud.days import DAY_MS, SHANGHAI_OFFSET_MS, day_number, day_start_ms
 from cloud.influx import InfluxClient
 from cloud.lineproto import line
-from cloud.ops.derive import PROFILE_WEEKS, FillState, fill_state, weekly_profile
+from cloud.ops.derive import PROFILE_WEEKS, FillState, drift_fit, fill_state, weekly_profile
 from cloud.ops.rules import (
+    HOUR_MS,
     WEEK_HOURS,
     BinInputs,
+    DriftInputs,
     FollowupInputs,
     GatewayInputs,
     Inputs,
@@ -83,6 +85,8 @@ class Cache:
     scales: dict[str, FillState] | None = None
     profiles_day: int = -1
     profiles: dict[str, tuple[npt.NDArray[np.float64], float]] = field(default_factory=dict)
+    drift_day: int = -1
+    drift: DriftInputs | None = None
 
 
 def observe_scales(
@@ -221,6 +225,66 @@ def read_profiles(
         influx.write_lines(("\n".join(lines) + "\n").encode(), db=influx.records_db)
     if cache is not None:
         cache.profiles_day, cache.profiles = today, out
+    return out
+
+
+def collection_grid(hours: tuple[int, ...]) -> tuple[int, int] | None:
+    """InfluxQL's GROUP BY time(period, offset) in hours whose buckets start at the collections,
+    when the collection hours are evenly spaced over the day; else None."""
+    hs = sorted(set(hours))
+    if not hs or 24 % len(hs):
+        return None
+    period = 24 // len(hs)
+    if any(b - a != period for a, b in zip(hs, hs[1:], strict=False)):
+        return None
+    return period, (hs[0] - SHANGHAI_OFFSET_MS // HOUR_MS) % period
+
+
+def read_drift(
+    influx: InfluxClient, registry: Registry, now_ms: int, t: Thresholds, cache: Cache | None = None
+) -> DriftInputs | None:
+    """Each scale's empty-bin weight after each collection of the last drift_days (the gross
+    before the first deposit of each collection period: first gross - first net, by influxd),
+    fitted to a line (cloud/ops/derive.py drift_fit). Asked once per Shanghai day with a cache;
+    None when the collection hours are not evenly spaced (no bucket grid)."""
+    today = day_start_ms(int(day_number(now_ms)))
+    if cache is not None and cache.drift_day == today:
+        return cache.drift
+    grid = collection_grid(t.collection_hours)
+    if grid is None:
+        return None
+    period, offset = grid
+    capacity = _capacities(registry, t)
+    sites = sorted(s.id for s in registry.sites if s.kind == "waste" and not s.retired)
+    start = now_ms - t.drift_days * DAY_MS
+    points: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for group in _groups(sites):
+        q = (
+            f'SELECT first("gross_kg") AS "gross_kg", first("net_kg") AS "net_kg" '
+            f'FROM "{m.WASTE_READING.name}" WHERE "site" =~ {_site_regex(group)} '
+            f'AND "gross_kg" >= 0 AND time > {start}ms AND time <= {now_ms}ms '
+            f'GROUP BY time({period}h, {offset}h), "device" fill(none)'
+        )
+        for tags, idx, v in _rows(influx.query(q)):
+            g, n = v[idx["gross_kg"]], v[idx["net_kg"]]
+            if g is not None and n is not None and tags.get("device", "") in capacity:
+                points[tags["device"]].append((int(v[0]), float(g) - float(n)))
+    devices = sorted(points)
+    fits = [
+        drift_fit(
+            np.array([p[0] for p in points[d]], dtype=np.int64),
+            np.array([p[1] for p in points[d]], dtype=np.float64),
+        )
+        for d in devices
+    ]
+    out = DriftInputs(
+        devices,
+        np.array([f.points for f in fits], dtype=np.int64),
+        np.array([f.slope_kg_day for f in fits], dtype=np.float64),
+        np.array([f.latest_kg for f in fits], dtype=np.float64),
+    )
+    if cache is not None:
+        cache.drift_day, cache.drift = today, out
     return out
 
 
@@ -369,6 +433,7 @@ def gather(
             quarantine=read_quarantine(influx, now_ms, t),
             targets=read_targets(influx, now_ms),
             followups=read_followups(influx, now_ms),
+            drift=read_drift(influx, registry, now_ms, t, cache),
         ),
         len(observed),
     )

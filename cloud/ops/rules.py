@@ -55,6 +55,11 @@ class Thresholds:
     spike_window_ms: int = 15 * 60_000  # quarantine_spike: entries in this window ...
     spike_min_entries: float = 20.0  # ... at least this many
     spike_factor: float = 5.0  # ... and this many times the site's usual rate (last 24 h)
+    drift_days: int = 7  # scale_drift: the empty-bin weights of the last 7 days' collections ...
+    drift_min_points: int = 6  # ... at least 6 of them (3 days of twice-daily collections) ...
+    drift_slope_kg_day: float = 0.5  # ... fitted to a line rising at least this fast ...
+    drift_open_kg: float = 2.0  # ... and standing at least this high at the latest collection
+    drift_clear_kg: float = 1.0  # resolves when the fitted latest empty weight is below this
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,17 @@ class FollowupInputs:
 
 
 @dataclass(frozen=True)
+class DriftInputs:
+    """Per scale: its empty-bin weight after each recent collection (the gross weight before the
+    first deposit after it), as a least-squares line: how many points, its slope, its latest value."""
+
+    device: list[str]
+    points: I64
+    slope_kg_day: F64
+    latest_kg: F64
+
+
+@dataclass(frozen=True)
 class Inputs:
     """Everything the rules read; a part that was not read is None and its rules are skipped."""
 
@@ -150,6 +166,7 @@ class Inputs:
     quarantine: QuarantineInputs | None = None
     targets: TargetInputs | None = None
     followups: FollowupInputs | None = None
+    drift: DriftInputs | None = None
 
 
 Condition = Callable[[Inputs, Thresholds], Verdict | None]
@@ -190,6 +207,15 @@ def next_collection_ms(now_ms: int, hours: tuple[int, ...]) -> int:
     day0 = local - local % DAY_MS
     times = [day0 + d * DAY_MS + h * HOUR_MS for d in (0, 1) for h in sorted(hours)]
     return min(t for t in times if t > local) - SHANGHAI_OFFSET_MS
+
+
+def collection_number(ts_ms: I64, hours: tuple[int, ...]) -> I64:
+    """How many scheduled collections (Shanghai hours in `hours`) came at or before each time:
+    two readings with the same number are in the same collection period."""
+    local = ts_ms + SHANGHAI_OFFSET_MS
+    day, within = np.divmod(local, DAY_MS)
+    done = sum((within >= h * HOUR_MS).astype(np.int64) for h in sorted(set(hours)))
+    return np.asarray(day * len(set(hours)) + done, dtype=np.int64)
 
 
 def hour_of_week(ts_ms: I64) -> I64:
@@ -251,6 +277,22 @@ def bin_predicted_full(inputs: Inputs, t: Thresholds) -> Verdict | None:
         fresh & ~full & (predicted >= 1.0),
         ~fresh | full | (predicted < t.predicted_clear),
         predicted * 100,
+    )
+
+
+def scale_drift(inputs: Inputs, t: Thresholds) -> Verdict | None:
+    """The empty bin weighs more and more after each collection (zero/tare creeping): over enough
+    collections, the fitted line of empty weights rises at least 0.5 kg/day and stands at 2 kg or
+    more; clears when it is back under 1 kg or no longer rising (re-zeroed, recalibrated)."""
+    d = inputs.drift
+    if d is None:
+        return None
+    enough = d.points >= t.drift_min_points
+    return Verdict(
+        d.device,
+        enough & (d.slope_kg_day >= t.drift_slope_kg_day) & (d.latest_kg >= t.drift_open_kg),
+        enough & ((d.latest_kg < t.drift_clear_kg) | (d.slope_kg_day <= 0)),
+        d.latest_kg,
     )
 
 
@@ -352,6 +394,17 @@ RULES: tuple[Rule, ...] = (
         "below 90 % but gross + fill rate x hours to the next collection >= capacity",
         "predicted < 95 % of capacity, the bin reached 90 % (bin_full takes over), or a collection passed",
         bin_predicted_full,
+    ),
+    Rule(
+        "scale_drift",
+        "零点漂移 Scale drift",
+        "scale",
+        "minor",
+        "field",
+        "the empty-bin weight after each collection (>= 6 in 7 days), fitted to a line, rises >= "
+        "0.5 kg/day and stands >= 2 kg at the latest collection",
+        "the fitted empty weight is below 1 kg, or no longer rising",
+        scale_drift,
     ),
     Rule(
         "gateway_offline",
