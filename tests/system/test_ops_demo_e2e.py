@@ -6,6 +6,7 @@ gateway_offline for that station, and nothing for the others."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from cloud.ops.rules import Thresholds
 from cloud.status import read_statuses
 from devstack.stack import LocalStack
 from firmware_sim.fleet import FILL_TO, Fleet
-from tests.support.common import rows_of, wait_until
+from tests.support.common import gumei, rows_of, wait_until
 
 OFFLINE_MS = 5_000  # the test's gateway_offline delay (production: 10 min; the demo: 1 min)
 CAPACITY_KG = 240.0  # the default registry's bins
@@ -123,3 +124,21 @@ def test_bad_demo_subjects_are_refused_in_one_line(tmp_path) -> None:
         Fleet(reg, ep, limit=2, fill=(scale, 0.0))
     with pytest.raises(ValueError, match="not a waste station"):
         Fleet(reg, ep, limit=2, kill=("WS-9999' OR 1=1", 1.0))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--fill-bin", "WS-0101-S9' OR 1=1"], "not an active scale"),
+        (["--kill-gateway", "WB-01"], "not a waste station"),
+        (["--fill-bin", "WS-0101-S1", "--fill-seconds", "0"], "fill-seconds"),
+        (["--kill-gateway", "WS-0102", "--kill-after", "-1"], "kill-after"),
+    ],
+)
+def test_sim_fleet_refuses_bad_demo_options_in_one_line(tmp_path, args, fragment) -> None:
+    reg = registry_mod.load()
+    secrets = tmp_path / "mqtt.json"
+    secrets.write_text(json.dumps({s.id: "pw" for s in reg.sites}))
+    r = gumei("sim", "fleet", "--port", "1", "--secrets", str(secrets), *args, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert fragment in r.stderr

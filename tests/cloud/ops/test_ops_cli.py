@@ -73,3 +73,20 @@ def test_bad_config_is_one_line(tmp_path):
     )
     with pytest.raises(SettingsError, match="unique"):
         load_settings(dup)
+
+
+def test_offline_minutes_sets_the_gateway_offline_delay(tmp_path):
+    from gumei.cli.ops_cmds import _thresholds
+
+    assert _thresholds(load_settings(None)).offline_ms == 10 * 60_000  # production default
+    demo = tmp_path / "demo.toml"
+    demo.write_text("[ops]\noffline_minutes = 1\n")
+    assert _thresholds(load_settings(demo)).offline_ms == 60_000
+    for bad in ("0", "-5", "100000", '"soon"'):
+        path = tmp_path / "bad.toml"
+        path.write_text(f"[ops]\noffline_minutes = {bad}\n")
+        with pytest.raises(SettingsError, match="offline_minutes"):
+            load_settings(path)
+        r = gumei("ops", "evaluate", "--config", str(path), check=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
