@@ -55,6 +55,13 @@ def run(
             "copy of the registry when it has none) whose trucks collect the stations' bins"
         ),
     ] = True,
+    inspections: Annotated[
+        bool,
+        typer.Option(
+            help="seed demo inspections (`gumei inspections seed`) into the records database, so "
+            "sorting effectiveness comes from inspections"
+        ),
+    ] = True,
 ) -> None:
     """Start broker, InfluxDB, ingestion, aggregator, API and the simulated fleet; stop them on Ctrl-C."""
     reg = registry_mod.load(registry)
@@ -75,6 +82,7 @@ def run(
             registry.resolve(), extra=f"api_port = {port}\naggregate_interval_s = {aggregate_every}"
         )
         token = stack.tokens().create("demo operator", "operator")
+        seeded = _seed_inspections(stack, reg, config) if inspections else 0
         assert stack.mosquitto is not None and stack.influxd is not None
         stack.spawn("ingest", "ingest", "--config", str(config), "--name", worker_name(1))
         stack.spawn("aggregate", "aggregate", "loop", "--config", str(config))
@@ -136,6 +144,10 @@ Press Ctrl-C to stop."""
             typer.echo(
                 f"  transfer station: weighbridge {wb} weighs the trucks collecting the bins"
             )
+        if seeded:
+            typer.echo(
+                f"  inspections: {seeded} seeded checks over the last 28 days (records database)"
+            )
         _report(port, token, stack, stop, seconds)
     finally:
         typer.echo("stopping ...")
@@ -163,6 +175,28 @@ def _with_weighbridge(
     return reg, copy.resolve(), site
 
 
+def _seed_inspections(stack: LocalStack, reg: registry_mod.Registry, config: Path) -> int:
+    """The seeded demo inspections (cloud/inspections/demo.py, as `gumei inspections seed`),
+    written as the API's identity (the one that writes inspections); return how many."""
+    import datetime as dt
+
+    from cloud.influx import InfluxClient
+    from cloud.inspections.demo import demo_records
+    from cloud.inspections.demo import seed as write
+    from cloud.inspections.places import load_places
+    from cloud.settings import load_settings
+
+    s = load_settings(config)
+    records = demo_records(
+        reg,
+        load_places(s.inspections.places),
+        dt.datetime.now(dt.UTC),
+        pass_score=s.inspections.pass_score,
+    )
+    with InfluxClient(stack.influx_config("api")) as influx:
+        return write(influx, records)
+
+
 def _targets_line(http: httpx.Client, day: str) -> str:
     """Today's three targets with the source of each figure, in one line."""
     try:
@@ -188,7 +222,27 @@ def _targets_line(http: httpx.Client, day: str) -> str:
             else ""
         )
         + f"; {dry_text} [{dry.get('source')}]"
-        + f"; sorting {srt['pct']:.1f}% [{srt.get('source')}]"
+        + f"; sorting {srt['pct']:.1f}%"
+        + f" ({srt['areas_meeting']}/{srt['areas']}"
+        + f" {'places' if srt.get('source') == 'inspections' else 'areas'})"
+        + f" [{srt.get('source')}]"
+    )
+
+
+def _sorting_line(http: httpx.Client, day: str) -> str:
+    """Today's areas: the scales' sorting standard against the latest inspection."""
+    try:
+        r = http.get("/api/v1/waste/sorting-comparison", params={"start": day, "end": day})
+        rows = r.json()["rows"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return f"  (sorting comparison not answering: {exc})"
+    inspected = [x for x in rows if x["inspected"]]
+    disagree = [x["area"] for x in inspected if x["disagree"]]
+    return (
+        f"  sorting by area: scales meet the standard in {sum(x['scale_meets'] for x in rows)}"
+        f" of {len(rows)} areas; inspections pass {sum(bool(x['inspection_passed']) for x in inspected)}"
+        f" of {len(inspected)} inspected; they disagree in {len(disagree)}"
+        + (f" ({', '.join(disagree[:8])}{' …' if len(disagree) > 8 else ''})" if disagree else "")
     )
 
 
@@ -265,6 +319,7 @@ def _report(
             typer.echo(f"  {day}: {len(rows)} rows; {summary}")
             _print_events(http, seen)
             typer.echo(_targets_line(http, day))
+            typer.echo(_sorting_line(http, day))
             if seconds and time.monotonic() - started >= seconds:
                 return
 
