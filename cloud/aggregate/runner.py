@@ -335,10 +335,11 @@ class Aggregator:
         return len(lines)
 
     def recompute_sorting_comparison(self, days: list[int]) -> int:
-        """Write waste_sorting_comparison for these days: per area with waste stations, with a
-        stored row or with an inspection of place kind "area" in the window, the weight-based
-        sorting standard against the latest inspection (cloud/aggregate/sorting_gap.py);
-        return the rows written. One read of the inspections for all days."""
+        """Write waste_sorting_comparison for those of these days that have station rows: per area
+        with waste stations, with a stored row or with an inspection of place kind "area" in the
+        window, the weight-based sorting standard against the latest inspection
+        (cloud/aggregate/sorting_gap.py); return the rows written. One read of the inspections
+        for all days."""
         if not days:
             return 0
         window = self.rules.inspection_window_days
@@ -349,6 +350,8 @@ class Aggregator:
         lines: list[str] = []
         for day in days:
             has, meets = self.reader.area_standard(day, self._area_idx)
+            if not has.any():  # no station data that day (as the targets): nothing to compare
+                continue
             lo, hi = day_start_ms(day - window + 1), day_start_ms(day + 1)
             cmp = compare_sorting(has, meets, checks, lo, hi)
             rows = set(np.flatnonzero(has | cmp.inspected).tolist()) | self._target_area_idx
