@@ -137,6 +137,26 @@ area's stations, the weighbridge's grams of loads from that source area, diff = 
 scale (tonnes and % of the scale figure; diff_pct left out where the scales weighed nothing).
 area "all" = district, category "all" = every category. Time = that day's midnight."""
 
+WASTE_SORTING_COMPARISON = Measurement(
+    "waste_sorting_comparison",
+    tags=("area",),
+    fields={
+        "scale_data": "boolean",
+        "scale_meets": "boolean",
+        "inspected": "boolean",
+        "inspection_passed": "boolean",
+        "inspection_ms": "integer",
+        "disagree": "boolean",
+        "status": "string",
+    },
+)
+"""The scale-based sorting indicator vs the inspection result per (Shanghai day, area): whether
+the area's day meets the weight-based sorting standard (scale_meets; false without a
+waste_area_daily row, scale_data false), its latest inspection of place kind "area" in the
+inspection window (inspected; inspection_passed and inspection_ms only when inspected), and
+whether they disagree. status = "agree" | "disagree" | "not_inspected". Written by the
+aggregator with waste_reconciliation (cloud/aggregate/sorting_gap.py). Time = that day's midnight."""
+
 INSPECTION = Measurement(
     "inspection",
     tags=("place_type", "place_kind", "place", "area"),
@@ -367,6 +387,7 @@ ALL = (
     INSPECTION,
     WEIGHBRIDGE_DAILY,
     WASTE_RECONCILIATION,
+    WASTE_SORTING_COMPARISON,
     HEALTH_MEASUREMENT,
     HEALTH_DAILY,
     HEALTH_FOLLOWUP,

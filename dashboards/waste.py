@@ -29,6 +29,7 @@ from dashboards.panels import (
 
 W, R, D, G, T = m.WASTE_DAILY, m.WASTE_READING, m.DEVICE_STATUS, m.GATEWAY_STATUS, s.WASTE_TARGETS
 REC = m.WASTE_RECONCILIATION
+SORTING = m.WASTE_SORTING_COMPARISON
 TODAY = "now/d"  # with the dashboard in Asia/Shanghai, "today so far" starts at Shanghai midnight
 SHANGHAI_DAYS = (
     "time(1d, -8h)"  # daily buckets at Shanghai midnight; no tzdata needed, China has no DST
@@ -258,13 +259,37 @@ def _reconciliation(d: dashboard.Dashboard, g: Grid) -> dashboard.Dashboard:
         f"{q('weighbridge_tonnes')}, last({q('diff_tonnes')}) AS {q('diff_tonnes')}, last({q('diff_pct')}) AS "
         f"{q('diff_pct')} FROM {q(REC.name)} WHERE {q('category')} = 'all' AND $timeFilter GROUP BY {q('area')}"
     ).table()
-    return d.with_panel(
+    d = d.with_panel(
         g.place(
             table_panel("各居民区称重差 (今日) Areas: scales vs weighbridge today", [by_area], "t")
             .time_from(TODAY)
             .with_transformation(_sort_desc("diff_tonnes")),
             12,
             9,
+        )
+    )
+    fields = ("scale_meets", "inspected", "inspection_passed", "disagree", "status")
+    by_check = InfluxQL(
+        "SELECT "
+        + ", ".join(f"last({q(f)}) AS {q(f)}" for f in fields)
+        + f" FROM {q(SORTING.name)} WHERE $timeFilter GROUP BY {q('area')}"
+    ).table()
+    return d.with_panel(
+        g.place(
+            table_panel(
+                "称重分类达标 vs 检查达标 (今日) Areas: scale sorting standard vs inspection today",
+                [by_check],
+                "none",
+            )
+            .time_from(TODAY)
+            .description(
+                "waste_sorting_comparison (docs/aggregation.md): scale_meets = the area's day meets "
+                "the weight-based sorting standard; inspection_passed = its latest inspection "
+                "(place kind area) in the 30-day window is 达标; disagree first."
+            )
+            .with_transformation(_sort_desc("disagree")),
+            24,
+            8,
         )
     )
 

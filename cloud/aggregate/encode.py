@@ -12,6 +12,7 @@ import numpy as np
 
 from cloud import measurements as m
 from cloud.aggregate.official import G_PER_TONNE, SUBCATEGORIES, Figures, Gaps, TicketDays
+from cloud.aggregate.sorting_gap import SortingComparison
 from cloud.aggregate.targets import DayTargets, TargetRules, meets_standard
 from cloud.aggregate.tonnage import I64, DailyTotals, GroupCube, mg_to_grams, mg_to_tonnes
 from cloud.days import day_start_ms
@@ -228,4 +229,26 @@ def reconciliation_lines(
                     time_ns,
                 )
             )
+    return out
+
+
+def sorting_comparison_lines(
+    day: int, cmp: SortingComparison, areas: Sequence[str], rows: Collection[int]
+) -> list[str]:
+    """waste_sorting_comparison points of one day, one per area index in `rows`."""
+    time_ns = day_start_ms(day) * 1_000_000
+    out = []
+    for a in sorted(rows):
+        inspected = bool(cmp.inspected[a])
+        disagree = bool(cmp.disagree[a])
+        fields: dict[str, FieldValue | None] = {
+            "scale_data": bool(cmp.scale_row[a]),
+            "scale_meets": bool(cmp.scale_meets[a]),
+            "inspected": inspected,
+            "inspection_passed": bool(cmp.passed[a]) if inspected else None,
+            "inspection_ms": int(cmp.latest_ms[a]) if inspected else None,
+            "disagree": disagree,
+            "status": "not_inspected" if not inspected else "disagree" if disagree else "agree",
+        }
+        out.append(line(m.WASTE_SORTING_COMPARISON.name, {"area": areas[a]}, fields, time_ns))
     return out

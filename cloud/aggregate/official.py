@@ -7,8 +7,9 @@
   A → B → C counts A only. Stored duplicates of a ticket (same `(device, ticket)`) count once.
 - A ticket counts on the Shanghai day it closed (`ts`), in grams, exactly (integer sums).
 - **Which source a figure uses** (`pick_*`): weighbridge tickets when the day has any ticket,
-  else the station scales; sorting effectiveness is the station-scale proxy until inspections
-  are wired in (`pick_sorting`, the one place that chooses it).
+  else the station scales; sorting effectiveness is the inspection rate when any place was
+  inspected in the window, else the station-scale proxy (`pick_sorting`, the one place that
+  chooses it).
 """
 
 from __future__ import annotations

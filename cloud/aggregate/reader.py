@@ -13,7 +13,7 @@ import numpy as np
 
 from cloud import measurements as m
 from cloud.aggregate.official import KINDS, SUBCATEGORIES, Tickets
-from cloud.aggregate.tonnage import F64, I64, Readings, kg_to_mg
+from cloud.aggregate.tonnage import F64, I64, Mask, Readings, kg_to_mg
 from cloud.days import DAY_MS, day_number, day_start_ms
 from cloud.influx import InfluxClient
 from contract import CATEGORIES
@@ -163,6 +163,22 @@ class ReadingsReader:
                 continue
             net[a, c], dep[a, c] = int(s.values[-1][1]), int(s.values[-1][2])
         return net, dep
+
+    def area_standard(self, day: int, area_idx: dict[str, int]) -> tuple[Mask, Mask]:
+        """Per area of one day: whether it has a stored "all" row, and whether that row meets
+        the weight-based sorting standard (meets_standard)."""
+        has = np.zeros(len(area_idx), dtype=np.bool_)
+        meets = np.zeros(len(area_idx), dtype=np.bool_)
+        q = (
+            f"SELECT meets_standard FROM {m.WASTE_AREA_DAILY.name} WHERE area != 'all' "
+            f"AND category = 'all' AND {day_window(day)} GROUP BY area"
+        )
+        for s in self.influx.query(q):
+            a = area_idx.get(s.tags.get("area", ""))
+            if a is None or not s.values:
+                continue
+            has[a], meets[a] = True, bool(s.values[-1][1])
+        return has, meets
 
     def district_residents(self, day: int) -> tuple[I64, int]:
         """Distinct resident pseudonyms of one day in the whole district, per category and over

@@ -32,9 +32,10 @@ from cloud.aggregate.reader import (
     weighbridge_district,
 )
 from cloud.aggregate.schedule import OVERLAP_MS, DirtyWork
+from cloud.aggregate.sorting_gap import area_checks, compare_sorting
 from cloud.aggregate.targets import YEAR_DAYS, TargetRules, targets_from_district
 from cloud.aggregate.tonnage import Readings, daily_totals, group_cube
-from cloud.days import date_of, number_of, today
+from cloud.days import date_of, day_start_ms, number_of, today
 from cloud.health.daily import recompute_health_days
 from cloud.health.suppress import DEFAULT_K
 from cloud.health.worklist import health_pass
@@ -283,6 +284,7 @@ class Aggregator:
             rows += self.recompute_weighbridge(wb_days)
             days = sorted(set(work.days) | set(wb_days))
             rows += self.recompute_reconciliation(days)
+            rows += self.recompute_sorting_comparison(days)
         n_targets = 0
         if targets and days:
             with self.times.stage("targets"):
@@ -329,6 +331,31 @@ class Aggregator:
             rows = set(np.flatnonzero(scale.any(axis=1) | wb.any(axis=1)).tolist())
             rows |= self._target_area_idx
             lines += encode.reconciliation_lines(day, gaps, self._areas, rows)
+        self.influx.write_lines(encode.body(lines))
+        return len(lines)
+
+    def recompute_sorting_comparison(self, days: list[int]) -> int:
+        """Write waste_sorting_comparison for those of these days that have station rows: per area
+        with waste stations, with a stored row or with an inspection of place kind "area" in the
+        window, the weight-based sorting standard against the latest inspection
+        (cloud/aggregate/sorting_gap.py); return the rows written. One read of the inspections
+        for all days."""
+        if not days:
+            return 0
+        window = self.rules.inspection_window_days
+        stored = inspection_store.read(
+            self.influx, date_of(min(days) - window + 1), date_of(max(days)), place_kind="area"
+        )
+        checks = area_checks(self._areas, [(x.place, x.time_ms, x.id, x.passed) for x in stored])
+        lines: list[str] = []
+        for day in days:
+            has, meets = self.reader.area_standard(day, self._area_idx)
+            if not has.any():  # no station data that day (as the targets): nothing to compare
+                continue
+            lo, hi = day_start_ms(day - window + 1), day_start_ms(day + 1)
+            cmp = compare_sorting(has, meets, checks, lo, hi)
+            rows = set(np.flatnonzero(has | cmp.inspected).tolist()) | self._target_area_idx
+            lines += encode.sorting_comparison_lines(day, cmp, self._areas, rows)
         self.influx.write_lines(encode.body(lines))
         return len(lines)
 

@@ -66,6 +66,13 @@ def run(
             "production)"
         ),
     ] = True,
+    inspections: Annotated[
+        bool,
+        typer.Option(
+            help="seed demo inspections (`gumei inspections seed`) into the records database, so "
+            "sorting effectiveness comes from inspections"
+        ),
+    ] = True,
 ) -> None:
     """Start broker, InfluxDB, ingestion, aggregator, API and the simulated fleet; stop them on Ctrl-C."""
     reg = registry_mod.load(registry)
@@ -90,6 +97,7 @@ def run(
             with config.open("a", encoding="utf-8") as f:
                 f.write(f"\n[ops]\noffline_minutes = {DEMO_OFFLINE_MINUTES}\n")
         token = stack.tokens().create("demo operator", "operator")
+        seeded = _seed_inspections(stack, reg, config) if inspections else 0
         assert stack.mosquitto is not None and stack.influxd is not None
         stack.spawn("ingest", "ingest", "--config", str(config), "--name", worker_name(1))
         stack.spawn("aggregate", "aggregate", "loop", "--config", str(config))
@@ -172,6 +180,10 @@ Press Ctrl-C to stop."""
                 f"{DEMO_KILL_AFTER_S} s, its Last Will marks it offline (gateway_offline after "
                 f"{DEMO_OFFLINE_MINUTES} min, the demo's delay; 10 min in production)"
             )
+        if seeded:
+            typer.echo(
+                f"  inspections: {seeded} seeded checks over the last 28 days (records database)"
+            )
         _report(port, token, stack, stop, seconds)
     finally:
         typer.echo("stopping ...")
@@ -215,6 +227,28 @@ def _demo_subjects(reg: registry_mod.Registry) -> tuple[str, str] | None:
     return scale, stations[-1].id
 
 
+def _seed_inspections(stack: LocalStack, reg: registry_mod.Registry, config: Path) -> int:
+    """The seeded demo inspections (cloud/inspections/demo.py, as `gumei inspections seed`),
+    written as the API's identity (the one that writes inspections); return how many."""
+    import datetime as dt
+
+    from cloud.influx import InfluxClient
+    from cloud.inspections.demo import demo_records
+    from cloud.inspections.demo import seed as write
+    from cloud.inspections.places import load_places
+    from cloud.settings import load_settings
+
+    s = load_settings(config)
+    records = demo_records(
+        reg,
+        load_places(s.inspections.places),
+        dt.datetime.now(dt.UTC),
+        pass_score=s.inspections.pass_score,
+    )
+    with InfluxClient(stack.influx_config("api")) as influx:
+        return write(influx, records)
+
+
 def _targets_line(http: httpx.Client, day: str) -> str:
     """Today's three targets with the source of each figure, in one line."""
     try:
@@ -240,7 +274,27 @@ def _targets_line(http: httpx.Client, day: str) -> str:
             else ""
         )
         + f"; {dry_text} [{dry.get('source')}]"
-        + f"; sorting {srt['pct']:.1f}% [{srt.get('source')}]"
+        + f"; sorting {srt['pct']:.1f}%"
+        + f" ({srt['areas_meeting']}/{srt['areas']}"
+        + f" {'places' if srt.get('source') == 'inspections' else 'areas'})"
+        + f" [{srt.get('source')}]"
+    )
+
+
+def _sorting_line(http: httpx.Client, day: str) -> str:
+    """Today's areas: the scales' sorting standard against the latest inspection."""
+    try:
+        r = http.get("/api/v1/waste/sorting-comparison", params={"start": day, "end": day})
+        rows = r.json()["rows"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return f"  (sorting comparison not answering: {exc})"
+    inspected = [x for x in rows if x["inspected"]]
+    disagree = [x["area"] for x in inspected if x["disagree"]]
+    return (
+        f"  sorting by area: scales meet the standard in {sum(x['scale_meets'] for x in rows)}"
+        f" of {len(rows)} areas; inspections pass {sum(bool(x['inspection_passed']) for x in inspected)}"
+        f" of {len(inspected)} inspected; they disagree in {len(disagree)}"
+        + (f" ({', '.join(disagree[:8])}{' …' if len(disagree) > 8 else ''})" if disagree else "")
     )
 
 
@@ -317,6 +371,7 @@ def _report(
             typer.echo(f"  {day}: {len(rows)} rows; {summary}")
             _print_events(http, seen)
             typer.echo(_targets_line(http, day))
+            typer.echo(_sorting_line(http, day))
             if seconds and time.monotonic() - started >= seconds:
                 return
 

@@ -6,9 +6,12 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cloud import measurements as m
+from cloud.aggregate import encode
+from cloud.aggregate.sorting_gap import area_checks, compare_sorting
 from cloud.days import DAY_MS, date_of, day_number, day_start_ms
 from cloud.health.daily import daily_lines
 from cloud.health.followups import Event, fold, followup_id
@@ -132,6 +135,20 @@ def _dataset() -> str:
                         day_start_ms(day) * 10**6,
                     )
                 )
+    # waste_sorting_comparison as the aggregator writes it (encode): today A01's scales meet the
+    # standard but its inspection failed (disagree), A02 agrees, A03 was not inspected
+    checks = area_checks(
+        ["A01", "A02", "A03"],
+        [("A01", NOW - 2 * DAY_MS, "i-01", False), ("A02", NOW - DAY_MS, "i-02", True)],
+    )
+    cmp = compare_sorting(
+        np.array([True, True, False]),
+        np.array([True, True, False]),
+        checks,
+        day_start_ms(TODAY - 29),
+        day_start_ms(TODAY + 1),
+    )
+    lines += encode.sorting_comparison_lines(TODAY, cmp, ["A01", "A02", "A03"], range(3))
     # health_daily as the aggregator writes it for operators: today shown (k = 2), yesterday suppressed (k = 5)
     rows = [
         StatRow("HH-01", NOW - (i + 1) * HOUR, kind, f"r-{i:032x}", abnormal)
@@ -409,3 +426,15 @@ def test_reconciliation_panels_show_the_growing_gap(dash_influx: InfluxClient) -
     }
     assert rows["A01"]["diff_tonnes"] == pytest.approx(0.2)
     assert rows["A01"]["diff_pct"] == pytest.approx(25.0)
+
+
+def test_sorting_comparison_panel_shows_disagreeing_areas(dash_influx: InfluxClient) -> None:
+    [(_, _, table)] = _panel("waste-overview", "scale sorting standard vs inspection")
+    rows = {
+        s.tags["area"]: dict(zip(s.columns, s.values[0], strict=True))
+        for s in dash_influx.query(table)
+    }
+    assert rows["A01"]["disagree"] is True and rows["A01"]["status"] == "disagree"
+    assert rows["A01"]["scale_meets"] is True and rows["A01"]["inspection_passed"] is False
+    assert rows["A02"]["status"] == "agree"
+    assert rows["A03"]["status"] == "not_inspected" and rows["A03"]["inspection_passed"] is None

@@ -553,3 +553,22 @@ def test_reconciliation_panels_equal_the_api(
         )
     assert set(today) == set(KG)  # every category of the district, today
     assert district["all"] == pytest.approx(sum(today.values()), abs=1e-6)
+
+
+def test_sorting_comparison_panel_equals_the_api(
+    live: Scope, influx: InfluxClient, api_url: str, operator_token: str
+) -> None:
+    """The per-area table of scale sorting standard vs inspection shows what the API answers."""
+    (table,) = _panel("waste-overview", "scale sorting standard vs inspection", live, live.end_ms())
+    panel = {
+        s.tags["area"]: dict(zip(s.columns, s.values[0], strict=True))
+        for s in influx.query(table)
+        if s.values
+    }
+    rows = _api(api_url, operator_token, "sorting-comparison", start=live.date, end=live.date)
+    api = {r["area"]: r for r in rows["rows"]}
+    assert set(SITES.values()) <= set(api)
+    for area in sorted(set(SITES.values())):
+        assert api[area]["scale_data"] is True  # this test's stations published in the area
+        for field in ("scale_meets", "inspected", "disagree", "status"):
+            assert panel[area][field] == api[area][field], (area, field)

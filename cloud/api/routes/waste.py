@@ -368,3 +368,74 @@ def reconciliation(
     order = {c: i for i, c in enumerate([*(c.value for c in Category), "all"])}
     rows.sort(key=lambda r: (r.date, r.area == "all", r.area, order.get(r.category, 99)))
     return ReconciliationResponse(rows=rows)
+
+
+class SortingRow(BaseModel):
+    """The weight-based sorting standard against the inspection result for one (date, area):
+    scale_meets is false where the area has no row that day (scale_data false); inspection_passed
+    and inspected_at are null where the area had no inspection of place kind "area" in the window."""
+
+    date: dt.date
+    area: str
+    scale_data: bool
+    scale_meets: bool
+    inspected: bool
+    inspection_passed: bool | None
+    inspected_at: dt.datetime | None
+    disagree: bool
+    status: Literal["agree", "disagree", "not_inspected"]
+
+
+class SortingComparisonResponse(BaseModel):
+    """Rows sorted by date, area."""
+
+    rows: list[SortingRow]
+
+
+@router.get("/sorting-comparison", response_model=SortingComparisonResponse)
+def sorting_comparison(
+    state: State,
+    _: Operator,
+    start: Annotated[dt.date, Query(description="first Shanghai day, YYYY-MM-DD")],
+    end: Annotated[dt.date, Query(description="last Shanghai day (inclusive), YYYY-MM-DD")],
+    area: Annotated[str | None, Query(pattern=ID_PATTERN, description="one area")] = None,
+    disagree: Annotated[bool | None, Query(description="only rows that (dis)agree")] = None,
+) -> SortingComparisonResponse:
+    """Per day and area, whether the area's day meets the weight-based sorting standard beside
+    its latest inspection's 达标, as the aggregator last computed it (docs/aggregation.md)."""
+    check_range(start, end)
+    where = [
+        f"time >= {day_start_ms(number_of(start))}ms",
+        f"time < {day_start_ms(number_of(end) + 1)}ms",
+    ]
+    if area is not None:
+        where.append(f"\"area\" = '{area}'")
+    if disagree is not None:
+        where.append(f'"disagree" = {str(disagree).lower()}')
+    q = (
+        "SELECT scale_data, scale_meets, inspected, inspection_passed, inspection_ms, disagree, "
+        f'status FROM {m.WASTE_SORTING_COMPARISON.name} WHERE {" AND ".join(where)} GROUP BY "area"'
+    )
+    rows = []
+    for s in state.influx.query(q):
+        for t, data, meets, inspected, passed, at_ms, dis, status in s.values:
+            rows.append(
+                SortingRow(
+                    date=date_of(day_number(int(t))),
+                    area=s.tags["area"],
+                    scale_data=bool(data),
+                    scale_meets=bool(meets),
+                    inspected=bool(inspected),
+                    inspection_passed=None if passed is None else bool(passed),
+                    inspected_at=(
+                        None
+                        if at_ms is None
+                        else dt.datetime.fromtimestamp(int(at_ms) / 1000, dt.UTC)
+                    ),
+                    disagree=bool(dis),
+                    status=status,
+                )
+            )
+        bounded(len(rows), state)
+    rows.sort(key=lambda r: (r.date, r.area))
+    return SortingComparisonResponse(rows=rows)

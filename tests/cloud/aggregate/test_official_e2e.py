@@ -292,9 +292,10 @@ def test_reconciliation_needs_an_operator(api_url):
     assert r.status_code == 401
 
 
-def test_sorting_comes_from_inspections_when_places_were_inspected(influx, stored):
+@pytest.fixture(scope="module")
+def inspected(influx, stored):
     """Three areas inspected in the window before DAY: A01 passes; A02 fails; A03 passed, then its
-    latest check failed. 实效达标率 = 1 of 3 places; the scale proxy stays beside it."""
+    latest check failed; A04 only before the window, A05 only after the day. Recomputes DAY."""
     _, reg = stored
 
     def check(area: str, day: int, hours: float, n: int, passed: bool) -> str:
@@ -312,8 +313,79 @@ def test_sorting_comes_from_inspections_when_places_were_inspected(influx, store
     ]
     influx.write_lines(("\n".join(lines) + "\n").encode(), db=influx.records_db)
     Aggregator(influx, reg, RULES, today_fn=lambda: dt.date(2022, 3, 12)).recompute([DAY])
+
+
+def test_sorting_comes_from_inspections_when_places_were_inspected(influx, inspected):
+    """实效达标率 = 1 of 3 places; the scale proxy stays beside it."""
     t = targets_of(influx, DAY)
     assert t["sorting_source"] == "inspections"
     assert (t["sorting_areas_meeting"], t["sorting_areas"]) == (1, 3)
     assert t["sorting_pct"] == pytest.approx(33.33) and t["sorting_met"] is False
     assert t["recyclable_source"] == "weighbridge"  # the other figures keep their sources
+
+
+def sorting_rows(influx: Any, day: int) -> dict[str, dict[str, Any]]:
+    rows = rows_of(
+        influx,
+        f"SELECT * FROM {m.WASTE_SORTING_COMPARISON.name} WHERE time = {day_start_ms(day)}ms "
+        "GROUP BY area",
+    )
+    return {r["area"]: r for r in rows}
+
+
+def test_scale_standard_against_inspections_per_area(influx, inspected, api_url, operator_token):
+    """A01's scales (recyclable and dry only, no wet) miss the
+    weight-based standard while its inspection passed — they disagree; A02 (no deposits, failed)
+    and A03 (latest check failed) agree; A05's check is after the day: not inspected."""
+    got = sorting_rows(influx, DAY)
+    a01 = got["A01"]
+    assert (a01["scale_data"], a01["scale_meets"], a01["inspected"]) == (True, False, True)
+    assert (a01["inspection_passed"], a01["disagree"], a01["status"]) == (True, True, "disagree")
+    assert a01["inspection_ms"] == at(DAY - 3, 10)
+    assert got["A02"]["scale_data"] is False and got["A02"]["status"] == "agree"
+    assert got["A03"]["inspection_passed"] is False and got["A03"]["status"] == "agree"
+    assert got["A05"]["status"] == "not_inspected" and got["A05"].get("inspection_passed") is None
+    assert got["A04"]["status"] == "not_inspected"  # its check is outside the 30-day window
+    auth = {"Authorization": f"Bearer {operator_token}"}
+    url = api_url + "/api/v1/waste/sorting-comparison"
+    r = httpx.get(url, params={"start": "2022-03-10", "end": "2022-03-10"}, headers=auth)
+    assert r.status_code == 200, r.text
+    rows = {x["area"]: x for x in r.json()["rows"]}
+    assert rows["A01"]["disagree"] is True and rows["A01"]["scale_meets"] is False
+    assert rows["A01"]["inspected_at"].startswith("2022-03-07T02:00:00")  # 10:00 Shanghai
+    assert rows["A05"]["inspection_passed"] is None and rows["A05"]["inspected_at"] is None
+    params = {"start": "2022-03-10", "end": "2022-03-10", "disagree": "true"}
+    r = httpx.get(url, params=params, headers=auth)
+    assert [x["area"] for x in r.json()["rows"]] == ["A01"]
+    r = httpx.get(url, params={**params, "area": "A02"}, headers=auth)
+    assert r.status_code == 200 and r.json()["rows"] == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start": "2022-03-10", "end": "2022-03-09"},
+        {"start": "2022-03-10", "end": "2022-03-10", "area": "A01' OR '1'='1"},
+        {"start": "2022-03-10", "end": "2022-03-10", "area": ""},
+        {"start": "2022-03-10", "end": "2022-03-10", "disagree": "maybe"},
+        {"start": "1969-12-31", "end": "2022-03-10"},
+        {"start": "2022-03-10"},
+        {"start": "2022-03-10", "end": "2022-03-10", "area": "x" * 100},
+    ],
+)
+def test_sorting_comparison_bad_params_are_422(api_url, operator_token, params):
+    r = httpx.get(
+        api_url + "/api/v1/waste/sorting-comparison",
+        params=params,
+        headers={"Authorization": f"Bearer {operator_token}"},
+    )
+    assert r.status_code == 422, r.text
+    assert isinstance(r.json()["detail"], str) and "\n" not in r.json()["detail"]  # one line
+
+
+def test_sorting_comparison_needs_an_operator(api_url):
+    r = httpx.get(
+        api_url + "/api/v1/waste/sorting-comparison",
+        params={"start": "2022-03-10", "end": "2022-03-10"},
+    )
+    assert r.status_code == 401

@@ -36,6 +36,7 @@ TODAY = dt.date.today().isoformat()
 # Concrete requests that succeed with the right role; a route missing here is still checked for 401/403.
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/waste/daily"): {"params": {"start": TODAY, "end": TODAY}},
+    ("GET", "/api/v1/waste/sorting-comparison"): {"params": {"start": TODAY, "end": TODAY}},
     ("GET", "/api/v1/devices"): {"params": {"area": "A40"}},
     ("GET", "/api/v1/admin/registry"): {},
     ("GET", "/api/v1/admin/tokens"): {},
