@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import msgpack
 import pytest
 
 from cloud.influx import (
@@ -15,6 +16,8 @@ from cloud.influx import (
     InfluxConfig,
     RetryableInfluxError,
     WriteRejected,
+    _msgpack_decoder,
+    _msgpack_stream,
     error_for,
 )
 from devstack.services import free_port
@@ -62,6 +65,74 @@ def test_chunked_query_streams_everything(influx: InfluxClient) -> None:
         len(s.values) for s in influx.query_chunks("SELECT x FROM chunk_test", chunk_size=300)
     )
     assert rows == 2500
+
+
+def _msgpack_answer(influx: InfluxClient, q: str, chunk_size: int) -> bytes:
+    """influxd's own chunked MessagePack answer to q, as bytes."""
+    c = influx.config
+    auth = httpx.BasicAuth(c.username, c.password) if c.auth == "basic" else None
+    data = {"q": q, "db": c.database, "epoch": "ms", "chunked": "true"}
+    data["chunk_size"] = str(chunk_size)
+    headers = {"Accept": "application/x-msgpack"}
+    return httpx.post(f"{c.url}/query", data=data, headers=headers, auth=auth).content
+
+
+def test_query_rows_streams_chunked_msgpack_typed(influx: InfluxClient) -> None:
+    """Every row of every series, typed, through chunks of 7 rows (series cut across chunks, chunk
+    objects split across network reads), each series' rows in time order, nothing twice."""
+    named = {i: f',r="p{i}"' for i in range(1, 500, 2)}
+    lines = [
+        f"rows_test,dev=d{i % 3} x={i / 4},n={i}i{named.get(i, '')}"
+        f" {1_600_000_000_000_000_000 + i * 1_000_000}\n"
+        for i in range(500)
+    ]
+    influx.write_lines("".join(lines).encode())
+    q = "SELECT x, n, r FROM rows_test GROUP BY dev"
+    got = list(influx.query_rows(q, tuple[int, float, int, str | None], chunk_size=7))
+    assert 3 * (500 // 3 // 7) <= len(got) <= 3 * (500 // 3 // 7 + 1)
+    assert all(len(values) <= 7 for _, values in got)
+    rows = sorted((tags["dev"], *v) for tags, values in got for v in values)
+    assert rows == sorted(
+        (f"d{i % 3}", 1_600_000_000_000 + i, i / 4, i, f"p{i}" if i % 2 else None)
+        for i in range(500)
+    )
+    answer = _msgpack_answer(influx, q, 7)
+    one_byte_parts = list(
+        _msgpack_stream(
+            iter([answer[i : i + 1] for i in range(len(answer))]),
+            _msgpack_decoder(tuple[int, float, int, str | None]),
+        )
+    )
+    assert one_byte_parts == got
+
+
+def test_query_rows_refuses_bad_answers_with_one_line(influx: InfluxClient) -> None:
+    """A cut answer (mid-object, or after a chunk that says more follows), bytes that are not
+    MessagePack, rows of another shape and a query error: each one clear error, nothing yielded
+    silently short."""
+    influx.write_lines(
+        "".join(
+            f"cut_test,dev=d{i % 2} x={i}i {1_600_000_000_000_000_000 + i}\n" for i in range(60)
+        ).encode()
+    )
+    q = "SELECT x FROM cut_test GROUP BY dev"
+    row = tuple[int, int]
+    answer = _msgpack_answer(influx, q, 10)
+    assert len(list(_msgpack_stream(iter([answer]), _msgpack_decoder(row)))) == 6
+    with pytest.raises(RetryableInfluxError, match="ended early"):
+        list(_msgpack_stream(iter([answer[:-3]]), _msgpack_decoder(row)))
+    split = msgpack.Unpacker()
+    split.feed(answer)
+    split.skip()
+    boundary = split.tell()  # the end of the first chunk object (more follow)
+    with pytest.raises(RetryableInfluxError, match="ended early"):
+        list(_msgpack_stream(iter([answer[:boundary]]), _msgpack_decoder(row)))
+    with pytest.raises(FatalInfluxError, match="not MessagePack"):
+        list(_msgpack_stream(iter([b"\xc1" * 10]), _msgpack_decoder(row)))
+    with pytest.raises(FatalInfluxError, match="not as expected"):
+        list(influx.query_rows(q, tuple[int, str], chunk_size=10))
+    with pytest.raises(FatalInfluxError, match="query error|error 400"):
+        list(influx.query_rows("SELECT x FROM cut_test WHERE", row))
 
 
 def test_wrong_password_is_fatal_with_a_clear_message(stack: LocalStack) -> None:
