@@ -135,6 +135,41 @@ def test_query_rows_refuses_bad_answers_with_one_line(influx: InfluxClient) -> N
         list(influx.query_rows("SELECT x FROM cut_test WHERE", row))
 
 
+def test_query_rows_gzip_auth_and_unreachable(stack: LocalStack, influx: InfluxClient) -> None:
+    """The streamed read (http.client, not httpx) speaks as the client does: a gzipped answer (asked
+    off loopback, here forced) gives the same rows; wrong credentials are Fatal with the same
+    line as any query; a server that is not there is Retryable."""
+    influx.write_lines(
+        "".join(
+            f"gz_test,dev=d{i % 4} x={i}i {1_600_000_000_000_000_000 + i}\n" for i in range(3000)
+        ).encode()
+    )
+    q, row = "SELECT x FROM gz_test GROUP BY dev", tuple[int, int]
+    cfg = stack.influx_config()
+    plain = list(influx.query_rows(q, row, chunk_size=100))
+    with InfluxClient(InfluxConfig(**{**cfg.__dict__, "gzip": True})) as zipped:
+        c = zipped.config
+        asked = httpx.post(
+            f"{c.url}/query",
+            data={"q": q, "db": c.database, "chunked": "true"},
+            headers={"Accept": "application/x-msgpack", "Accept-Encoding": "gzip"},
+            auth=(c.username, c.password),
+        )
+        assert asked.headers.get("content-encoding") == "gzip"  # influxd does compress it
+        assert list(zipped.query_rows(q, row, chunk_size=100)) == plain
+    assert sum(len(v) for _, v in plain) == 3000
+    with (
+        InfluxClient(InfluxConfig(**{**cfg.__dict__, "password": "wrong"})) as bad,
+        pytest.raises(FatalInfluxError, match="refused the credentials"),
+    ):
+        list(bad.query_rows(q, row))
+    with (
+        InfluxClient(InfluxConfig(url=f"http://127.0.0.1:{free_port()}")) as gone,
+        pytest.raises(RetryableInfluxError, match="unreachable"),
+    ):
+        list(gone.query_rows(q, row))
+
+
 def test_wrong_password_is_fatal_with_a_clear_message(stack: LocalStack) -> None:
     cfg = stack.influx_config()
     with (
@@ -220,6 +255,12 @@ def test_token_auth_end_to_end_through_a_v2_style_gate(token_proxy: str, stack: 
     ) as client:
         client.write_lines(b"token_test x=1i 1600000000000000000\n")
         assert client.query("SELECT count(x) FROM token_test")[0].values[0][1] == 1
+        # The streamed read sends the token too; this gate drops Accept, as a v1-compatible server
+        # that answers only JSON would: one clear line, no rows misread.
+        with pytest.raises(
+            FatalInfluxError, match="answered application/json, not application/x-msgpack"
+        ):
+            list(client.query_rows("SELECT x FROM token_test", tuple[int, int]))
     with (
         InfluxClient(
             InfluxConfig(url=token_proxy, database=cfg.database, auth="token", token="nope")
