@@ -108,10 +108,17 @@ class _Columns:
         self.rows, self.counts, self.tags = [], [], []
 
     def _code(self, res: tuple[str | None, ...]) -> I64:
-        """Resident pseudonyms as indexes into the table of this read (-1: none)."""
-        codes = np.fromiter(map(self.residents.get, res, repeat(-2)), np.int64, len(res))
-        for i in np.flatnonzero(codes == -2).tolist():  # pseudonyms not seen before in this read
-            codes[i] = self.residents.setdefault(res[i], len(self.residents) - 1)
+        """Resident pseudonyms as indexes into the table of this read (-1: none), by C-level maps
+        over the batch: one lookup each, then the pseudonyms new to this read numbered in order."""
+        table = self.residents
+        codes = np.fromiter(map(table.get, res, repeat(-2)), np.int64, len(res))
+        new = np.flatnonzero(codes == -2)
+        if new.size:
+            names = list(map(res.__getitem__, new.tolist()))
+            first = len(table) - 1
+            fresh = dict.fromkeys(names)  # in order of first appearance, each once
+            table.update(zip(fresh, range(first, first + len(fresh)), strict=True))
+            codes[new] = np.fromiter(map(table.__getitem__, names), np.int64, len(names))
         return codes
 
     def readings(self) -> tuple[Readings, list[str]]:
