@@ -225,6 +225,15 @@ class InfluxClient:
         fastest: one answer object per chunk of at most chunk_size rows of one series, back to back
         in one stream. msgpack's streaming Unpacker finds where each object ends (skip, no Python
         objects built), msgspec decodes it typed; only the current chunk is held."""
+        parts = self.query_bytes(q, "application/x-msgpack", chunk_size, db)
+        yield from _msgpack_stream(parts, _msgpack_decoder(row))
+
+    def query_bytes(
+        self, q: str, accept: str, chunk_size: int = 50_000, db: str | None = None
+    ) -> Iterator[bytes]:
+        """The raw body of a chunked answer in the format `accept` names (application/json,
+        application/csv, application/x-msgpack), as it arrives in large reads (see _stream_post);
+        an answer in another format is refused."""
         data = {
             "q": q,
             "db": db or self.config.database,
@@ -232,9 +241,8 @@ class InfluxClient:
             "chunked": "true",
             "chunk_size": str(chunk_size),
         }
-        decoder = _msgpack_decoder(row)
-        with self._stream_post("/query", data, "application/x-msgpack") as parts:
-            yield from _msgpack_stream(parts, decoder)
+        with self._stream_post("/query", data, accept) as parts:
+            yield from parts
 
     @contextmanager
     def _stream_post(

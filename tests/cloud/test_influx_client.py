@@ -69,12 +69,7 @@ def test_chunked_query_streams_everything(influx: InfluxClient) -> None:
 
 def _msgpack_answer(influx: InfluxClient, q: str, chunk_size: int) -> bytes:
     """influxd's own chunked MessagePack answer to q, as bytes."""
-    c = influx.config
-    auth = httpx.BasicAuth(c.username, c.password) if c.auth == "basic" else None
-    data = {"q": q, "db": c.database, "epoch": "ms", "chunked": "true"}
-    data["chunk_size"] = str(chunk_size)
-    headers = {"Accept": "application/x-msgpack"}
-    return httpx.post(f"{c.url}/query", data=data, headers=headers, auth=auth).content
+    return b"".join(influx.query_bytes(q, "application/x-msgpack", chunk_size))
 
 
 def test_query_rows_streams_chunked_msgpack_typed(influx: InfluxClient) -> None:
