@@ -282,7 +282,7 @@ class InfluxClient:
                 text = answer.read(64 * 1024).decode("utf-8", "replace")
                 raise error_for(answer.status, path, _error_message(text))
             kind = (answer.getheader("Content-Type") or "none")[:100]
-            if not kind.startswith(accept):
+            if _subtype(kind) != _subtype(accept):  # influxd answers application/csv as text/csv
                 raise FatalInfluxError(
                     f"InfluxDB answered {kind}, not {accept}: this read needs a server that "
                     "serves it (InfluxDB 1.x does)"
@@ -328,6 +328,11 @@ def _error_text(r: httpx.Response) -> str:
         return str(r.json().get("error", r.text))[:300]
     except ValueError:
         return r.text[:300]
+
+
+def _subtype(content_type: str) -> str:
+    """ "msgpack" of "application/x-msgpack", "csv" of "text/csv; charset=utf-8"."""
+    return content_type.split(";")[0].split("/")[-1].strip().lower().removeprefix("x-")
 
 
 def _error_message(text: str) -> str:

@@ -91,6 +91,8 @@ def test_query_rows_streams_chunked_msgpack_typed(influx: InfluxClient) -> None:
         (f"d{i % 3}", 1_600_000_000_000 + i, i / 4, i, f"p{i}" if i % 2 else None)
         for i in range(500)
     )
+    for accept in ("application/json", "application/csv"):  # csv comes as text/csv
+        assert b"d1" in b"".join(influx.query_bytes(q, accept, 7))
     answer = _msgpack_answer(influx, q, 7)
     one_byte_parts = list(
         _msgpack_stream(
