@@ -176,7 +176,8 @@ def bench_influxql(
     from bench.aggregate_runner import private_influxd
 
     k = min(count, len(r))
-    with private_influxd() as client:
+    with private_influxd() as server:
+        client = server.client
         step = 100_000
         for i in range(0, k, step):
             j = min(k, i + step)

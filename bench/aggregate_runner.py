@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.proc_stats import memory_mb
+from bench.proc_stats import cpu_seconds, memory_mb
 from bench.report import Figure, Goal, Report
 from cloud import measurements as m
 from cloud.aggregate.reader import readings_query
@@ -153,8 +153,28 @@ def load(influx: InfluxClient, bodies: Iterator[bytes], progress: Callable[[int]
             pending.result()
 
 
+@dataclass
+class PrivateInfluxd:
+    """A private influxd: a client of it, and its process (to wait until it is idle)."""
+
+    client: InfluxClient
+    pid: int
+
+    def settle(self, quiet: float = 0.05, window_s: float = 2.0, limit_s: float = 300.0) -> float:
+        """Wait until influxd uses under `quiet` of a core over `window_s` (its compactions after a
+        load done), at most limit_s; return the seconds waited. Measuring before that would charge
+        whatever runs first with influxd's background work."""
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < limit_s:
+            c0 = cpu_seconds(self.pid)
+            time.sleep(window_s)
+            if cpu_seconds(self.pid) - c0 < quiet * window_s:
+                break
+        return time.perf_counter() - t0
+
+
 @contextmanager
-def private_influxd() -> Iterator[InfluxClient]:
+def private_influxd() -> Iterator[PrivateInfluxd]:
     """A private influxd in a temp dir, and a client of it (generous timeouts)."""
     from devstack.services import Influxd
 
@@ -162,6 +182,7 @@ def private_influxd() -> Iterator[InfluxClient]:
         server = Influxd(Path(tmp) / "influxd")
         server.start()
         try:
+            assert server.proc is not None
             config = InfluxConfig(
                 url=server.url,
                 database=server.database,
@@ -172,7 +193,7 @@ def private_influxd() -> Iterator[InfluxClient]:
             )
             with InfluxClient(config) as client:
                 client.execute(f'CREATE DATABASE "{config.health_database}"')
-                yield client
+                yield PrivateInfluxd(client, server.proc.pid)
         finally:
             server.stop()
 
@@ -367,13 +388,15 @@ def run_city(
     t0 = time.perf_counter()
     registry = city_registry(stations)
     say(f"registry of {stations:,} stations in {time.perf_counter() - t0:.1f} s")
-    with private_influxd() as influx:
+    with private_influxd() as server:
+        influx = server.client
         data = make_day(stations, readings, BENCH_DAY, seed)
         t0 = time.perf_counter()
         load(influx, day_lines(registry, data), progress)
         load_s = time.perf_counter() - t0
-        say(f"loaded {readings:,} readings in {load_s:.0f} s; full-day backfill ...")
         del data
+        say(f"loaded {readings:,} readings in {load_s:.0f} s; waiting for influxd to settle ...")
+        say(f"influxd idle after {server.settle():.0f} s; full-day backfill ...")
         base = memory_mb(os.getpid())[0]
         reset_peak_rss()
         backfill = measure_full_day(influx, registry, BENCH_DAY, targets=True, repeats=1)
@@ -391,11 +414,15 @@ def run_subdistrict(
 ) -> ExportFigures:
     """One Shanghai day of the sub-district (the default registry's stations) through the runner."""
     registry = default_registry()
-    with private_influxd() as influx:
+    with private_influxd() as server:
         data = make_day(len(waste_sites(registry)), readings, BENCH_DAY, seed)
-        load(influx, day_lines(registry, data), progress)
-        say(f"loaded {readings:,} readings of one day at {len(waste_sites(registry))} stations")
-        return measure_full_day(influx, registry, BENCH_DAY)
+        load(server.client, day_lines(registry, data), progress)
+        waited = server.settle()
+        say(
+            f"loaded {readings:,} readings of one day at {len(waste_sites(registry))} stations; "
+            f"influxd idle after {waited:.0f} s"
+        )
+        return measure_full_day(server.client, registry, BENCH_DAY, repeats=3)
 
 
 def runner_figures(f: ExportFigures, label: str) -> tuple[list[Figure], list[str], Goal | None]:
