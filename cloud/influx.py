@@ -30,7 +30,7 @@ from runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 # One chunked answer object (chunk_size rows of one series) must fit; 50,000 rows are ~3 MB.
-_MAX_ANSWER_OBJECT = 256 * 1024 * 1024
+_MAX_ANSWER_OBJECT = 64 * 1024 * 1024
 
 
 class InfluxError(RuntimeError):
@@ -368,17 +368,25 @@ def _body_parts(
 
 
 def _msgpack_stream(
-    parts: Iterator[bytes], decoder: msgspec.msgpack.Decoder[Any]
+    parts: Iterator[bytes],
+    decoder: msgspec.msgpack.Decoder[Any],
+    max_object: int = _MAX_ANSWER_OBJECT,
 ) -> Iterator[tuple[dict[str, str], list[Any]]]:
     """(tags, rows) of every series of a stream of MessagePack answer objects (chunked /query),
     each object decoded as soon as its last byte arrives. An answer whose last object still says
-    more follows (`partial`), or that ends inside an object, was cut short: refused, never used."""
-    split = msgpack.Unpacker(max_buffer_size=_MAX_ANSWER_OBJECT)
+    more follows (`partial`), or that ends inside an object, was cut short: refused, never used.
+    One object larger than max_object bytes is refused (memory stays bounded)."""
+    split = msgpack.Unpacker(max_buffer_size=max_object)
     buf = bytearray()
     done = 0  # stream offset of buf[0]
     more = False
     for part in parts:
-        split.feed(part)
+        try:
+            split.feed(part)
+        except msgpack.BufferFull as exc:
+            raise FatalInfluxError(
+                f"InfluxDB answer object larger than {max_object / 2**20:.0f} MiB: ask for less"
+            ) from exc
         buf += part
         start = 0
         while True:

@@ -71,7 +71,7 @@ class _Columns:
     """Series rows turned into NumPy columns a batch at a time (no list of every value is kept):
     a batch gathers a few series (one at the sub-district's size, a dozen at the city's), so the
     per-series NumPy calls are paid per batch; tags are coded once per series, residents through
-    one dict (a C-level map over the batch, the Python-level work only for new pseudonyms)."""
+    one dict (C-level maps over the batch: no Python-level step per reading)."""
 
     def __init__(self, batch_rows: int = BATCH_ROWS) -> None:
         self.batch_rows = batch_rows

@@ -124,6 +124,9 @@ def test_query_rows_refuses_bad_answers_with_one_line(influx: InfluxClient) -> N
     boundary = split.tell()  # the end of the first chunk object (more follow)
     with pytest.raises(RetryableInfluxError, match="ended early"):
         list(_msgpack_stream(iter([answer[:boundary]]), _msgpack_decoder(row)))
+    with pytest.raises(FatalInfluxError, match="larger than 1 MiB"):  # memory stays bounded
+        huge = iter([b"\xdb\x00\x10\x00\x00"] + [b"x" * 65536] * 20)  # a 1 MiB string, cut
+        list(_msgpack_stream(huge, _msgpack_decoder(row), max_object=2**20))
     with pytest.raises(FatalInfluxError, match="not MessagePack"):
         list(_msgpack_stream(iter([b"\xc1" * 10]), _msgpack_decoder(row)))
     with pytest.raises(FatalInfluxError, match="not as expected"):
