@@ -125,7 +125,7 @@ def test_query_rows_refuses_bad_answers_with_one_line(influx: InfluxClient) -> N
     with pytest.raises(RetryableInfluxError, match="ended early"):
         list(_msgpack_stream(iter([answer[:boundary]]), _msgpack_decoder(row)))
     with pytest.raises(FatalInfluxError, match="larger than 1 MiB"):  # memory stays bounded
-        huge = iter([b"\xdb\x00\x10\x00\x00"] + [b"x" * 65536] * 20)  # a 1 MiB string, cut
+        huge = iter([b"\xdb\x00\x20\x00\x00"] + [b"x" * 65536] * 40)  # a 2 MiB string
         list(_msgpack_stream(huge, _msgpack_decoder(row), max_object=2**20))
     with pytest.raises(FatalInfluxError, match="not MessagePack"):
         list(_msgpack_stream(iter([b"\xc1" * 10]), _msgpack_decoder(row)))
