@@ -3,11 +3,9 @@ memory-bandwidth bound. Prints readings/s and ratios against the goals of issue 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -175,53 +173,39 @@ def bench_influxql(
     repeats: int = 2,
 ) -> Method:
     """Load the first `count` readings into a private influxd and time the server-side daily SUM."""
-    from cloud.influx import InfluxClient, InfluxConfig
-    from devstack.services import Influxd
+    from bench.aggregate_runner import private_influxd
 
     k = min(count, len(r))
-    with tempfile.TemporaryDirectory(prefix="gumei-bench-") as tmp:
-        server = Influxd(Path(tmp) / "influxd")
-        server.start()
-        try:
-            config = InfluxConfig(
-                url=server.url,
-                database=server.database,
-                auth="basic",
-                username=server.username,
-                password=server.password,
-                timeout_s=600,
-            )
-            with InfluxClient(config) as client:
-                step = 100_000
-                for i in range(0, k, step):
-                    j = min(k, i + step)
-                    lines = [
-                        f"waste_reading,category={CATEGORIES[c]},device=D{d},site=S{s} net_kg={mg / 1e6!r},seq={q}i {t * 1_000_000 + q % 1_000_000}"
-                        for t, s, c, d, q, mg in zip(
-                            *(
-                                a[i:j].tolist()
-                                for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)
-                            ),
-                            strict=True,
-                        )
-                    ]
-                    client.write_lines(("\n".join(lines) + "\n").encode())
-                    if progress:
-                        progress(j - i)
-                lo, hi = int(r.ts_ms[:k].min()), int(r.ts_ms[:k].max()) + 1
-                q = (
-                    f"SELECT sum(net_kg), count(net_kg) FROM waste_reading WHERE time >= {lo}ms AND time < {hi}ms "
-                    "GROUP BY time(1d), site, category tz('Asia/Shanghai')"
+    with private_influxd() as server:
+        client = server.client
+        step = 100_000
+        for i in range(0, k, step):
+            j = min(k, i + step)
+            lines = [
+                f"waste_reading,category={CATEGORIES[c]},device=D{d},site=S{s} net_kg={mg / 1e6!r},seq={q}i {t * 1_000_000 + q % 1_000_000}"
+                for t, s, c, d, q, mg in zip(
+                    *(
+                        a[i:j].tolist()
+                        for a in (r.ts_ms, r.site, r.category, r.device, r.seq, r.net_mg)
+                    ),
+                    strict=True,
                 )
-                total = [0]
+            ]
+            client.write_lines(("\n".join(lines) + "\n").encode())
+            if progress:
+                progress(j - i)
+        lo, hi = int(r.ts_ms[:k].min()), int(r.ts_ms[:k].max()) + 1
+        q = (
+            f"SELECT sum(net_kg), count(net_kg) FROM waste_reading WHERE time >= {lo}ms AND time < {hi}ms "
+            "GROUP BY time(1d), site, category tz('Asia/Shanghai')"
+        )
+        total = [0]
 
-                def run() -> None:
-                    total[0] = sum(int(v[2] or 0) for s in client.query(q) for v in s.values)
+        def run() -> None:
+            total[0] = sum(int(v[2] or 0) for s in client.query(q) for v in s.values)
 
-                seconds = best_of(repeats, run)
-                assert total[0] == k, f"InfluxQL counted {total[0]} of {k} readings"
-        finally:
-            server.stop()
+        seconds = best_of(repeats, run)
+        assert total[0] == k, f"InfluxQL counted {total[0]} of {k} readings"
     note = (
         "all readings"
         if k == len(r)

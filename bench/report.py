@@ -59,7 +59,8 @@ class Goal:
         if self.unit == "%":
             value, target = f"{_pct(self.value):>12}", f"{self.target * 100:g}%"
         elif self.unit == "×":
-            value, target = f"{self.value:>11.1f}×", f"{self.target:g}×"
+            places = 2 if abs(self.value) < 10 else 1  # 0.77× misses 0.8×: never shown as "0.8×"
+            value, target = f"{self.value:>11.{places}f}×", f"{self.target:g}×"
         else:
             whole = float(self.value).is_integer() and float(self.target).is_integer()
             big = abs(self.value) >= 100

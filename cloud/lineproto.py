@@ -71,17 +71,22 @@ def field_value(value: FieldValue) -> str:
     return escape_string(value)
 
 
+def series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """The start of a line up to its fields: measurement and tags (sorted), escaped."""
+    tag_part = "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()))
+    return escape_measurement(measurement) + tag_part
+
+
 def line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue | None], time_ns: int
 ) -> str:
     """One line of line protocol (tags sorted, None fields left out)."""
-    tag_part = "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()))
     field_part = ",".join(
         f"{escape_tag(k)}={field_value(v)}" for k, v in fields.items() if v is not None
     )
     if not field_part:
         raise LineProtocolError("a point needs at least one field")
-    return f"{escape_measurement(measurement)}{tag_part} {field_part} {time_ns}"
+    return f"{series_key(measurement, tags)} {field_part} {time_ns}"
 
 
 def point_time_ns(ts_ms: int, seq: int) -> int:

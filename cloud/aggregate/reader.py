@@ -5,9 +5,11 @@ No scheduling and no line encoding here: the queries, and the turning of series 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -49,33 +51,80 @@ def readings_query(day: int, sites: Sequence[str] | None = None) -> str:
     )
 
 
-class _Columns:
-    """Series rows appended chunk by chunk as NumPy arrays (no list of every value is kept):
-    residents coded through one dict, tags once per series."""
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while rows are decoded into columns: the row tuples hold no
+    cycles and die within a batch, but the collections their allocation triggers cost ~15 % of
+    the client's CPU (the pattern msgspec's documentation suggests for large decodes). Process
+    wide for the duration of one read; cyclic garbage of other threads waits until it ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
-    def __init__(self) -> None:
+
+BATCH_ROWS = 1024  # rows turned into columns at a time: the batch's tuples stay in cache
+
+
+class _Columns:
+    """Series rows turned into NumPy columns a batch at a time (no list of every value is kept):
+    a batch gathers a few series (one at the sub-district's size, a dozen at the city's), so the
+    per-series NumPy calls are paid per batch; tags are coded once per series, residents through
+    one dict (C-level maps over the batch: no Python-level step per reading)."""
+
+    def __init__(self, batch_rows: int = BATCH_ROWS) -> None:
+        self.batch_rows = batch_rows
         self.parts: dict[str, list[I64]] = {
-            k: [] for k in ("ts", "site", "cat", "dev", "seq", "res")
+            k: [] for k in ("ts", "seq", "res", "site", "cat", "dev")
         }
         self.net: list[F64] = []
         self.devices: dict[str, int] = {}
         self.residents: dict[str | None, int] = {None: -1}
+        self.rows: list[Row] = []
+        self.counts: list[int] = []
+        self.tags: list[tuple[int, int, int]] = []  # (site, category, device) of each series
 
     def add(self, tags: dict[str, str], values: list[Row], site: int, category: int) -> None:
-        n = len(values)
-        ts, kg, seq, res = zip(*values, strict=True)
-        code, residents = self.residents.setdefault, self.residents
+        dev = self.devices.setdefault(tags.get("device", ""), len(self.devices))
+        self.rows += values
+        self.counts.append(len(values))
+        self.tags.append((site, category, dev))
+        if len(self.rows) >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        ts, kg, seq, res = zip(*self.rows, strict=True)
         p = self.parts
         p["ts"].append(np.array(ts, dtype=np.int64))
         self.net.append(np.array(kg, dtype=np.float64))
         p["seq"].append(np.array(seq, dtype=np.int64))
-        p["res"].append(np.array([code(x, len(residents) - 1) for x in res], dtype=np.int64))
-        dev = self.devices.setdefault(tags.get("device", ""), len(self.devices))
-        p["site"].append(np.full(n, site, dtype=np.int64))
-        p["cat"].append(np.full(n, category, dtype=np.int64))
-        p["dev"].append(np.full(n, dev, dtype=np.int64))
+        p["res"].append(self._code(res))
+        counts = np.array(self.counts, dtype=np.int64)
+        for key, column in zip(("site", "cat", "dev"), zip(*self.tags, strict=True), strict=True):
+            p[key].append(np.repeat(np.array(column, dtype=np.int64), counts))
+        self.rows, self.counts, self.tags = [], [], []
+
+    def _code(self, res: tuple[str | None, ...]) -> I64:
+        """Resident pseudonyms as indexes into the table of this read (-1: none), by C-level maps
+        over the batch: one lookup each, then the pseudonyms new to this read numbered in order."""
+        table = self.residents
+        codes = np.fromiter(map(table.get, res, repeat(-2)), np.int64, len(res))
+        new = np.flatnonzero(codes == -2)
+        if new.size:
+            names = list(map(res.__getitem__, new.tolist()))
+            first = len(table) - 1
+            fresh = dict.fromkeys(names)  # in order of first appearance, each once
+            table.update(zip(fresh, range(first, first + len(fresh)), strict=True))
+            codes[new] = np.fromiter(map(table.__getitem__, names), np.int64, len(names))
+        return codes
 
     def readings(self) -> tuple[Readings, list[str]]:
+        self.flush()
         col = {
             k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64)
             for k, v in self.parts.items()
@@ -102,43 +151,27 @@ class ReadingsReader:
     cat_idx: dict[str, int]
     chunk_size: int = 50_000
     sites_per_query: int = SITES_PER_QUERY
+    batch_rows: int = BATCH_ROWS
 
     def read(self, day: int, sites: Sequence[str] | None = None) -> tuple[Readings, list[str]]:
         """All stored readings of one Shanghai day (of these sites only, if given) as columns,
         and the table of resident pseudonyms the resident column indexes.
 
-        A whole day is one chunked JSON stream (read_chunked): no site list for influxd to match.
-        Given sites are asked sites_per_query at a time in MessagePack (the cheapest answer for
-        influxd to produce; unchunked, so the group bounds it), the next group fetched while this
-        one is decoded. Memory is bounded by the columns either way."""
-        if sites is None:
-            return self.read_chunked(day)
-        names = list(sites)
+        One chunked MessagePack stream per query (InfluxClient.query_rows): a whole day is one
+        query (no site list for influxd to match); given sites are asked sites_per_query at a
+        time. Memory is bounded by the columns either way."""
+        cols = _Columns(self.batch_rows)
+        names = list(sites) if sites is not None else None
         step = self.sites_per_query
-        groups = [names[i : i + step] for i in range(0, len(names), step)]
-        cols = _Columns()
-        with ThreadPoolExecutor(1) as pool:
-
-            def fetch(k: int) -> Future[list[tuple[dict[str, str], list[Row]]]]:
-                return pool.submit(
-                    self.influx.query_rows_msgpack, readings_query(day, groups[k]), Row
-                )
-
-            pending = fetch(0) if groups else None
-            for k in range(len(groups)):
-                assert pending is not None
-                answer = pending.result()
-                pending = fetch(k + 1) if k + 1 < len(groups) else None
-                for tags, values in answer:
+        groups = (
+            [None] if names is None else [names[i : i + step] for i in range(0, len(names), step)]
+        )
+        with gc_paused():
+            for group in groups:
+                q = readings_query(day, group)
+                for tags, values in self.influx.query_rows(q, Row, self.chunk_size):
                     self._add(cols, tags, values)
-        return cols.readings()
-
-    def read_chunked(self, day: int) -> tuple[Readings, list[str]]:
-        """The same as read(), through the chunked JSON stream (one query for the whole day)."""
-        cols = _Columns()
-        for tags, values in self.influx.query_rows(readings_query(day), Row, self.chunk_size):
-            self._add(cols, tags, values)
-        return cols.readings()
+            return cols.readings()
 
     def _add(self, cols: _Columns, tags: dict[str, str], values: list[Row]) -> None:
         site = self.site_idx.get(tags.get("site", ""), -1)

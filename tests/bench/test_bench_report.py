@@ -20,6 +20,7 @@ from bench.report import Figure, Goal, Report
         (Goal("p99", 1.234, 2, "max", "s"), True, "1.234  goal < 2 s: meets"),
         (Goal("rate", 68150.6, 1000, "min", "readings/s"), True, "68,151  goal >= 1000 readings/s"),
         (Goal("speed-up", 12.5, 10, "min", "×"), True, "12.5×  goal >= 10×: meets"),
+        (Goal("ratio", 0.7749, 0.8, "min", "×"), False, "0.77×  goal >= 0.8×: MISSES"),
     ],
 )
 def test_a_goal_prints_its_value_target_and_verdict(goal: Goal, meets: bool, text: str) -> None:

@@ -189,13 +189,16 @@ def test_a_late_reading_reads_only_its_area(settled, influx, registry) -> None:
     )
 
 
-def test_reader_msgpack_groups_equal_the_json_stream(settled, influx, registry) -> None:
-    """read() of given sites (MessagePack, a few sites a query, prefetched) and of a whole day (one
-    chunked JSON stream) give the same readings; groups of 2 sites exercise the group edges."""
+def test_reader_site_groups_equal_the_whole_day(settled, influx, registry) -> None:
+    """read() of given sites (a few sites a query) and of a whole day (one query, no site list)
+    give the same readings; groups of 2 sites, chunks of 7 rows and column batches of 5 rows
+    (against the default size) exercise the group, chunk and batch edges."""
     agg = Aggregator(influx, registry, chunk_size=7)
-    reader = ReadingsReader(influx, agg.reader.site_idx, agg.reader.cat_idx, 7, sites_per_query=2)
+    reader = ReadingsReader(
+        influx, agg.reader.site_idx, agg.reader.cat_idx, 7, sites_per_query=2, batch_rows=5
+    )
     a, names_a = reader.read(DAY, list(agg.reader.site_idx))
-    b, names_b = reader.read(DAY)  # a whole day: read_chunked
+    b, names_b = agg.reader.read(DAY)  # a whole day, column batches of the default size
 
     def rows(r: Readings, names: list[str]) -> list[tuple[int, ...]]:
         assert r.resident is not None
