@@ -220,16 +220,36 @@ class InfluxClient:
             raise RetryableInfluxError(f"InfluxDB at {self.config.url} unreachable: {exc}") from exc
 
     def query_rows(
-        self, q: str, row: Any, chunk_size: int = 50_000, db: str | None = None
+        self,
+        q: str,
+        row: Any,
+        chunk_size: int = 50_000,
+        db: str | None = None,
+        accept: str = "application/x-msgpack",
     ) -> Iterator[tuple[dict[str, str], list[Any]]]:
         """Stream a large result as (tags, rows) per series chunk, each row decoded by msgspec as
         `row` (e.g. tuple[int, float, int, str | None] for time and three selected fields): the
-        fast path for exports. Answered in chunked MessagePack, the format influxd 1.x produces
+        fast path for exports. Asked in chunked MessagePack, the format influxd 1.x produces
         fastest: one answer object per chunk of at most chunk_size rows of one series, back to back
         in one stream. msgpack's streaming Unpacker finds where each object ends (skip, no Python
-        objects built), msgspec decodes it typed; only the current chunk is held."""
-        parts = self.query_bytes(q, "application/x-msgpack", chunk_size, db)
-        yield from _msgpack_stream(parts, _msgpack_decoder(row))
+        objects built), msgspec decodes it typed; only the current chunk is held. A server that
+        answers chunked JSON instead (InfluxDB 3's v1 API serves JSON and CSV only) is read as
+        JSON lines, decoded the same way: slower, never refused."""
+        data = {
+            "q": q,
+            "db": db or self.config.database,
+            "epoch": "ms",
+            "chunked": "true",
+            "chunk_size": str(chunk_size),
+        }
+        with self._stream_post("/query", data, accept, also=("application/json",)) as (
+            kind,
+            parts,
+        ):
+            if _subtype(kind) == _subtype("application/json"):
+                yield from _json_stream(parts, _json_decoder(row))
+            else:
+                yield from _msgpack_stream(parts, _msgpack_decoder(row))
 
     def query_bytes(
         self, q: str, accept: str, chunk_size: int = 50_000, db: str | None = None
@@ -244,13 +264,13 @@ class InfluxClient:
             "chunked": "true",
             "chunk_size": str(chunk_size),
         }
-        with self._stream_post("/query", data, accept) as parts:
+        with self._stream_post("/query", data, accept) as (_, parts):
             yield from parts
 
     @contextmanager
     def _stream_post(
-        self, path: str, form: dict[str, str], accept: str
-    ) -> Iterator[Iterator[bytes]]:
+        self, path: str, form: dict[str, str], accept: str, also: tuple[str, ...] = ()
+    ) -> Iterator[tuple[str, Iterator[bytes]]]:
         """POST a form and stream the answer's body in large reads, through the standard library's
         http.client: for a long chunked answer (influxd writes HTTP chunks of a few KB) it costs
         the client a third of httpx's CPU, which a backfill shares with influxd. Same server,
@@ -285,7 +305,8 @@ class InfluxClient:
                 text = answer.read(64 * 1024).decode("utf-8", "replace")
                 raise error_for(answer.status, path, _error_message(text))
             kind = (answer.getheader("Content-Type") or "none")[:100]
-            if _subtype(kind) != _subtype(accept):  # influxd answers application/csv as text/csv
+            # influxd answers application/csv as text/csv; `also`: formats the caller reads too
+            if _subtype(kind) not in {_subtype(a) for a in (accept, *also)}:
                 raise FatalInfluxError(
                     f"InfluxDB answered {kind}, not {accept}: this read needs a server that "
                     "serves it (InfluxDB 1.x does)"
@@ -295,7 +316,7 @@ class InfluxClient:
                 raise FatalInfluxError(
                     f"InfluxDB answered in an encoding not asked for: {encoding}"
                 )
-            yield _body_parts(answer, encoding == "gzip", unreachable)
+            yield kind, _body_parts(answer, encoding == "gzip", unreachable)
         finally:
             conn.close()
 
@@ -416,6 +437,51 @@ def _msgpack_stream(
         done += start
     if buf or more:
         raise RetryableInfluxError("InfluxDB answer ended early (connection cut mid-answer)")
+
+
+def _json_stream(
+    parts: Iterator[bytes],
+    decoder: msgspec.json.Decoder[Any],
+    max_object: int = _MAX_ANSWER_OBJECT,
+) -> Iterator[tuple[dict[str, str], list[Any]]]:
+    """(tags, rows) of every series of a chunked JSON answer: one answer object per line. The
+    same refusals as _msgpack_stream: a cut answer, a line over max_object bytes."""
+    buf = bytearray()
+    more = False
+    for part in parts:
+        buf += part
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            if end > start:
+                try:
+                    doc = decoder.decode(buf[start:end])
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    raise FatalInfluxError(f"InfluxDB answer not as expected: {exc}") from exc
+                more = any(res.partial for res in doc.results)
+                yield from _typed_series(doc)
+            start = end + 1
+        del buf[:start]
+        if len(buf) > max_object:
+            raise FatalInfluxError(
+                f"InfluxDB answer object larger than {max_object / 2**20:.0f} MiB: ask for less"
+            )
+    if buf.strip():
+        try:
+            doc = decoder.decode(bytes(buf))
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise RetryableInfluxError(
+                "InfluxDB answer ended early (connection cut mid-answer)"
+            ) from exc
+        more = any(res.partial for res in doc.results)
+        yield from _typed_series(doc)
+    if more:
+        raise RetryableInfluxError("InfluxDB answer ended early (connection cut mid-answer)")
+
+
+@functools.cache
+def _json_decoder(row: Any) -> msgspec.json.Decoder[Any]:
+    """A msgspec JSON decoder of one answer object (a chunk) whose rows have the type `row`."""
+    return msgspec.json.Decoder(_answer_type(row))
 
 
 def _typed_series(doc: Any) -> Iterator[tuple[dict[str, str], list[Any]]]:

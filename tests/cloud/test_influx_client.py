@@ -16,6 +16,8 @@ from cloud.influx import (
     InfluxConfig,
     RetryableInfluxError,
     WriteRejected,
+    _json_decoder,
+    _json_stream,
     _msgpack_decoder,
     _msgpack_stream,
     error_for,
@@ -101,6 +103,17 @@ def test_query_rows_streams_chunked_msgpack_typed(influx: InfluxClient) -> None:
         )
     )
     assert one_byte_parts == got
+    # a server that answers chunked JSON (InfluxDB 3's v1 API has no MessagePack): the same rows
+    row = tuple[int, float, int, str | None]
+    as_json = list(influx.query_rows(q, row, chunk_size=7, accept="application/json"))
+    assert as_json == got
+    body = b"".join(influx.query_bytes(q, "application/json", 7))
+    split = list(
+        _json_stream(iter([body[i : i + 5] for i in range(0, len(body), 5)]), _json_decoder(row))
+    )
+    assert split == got
+    with pytest.raises(RetryableInfluxError, match="ended early"):
+        list(_json_stream(iter([body[: len(body) // 2]]), _json_decoder(row)))
 
 
 def test_query_rows_refuses_bad_answers_with_one_line(influx: InfluxClient) -> None:
@@ -256,11 +269,9 @@ def test_token_auth_end_to_end_through_a_v2_style_gate(token_proxy: str, stack: 
         client.write_lines(b"token_test x=1i 1600000000000000000\n")
         assert client.query("SELECT count(x) FROM token_test")[0].values[0][1] == 1
         # The streamed read sends the token too; this gate drops Accept, as a v1-compatible server
-        # that answers only JSON would: one clear line, no rows misread.
-        with pytest.raises(
-            FatalInfluxError, match="answered application/json, not application/x-msgpack"
-        ):
-            list(client.query_rows("SELECT x FROM token_test", tuple[int, int]))
+        # that answers only JSON (InfluxDB 3) would: read as JSON lines, the same rows.
+        rows = list(client.query_rows("SELECT x FROM token_test", tuple[int, int]))
+        assert rows == [({}, [(1_600_000_000_000, 1)])]
     with (
         InfluxClient(
             InfluxConfig(url=token_proxy, database=cfg.database, auth="token", token="nope")
