@@ -51,6 +51,12 @@ def sim_health(
     delivery_timeout: Annotated[
         float, typer.Option(help="seconds to wait for the broker to acknowledge everything")
     ] = 30.0,
+    stay: Annotated[
+        bool,
+        typer.Option(
+            "--stay", help="after the visits, stay online (as a hut does) until SIGTERM/Ctrl-C"
+        ),
+    ] = False,
 ) -> None:
     """Simulated residents visit the hut; the gateway loop decodes, pseudonymizes and queues; the shared
     edge publisher delivers to the broker with the hut's own credentials."""
@@ -58,6 +64,7 @@ def sim_health(
     from edge.card import load_district_key
     from edge.health_session import SessionTracker
     from edge.hut import HutAgent
+    from edge.lifecycle import stop_on_signals
     from edge.publisher import Publisher
     from edge.queue import DurableQueue
     from firmware_sim.health import HealthHutSim, make_residents, measure
@@ -121,6 +128,11 @@ def sim_health(
                 len(queue) and time.monotonic() < deadline
             ):  # the publisher works in its own thread
                 waited.wait(0.1)
+            if stay:  # a real hut's gateway stays connected between visits (no offline alarm)
+                typer.echo(f"hut {site}: {visits} visits delivered; staying online until stopped")
+                stop_on_signals(waited)
+                waited.clear()
+                waited.wait()
         finally:
             agent.stop()
             publisher.stop()

@@ -23,7 +23,7 @@ from devstack.stack import LocalStack
 from runtime.system import ServiceError
 
 PROJECT = Path(__file__).resolve().parents[2]
-ONE_SHOT = {"health-hut"}  # finishes its simulated visits and exits 0
+ONE_SHOT: set[str] = set()  # children allowed to finish and exit 0 (none: the hut stays online)
 DEMO_OFFLINE_MINUTES = 1  # the demo's gateway_offline delay (production: 10, [ops] offline_minutes)
 DEMO_KILL_AFTER_S = 90  # the demo's killed gateway is cut off this long after the fleet starts
 DEMO_FILL_S = 60  # the demo's filling bin takes this long once the fleet's clock caught up
@@ -148,6 +148,7 @@ def run(
                 str(_district_key(run_dir)),
                 "--queue",
                 str(run_dir / "hut-queue.sqlite"),
+                "--stay",
                 *(["--ca-file", str(stack.ca_file)] if stack.ca_file else []),
             )
         health_token = stack.tokens().create("demo health staff", "health")
@@ -160,7 +161,7 @@ Gumei pipeline running: {waste} waste stations in {len(reg.areas)} areas (simula
   API        http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}
   token      {token}
   try        curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{port}/api/v1/waste/daily?start={day}&end={day}'
-  health     token {health_token} (per-resident routes: /api/v1/health/…; hut {hut or "none"} visits are simulated once)
+  health     token {health_token} (per-resident routes: /api/v1/health/…; hut {hut or "none"}: simulated visits once, then it stays online)
   events     curl -H 'Authorization: Bearer {token}' 'http://127.0.0.1:{port}/api/v1/ops/events?state=active' (printed below as they open and resolve)
   API docs   http://127.0.0.1:{port}/docs
   InfluxDB   {stack.influxd.url}  databases {stack.influxd.database} (Grafana's: user gumei_grafana, read only) and {stack.influx_config().health_database} (per-resident)
