@@ -197,17 +197,21 @@ class InfluxClient:
         )
         return list(_series_of(r.json()))
 
-    def query_chunks(
-        self, q: str, chunk_size: int = 50_000, db: str | None = None
-    ) -> Iterator[Series]:
-        """Stream a large result in chunks of at most chunk_size rows (bounded memory)."""
-        data = {
+    def _chunked_form(self, q: str, chunk_size: int, db: str | None) -> dict[str, str]:
+        """The /query form of a chunked answer with epoch-millisecond times."""
+        return {
             "q": q,
             "db": db or self.config.database,
             "epoch": "ms",
             "chunked": "true",
             "chunk_size": str(chunk_size),
         }
+
+    def query_chunks(
+        self, q: str, chunk_size: int = 50_000, db: str | None = None
+    ) -> Iterator[Series]:
+        """Stream a large result in chunks of at most chunk_size rows (bounded memory)."""
+        data = self._chunked_form(q, chunk_size, db)
         try:
             with self._http.stream("POST", "/query", data=data) as r:
                 if r.status_code >= 300:
@@ -235,13 +239,7 @@ class InfluxClient:
         objects built), msgspec decodes it typed; only the current chunk is held. A server that
         answers chunked JSON instead (InfluxDB 3's v1 API serves JSON and CSV only) is read as
         JSON lines, decoded the same way: slower, never refused."""
-        data = {
-            "q": q,
-            "db": db or self.config.database,
-            "epoch": "ms",
-            "chunked": "true",
-            "chunk_size": str(chunk_size),
-        }
+        data = self._chunked_form(q, chunk_size, db)
         with self._stream_post("/query", data, accept, also=("application/json",)) as (
             kind,
             parts,
@@ -257,13 +255,7 @@ class InfluxClient:
         """The raw body of a chunked answer in the format `accept` names (application/json,
         application/csv, application/x-msgpack), as it arrives in large reads (see _stream_post);
         an answer in another format is refused."""
-        data = {
-            "q": q,
-            "db": db or self.config.database,
-            "epoch": "ms",
-            "chunked": "true",
-            "chunk_size": str(chunk_size),
-        }
+        data = self._chunked_form(q, chunk_size, db)
         with self._stream_post("/query", data, accept) as (_, parts):
             yield from parts
 

@@ -11,14 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cloud.influx import InfluxClient, InfluxConfig
-from cloud.ops.lifecycle import Change, State, change_for
-from cloud.ops.rules import BY_NAME, RULES, Rule
-from cloud.ops.store import change_line
+from cloud.influx import InfluxClient
+from cloud.ops.rules import RULES, Rule
 from dashboards import alerting
 from dashboards import generate as gen
 from dashboards.influxql import DATASOURCE_UID
-from devstack.services import Influxd
+from tests.support.private_influx import private_influx, sample_events
 
 HOUR = 3_600_000
 NOW = 1_764_208_800_000  # 2025-11-27 10:00 Shanghai
@@ -99,48 +97,11 @@ def test_a_rule_added_to_the_table_without_an_alert_is_caught() -> None:
     assert alerting.alert_rule(extra)["uid"] == "gumei-ops-scale_drift_x"
 
 
-def _events() -> list[str]:
-    """An open gateway event, an acknowledged bin event, a resolved gateway event."""
-    gw, full = BY_NAME["gateway_offline"], BY_NAME["bin_full"]
-    changes: list[tuple[Change, State]] = [
-        (change_for(gw, "WS-0201", "open", NOW - 5 * HOUR, 11.0), "open"),
-        (change_for(full, "WS-0101-S1", "open", NOW - HOUR, 93.5), "open"),
-        (
-            change_for(
-                full,
-                "WS-0101-S1",
-                "acknowledge",
-                NOW - HOUR + 60_000,
-                93.5,
-                by="tok",
-                opened_ms=NOW - HOUR,
-            ),
-            "acknowledged",
-        ),
-        (change_for(gw, "WS-0102", "open", NOW - 9 * HOUR), "open"),
-        (
-            change_for(gw, "WS-0102", "resolve", NOW - 8 * HOUR, opened_ms=NOW - 9 * HOUR),
-            "resolved",
-        ),
-    ]
-    return [change_line(c, state) for c, state in changes]
-
-
 @pytest.fixture(scope="module")
 def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxClient]:
-    server = Influxd(tmp_path_factory.mktemp("alert-influxd"))
-    server.start()
-    client = InfluxClient(
-        InfluxConfig(
-            url=server.url, auth="basic", username=server.username, password=server.password
-        )
-    )
-    try:
-        client.write_lines(("\n".join(_events()) + "\n").encode(), db=client.records_db)
+    with private_influx(tmp_path_factory.mktemp("alert-influxd")) as client:
+        client.write_lines(("\n".join(sample_events(NOW)) + "\n").encode(), db=client.records_db)
         yield client
-    finally:
-        client.close()
-        server.stop()
 
 
 FIRING = {"gateway_offline": {"WS-0201"}, "bin_full": {"WS-0101-S1"}}

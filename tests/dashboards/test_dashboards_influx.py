@@ -17,15 +17,12 @@ from cloud.health.daily import daily_lines
 from cloud.health.followups import Event, fold, followup_id
 from cloud.health.stats import StatRow, daily_stats
 from cloud.health.worklist import count_lines
-from cloud.influx import InfluxClient, InfluxConfig
+from cloud.influx import InfluxClient
 from cloud.lineproto import line, point_time_ns
-from cloud.ops.lifecycle import Change, State, change_for
-from cloud.ops.rules import BY_NAME
-from cloud.ops.store import change_line
 from dashboards import generate as gen
 from dashboards import render, schema, verify
 from dashboards.macros import Raw
-from devstack.services import Influxd
+from tests.support.private_influx import private_influx, sample_events
 
 HOUR = 3_600_000
 TODAY = 20419  # Shanghai day number of 2025-11-27
@@ -224,51 +221,13 @@ def _dataset() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _events() -> list[str]:
-    """Operations events as the evaluator and the API store them: one overdue (a major event
-    opened 5 h before NOW: 4 h allowed), one acknowledged in time, one resolved."""
-    gw, full = BY_NAME["gateway_offline"], BY_NAME["bin_full"]
-    changes: list[tuple[Change, State]] = [
-        (change_for(gw, "WS-0201", "open", NOW - 5 * HOUR, 11.0), "open"),
-        (change_for(full, "WS-0101-S1", "open", NOW - HOUR, 93.5), "open"),
-        (
-            change_for(
-                full,
-                "WS-0101-S1",
-                "acknowledge",
-                NOW - HOUR + 60_000,
-                93.5,
-                by="tok",
-                opened_ms=NOW - HOUR,
-            ),
-            "acknowledged",
-        ),
-        (change_for(gw, "WS-0102", "open", NOW - 9 * HOUR), "open"),
-        (
-            change_for(gw, "WS-0102", "resolve", NOW - 8 * HOUR, opened_ms=NOW - 9 * HOUR),
-            "resolved",
-        ),
-    ]
-    return [change_line(c, state) for c, state in changes]
-
-
 @pytest.fixture(scope="module")
 def dash_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxClient]:
-    server = Influxd(tmp_path_factory.mktemp("dash-influxd"))
-    server.start()
-    client = InfluxClient(
-        InfluxConfig(
-            url=server.url, auth="basic", username=server.username, password=server.password
-        )
-    )
-    try:
+    with private_influx(tmp_path_factory.mktemp("dash-influxd")) as client:
         client.write_lines(_dataset().encode())
         # operations events live in the records database (the panels name it in full)
-        client.write_lines(("\n".join(_events()) + "\n").encode(), db=client.records_db)
+        client.write_lines(("\n".join(sample_events(NOW)) + "\n").encode(), db=client.records_db)
         yield client
-    finally:
-        client.close()
-        server.stop()
 
 
 QUERIES = [

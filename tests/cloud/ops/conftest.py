@@ -6,21 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from cloud.influx import InfluxClient, InfluxConfig
-from devstack.services import Influxd
+from cloud.influx import InfluxClient
+from tests.support import private_influx as support
 
 
 @pytest.fixture(scope="module")
 def private_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxClient]:
-    server = Influxd(tmp_path_factory.mktemp("ops-influxd"))
-    server.start()
-    client = InfluxClient(
-        InfluxConfig(
-            url=server.url, auth="basic", username=server.username, password=server.password
-        )
-    )
-    try:
+    with support.private_influx(tmp_path_factory.mktemp("ops-influxd")) as client:
         yield client
-    finally:
-        client.close()
-        server.stop()
