@@ -12,11 +12,13 @@ import pytest
 from cloud.health.lines import health_lines
 from cloud.influx import InfluxClient
 from cloud.ingest.handler import MAX_STATUS_DEVICES, BatchPlanner, Message, Plan
+from cloud.ingest.ready import read_ready
 from cloud.ingest.worker import IngestWorker, WorkerOptions
 from cloud.quarantine import DeadLetterBudget, QuarantineRecord
 from cloud.registry import Registry
 from contract.topics import status, waste_readings
 from devstack.stack import LocalStack
+from tests.support.common import wait_until
 from tests.support.hostile import Gateway
 
 NOW = 1_764_201_600_000
@@ -191,15 +193,19 @@ def test_a_dying_worker_thread_ends_the_process(tmp_path: Path, registry: Regist
     stack.start()
     try:
         with InfluxClient(stack.influx_config()) as influx:
+            ready = tmp_path / "ingest-1.ready"
             worker = IngestWorker(
                 stack.endpoint("ingest-1"),
                 influx,
                 Exploding(registry),
-                WorkerOptions(name="ingest-1"),
+                WorkerOptions(name="ingest-1", ready_file=ready),
                 on_fatal=fatal,
             )
             worker.start()
             try:
+                # publish only once the shared subscription is granted: before it, a fresh
+                # broker has no subscriber to deliver to, and the planner would never be called
+                wait_until(lambda: read_ready(ready), 20, what="the worker's subscription")
                 gw = Gateway(stack.endpoint(SITE), SITE)
                 try:
                     gw.send_nowait(waste_readings(SITE), batch(reading(1)))
