@@ -52,6 +52,14 @@ def check_day(day: dt.date, name: str = "date") -> None:
         )
 
 
+def days_where(start: dt.date, end: dt.date) -> list[str]:
+    """The InfluxQL time conditions of the Shanghai days start..end (inclusive)."""
+    return [
+        f"time >= {day_start_ms(number_of(start))}ms",
+        f"time < {day_start_ms(number_of(end) + 1)}ms",
+    ]
+
+
 def check_range(start: dt.date, end: dt.date) -> None:
     """422 when a day is out of bounds, end is before start, or the range is unreasonably long."""
     check_day(start, "start")
@@ -335,10 +343,7 @@ def reconciliation(
     """Station-scale tonnage against weighbridge tonnage of the same source area, per day, area
     and category, as the aggregator last computed it (docs/aggregation.md, reconciliation)."""
     check_range(start, end)
-    where = [
-        f"time >= {day_start_ms(number_of(start))}ms",
-        f"time < {day_start_ms(number_of(end) + 1)}ms",
-    ]
+    where = days_where(start, end)
     if area is not None:
         where.append(f"\"area\" = '{area}'")
     if category is not None:
@@ -404,10 +409,7 @@ def sorting_comparison(
     """Per day and area, whether the area's day meets the weight-based sorting standard beside
     its latest inspection's 达标, as the aggregator last computed it (docs/aggregation.md)."""
     check_range(start, end)
-    where = [
-        f"time >= {day_start_ms(number_of(start))}ms",
-        f"time < {day_start_ms(number_of(end) + 1)}ms",
-    ]
+    where = days_where(start, end)
     if area is not None:
         where.append(f"\"area\" = '{area}'")
     if disagree is not None:
