@@ -21,6 +21,7 @@ from cloud.influx import InfluxClient
 from contract import CATEGORIES
 
 SITES_PER_QUERY = 200  # sites named in one WHERE (site = … OR …): keeps a query short
+AREAS_PER_QUERY = 200  # areas named in one WHERE; more are read whole and picked out
 
 
 Row = tuple[
@@ -34,10 +35,20 @@ def day_window(day: int) -> str:
     return f"time >= {start}ms AND time < {start + DAY_MS}ms"
 
 
+def tag_condition(tag: str, values: Sequence[str]) -> str:
+    """`(tag = 'a' OR tag = 'b' …)` for a WHERE clause."""
+    quoted = (v.replace("\\", "\\\\").replace("'", "\\'") for v in values)
+    return "(" + " OR ".join(f"{tag} = '{q}'" for q in quoted) + ")"
+
+
 def site_condition(sites: Sequence[str]) -> str:
     """`(site = 'a' OR site = 'b' …)` for a WHERE clause."""
-    quoted = (s.replace("\\", "\\\\").replace("'", "\\'") for s in sites)
-    return "(" + " OR ".join(f"site = '{q}'" for q in quoted) + ")"
+    return tag_condition("site", sites)
+
+
+def area_condition(areas: Sequence[str] | None) -> str:
+    """The areas' rows (not the district's): every area, or `(area = 'a' OR …)`."""
+    return "area != 'all'" if areas is None else tag_condition("area", areas)
 
 
 def readings_query(day: int, sites: Sequence[str] | None = None) -> str:
@@ -178,13 +189,15 @@ class ReadingsReader:
         if values and site >= 0:  # a site no longer in the registry is left out
             cols.add(tags, values, site, self.cat_idx.get(tags.get("category", ""), -1))
 
-    def area_rows(self, day: int, area_idx: dict[str, int]) -> tuple[I64, I64]:
+    def area_rows(
+        self, day: int, area_idx: dict[str, int], only: Sequence[str] | None = None
+    ) -> tuple[I64, I64]:
         """The stored per-area rows of one day (category rows, not "all"): dense (area, category)
-        net_mg and deposits — what the district roll-up sums."""
+        net_mg and deposits; with `only`, of those areas alone (the others stay zero)."""
         net = np.zeros((len(area_idx), len(self.cat_idx)), dtype=np.int64)
         dep = np.zeros_like(net)
         q = (
-            f"SELECT net_mg, deposits FROM {m.WASTE_AREA_DAILY.name} WHERE area != 'all' "
+            f"SELECT net_mg, deposits FROM {m.WASTE_AREA_DAILY.name} WHERE {area_condition(only)} "
             f"AND category != 'all' AND {day_window(day)} GROUP BY area, category"
         )
         for s in self.influx.query(q):
@@ -197,13 +210,32 @@ class ReadingsReader:
             net[a, c], dep[a, c] = int(s.values[-1][1]), int(s.values[-1][2])
         return net, dep
 
-    def area_standard(self, day: int, area_idx: dict[str, int]) -> tuple[Mask, Mask]:
+    def district_sums(self, day: int) -> tuple[I64, I64]:
+        """Per category, the sums of the stored area rows of one day (net_mg, deposits), summed
+        by influxd: integer fields, so exact; four numbers cross the wire instead of a row per
+        area and category (a city has 2,500 areas)."""
+        net = np.zeros(len(self.cat_idx), dtype=np.int64)
+        dep = np.zeros_like(net)
+        q = (
+            f"SELECT sum(net_mg), sum(deposits) FROM {m.WASTE_AREA_DAILY.name} WHERE area != 'all' "
+            f"AND category != 'all' AND {day_window(day)} GROUP BY category"
+        )
+        for s in self.influx.query(q):
+            c = self.cat_idx.get(s.tags.get("category", ""))
+            if c is None or not s.values:
+                continue
+            net[c], dep[c] = int(s.values[0][1] or 0), int(s.values[0][2] or 0)
+        return net, dep
+
+    def area_standard(
+        self, day: int, area_idx: dict[str, int], only: Sequence[str] | None = None
+    ) -> tuple[Mask, Mask]:
         """Per area of one day: whether it has a stored "all" row, and whether that row meets
-        the weight-based sorting standard (meets_standard)."""
+        the weight-based sorting standard (meets_standard); with `only`, of those areas alone."""
         has = np.zeros(len(area_idx), dtype=np.bool_)
         meets = np.zeros(len(area_idx), dtype=np.bool_)
         q = (
-            f"SELECT meets_standard FROM {m.WASTE_AREA_DAILY.name} WHERE area != 'all' "
+            f"SELECT meets_standard FROM {m.WASTE_AREA_DAILY.name} WHERE {area_condition(only)} "
             f"AND category = 'all' AND {day_window(day)} GROUP BY area"
         )
         for s in self.influx.query(q):
@@ -344,13 +376,16 @@ def weighbridge_district(influx: InfluxClient, first_day: int, last_day: int) ->
     return grams, tickets
 
 
-def weighbridge_areas(influx: InfluxClient, day: int, area_idx: dict[str, int]) -> I64:
-    """One day's stored weighbridge grams per (source area, category)."""
+def weighbridge_areas(
+    influx: InfluxClient, day: int, area_idx: dict[str, int], only: Sequence[str] | None = None
+) -> I64:
+    """One day's stored weighbridge grams per (source area, category); with `only`, of those
+    areas alone (the others stay zero)."""
     out = np.zeros((len(area_idx), len(CATEGORIES)), dtype=np.int64)
     cats = {c: i for i, c in enumerate(CATEGORIES)}
     q = (
-        f"SELECT net_g FROM {m.WEIGHBRIDGE_DAILY.name} WHERE area != 'all' AND category != 'all' "
-        f"AND subcategory = 'all' AND {day_window(day)} GROUP BY area, category"
+        f"SELECT net_g FROM {m.WEIGHBRIDGE_DAILY.name} WHERE {area_condition(only)} "
+        f"AND category != 'all' AND subcategory = 'all' AND {day_window(day)} GROUP BY area, category"
     )
     for s in influx.query(q):
         a, c = area_idx.get(s.tags.get("area", "")), cats.get(s.tags.get("category", ""))

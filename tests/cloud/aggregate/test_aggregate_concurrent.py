@@ -24,7 +24,7 @@ from cloud.aggregate.schedule import DirtyWork
 from cloud.aggregate.tonnage import Readings
 from cloud.days import DAY_MS, day_start_ms, number_of
 from cloud.ingest.handler import BatchPlanner, Message, day_marker_lines
-from cloud.lineproto import join_lines
+from cloud.lineproto import join_lines, line
 from contract.topics import waste_readings
 from tests.support.common import rows_of
 
@@ -73,12 +73,46 @@ def stored(influx) -> dict[str, list[dict[str, Any]]]:
             rows_of(influx, f"SELECT * FROM {name} WHERE {WINDOW} GROUP BY *"),
             key=lambda r: json.dumps(r, sort_keys=True),
         )
-        for name in (m.WASTE_DAILY.name, m.WASTE_AREA_DAILY.name)
+        for name in (
+            m.WASTE_DAILY.name,
+            m.WASTE_AREA_DAILY.name,
+            m.WASTE_RECONCILIATION.name,
+            m.WASTE_SORTING_COMPARISON.name,
+        )
     }
+
+
+# Stored weighbridge rows of the day (as the aggregator writes them from tickets): the
+# reconciliation of an incremental run takes the other areas' share of the district from them.
+WEIGHBRIDGE = {("A01", "dry"): 5_000_123, ("A03", "wet"): 3_000_007, ("A02", "recyclable"): 917}
+
+
+def weighbridge_rows() -> bytes:
+    lines = [
+        line(
+            m.WEIGHBRIDGE_DAILY.name,
+            {"area": area, "category": cat, "subcategory": "all"},
+            {"net_g": g, "tonnes": g / 1e6, "loads": 1, "tickets": 1},
+            day_start_ms(DAY) * 1_000_000,
+        )
+        for (area, cat), g in WEIGHBRIDGE.items()
+    ]
+    for cat in CATS:
+        g = sum(v for (_, c), v in WEIGHBRIDGE.items() if c == cat)
+        lines.append(
+            line(
+                m.WEIGHBRIDGE_DAILY.name,
+                {"area": "all", "category": cat, "subcategory": "all"},
+                {"net_g": g, "tonnes": g / 1e6, "loads": 1, "tickets": 1},
+                day_start_ms(DAY) * 1_000_000,
+            )
+        )
+    return join_lines(lines)
 
 
 @pytest.fixture(scope="module")
 def settled(influx, registry):
+    influx.write_lines(weighbridge_rows())
     for site, docs in FIRST.items():
         write(influx, registry, site, docs)
     Aggregator(influx, registry).recompute([DAY])
@@ -142,8 +176,23 @@ def truth() -> tuple[dict[tuple[str, str], tuple[int, int]], dict[str, tuple[int
 
 
 def test_incremental_under_concurrency_equals_a_whole_day_recompute(settled) -> None:
+    """Site, area and district rows, and the reconciliation and sorting comparison the
+    incremental runs wrote for the marked areas only, equal a whole-day recompute."""
     after_incremental, recomputed = settled
     assert after_incremental == recomputed
+    assert len(recomputed[m.WASTE_RECONCILIATION.name]) >= 4 * 5  # A01..A03 and the district
+    assert len(recomputed[m.WASTE_SORTING_COMPARISON.name]) >= 3
+
+
+def test_reconciliation_is_scales_against_weighbridge_to_the_gram(settled) -> None:
+    rows, _ = settled
+    _, areas = truth()
+    got = {(r["area"], r["category"]): r for r in rows[m.WASTE_RECONCILIATION.name]}
+    for area in ("A01", "A02", "A03", "all"):
+        wb = sum(g for (a, _), g in WEIGHBRIDGE.items() if area in (a, "all"))
+        row = got[area, "all"]
+        assert (row["scale_g"], row["weighbridge_g"]) == (areas[area][0], wb)
+        assert row["diff_g"] == wb - areas[area][0]
 
 
 def test_rows_are_the_ground_truth(settled) -> None:
@@ -174,7 +223,14 @@ def test_a_late_reading_reads_only_its_area(settled, influx, registry) -> None:
     write(influx, registry, "WS-0301", [reading("WS-0301", 2, 900, 600, 4321)])
     work = DirtyWork()
     work.add_site(DAY, "WS-0301")
-    result = Aggregator(influx, registry).recompute_work(work, targets=False)
+    agg = Aggregator(influx, registry)
+    result = agg.recompute_work(work, targets=False)
+    agg.recount_district_residents([DAY])  # the other lane of `gumei aggregate loop`
+    incremental = stored(influx)
+    Aggregator(influx, registry).recompute([DAY], targets=False)
+    # A03's rows and the district's, reconciliation included (the other areas' weighbridge
+    # grams taken from the stored district rows), equal a whole-day recompute's
+    assert incremental == stored(influx)
     assert result.days == [dt.date(2024, 11, 20)]
     assert result.readings == len(FIRST["WS-0301"]) + 1
     rows = rows_of(
