@@ -22,6 +22,7 @@ import numpy as np
 from bench.proc_stats import cpu_seconds, memory_mb
 from bench.report import Figure, Goal, Report
 from cloud import measurements as m
+from cloud.aggregate.loop import run_lanes
 from cloud.aggregate.reader import readings_query
 from cloud.aggregate.runner import Aggregator, StageTimes
 from cloud.days import DAY_MS, day_start_ms, number_of
@@ -29,6 +30,7 @@ from cloud.influx import InfluxClient, InfluxConfig
 from cloud.ingest.handler import day_marker_lines
 from cloud.lineproto import point_time_ns
 from cloud.registry import Area, Device, Registry, Site, default_registry
+from cloud.settings import CloudSettings
 from contract import CATEGORIES
 
 BENCH_DAY = number_of(__import__("datetime").date(2026, 10, 12))
@@ -307,30 +309,30 @@ def measure_late(
     say: Callable[[str], None],
     timeout_s: float = 600.0,
 ) -> LateFigures:
-    """An aggregator loop runs back to back in a thread (as `gumei aggregate loop`); one at a time,
+    """The aggregator loop runs in a thread as `gumei aggregate loop` runs it (cloud/aggregate/loop.py,
+    the production defaults: a run every second, the residents lane every minute); one at a time,
     a late reading at a random station is written with its marker in one request (as the worker
     does), and the time until the API's query returns the corrected row is taken."""
     agg = Aggregator(influx, registry, whole_days=whole_days)
     stop = threading.Event()
     errors: list[BaseException] = []
+    defaults = CloudSettings.model_fields
 
-    def lane(step: Callable[[], object], every: float) -> None:
+    def loop() -> None:  # `gumei aggregate loop`, with the production defaults
         try:
-            while not stop.is_set():
-                step()
-                stop.wait(every)
+            run_lanes(
+                lambda: agg,
+                stop,
+                errors.append,
+                defaults["aggregate_interval_s"].default,
+                defaults["aggregate_residents_interval_s"].default,
+            )
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             errors.append(exc)
 
     rng = random.Random(seed)
     sites = waste_sites(registry)
-    threads = [
-        threading.Thread(
-            target=lane, args=(lambda: agg.run_incremental(district_residents=False), 0.01)
-        )
-    ]
-    if not whole_days:  # the slow lane of `gumei aggregate loop`, at its default interval
-        threads.append(threading.Thread(target=lane, args=(agg.run_district_residents, 60.0)))
+    threads = [threading.Thread(target=loop, name="bench-aggregate-loop")]
     for t in threads:
         t.start()
     latencies: list[float] = []
@@ -355,7 +357,7 @@ def measure_late(
                     raise errors[0]
                 if time.perf_counter() - t0 > timeout_s:
                     raise RuntimeError(f"late reading {i} not aggregated in {timeout_s:.0f} s")
-                time.sleep(0.005)
+                time.sleep(0.02)
             latencies.append(time.perf_counter() - t0)
             if (i + 1) % 10 == 0 or whole_days:
                 say(f"  {i + 1}/{count} late readings, last {latencies[-1]:.2f} s")
@@ -500,7 +502,8 @@ def city_report(c: CityFigures) -> Report:
     t = c.backfill.times
     notes += [
         f"city: {c.stations:,} stations, {c.readings:,} readings loaded in {c.load_s:.0f} s; "
-        f"backfill wall {c.backfill.wall:.1f} s incl. targets {t.targets:.2f} s; "
+        f"backfill wall {c.backfill.wall:.1f} s: the day's rows {c.backfill.whole:.1f} s, "
+        f"reconciliation and sorting comparison {t.weighbridge:.2f} s, targets {t.targets:.2f} s; "
         f"peak RSS during backfill {c.backfill_rss_mb:.0f} MiB (process before: {c.base_rss_mb:.0f} MiB)",
     ]
     for late in (c.late_now, c.late_former):

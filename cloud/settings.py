@@ -177,7 +177,10 @@ class CloudSettings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     registry: Path = DEFAULT_REGISTRY
     tokens: Path = Path("run/tokens.json")
-    aggregate_interval_s: float = Field(60.0, ge=1, le=86_400)
+    # the rows lane's period: a late reading's rows are corrected within one period and one run
+    aggregate_interval_s: float = Field(1.0, ge=0.1, le=86_400)
+    # the district's distinct residents: a whole-day scan in influxd, in their own lane
+    aggregate_residents_interval_s: float = Field(60.0, ge=1, le=86_400)
     targets: TargetSettings = TargetSettings()
     inspections: InspectionSettings = InspectionSettings()
     ops: OpsSettings = OpsSettings()

@@ -9,12 +9,12 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 
 from cloud import measurements as m
 from cloud.aggregate.official import KINDS, SUBCATEGORIES, Tickets
+from cloud.aggregate.pseudonyms import PseudonymCoder, Pseudonyms
 from cloud.aggregate.tonnage import F64, I64, Mask, Readings, kg_to_mg
 from cloud.days import DAY_MS, day_number, day_start_ms
 from cloud.influx import InfluxClient
@@ -83,17 +83,15 @@ BATCH_ROWS = 1024  # rows turned into columns at a time: the batch's tuples stay
 class _Columns:
     """Series rows turned into NumPy columns a batch at a time (no list of every value is kept):
     a batch gathers a few series (one at the sub-district's size, a dozen at the city's), so the
-    per-series NumPy calls are paid per batch; tags are coded once per series, residents through
-    one dict (C-level maps over the batch: no Python-level step per reading)."""
+    per-series NumPy calls are paid per batch; tags are coded once per series, residents by
+    `PseudonymCoder` (NumPy over the batch: no Python-level step per reading)."""
 
     def __init__(self, batch_rows: int = BATCH_ROWS) -> None:
         self.batch_rows = batch_rows
-        self.parts: dict[str, list[I64]] = {
-            k: [] for k in ("ts", "seq", "res", "site", "cat", "dev")
-        }
+        self.parts: dict[str, list[I64]] = {k: [] for k in ("ts", "seq", "site", "cat", "dev")}
         self.net: list[F64] = []
         self.devices: dict[str, int] = {}
-        self.residents: dict[str | None, int] = {None: -1}
+        self.pseudonyms = PseudonymCoder()
         self.rows: list[Row] = []
         self.counts: list[int] = []
         self.tags: list[tuple[int, int, int]] = []  # (site, category, device) of each series
@@ -114,28 +112,15 @@ class _Columns:
         p["ts"].append(np.array(ts, dtype=np.int64))
         self.net.append(np.array(kg, dtype=np.float64))
         p["seq"].append(np.array(seq, dtype=np.int64))
-        p["res"].append(self._code(res))
+        self.pseudonyms.add(res)
         counts = np.array(self.counts, dtype=np.int64)
         for key, column in zip(("site", "cat", "dev"), zip(*self.tags, strict=True), strict=True):
             p[key].append(np.repeat(np.array(column, dtype=np.int64), counts))
         self.rows, self.counts, self.tags = [], [], []
 
-    def _code(self, res: tuple[str | None, ...]) -> I64:
-        """Resident pseudonyms as indexes into the table of this read (-1: none), by C-level maps
-        over the batch: one lookup each, then the pseudonyms new to this read numbered in order."""
-        table = self.residents
-        codes = np.fromiter(map(table.get, res, repeat(-2)), np.int64, len(res))
-        new = np.flatnonzero(codes == -2)
-        if new.size:
-            names = list(map(res.__getitem__, new.tolist()))
-            first = len(table) - 1
-            fresh = dict.fromkeys(names)  # in order of first appearance, each once
-            table.update(zip(fresh, range(first, first + len(fresh)), strict=True))
-            codes[new] = np.fromiter(map(table.__getitem__, names), np.int64, len(names))
-        return codes
-
-    def readings(self) -> tuple[Readings, list[str]]:
+    def readings(self) -> tuple[Readings, Pseudonyms]:
         self.flush()
+        resident, table = self.pseudonyms.codes()
         col = {
             k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64)
             for k, v in self.parts.items()
@@ -147,9 +132,9 @@ class _Columns:
             device=col["dev"],
             seq=col["seq"],
             net_mg=kg_to_mg(np.concatenate(self.net)) if self.net else np.zeros(0, dtype=np.int64),
-            resident=col["res"],
+            resident=resident,
         )
-        return r, [x for x in self.residents if x is not None]
+        return r, table
 
 
 @dataclass
@@ -164,7 +149,7 @@ class ReadingsReader:
     sites_per_query: int = SITES_PER_QUERY
     batch_rows: int = BATCH_ROWS
 
-    def read(self, day: int, sites: Sequence[str] | None = None) -> tuple[Readings, list[str]]:
+    def read(self, day: int, sites: Sequence[str] | None = None) -> tuple[Readings, Pseudonyms]:
         """All stored readings of one Shanghai day (of these sites only, if given) as columns,
         and the table of resident pseudonyms the resident column indexes.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -97,12 +96,16 @@ def aggregate_run(config: ConfigOpt = None) -> None:
 @aggregate.command("loop")
 def aggregate_loop(
     config: ConfigOpt = None,
-    interval: Annotated[float | None, typer.Option(help="seconds between runs")] = None,
+    interval: Annotated[
+        float | None, typer.Option(help="seconds from the start of a run to the next", min=0.1)
+    ] = None,
     residents_interval: Annotated[
-        float, typer.Option(help="seconds between recounts of the district's distinct residents")
-    ] = 60.0,
+        float | None,
+        typer.Option(help="seconds between recounts of the district's distinct residents", min=1),
+    ] = None,
 ) -> None:
-    """Run the incremental aggregation every few minutes until SIGTERM/Ctrl-C."""
+    """Run the incremental aggregation every second (aggregate_interval_s) until SIGTERM/Ctrl-C."""
+    from cloud.aggregate.loop import run_lanes
     from cloud.aggregate.runner import Aggregator
     from cloud.influx import InfluxClient, InfluxError
 
@@ -110,33 +113,24 @@ def aggregate_loop(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+
+    def failed(exc: InfluxError) -> None:
+        typer.echo(f"aggregation failed, will retry: {exc}", err=True)
+
     with InfluxClient(s.influx_config("aggregate")) as influx:
         # a registry change (live provisioning) makes the next run use a new Aggregator
         agg = registry.LiveRegistry(s.registry).derive(
             lambda reg: Aggregator(influx, reg, _rules(s), health_k=s.health_min_residents)
         )
-
-        def lane(step: Callable[[], object], every: float) -> None:
-            while not stop.is_set():
-                try:
-                    step()
-                except InfluxError as exc:
-                    typer.echo(f"aggregation failed, will retry: {exc}", err=True)
-                stop.wait(every)
-
         # the district's distinct residents scan a whole day in influxd: their own, slower lane,
         # so a late reading's rows never wait for it (docs/aggregation.md)
-        slow = threading.Thread(
-            target=lane,
-            args=(lambda: agg().run_district_residents(), residents_interval),
-            daemon=True,
-        )
-        slow.start()
-        lane(
-            lambda: agg().run_incremental(district_residents=False),
+        run_lanes(
+            agg,
+            stop,
+            failed,
             interval or s.aggregate_interval_s,
+            residents_interval or s.aggregate_residents_interval_s,
         )
-        slow.join()
 
 
 @aggregate.command("backfill")

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -256,7 +257,7 @@ def test_reader_site_groups_equal_the_whole_day(settled, influx, registry) -> No
     a, names_a = reader.read(DAY, list(agg.reader.site_idx))
     b, names_b = agg.reader.read(DAY)  # a whole day, column batches of the default size
 
-    def rows(r: Readings, names: list[str]) -> list[tuple[int, ...]]:
+    def rows(r: Readings, names: Sequence[str]) -> list[tuple[int, ...]]:
         assert r.resident is not None
         res = [names[i] if i >= 0 else "" for i in r.resident.tolist()]
         cols = (r.ts_ms, r.site, r.category, r.seq, r.net_mg)
