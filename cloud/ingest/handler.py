@@ -268,18 +268,7 @@ class BatchPlanner:
             plan.days.update(
                 (day_number(x.ts), site.id) for x in kept
             )  # health_daily is recomputed for these days
-        plan.ignored.update(decoded.ignored)
-        for rej in decoded.rejected:
-            plan.quarantine.append(
-                _dead_letter(
-                    topic.site,
-                    topic.kind,
-                    rej.code,
-                    f"entry {rej.index}: {rej.reason}",
-                    msg,
-                    raw=rej.raw,
-                )
-            )
+        _set_aside(plan, topic, msg, decoded)
 
     def _plan_tickets(self, msg: Message, topic: Topic, plan: Plan, now_ms: int) -> None:
         """Weighbridge tickets: decoded with per-entry quarantine, checked against the registry
@@ -287,46 +276,31 @@ class BatchPlanner:
         decoded = decode_tickets(msg.payload, topic, now_ms)
         kept: list[WeighbridgeTicket] = []
         for t in decoded.valid:
-            problem: tuple[str, str] | None = None
-            if t.device not in self._known[topic.site]:
-                problem = "unknown_device", f"device {t.device} is not registered at {topic.site}"
-            elif t.ts < now_ms - self._max_age_ms:
-                problem = (
-                    "too_old",
-                    f"{t.device} ticket {t.ticket}: ts {t.ts} is older than the "
-                    f"{self._max_age_ms // DAY_MS}-day horizon",
-                )
-            elif t.source_area not in self._areas:
+            problem = self._entry_problem(topic.site, t.device, t.ts, "ticket", t.ticket, now_ms)
+            if problem is None and t.source_area not in self._areas:
                 problem = "unknown_area", f"source_area {t.source_area} is not in the registry"
-            if problem is None:
+            if _kept(plan, topic, msg, t, problem):
                 kept.append(t)
-            else:
-                plan.quarantine.append(
-                    _dead_letter(
-                        topic.site,
-                        topic.kind,
-                        problem[0],
-                        problem[1],
-                        msg,
-                        raw=t.model_dump(mode="json"),
-                    )
-                )
         plan.lines.extend(ticket_lines(topic.site, kept))
         plan.readings += len(kept)
         # the aggregator recomputes the weighbridge days, reconciliation and targets of these days
         plan.days.update((day_number(t.ts), topic.site) for t in kept)
-        plan.ignored.update(decoded.ignored)
-        for rej in decoded.rejected:
-            plan.quarantine.append(
-                _dead_letter(
-                    topic.site,
-                    topic.kind,
-                    rej.code,
-                    f"entry {rej.index}: {rej.reason}",
-                    msg,
-                    raw=rej.raw,
-                )
+        _set_aside(plan, topic, msg, decoded)
+
+    def _entry_problem(
+        self, site: str, device: str, ts: int, label: str, number: int, now_ms: int
+    ) -> tuple[str, str] | None:
+        """The checks every kind of entry gets (readings, measurements, tickets): a registered
+        active device of the site, within the age horizon; (code, reason) of the first failing."""
+        if device not in self._known[site]:
+            return "unknown_device", f"device {device} is not registered at {site}"
+        if ts < now_ms - self._max_age_ms:
+            return (
+                "too_old",
+                f"{device} {label} {number}: ts {ts} is older than the "
+                f"{self._max_age_ms // DAY_MS}-day horizon",
             )
+        return None
 
     def _entry_ok(
         self,
@@ -337,35 +311,29 @@ class BatchPlanner:
         now_ms: int,
     ) -> bool:
         """Registry and age checks of one contract-valid entry; a failing entry becomes a dead letter."""
-        problem: tuple[str, str] | None = None
-        if x.device not in self._known[topic.site]:
-            problem = "unknown_device", f"device {x.device} is not registered at {topic.site}"
-        elif x.ts < now_ms - self._max_age_ms:
-            problem = (
-                "too_old",
-                f"{x.device} seq {x.seq}: ts {x.ts} is older than the {self._max_age_ms // DAY_MS}-day horizon",
-            )
-        elif isinstance(x, WasteReading):
+        problem = self._entry_problem(topic.site, x.device, x.ts, "seq", x.seq, now_ms)
+        if problem is None:
+            problem = self._content_problem(x)
+        return _kept(plan, topic, msg, x, problem)
+
+    def _content_problem(self, x: WasteReading | HealthMeasurement) -> tuple[str, str] | None:
+        """A reading's category registered for its device; a measurement's instrument type the
+        registered one, its values plausible."""
+        if isinstance(x, WasteReading):
             if x.category.value not in self._categories[x.device]:
-                problem = (
+                return (
                     "category_mismatch",
                     f"{x.device} is not registered for {x.category.value}",
                 )
-        elif self._types.get(x.device, x.type.value) != x.type.value:
-            problem = (
+            return None
+        if self._types.get(x.device, x.type.value) != x.type.value:
+            return (
                 "type_mismatch",
                 f"{x.device} is a {self._types[x.device]} instrument, not {x.type.value}",
             )
-        elif (reason := screen(x.type.value, x.values)[1]) is not None:
-            problem = "implausible", f"{x.device} seq {x.seq}: {reason}"
-        if problem is None:
-            return True
-        plan.quarantine.append(
-            _dead_letter(
-                topic.site, topic.kind, problem[0], problem[1], msg, raw=x.model_dump(mode="json")
-            )
-        )
-        return False
+        if (reason := screen(x.type.value, x.values)[1]) is not None:
+            return "implausible", f"{x.device} seq {x.seq}: {reason}"
+        return None
 
     def _plan_readings_fast(self, payload: bytes, site_id: str, plan: Plan, now_ms: int) -> bool:
         """Plan a waste readings payload that needs no quarantine; False (plan untouched) otherwise.
@@ -442,6 +410,46 @@ def _dead_letter(
     return QuarantineRecord(
         site, kind, code, mask_reason(reason)[:500], mask_digits(msg.topic[:300]), excerpt, entries
     )
+
+
+def _kept(
+    plan: Plan,
+    topic: Topic,
+    msg: Message,
+    entry: WasteReading | HealthMeasurement | WeighbridgeTicket,
+    problem: tuple[str, str] | None,
+) -> bool:
+    """True for an entry without a problem; otherwise it becomes a dead letter (code, reason)."""
+    if problem is None:
+        return True
+    plan.quarantine.append(
+        _dead_letter(
+            topic.site, topic.kind, problem[0], problem[1], msg, raw=entry.model_dump(mode="json")
+        )
+    )
+    return False
+
+
+def _set_aside(
+    plan: Plan,
+    topic: Topic,
+    msg: Message,
+    decoded: Decoded[WasteReading] | Decoded[HealthMeasurement] | Decoded[WeighbridgeTicket],
+) -> None:
+    """What the decoder set aside: the fields v1 does not define counted, each rejected entry a
+    dead letter."""
+    plan.ignored.update(decoded.ignored)
+    for rej in decoded.rejected:
+        plan.quarantine.append(
+            _dead_letter(
+                topic.site,
+                topic.kind,
+                rej.code,
+                f"entry {rej.index}: {rej.reason}",
+                msg,
+                raw=rej.raw,
+            )
+        )
 
 
 def _rollback(

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud.days import day_start_ms, number_of
+from cloud.days import days_where
 from cloud.influx import InfluxClient
 from cloud.inspections.effectiveness import Check
 from cloud.inspections.record import PLACE_KINDS, Inspection, PlaceKind
@@ -120,9 +120,7 @@ def read(
     place: str | None = None,
 ) -> list[Stored]:
     """Inspections of the Shanghai days start..end (inclusive), oldest first."""
-    lo = day_start_ms(number_of(start))
-    hi = day_start_ms(number_of(end) + 1)
-    where = f"time >= {lo}ms AND time < {hi}ms"
+    where = days_where(start, end)
     if place_kind is not None:
         where += f" AND \"place_kind\" = '{_quote(place_kind)}'"
     if place is not None:

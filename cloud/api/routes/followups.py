@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from cloud import measurements as m
 from cloud.api.deps import Health, State, bounded, require
 from cloud.auth import TokenRecord
-from cloud.days import date_of, day_number, day_start_ms, number_of, today
+from cloud.days import date_of, day_number, days_where, today
 from cloud.health import worklist
 from cloud.health.followups import (
     COUNT_STATES,
@@ -200,7 +200,7 @@ def followup_counts(
         raise HTTPException(422, detail="at most 366 days at once")
     q = (
         f'SELECT "followups", "suppressed" FROM {m.HEALTH_FOLLOWUP_COUNTS.name} '
-        f"WHERE time >= {day_start_ms(number_of(start))}ms AND time < {day_start_ms(number_of(end) + 1)}ms "
+        f"WHERE {days_where(start, end)} "
         'GROUP BY "state", "reason"'
     )
     rows = []

@@ -14,7 +14,7 @@ from cloud import measurements as m
 from cloud.api.deps import Health, State, bounded, require
 from cloud.api.routes.waste import check_range
 from cloud.auth import TokenRecord
-from cloud.days import date_of, day_number, day_start_ms, number_of, today
+from cloud.days import date_of, day_number, days_where, today
 from cloud.health import fhir, report, ws365
 from cloud.health.daily import ALL_TYPES
 from cloud.health.triage import TIERS, Tier, triage
@@ -72,10 +72,9 @@ def _stored(
     The count goes to the audit record (cloud/api/middleware.py); more than api_max_rows is a 422.
     """
     check_range(start, end)
-    lo, hi = day_start_ms(number_of(start)), day_start_ms(number_of(end) + 1)
     q = (
         f"SELECT * FROM {m.HEALTH_MEASUREMENT.name} WHERE \"resident\" = '{resident}' "
-        f'AND time >= {lo}ms AND time < {hi}ms GROUP BY "site", "device", "type"'
+        f'AND {days_where(start, end)} GROUP BY "site", "device", "type"'
     )
     found: dict[tuple[str, int], Observation] = {}
     for s in state.influx.query(q, db=state.influx.health_db):
@@ -313,10 +312,7 @@ def health_daily(
     small cells suppressed for operators (the same copy Grafana reads)."""
     check_range(start, end)
     exact = token.role == "health"
-    where = [
-        f"time >= {day_start_ms(number_of(start))}ms",
-        f"time < {day_start_ms(number_of(end) + 1)}ms",
-    ]
+    where = [days_where(start, end)]
     if site is not None:
         where.append(f"\"site\" = '{site}'")
     q = (

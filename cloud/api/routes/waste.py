@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from cloud import measurements as m
 from cloud.api.deps import Operator, State, bounded
-from cloud.days import DAY_MS, date_of, day_number, day_start_ms, number_of
+from cloud.days import date_of, day_number, days_where
 from contract.models import ID_PATTERN, Category, Subcategory
 
 SUBCATEGORIES = tuple(x.value for x in Subcategory)
@@ -52,14 +52,6 @@ def check_day(day: dt.date, name: str = "date") -> None:
         )
 
 
-def days_where(start: dt.date, end: dt.date) -> list[str]:
-    """The InfluxQL time conditions of the Shanghai days start..end (inclusive)."""
-    return [
-        f"time >= {day_start_ms(number_of(start))}ms",
-        f"time < {day_start_ms(number_of(end) + 1)}ms",
-    ]
-
-
 def check_range(start: dt.date, end: dt.date) -> None:
     """422 when a day is out of bounds, end is before start, or the range is unreasonably long."""
     check_day(start, "start")
@@ -86,11 +78,10 @@ def daily(
 ) -> DailyResponse:
     """Daily tonnage exact to the gram, and deposit counts."""
     check_range(start, end)
-    lo = day_start_ms(number_of(start))
-    hi = day_start_ms(number_of(end) + 1)
+    when = days_where(start, end)
     if group != "site":
-        return _grouped(state, lo, hi, group, site, area, category)
-    where = [f"time >= {lo}ms", f"time < {hi}ms"]
+        return _grouped(state, when, group, site, area, category)
+    where = [when]
     for tag, value in (
         ("site", site),
         ("area", area),
@@ -122,8 +113,7 @@ def daily(
 
 def _grouped(
     state: State,
-    lo: int,
-    hi: int,
+    when: str,
     group: str,
     site: str | None,
     area: str | None,
@@ -134,7 +124,7 @@ def _grouped(
         raise HTTPException(422, detail=f"site= cannot be combined with group={group}")
     if group == "district" and area is not None:
         raise HTTPException(422, detail="area= cannot be combined with group=district")
-    where = [f"time >= {lo}ms", f"time < {hi}ms"]
+    where = [when]
     where.append(
         f"\"area\" = '{area}'"
         if area
@@ -227,11 +217,8 @@ def targets(
 ) -> TargetsResponse:
     """The plan's targets for one day, as the aggregator last computed them."""
     check_day(date)
-    lo = day_start_ms(number_of(date))
-    hi = lo + DAY_MS
-    found = state.influx.query(
-        f"SELECT * FROM {m.WASTE_TARGETS.name} WHERE time >= {lo}ms AND time < {hi}ms"
-    )
+    when = days_where(date, date)
+    found = state.influx.query(f"SELECT * FROM {m.WASTE_TARGETS.name} WHERE {when}")
     if not found or not found[0].values:
         raise HTTPException(
             404, detail=f"no targets computed for {date} (no waste data that day yet)"
@@ -239,7 +226,7 @@ def targets(
     v = dict(zip(found[0].columns, found[0].values[-1], strict=True))
     below = state.influx.query(
         f"SELECT meets_standard FROM {m.WASTE_AREA_DAILY.name} WHERE \"category\" = 'all' AND \"area\" != 'all' "
-        f'AND time >= {lo}ms AND time < {hi}ms GROUP BY "area"'
+        f'AND {when} GROUP BY "area"'
     )
     met_areas = {s.tags["area"] for s in below if s.values and s.values[-1][1]}
     waste_areas = sorted(
@@ -343,7 +330,7 @@ def reconciliation(
     """Station-scale tonnage against weighbridge tonnage of the same source area, per day, area
     and category, as the aggregator last computed it (docs/aggregation.md, reconciliation)."""
     check_range(start, end)
-    where = days_where(start, end)
+    where = [days_where(start, end)]
     if area is not None:
         where.append(f"\"area\" = '{area}'")
     if category is not None:
@@ -409,7 +396,7 @@ def sorting_comparison(
     """Per day and area, whether the area's day meets the weight-based sorting standard beside
     its latest inspection's 达标, as the aggregator last computed it (docs/aggregation.md)."""
     check_range(start, end)
-    where = days_where(start, end)
+    where = [days_where(start, end)]
     if area is not None:
         where.append(f"\"area\" = '{area}'")
     if disagree is not None:
