@@ -23,7 +23,7 @@ from bench.proc_stats import cpu_seconds, memory_mb
 from bench.report import Figure, Goal, Report
 from cloud import measurements as m
 from cloud.aggregate.loop import run_lanes
-from cloud.aggregate.reader import readings_query
+from cloud.aggregate.reader import TIME_PARTS, readings_query
 from cloud.aggregate.runner import Aggregator, StageTimes
 from cloud.days import DAY_MS, day_start_ms, number_of
 from cloud.influx import InfluxClient, InfluxConfig
@@ -200,6 +200,20 @@ def private_influxd() -> Iterator[PrivateInfluxd]:
             server.stop()
 
 
+def raw_export_sliced(influx: InfluxClient, day: int, parts: int = TIME_PARTS) -> tuple[float, int]:
+    """Seconds and bytes for influxd to answer the day as the runner asks it: `parts` time slices
+    at once, MessagePack, bodies read and discarded (the ceiling of the runner's own read)."""
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(parts) as pool:
+        sizes = list(
+            pool.map(
+                lambda k: raw_export(influx, readings_query(day, None, k, parts), "msgpack")[1],
+                range(parts),
+            )
+        )
+    return time.perf_counter() - t0, sum(sizes)
+
+
 def raw_export(
     influx: InfluxClient, q: str, fmt: str, chunk_size: int = 50_000
 ) -> tuple[float, int]:
@@ -219,6 +233,7 @@ class ExportFigures:
     times: StageTimes
     wall: float
     raw: dict[str, tuple[float, int]] = field(default_factory=dict)
+    sliced: tuple[float, int] = (0.0, 0)  # raw msgpack export of the runner's time slices at once
     cpu: dict[str, float] = field(default_factory=dict)  # CPU-s, this process + influxd
 
     @property
@@ -246,6 +261,7 @@ def measure_full_day(
     same number of tries under the same conditions for both sides of the ratio. With influxd's
     pid, also the CPU seconds (this process + influxd) of each side, the least of its tries."""
     q = readings_query(day)
+    sliced = (float("inf"), 0)
     best: ExportFigures | None = None
     raw: dict[str, tuple[float, int]] = {}
     cpu: dict[str, float] = {}
@@ -268,8 +284,10 @@ def measure_full_day(
             except RuntimeError:
                 continue
             cpu[fmt] = min(cpu.get(fmt, float("inf")), cpu_now() - c0)
+        sliced = min(sliced, raw_export_sliced(influx, day))
     assert best is not None, "repeats must be at least 1"
     best.raw = raw
+    best.sliced = sliced
     best.cpu = cpu if influxd_pid else {}
     return best
 
@@ -472,11 +490,28 @@ def runner_figures(f: ExportFigures, label: str) -> tuple[list[Figure], list[str
                 f"{s:.3f} s, {size / 1e6:.0f} MB",
             )
         )
+    if f.sliced[0]:
+        s, size = f.sliced
+        figures.append(
+            Figure(
+                f"{label} influxd raw export, msgpack, {TIME_PARTS} time slices at once",
+                "readings/s",
+                n / s,
+                s,
+                f"{s:.3f} s, {size / 1e6:.0f} MB",
+            )
+        )
     notes = [
         f"{label}: kernel {t.kernel / whole:.1%} of the runner's day, export {t.read / whole:.1%}"
         if whole
         else f"{label}: no readings"
     ]
+    if f.sliced[0] and whole:
+        notes.append(
+            f"{label}: the runner reads the day as {TIME_PARTS} time slices at once (influxd answers "
+            f"a query on one core); against the raw export of those slices: "
+            f"{f.sliced[0] / whole:.2f}×, against the single query (the goal's reference) below"
+        )
     goal = None
     if f.raw and whole:
         fmt, raw = f.best_raw

@@ -111,6 +111,20 @@ class PseudonymCoder:
         self._hi.append(hi)
         self._lo.append(lo)
 
+    def extend(self, other: PseudonymCoder) -> None:
+        """Append another coder's batches (its other strings renumbered into this one's)."""
+        remap = np.array(
+            [self._others.setdefault(x, len(self._others)) for x in other._others],
+            dtype=np.uint64,
+        )
+        for kind, hi, lo in zip(other._kind, other._hi, other._lo, strict=True):
+            hi = hi.copy()
+            at = kind == OTHER
+            hi[at] = remap[hi[at].astype(np.int64)]
+            self._kind.append(kind)
+            self._hi.append(hi)
+            self._lo.append(lo)
+
     def _one_by_one(self, names: list[str]) -> tuple[np.ndarray, U64, U64]:
         """A batch with some non-canonical string: canonical names to their 128 bits as in
         parse_canonical, every other string to its own number."""

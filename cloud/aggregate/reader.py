@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -29,10 +30,12 @@ Row = tuple[
 ]  # time (ms), net_kg, seq, resident: readings_query's columns
 
 
-def day_window(day: int) -> str:
-    """The InfluxQL time condition of one Shanghai day."""
+def day_window(day: int, part: int = 0, parts: int = 1) -> str:
+    """The InfluxQL time condition of one Shanghai day, or of its `part`-th of `parts` equal
+    slices (whole milliseconds; together they cover the day once)."""
     start = day_start_ms(day)
-    return f"time >= {start}ms AND time < {start + DAY_MS}ms"
+    lo, hi = start + DAY_MS * part // parts, start + DAY_MS * (part + 1) // parts
+    return f"time >= {lo}ms AND time < {hi}ms"
 
 
 def tag_condition(tag: str, values: Sequence[str]) -> str:
@@ -51,11 +54,16 @@ def area_condition(areas: Sequence[str] | None) -> str:
     return "area != 'all'" if areas is None else tag_condition("area", areas)
 
 
-def readings_query(day: int, sites: Sequence[str] | None = None) -> str:
-    """The InfluxQL the aggregator reads a day with: series by series (GROUP BY the tags), so each
-    device's readings arrive together and in time order — the layout of daily_totals' one-pass
-    proof — and the tags travel once per series instead of once per reading."""
-    where = day_window(day) + (f" AND {site_condition(sites)}" if sites is not None else "")
+def readings_query(
+    day: int, sites: Sequence[str] | None = None, part: int = 0, parts: int = 1
+) -> str:
+    """The InfluxQL the aggregator reads a day with (or a time slice of it: day_window): series by
+    series (GROUP BY the tags), so each device's readings arrive together and in time order — the
+    layout of daily_totals' one-pass proof — and the tags travel once per series instead of once
+    per reading."""
+    where = day_window(day, part, parts) + (
+        f" AND {site_condition(sites)}" if sites is not None else ""
+    )
     return (
         f"SELECT net_kg, seq, resident FROM {m.WASTE_READING.name} "
         f"WHERE {where} GROUP BY device, site, category"
@@ -77,6 +85,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+TIME_PARTS = 2  # a whole day is read as this many time slices at once (influxd: a core each)
 BATCH_ROWS = 1024  # rows turned into columns at a time: the batch's tuples stay in cache
 
 
@@ -118,6 +127,18 @@ class _Columns:
             p[key].append(np.repeat(np.array(column, dtype=np.int64), counts))
         self.rows, self.counts, self.tags = [], [], []
 
+    def extend(self, other: _Columns) -> None:
+        """Append another read's columns (its device and pseudonym codes made this read's)."""
+        self.flush()
+        other.flush()
+        remap = np.array(
+            [self.devices.setdefault(d, len(self.devices)) for d in other.devices], dtype=np.int64
+        )
+        for key, parts in other.parts.items():
+            self.parts[key] += [remap[x] for x in parts] if key == "dev" else parts
+        self.net += other.net
+        self.pseudonyms.extend(other.pseudonyms)
+
     def readings(self) -> tuple[Readings, Pseudonyms]:
         self.flush()
         resident, table = self.pseudonyms.codes()
@@ -148,26 +169,54 @@ class ReadingsReader:
     chunk_size: int = 50_000
     sites_per_query: int = SITES_PER_QUERY
     batch_rows: int = BATCH_ROWS
+    time_parts: int = TIME_PARTS
 
     def read(self, day: int, sites: Sequence[str] | None = None) -> tuple[Readings, Pseudonyms]:
         """All stored readings of one Shanghai day (of these sites only, if given) as columns,
         and the table of resident pseudonyms the resident column indexes.
 
-        One chunked MessagePack stream per query (InfluxClient.query_rows): a whole day is one
-        query (no site list for influxd to match); given sites are asked sites_per_query at a
-        time. Memory is bounded by the columns either way."""
-        cols = _Columns(self.batch_rows)
-        names = list(sites) if sites is not None else None
-        step = self.sites_per_query
-        groups = (
-            [None] if names is None else [names[i : i + step] for i in range(0, len(names), step)]
-        )
+        One chunked MessagePack stream per query (InfluxClient.query_rows). A whole day is read
+        as `time_parts` slices of the day at once, one query and one thread each (influxd answers
+        each query on one core; two slices keep both busy), their columns joined and put back in
+        series order by one stable sort on the device (each device's earlier slice first, so
+        still in time order: the one-pass proof holds). Given sites are asked sites_per_query at
+        a time, in one stream. Memory is bounded by the columns either way."""
         with gc_paused():
+            if sites is None and self.time_parts > 1:
+                return self._read_parts(day)
+            cols = _Columns(self.batch_rows)
+            names = list(sites) if sites is not None else None
+            step = self.sites_per_query
+            groups = (
+                [None]
+                if names is None
+                else [names[i : i + step] for i in range(0, len(names), step)]
+            )
             for group in groups:
-                q = readings_query(day, group)
-                for tags, values in self.influx.query_rows(q, Row, self.chunk_size):
-                    self._add(cols, tags, values)
+                self._stream(cols, readings_query(day, group))
             return cols.readings()
+
+    def _stream(self, cols: _Columns, q: str) -> _Columns:
+        for tags, values in self.influx.query_rows(q, Row, self.chunk_size):
+            self._add(cols, tags, values)
+        return cols
+
+    def _read_parts(self, day: int) -> tuple[Readings, Pseudonyms]:
+        n = self.time_parts
+        with ThreadPoolExecutor(n, thread_name_prefix="aggregate-read") as pool:
+            parts = list(
+                pool.map(
+                    lambda k: self._stream(
+                        _Columns(self.batch_rows), readings_query(day, None, k, n)
+                    ),
+                    range(n),
+                )
+            )
+        cols = parts[0]
+        for other in parts[1:]:
+            cols.extend(other)
+        r, table = cols.readings()
+        return r.take(np.argsort(r.device, kind="stable")), table
 
     def _add(self, cols: _Columns, tags: dict[str, str], values: list[Row]) -> None:
         site = self.site_idx.get(tags.get("site", ""), -1)

@@ -264,6 +264,23 @@ def test_reader_site_groups_equal_the_whole_day(settled, influx, registry) -> No
         return sorted((*x, hash(n)) for *x, n in zip(*(c.tolist() for c in cols), res, strict=True))
 
     assert len(a) == len(b) > 5 * 40 and rows(a, names_a) == rows(b, names_b)
+    # a whole day as three time slices read at once, chunks of 7 rows, batches of 5: the same
+    # readings, and still in series order (each device one run, in time order within it)
+    sliced = ReadingsReader(
+        influx, agg.reader.site_idx, agg.reader.cat_idx, 7, batch_rows=5, time_parts=3
+    )
+    c, names_c = sliced.read(DAY)
+    assert rows(c, names_c) == rows(b, names_b)
+    assert agg.reader.time_parts == 2 and series_order(b) and series_order(c)
+
+
+def series_order(r: Readings) -> bool:
+    """Each device's readings are one contiguous run, in time order (one series per device here)."""
+    dev, ts = r.device, r.ts_ms
+    cut = np.flatnonzero(dev[1:] != dev[:-1]) + 1
+    heads = dev[np.concatenate(([0], cut))]
+    same = dev[1:] == dev[:-1]
+    return len(set(heads.tolist())) == len(heads) and bool((ts[1:][same] >= ts[:-1][same]).all())
 
 
 def test_markers_of_distinct_site_days_never_share_a_point() -> None:
