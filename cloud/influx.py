@@ -74,6 +74,12 @@ class InfluxConfig:
     gzip: bool | None = None  # None: compress writes over 4 KiB unless the server is on this host
 
 
+def quote(value: str) -> str:
+    """A string literal for InfluxQL: backslashes and single quotes escaped, in single quotes
+    (callers validate ids; this keeps any text inert)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def is_loopback(url: str) -> bool:
     """True when the URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
     host = (httpx.URL(url).host or "").lower()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cloud import measurements as m
-from cloud.influx import InfluxClient
+from cloud.influx import InfluxClient, quote
 from cloud.lineproto import FieldValue, LineProtocolError, line
 
 DEFAULT_KEEP_DAYS = 30
@@ -150,10 +150,6 @@ class DeadLetterBudget:
         return kept
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 class QuarantineStore:
     """Reads and prunes dead letters through the one InfluxDB client."""
 
@@ -171,9 +167,9 @@ class QuarantineStore:
         """Newest dead letters first, at most `limit`, received within `since`."""
         where = [f"time > now() - {int(since.total_seconds())}s"]
         if site:
-            where.append(f"site = {_quote(site)}")
+            where.append(f"site = {quote(site)}")
         if code:
-            where.append(f"code = {_quote(code)}")
+            where.append(f"code = {quote(code)}")
         q = (
             f"SELECT reason, topic, payload, entries, site, kind, code, worker FROM {m.QUARANTINE.name} "
             f"WHERE {' AND '.join(where)} ORDER BY time DESC LIMIT {int(limit)}"

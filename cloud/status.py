@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cloud import measurements as m
-from cloud.influx import InfluxClient, Series
+from cloud.influx import InfluxClient, Series, quote
 from cloud.registry import Registry
 
 GatewayState = Literal["online", "offline", "unknown"]
@@ -56,7 +56,7 @@ def read_statuses(
     influx: InfluxClient, registry: Registry, site: str | None = None, area: str | None = None
 ) -> list[GatewayStatus]:
     """Every active gateway of the registry (optionally one site or area) with its latest status."""
-    where = f" WHERE \"site\" = '{site}'" if site else ""
+    where = f' WHERE "site" = {quote(site)}' if site else ""
     latest = _latest_by(
         influx.query(
             f'SELECT "online", "buffered" FROM {m.GATEWAY_STATUS.name}{where} GROUP BY "site" ORDER BY time DESC LIMIT 1'

@@ -18,7 +18,7 @@ from cloud.aggregate.official import KINDS, SUBCATEGORIES, Tickets
 from cloud.aggregate.pseudonyms import PseudonymCoder, Pseudonyms
 from cloud.aggregate.tonnage import F64, I64, Mask, Readings, kg_to_mg
 from cloud.days import DAY_MS, day_number, day_start_ms
-from cloud.influx import InfluxClient
+from cloud.influx import InfluxClient, quote
 from contract import CATEGORIES
 
 SITES_PER_QUERY = 200  # sites named in one WHERE (site = … OR …): keeps a query short
@@ -40,8 +40,7 @@ def day_window(day: int, part: int = 0, parts: int = 1) -> str:
 
 def tag_condition(tag: str, values: Sequence[str]) -> str:
     """`(tag = 'a' OR tag = 'b' …)` for a WHERE clause."""
-    quoted = (v.replace("\\", "\\\\").replace("'", "\\'") for v in values)
-    return "(" + " OR ".join(f"{tag} = '{q}'" for q in quoted) + ")"
+    return "(" + " OR ".join(f"{tag} = {quote(v)}" for v in values) + ")"
 
 
 def site_condition(sites: Sequence[str]) -> str:

@@ -31,7 +31,7 @@ from cloud.health.triage import (
     suspected_hypertension,
     triage,
 )
-from cloud.influx import InfluxClient
+from cloud.influx import InfluxClient, quote
 from cloud.lineproto import FieldValue, line, point_time_ns
 from cloud.measurements import HEALTH_FOLLOWUP, HEALTH_FOLLOWUP_COUNTS, HEALTH_MEASUREMENT
 from contract.models import VALUE_KEYS
@@ -51,10 +51,6 @@ class Reading:
     @property
     def day(self) -> int:
         return day_number(self.ts)
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def read_readings(influx: InfluxClient, where: str) -> list[Reading]:
@@ -157,7 +153,7 @@ def update_raised(influx: InfluxClient, days: Iterable[int]) -> int:
             bp_days[r.resident].add(r.day)
     for resident, ds in bp_days.items():  # a late reading may make a later day the third
         where = (
-            f"\"resident\" = '{_quote(resident)}' AND "
+            f'"resident" = {quote(resident)} AND '
             f"{_day_window(min(ds) - HTN_WINDOW_DAYS + 1, max(ds) + HTN_WINDOW_DAYS - 1)}"
         )
         history[resident] = [r for r in read_readings(influx, where) if r.type == BP]
@@ -171,7 +167,7 @@ def update_raised(influx: InfluxClient, days: Iterable[int]) -> int:
 
 def read_events(influx: InfluxClient, resident: str | None = None) -> list[Event]:
     """Every stored follow-up event (of one resident when given)."""
-    where = f" WHERE \"resident\" = '{_quote(resident)}'" if resident else ""
+    where = f' WHERE "resident" = {quote(resident)}' if resident else ""
     q = f'SELECT * FROM {HEALTH_FOLLOWUP.name}{where} GROUP BY "resident", "reason", "event", "device"'
     out = []
     for s in influx.query_chunks(q, db=influx.health_db):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.days import days_where
-from cloud.influx import InfluxClient
+from cloud.influx import InfluxClient, quote
 from cloud.inspections.effectiveness import Check
 from cloud.inspections.record import PLACE_KINDS, Inspection, PlaceKind
 from cloud.lineproto import line
@@ -99,10 +99,6 @@ class Stored:
         return Check(self.place_kind, self.place, self.time_ms, self.id, self.passed)
 
 
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
 def _detail(text: str) -> list[tuple[str, bool]]:
     out = []
     for part in (text or "").split(","):
@@ -122,9 +118,9 @@ def read(
     """Inspections of the Shanghai days start..end (inclusive), oldest first."""
     where = days_where(start, end)
     if place_kind is not None:
-        where += f" AND \"place_kind\" = '{_quote(place_kind)}'"
+        where += f' AND "place_kind" = {quote(place_kind)}'
     if place is not None:
-        where += f" AND \"place\" = '{_quote(place)}'"
+        where += f' AND "place" = {quote(place)}'
     q = (
         f"SELECT * FROM {INSPECTION.name} WHERE {where} "
         'GROUP BY "place_type", "place_kind", "place", "area"'

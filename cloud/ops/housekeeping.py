@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from cloud import measurements as m
 from cloud.days import DAY_MS
-from cloud.influx import InfluxClient
+from cloud.influx import InfluxClient, quote
 from cloud.ops.delivery import HORIZON_MS
 from cloud.ops.inputs import SILENCE_HORIZON_MS
 from cloud.ops.lifecycle import Event
-from cloud.ops.store import Key, quote
+from cloud.ops.store import Key
 
 KEEP_EVENTS_MS = 90 * DAY_MS
 

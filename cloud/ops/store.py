@@ -13,17 +13,12 @@ import secrets
 from collections.abc import Iterable
 
 from cloud import measurements as m
-from cloud.influx import InfluxClient
+from cloud.influx import InfluxClient, quote
 from cloud.lineproto import line
 from cloud.ops.lifecycle import ACTIONS, Action, Change, Event, State, fold
 
 Key = tuple[str, str]  # (rule, subject)
 _FIELDS = ("action", "severity", "audience", "deadline_ms", "value", "by", "note")
-
-
-def quote(value: str) -> str:
-    """A string literal for InfluxQL (callers validate ids; this keeps any text inert)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def change_line(c: Change, state: State) -> str:

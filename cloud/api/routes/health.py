@@ -18,6 +18,7 @@ from cloud.days import date_of, day_number, days_where, today
 from cloud.health import fhir, report, ws365
 from cloud.health.daily import ALL_TYPES
 from cloud.health.triage import TIERS, Tier, triage
+from cloud.influx import quote
 from contract.models import ID_PATTERN, RESIDENT_PATTERN, VALUE_KEYS, HealthMeasurement
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
@@ -73,7 +74,7 @@ def _stored(
     """
     check_range(start, end)
     q = (
-        f"SELECT * FROM {m.HEALTH_MEASUREMENT.name} WHERE \"resident\" = '{resident}' "
+        f'SELECT * FROM {m.HEALTH_MEASUREMENT.name} WHERE "resident" = {quote(resident)} '
         f'AND {days_where(start, end)} GROUP BY "site", "device", "type"'
     )
     found: dict[tuple[str, int], Observation] = {}
@@ -314,7 +315,7 @@ def health_daily(
     exact = token.role == "health"
     where = [days_where(start, end)]
     if site is not None:
-        where.append(f"\"site\" = '{site}'")
+        where.append(f'"site" = {quote(site)}')
     q = (
         f'SELECT "visits", "measurements", "anonymous", "abnormal", "suppressed" FROM {m.HEALTH_DAILY.name} '
         f'WHERE {" AND ".join(where)} GROUP BY "site", "type"'

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from cloud import measurements as m
 from cloud.api.deps import Operator, State, bounded
 from cloud.days import date_of, day_number, days_where
+from cloud.influx import quote
 from contract.models import ID_PATTERN, Category, Subcategory
 
 SUBCATEGORIES = tuple(x.value for x in Subcategory)
@@ -88,7 +89,7 @@ def daily(
         ("category", category.value if category else None),
     ):
         if value is not None:
-            where.append(f"\"{tag}\" = '{value}'")
+            where.append(f'"{tag}" = {quote(value)}')
     q = (
         f"SELECT net_g, deposits FROM {m.WASTE_DAILY.name} WHERE {' AND '.join(where)} "
         'GROUP BY "site", "area", "category"'
@@ -126,12 +127,12 @@ def _grouped(
         raise HTTPException(422, detail="area= cannot be combined with group=district")
     where = [when]
     where.append(
-        f"\"area\" = '{area}'"
+        f'"area" = {quote(area)}'
         if area
         else ("\"area\" = 'all'" if group == "district" else "\"area\" != 'all'")
     )
     if category is not None:
-        where.append(f"\"category\" = '{category.value}'")
+        where.append(f'"category" = {quote(category.value)}')
     q = (
         f"SELECT net_g, deposits, residents FROM {m.WASTE_AREA_DAILY.name} WHERE {' AND '.join(where)} "
         'GROUP BY "area", "category"'
@@ -332,9 +333,9 @@ def reconciliation(
     check_range(start, end)
     where = [days_where(start, end)]
     if area is not None:
-        where.append(f"\"area\" = '{area}'")
+        where.append(f'"area" = {quote(area)}')
     if category is not None:
-        where.append(f"\"category\" = '{category}'")
+        where.append(f'"category" = {quote(category)}')
     q = (
         "SELECT scale_g, weighbridge_g, diff_g, diff_pct FROM "
         f'{m.WASTE_RECONCILIATION.name} WHERE {" AND ".join(where)} GROUP BY "area", "category"'
@@ -398,7 +399,7 @@ def sorting_comparison(
     check_range(start, end)
     where = [days_where(start, end)]
     if area is not None:
-        where.append(f"\"area\" = '{area}'")
+        where.append(f'"area" = {quote(area)}')
     if disagree is not None:
         where.append(f'"disagree" = {str(disagree).lower()}')
     q = (
