@@ -49,8 +49,16 @@ def site_condition(sites: Sequence[str]) -> str:
 
 
 def area_condition(areas: Sequence[str] | None) -> str:
-    """The areas' rows (not the district's): every area, or `(area = 'a' OR …)`."""
-    return "area != 'all'" if areas is None else tag_condition("area", areas)
+    """The areas' rows (not the district's): every area, or `(area = 'a' OR …)` for at most
+    AREAS_PER_QUERY of them (more are read whole: `wanted_areas` picks them out)."""
+    if areas is None or len(areas) > AREAS_PER_QUERY:
+        return "area != 'all'"
+    return tag_condition("area", areas)
+
+
+def wanted_areas(area_idx: dict[str, int], only: Sequence[str] | None) -> dict[str, int]:
+    """The area table a read fills: every area, or those of `only`."""
+    return area_idx if only is None else {a: area_idx[a] for a in only if a in area_idx}
 
 
 def readings_query(
@@ -233,9 +241,10 @@ class ReadingsReader:
             f"SELECT net_mg, deposits FROM {m.WASTE_AREA_DAILY.name} WHERE {area_condition(only)} "
             f"AND category != 'all' AND {day_window(day)} GROUP BY area, category"
         )
+        wanted = wanted_areas(area_idx, only)
         for s in self.influx.query(q):
             a, c = (
-                area_idx.get(s.tags.get("area", "")),
+                wanted.get(s.tags.get("area", "")),
                 self.cat_idx.get(s.tags.get("category", "")),
             )
             if a is None or c is None or not s.values:
@@ -271,8 +280,9 @@ class ReadingsReader:
             f"SELECT meets_standard FROM {m.WASTE_AREA_DAILY.name} WHERE {area_condition(only)} "
             f"AND category = 'all' AND {day_window(day)} GROUP BY area"
         )
+        wanted = wanted_areas(area_idx, only)
         for s in self.influx.query(q):
-            a = area_idx.get(s.tags.get("area", ""))
+            a = wanted.get(s.tags.get("area", ""))
             if a is None or not s.values:
                 continue
             has[a], meets[a] = True, bool(s.values[-1][1])
@@ -420,8 +430,9 @@ def weighbridge_areas(
         f"SELECT net_g FROM {m.WEIGHBRIDGE_DAILY.name} WHERE {area_condition(only)} "
         f"AND category != 'all' AND subcategory = 'all' AND {day_window(day)} GROUP BY area, category"
     )
+    wanted = wanted_areas(area_idx, only)
     for s in influx.query(q):
-        a, c = area_idx.get(s.tags.get("area", "")), cats.get(s.tags.get("category", ""))
+        a, c = wanted.get(s.tags.get("area", "")), cats.get(s.tags.get("category", ""))
         if a is not None and c is not None and s.values:
             out[a, c] = int(s.values[-1][1])
     return out

@@ -28,7 +28,6 @@ from cloud.aggregate.official import (
 )
 from cloud.aggregate.pseudonyms import Pseudonyms
 from cloud.aggregate.reader import (
-    AREAS_PER_QUERY,
     ReadingsReader,
     read_tickets,
     weighbridge_areas,
@@ -380,9 +379,8 @@ class Aggregator:
         more row, the rest of the district (its stored totals less these areas), so that the
         district row `reconcile` appends is the district's, exact to the milligram."""
         names = [self._areas[a] for a in areas]
-        only = names if len(names) <= AREAS_PER_QUERY else None
-        scale, _ = self.reader.area_rows(day, self._area_idx, only)
-        wb = weighbridge_areas(self.influx, day, self._area_idx, only)
+        scale, _ = self.reader.area_rows(day, self._area_idx, names)
+        wb = weighbridge_areas(self.influx, day, self._area_idx, names)
         district_mg, _ = self.reader.district_rows(day, day)
         district_g, _ = weighbridge_district(self.influx, day, day)
         n = len(CATEGORIES)
@@ -412,8 +410,6 @@ class Aggregator:
             if only is not None and not only:
                 continue
             names = None if only is None else [self._areas[a] for a in only]
-            if names is not None and len(names) > AREAS_PER_QUERY:
-                names = None
             has, meets = self.reader.area_standard(day, self._area_idx, names)
             if not has.any():  # no station data that day (as the targets): nothing to compare
                 continue

@@ -309,3 +309,28 @@ def test_district_lines_leave_residents_alone() -> None:
     assert "net_mg=2001500i" in tonnage[-1] and "category=all" in tonnage[-1]
     res = district_residents_lines(DAY, dep, np.array([1, 0, 2, 0], dtype=np.int64), 2)
     assert [ln.split(" ")[1] for ln in res] == ["residents=1i", "residents=2i", "residents=2i"]
+
+
+def test_rows_of_some_areas_are_those_of_all_areas_picked_out(
+    settled, influx, registry, monkeypatch
+) -> None:
+    """area_rows / area_standard of some areas: the same numbers as the whole read has for them,
+    and zero elsewhere, whether the areas are named in the query or (more than AREAS_PER_QUERY)
+    read whole and picked out."""
+    import cloud.aggregate.reader as reader
+
+    agg = Aggregator(influx, registry)
+    idx = agg._area_idx
+    some = ["A01", "A03"]
+    keep = np.zeros(len(idx), dtype=bool)
+    keep[[idx[a] for a in some]] = True
+    whole_net, whole_dep = agg.reader.area_rows(DAY, idx)
+    whole_has, whole_meets = agg.reader.area_standard(DAY, idx)
+    assert whole_net[keep].any() and whole_net[~keep].any()
+    for per_query in (reader.AREAS_PER_QUERY, 1):
+        monkeypatch.setattr(reader, "AREAS_PER_QUERY", per_query)
+        net, dep = agg.reader.area_rows(DAY, idx, some)
+        has, meets = agg.reader.area_standard(DAY, idx, some)
+        assert (net[keep] == whole_net[keep]).all() and not net[~keep].any()
+        assert (dep[keep] == whole_dep[keep]).all() and not dep[~keep].any()
+        assert (has == (whole_has & keep)).all() and (meets == (whole_meets & keep)).all()
