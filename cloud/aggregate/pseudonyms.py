@@ -25,9 +25,11 @@ from typing import overload
 import numpy as np
 
 from cloud.aggregate.tonnage import I64
+from contract.fast import RESIDENT_LENGTH
+from contract.models import RESIDENT_PATTERN
 
-PSEUDONYM_LENGTH = 34  # "r-" + 32 hex digits (contract.models.RESIDENT_PATTERN)
-_CANONICAL = re.compile(r"r-[0-9a-f]{32}")
+PSEUDONYM_LENGTH = RESIDENT_LENGTH  # "r-" + 32 lowercase hex digits
+_CANONICAL = re.compile(RESIDENT_PATTERN)
 _HEX = np.full(256, 255, dtype=np.uint8)  # byte -> its hex digit value; 255: not a digit
 _HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 _R, _DASH = ord("r"), ord("-")
