@@ -48,6 +48,7 @@ from cloud.registry import Registry
 from contract import CATEGORIES
 
 log = logging.getLogger(__name__)
+COUNTS_EVERY_S = 60.0  # the operators' follow-up counts are rewritten at least this often
 ALL = encode.ALL
 __all__ = ["ALL", "OVERLAP_MS", "Aggregator", "RunResult", "StageTimes"]
 
@@ -137,6 +138,7 @@ class Aggregator:
         }
         self.times = StageTimes()
         self._done: set[schedule.Marker] = set()  # markers this aggregator already recomputed
+        self._counts_at: tuple[float, dt.date] | None = None  # last follow-up counts: when, day
 
     # -- which area each site is in, on a day (a moved station keeps its old area before) ------
 
@@ -481,7 +483,9 @@ class Aggregator:
         result = self.recompute_work(work)
         health_days = self._health_days(work)
         recompute_health_days(self.influx, health_days, self.health_k)
-        health_pass(self.influx, health_days, self._today(), self.health_k)  # the follow-ups
+        health_pass(  # the follow-ups; the operators' counts when due (_counts_due)
+            self.influx, health_days, self._today(), self.health_k, self._counts_due(health_days)
+        )
         if district_residents:
             self.recount_district_residents(d for d, s in work.sites.items() if s is not None)
         schedule.write_watermark(self.influx, watermark, len(work), district_residents)
@@ -496,6 +500,18 @@ class Aggregator:
                 result.target_days,
             )
         return result
+
+    def _counts_due(self, health_days: list[int]) -> bool:
+        """Whether this run rewrites today's follow-up counts (a fold of the whole worklist, a
+        DELETE and a write): when it touched a hut's day, on a new Shanghai day, and otherwise
+        at most every COUNTS_EVERY_S (staff actions reach the counts within that). With a run
+        every second, rewriting them at every run would be a DELETE a second for nothing."""
+        now, day = time.monotonic(), self._today()
+        last = self._counts_at
+        if health_days or last is None or last[1] != day or now - last[0] >= COUNTS_EVERY_S:
+            self._counts_at = (now, day)
+            return True
+        return False
 
     def run_district_residents(self) -> int:
         """The slow lane: recount the district's distinct residents of the days marked since its

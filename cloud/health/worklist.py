@@ -244,10 +244,15 @@ def update_counts(influx: InfluxClient, today: dt.date, k: int = DEFAULT_K) -> l
 
 
 def health_pass(
-    influx: InfluxClient, days: Iterable[int], today: dt.date, k: int = DEFAULT_K
+    influx: InfluxClient,
+    days: Iterable[int],
+    today: dt.date,
+    k: int = DEFAULT_K,
+    counts: bool = True,
 ) -> int:
-    """The aggregator's follow-up pass: raised events of the touched days, then today's counts;
-    return how many raised events were written."""
+    """The aggregator's follow-up pass: raised events of the touched days, then (unless told not
+    to) today's counts; return how many raised events were written."""
     n = update_raised(influx, days)
-    update_counts(influx, today, k)
+    if counts:
+        update_counts(influx, today, k)
     return n

@@ -54,3 +54,24 @@ def test_a_failing_residents_lane_stops_the_rows_lane_and_is_raised() -> None:
     with pytest.raises(KeyError, match="residents lane"):
         run_lanes(lambda: agg, stop, lambda exc: None, 0.01, 0.01)  # type: ignore[arg-type, return-value]
     assert stop.is_set()
+
+
+def test_the_follow_up_counts_are_rewritten_when_due_not_at_every_run(
+    influx, registry, monkeypatch
+) -> None:
+    """With a run every second, today's follow-up counts (a fold of the whole worklist and a
+    DELETE) are rewritten when a run touched a hut's day, on a new Shanghai day, or after
+    COUNTS_EVERY_S; not at every run."""
+    import datetime as dt
+
+    from cloud.aggregate import runner
+
+    day = [dt.date(2026, 12, 1)]
+    agg = runner.Aggregator(influx, registry, today_fn=lambda: day[0])
+    assert agg._counts_due([]) is True  # the first run
+    assert agg._counts_due([]) is False  # the next, a second later, nothing for the huts
+    assert agg._counts_due([20_000]) is True  # a hut's day touched
+    day[0] = dt.date(2026, 12, 2)
+    assert agg._counts_due([]) is True  # a new Shanghai day
+    monkeypatch.setattr(runner, "COUNTS_EVERY_S", 0.0)
+    assert agg._counts_due([]) is True  # the minute is over
