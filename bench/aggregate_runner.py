@@ -350,9 +350,8 @@ def measure_late(
 
     rng = random.Random(seed)
     sites = waste_sites(registry)
-    threads = [threading.Thread(target=loop, name="bench-aggregate-loop")]
-    for t in threads:
-        t.start()
+    thread = threading.Thread(target=loop, name="bench-aggregate-loop")
+    thread.start()
     latencies: list[float] = []
     try:
         for i in range(count):
@@ -381,8 +380,7 @@ def measure_late(
                 say(f"  {i + 1}/{count} late readings, last {latencies[-1]:.2f} s")
     finally:
         stop.set()
-        for t in threads:
-            t.join()
+        thread.join()
     return LateFigures("whole day (former)" if whole_days else "per area (now)", latencies)
 
 
